@@ -1,0 +1,23 @@
+package io.moeserve.runtime.kernel;
+
+import io.moeserve.runtime.tensor.WeightMatrix;
+
+/**
+ * The matrix products the model math is built on; the seam where a faster backend plugs in.
+ *
+ * <p>All activations are float32 in row-major heap arrays; weights stay in their checkpoint dtype (F32, BF16,
+ * F16) and are widened on the fly, with float32 accumulation. Implementations must be safe to call from one
+ * thread at a time per instance (they may parallelise internally across all cores).
+ */
+public interface MatmulKernels {
+
+    /**
+     * {@code y[t][r] = Σ_c x[t][c] · W[r][c]} for {@code t < n}, {@code r < W.rows}: x holds n rows of W.cols
+     * floats starting at {@code xOffset}; y receives n rows of W.rows floats starting at {@code yOffset}.
+     * n = 1 is a matrix-vector product (decode); larger n is a matrix-matrix product (prefill, batched experts).
+     */
+    void matmul(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n);
+
+    /** A short name for logs and benchmark tables. */
+    String name();
+}
