@@ -1,0 +1,157 @@
+package io.moeserve.runtime.kernel;
+
+import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.WeightMatrix;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The CPU backend: Vector API kernels that read weights in place (F32, BF16, F16) and split work over a
+ * {@link Parallel} pool.
+ *
+ * <p>n = 1 goes to {@link MatvecKernel} (memory-bound: stream each weight once), n > 1 to {@link GemmKernel}
+ * (compute-bound: register-blocked tiles over packed panels). Work is split into one contiguous share per pool
+ * thread, by groups of 4 rows, or by groups of 4 tokens when a matrix has too few rows to go round. Small products
+ * (router gates, tiny experts) run on the calling thread: waking the pool would cost more than it saves. Weights
+ * whose memory segment is confined to the calling thread run there too, since pool threads may not touch them.
+ *
+ * <p>Per call nothing is allocated: the task handed to the pool is one preallocated object whose fields hold the
+ * call's arguments, and each thread's GEMM scratch is kept between calls. As {@link MatmulKernels} says, an
+ * instance serves one caller at a time; a second, concurrent caller is detected with one compare-and-set and
+ * computed on its own thread with its own (newly allocated) scratch, so misuse is slow but never wrong.
+ */
+public final class CpuMatmulKernels implements MatmulKernels {
+
+    /** Below this many weight bytes a matrix-vector product runs on the calling thread. */
+    static final long PARALLEL_MIN_BYTES = 192 * 1024;
+    /** Below this many multiply-adds a matrix-matrix product runs on the calling thread. */
+    static final long PARALLEL_MIN_MACS = 256 * 1024;
+
+    // An unstarted thread that owns nothing: a segment it may access is one that any pool thread may access.
+    private static final Thread FOREIGN_THREAD = Thread.ofPlatform().unstarted(() -> { });
+
+    private final Parallel parallel;
+    private final AtomicBoolean busy = new AtomicBoolean();
+    private final Call call;
+
+    /** Kernels on the process-wide pool, {@link Parallel#shared()}. */
+    public CpuMatmulKernels() {
+        this(Parallel.shared());
+    }
+
+    /** Kernels that split their work over {@code parallel}. */
+    public CpuMatmulKernels(Parallel parallel) {
+        this.parallel = parallel;
+        this.call = new Call(parallel.threads());
+    }
+
+    @Override
+    public void matmul(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n) {
+        if (n < 0) throw new IllegalArgumentException("n must not be negative, got " + n);
+        checkRange("x", x.length, xOffset, (long) n * w.cols());
+        checkRange("y", y.length, yOffset, (long) n * w.rows());
+        if (n == 0) return;
+        if (!busy.compareAndSet(false, true)) {
+            new Call(1).execute(w, x, xOffset, y, yOffset, n, false);
+            return;
+        }
+        try {
+            call.execute(w, x, xOffset, y, yOffset, n, true);
+        } finally {
+            busy.set(false);
+        }
+    }
+
+    @Override
+    public String name() {
+        return "cpu-vector" + Simd.FLOATS.vectorBitSize() + "x" + parallel.threads();
+    }
+
+    private static void checkRange(String array, int length, int offset, long count) {
+        if (offset < 0 || count > length - (long) offset) {
+            throw new IndexOutOfBoundsException(array + " needs " + count + " floats from offset " + offset
+                    + " but has length " + length);
+        }
+    }
+
+    /** One product in flight: its arguments, its split, and the per-slot GEMM scratch. */
+    private final class Call implements RangeTask {
+        private final GemmKernel.Scratch[] scratch;
+        private MemorySegment data;
+        private DType dtype;
+        private int rows;
+        private int cols;
+        private float[] x;
+        private int xOffset;
+        private float[] y;
+        private int yOffset;
+        private int n;
+        private boolean splitRows;
+        private int units;
+        private int slots;
+
+        Call(int slots) {
+            this.scratch = new GemmKernel.Scratch[slots];
+        }
+
+        void execute(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n, boolean mayFork) {
+            this.data = w.data();
+            this.dtype = w.dtype();
+            this.rows = w.rows();
+            this.cols = w.cols();
+            this.x = x;
+            this.xOffset = xOffset;
+            this.y = y;
+            this.yOffset = yOffset;
+            this.n = n;
+            int rowGroups = (rows + GemmKernel.ROWS - 1) / GemmKernel.ROWS;
+            int tokenGroups = (n + GemmKernel.TOKENS - 1) / GemmKernel.TOKENS;
+            boolean big = n == 1
+                    ? w.byteSize() >= PARALLEL_MIN_BYTES
+                    : (long) n * rows * cols >= PARALLEL_MIN_MACS;
+            int threads = mayFork && big && data.isAccessibleBy(FOREIGN_THREAD) ? parallel.threads() : 1;
+            splitRows = rowGroups >= threads || rowGroups >= tokenGroups;
+            units = splitRows ? rowGroups : tokenGroups;
+            slots = Math.min(threads, Math.min(units, scratch.length));
+            try {
+                if (slots == 1) runSlot(0);
+                else parallel.forRange(slots, this);
+            } finally {
+                // Drop references to the caller's arrays and weights.
+                this.data = null;
+                this.x = null;
+                this.y = null;
+            }
+        }
+
+        @Override
+        public void run(int from, int to) {
+            for (int slot = from; slot < to; slot++) runSlot(slot);
+        }
+
+        private void runSlot(int slot) {
+            int first = (int) ((long) units * slot / slots);
+            int end = (int) ((long) units * (slot + 1) / slots);
+            int rowFrom = 0, rowTo = rows, tokenFrom = 0, tokenTo = n;
+            if (splitRows) {
+                rowFrom = first * GemmKernel.ROWS;
+                rowTo = Math.min(rows, end * GemmKernel.ROWS);
+            } else {
+                tokenFrom = first * GemmKernel.TOKENS;
+                tokenTo = Math.min(n, end * GemmKernel.TOKENS);
+            }
+            if (rowFrom >= rowTo || tokenFrom >= tokenTo) return;
+            if (n == 1) {
+                switch (dtype) {
+                    case F32 -> MatvecKernel.f32(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+                    case BF16 -> MatvecKernel.bf16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+                    case F16 -> MatvecKernel.f16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+                }
+                return;
+            }
+            GemmKernel.Scratch s = scratch[slot];
+            if (s == null) scratch[slot] = s = new GemmKernel.Scratch();
+            GemmKernel.multiply(data, dtype, rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, s);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package io.moeserve.runtime.model;
+
+/**
+ * Every activation buffer a forward step needs, allocated once for the largest step (maxTokens tokens), so that
+ * the per-token path allocates nothing. Rows are token-major: row t of a buffer of width w is [t·w, (t+1)·w).
+ */
+final class ForwardBuffers {
+    final int maxTokens;
+    final float[] hidden;        // residual stream
+    final float[] normed;        // RMSNorm output
+    final float[] q;
+    final float[] k;
+    final float[] v;
+    final float[] attnOut;
+    final float[] projected;     // o_proj / FFN output before the residual add
+    final float[] latentQ;       // MLA q_a output
+    final float[] latentKv;      // MLA kv_a output
+    final float[] expandedKv;    // MLA kv_b output
+    final float[] latentNormed;  // MLA normed kv latent, compacted
+    final float[] ffnGate;
+    final float[] ffnUp;
+    final float[] routerLogits;
+    final float[] routerResidual; // MoE++ gate residual carried between layers
+    final float[] routerHidden;   // MoE++ 2-layer gate hidden
+    final float[] routerScratch;
+    final int[] experts;
+    final float[] weights;
+    final float[] expertInput;
+    final float[] sharedGate;
+
+    ForwardBuffers(ModelConfig c, int maxTokens) {
+        this.maxTokens = maxTokens;
+        int h = c.hiddenSize();
+        AttentionConfig a = c.attention();
+        int qWidth = a.numHeads() * a.qkHeadDim();
+        hidden = new float[maxTokens * h];
+        normed = new float[maxTokens * h];
+        q = new float[maxTokens * qWidth];
+        k = new float[maxTokens * a.keyWidth()];
+        v = new float[maxTokens * a.valueWidth()];
+        attnOut = new float[maxTokens * a.outputWidth()];
+        projected = new float[maxTokens * h];
+        if (a.kind() == AttentionConfig.Kind.MULTI_HEAD_LATENT) {
+            var m = a.mla();
+            latentQ = new float[maxTokens * Math.max(1, m.qLoraRank())];
+            latentKv = new float[maxTokens * (m.kvLoraRank() + m.qkRopeHeadDim())];
+            expandedKv = new float[maxTokens * a.numHeads() * (m.qkNopeHeadDim() + m.vHeadDim())];
+            latentNormed = new float[maxTokens * m.kvLoraRank()];
+        } else {
+            latentQ = latentKv = expandedKv = latentNormed = new float[0];
+        }
+        MoeConfig m = c.moe();
+        int ffnWidth = Math.max(c.denseIntermediate(), m.sharedIntermediate());
+        ffnGate = new float[maxTokens * Math.max(1, ffnWidth)];
+        ffnUp = new float[maxTokens * Math.max(1, ffnWidth)];
+        routerLogits = new float[maxTokens * m.numExperts()];
+        routerResidual = new float[maxTokens * m.numExperts()];
+        routerHidden = new float[m.moePlusPlus() != null ? maxTokens * 8 * m.numExperts() : 0];
+        routerScratch = new float[Math.max(m.numExperts(), 2) * 2];
+        experts = new int[maxTokens * m.topK()];
+        weights = new float[maxTokens * m.topK()];
+        expertInput = new float[maxTokens * h];
+        sharedGate = new float[maxTokens];
+    }
+}

@@ -1,0 +1,31 @@
+package io.moeserve.runtime.model;
+
+import io.moeserve.runtime.kernel.MatmulKernels;
+import io.moeserve.runtime.kernel.Parallel;
+import java.util.function.Function;
+
+/**
+ * How to run a loaded model.
+ *
+ * @param maxStepTokens  most tokens in one forward step (prefill chunk + decode tokens); sizes every buffer
+ * @param maxContext     longest sequence (RoPE table, attention scratch); at most max_position_embeddings
+ * @param kernels        matmul backend
+ * @param parallel       thread pool for attention and kernels
+ * @param hostedExperts  which routed experts to load into this process
+ * @param executor       builds the expert executor from the loaded experts; null = compute them here
+ */
+public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
+                           ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
+
+    public ModelOptions withMaxStepTokens(int tokens) {
+        return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor);
+    }
+
+    public ModelOptions withMaxContext(int context) {
+        return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor);
+    }
+
+    public ModelOptions withExecutor(ExpertSelection hosted, Function<ExpertStore, ExpertExecutor> factory) {
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory);
+    }
+}

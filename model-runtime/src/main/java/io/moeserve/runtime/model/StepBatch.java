@@ -1,0 +1,69 @@
+package io.moeserve.runtime.model;
+
+/**
+ * The tokens of one forward step: any mix of prompt chunks and decode tokens from many sequences.
+ *
+ * <p>Each token names its sequence's KV-cache slot and its position. Tokens of one sequence must appear in
+ * ascending position order, and the slot must have room reserved for them. Logits are computed only for the
+ * tokens marked as wanting them (the last prompt token, decode tokens), in the order they were added.
+ */
+public final class StepBatch {
+    private final int capacity;
+    final int[] tokens;
+    final int[] slots;
+    final int[] positions;
+    final int[] logitRows;
+    int size;
+    int logitCount;
+
+    public StepBatch(int capacity) {
+        this.capacity = capacity;
+        this.tokens = new int[capacity];
+        this.slots = new int[capacity];
+        this.positions = new int[capacity];
+        this.logitRows = new int[capacity];
+    }
+
+    public void clear() {
+        size = 0;
+        logitCount = 0;
+    }
+
+    /** Adds a token; returns its row index in the step. */
+    public int add(int token, int slot, int position, boolean wantLogits) {
+        if (size == capacity) throw new IllegalStateException("step batch is full (" + capacity + " tokens)");
+        tokens[size] = token;
+        slots[size] = slot;
+        positions[size] = position;
+        if (wantLogits) logitRows[logitCount++] = size;
+        return size++;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int logitCount() {
+        return logitCount;
+    }
+
+    public int token(int i) {
+        return tokens[i];
+    }
+
+    public int slot(int i) {
+        return slots[i];
+    }
+
+    public int position(int i) {
+        return positions[i];
+    }
+
+    public int remaining() {
+        return capacity - size;
+    }
+}

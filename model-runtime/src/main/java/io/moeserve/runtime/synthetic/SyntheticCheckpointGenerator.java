@@ -1,0 +1,134 @@
+package io.moeserve.runtime.synthetic;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
+import io.moeserve.runtime.checkpoint.TensorSpec;
+import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.model.CheckpointLayout;
+import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.model.ExpectedTensor;
+import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.model.TensorRole;
+import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.TensorAccess;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Writes a complete, loadable Hugging Face checkpoint with random weights: config.json, generation_config.json,
+ * safetensors (single or sharded with an index) holding exactly the tensors {@link CheckpointLayout} names, and a
+ * real tokenizer.json with a chat template.
+ *
+ * <p>Weights are deterministic in (seed, tensor name), independent of write order, and scaled so activations stay
+ * O(1) through the layers (linear weights ~ U with std 1/√fan_in; norms near 1). Router weights are scaled up so
+ * that expert choices are clear-cut rather than near-ties, which makes routing comparisons between implementations
+ * meaningful.
+ */
+public final class SyntheticCheckpointGenerator {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /**
+     * @param arch          architecture to generate
+     * @param size          preset size
+     * @param dtype         dtype of the weights (DeepSeek-V3's correction bias stays F32, as in real checkpoints)
+     * @param seed          weight seed
+     * @param maxShardBytes shard size limit; with {@code forceSharded}, an index is written even for one shard
+     */
+    public record Spec(Architecture arch, SyntheticConfigs.Size size, DType dtype, long seed, long maxShardBytes,
+                       boolean forceSharded) {
+        public static Spec tiny(Architecture arch) {
+            return new Spec(arch, SyntheticConfigs.Size.TINY, DType.F32, 1234, 1L << 40, false);
+        }
+    }
+
+    private SyntheticCheckpointGenerator() {}
+
+    /** Generates into {@code dir} (created) and returns the parsed config of what was written. */
+    public static ModelConfig generate(Path dir, Spec spec) {
+        try {
+            Files.createDirectories(dir);
+            String torchDtype = switch (spec.dtype()) {
+                case F32 -> "float32";
+                case BF16 -> "bfloat16";
+                case F16 -> "float16";
+            };
+            ObjectNode config = SyntheticConfigs.config(spec.arch(), spec.size(), torchDtype);
+            int vocab = config.get("vocab_size").asInt();
+            SyntheticTokenizerBuilder.write(dir, vocab);
+            SpecialTokenIds specials = SyntheticTokenizerBuilder.specialTokenIds(vocab);
+            config.put("eos_token_id", specials.eos());
+            config.put("bos_token_id", specials.bos());
+            Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(config), StandardCharsets.UTF_8);
+            ObjectNode generation = JSON.createObjectNode();
+            generation.put("bos_token_id", specials.bos());
+            generation.putArray("eos_token_id").add(specials.eos()).add(specials.endOfText());
+            generation.put("do_sample", false);
+            generation.put("transformers_version", "4.57.0");
+            Files.writeString(dir.resolve("generation_config.json"), JSON.writeValueAsString(generation), StandardCharsets.UTF_8);
+
+            ModelConfig parsed = ConfigParser.parse(config, dir.resolve("config.json").toString());
+            List<TensorSpec> tensors = new ArrayList<>();
+            for (ExpectedTensor t : new CheckpointLayout(parsed).expectedTensors()) {
+                DType dtype = t.role() == TensorRole.SCORE_BIAS ? DType.F32 : spec.dtype();
+                tensors.add(new TensorSpec(t.name(), dtype, t.shape(), target -> fill(target, dtype, t, spec.seed())));
+            }
+            if (spec.arch() == Architecture.DEEPSEEK_V3) addMtpLayer(parsed, tensors, spec);
+            ShardedCheckpointWriter.write(dir, tensors, spec.maxShardBytes(), spec.forceSharded());
+            return ConfigParser.load(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write synthetic checkpoint to " + dir, e);
+        }
+    }
+
+    /** DeepSeek-V3 checkpoints carry one multi-token-prediction layer after the last; loaders must skip it. */
+    private static void addMtpLayer(ModelConfig c, List<TensorSpec> tensors, Spec spec) {
+        String p = CheckpointLayout.layer(c.numLayers());
+        long h = c.hiddenSize();
+        for (ExpectedTensor t : List.of(
+                new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM),
+                new ExpectedTensor(p + "hnorm.weight", new long[] {h}, TensorRole.NORM),
+                new ExpectedTensor(p + "eh_proj.weight", new long[] {h, 2 * h}, TensorRole.LINEAR))) {
+            tensors.add(new TensorSpec(t.name(), spec.dtype(), t.shape(), target -> fill(target, spec.dtype(), t, spec.seed())));
+        }
+    }
+
+    private static void fill(MemorySegment target, DType dtype, ExpectedTensor t, long seed) {
+        long state = mix(seed ^ mix(t.name().hashCode() * 0x9E3779B97F4A7C15L + t.name().length()));
+        long n = t.numElements();
+        boolean router = t.name().contains(".gate.") || t.name().endsWith("gate.weight") && !t.name().contains("experts");
+        float halfWidth; // uniform on [-halfWidth, halfWidth] has std halfWidth/√3
+        float center = 0f;
+        switch (t.role()) {
+            case EMBEDDING, CONSTANT_VECTOR -> halfWidth = (float) Math.sqrt(3);
+            case LINEAR -> halfWidth = (float) (Math.sqrt(3) / Math.sqrt(t.fanIn()) * (router ? 4 : 1));
+            case NORM -> {
+                center = 1f;
+                halfWidth = 0.2f;
+            }
+            case BIAS -> halfWidth = 0.2f;
+            case SCORE_BIAS -> halfWidth = 0.05f;
+            default -> throw new IllegalStateException(t.role().toString());
+        }
+        for (long i = 0; i < n; i++) {
+            state += 0x9E3779B97F4A7C15L;
+            long z = mix(state);
+            float u = ((z >>> 40) * 0x1.0p-24f) * 2f - 1f;
+            TensorAccess.setFloat(target, dtype, i, center + u * halfWidth);
+        }
+    }
+
+    /** SplitMix64's finaliser. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+}

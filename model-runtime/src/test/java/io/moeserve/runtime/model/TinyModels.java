@@ -1,0 +1,58 @@
+package io.moeserve.runtime.model;
+
+import io.moeserve.runtime.kernel.CpuMatmulKernels;
+import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
+import io.moeserve.runtime.synthetic.SyntheticConfigs;
+import io.moeserve.runtime.tensor.DType;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.Map;
+
+/** Tiny synthetic checkpoints of every architecture, generated once per test JVM into a temporary directory. */
+public final class TinyModels {
+    private static final Map<Architecture, Path> F32 = new EnumMap<>(Architecture.class);
+    private static final Map<Architecture, Path> BF16 = new EnumMap<>(Architecture.class);
+    private static Path root;
+
+    private TinyModels() {}
+
+    public static synchronized Path checkpoint(Architecture arch) {
+        return F32.computeIfAbsent(arch, a -> generate(a, DType.F32, "f32"));
+    }
+
+    public static synchronized Path bf16Checkpoint(Architecture arch) {
+        return BF16.computeIfAbsent(arch, a -> generate(a, DType.BF16, "bf16"));
+    }
+
+    private static Path generate(Architecture arch, DType dtype, String tag) {
+        Path dir = root().resolve(arch.name().toLowerCase() + "-" + tag);
+        SyntheticCheckpointGenerator.generate(dir, new SyntheticCheckpointGenerator.Spec(arch, SyntheticConfigs.Size.TINY,
+                dtype, 1234, 1L << 40, arch.ordinal() % 2 == 1));
+        return dir;
+    }
+
+    private static Path root() {
+        if (root == null) {
+            try {
+                root = Files.createTempDirectory("moe-tiny-models");
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            root.toFile().deleteOnExit();
+        }
+        return root;
+    }
+
+    public static ModelOptions options(int maxStepTokens) {
+        Parallel parallel = Parallel.shared();
+        return new ModelOptions(maxStepTokens, 256, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+    }
+
+    public static MoeModel load(Architecture arch, int maxStepTokens) {
+        return MoeModel.load(checkpoint(arch), options(maxStepTokens));
+    }
+}
