@@ -7,7 +7,6 @@ import io.moeserve.runtime.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Matrix-matrix product (prefill, batched experts: n > 1) over a block of weight rows and tokens.
@@ -126,22 +125,22 @@ final class GemmKernel {
             a32 = q.fma(v2, a32);
             a33 = q.fma(v3, a33);
         }
-        sums[0] = a00.reduceLanes(VectorOperators.ADD);
-        sums[1] = a01.reduceLanes(VectorOperators.ADD);
-        sums[2] = a02.reduceLanes(VectorOperators.ADD);
-        sums[3] = a03.reduceLanes(VectorOperators.ADD);
-        sums[4] = a10.reduceLanes(VectorOperators.ADD);
-        sums[5] = a11.reduceLanes(VectorOperators.ADD);
-        sums[6] = a12.reduceLanes(VectorOperators.ADD);
-        sums[7] = a13.reduceLanes(VectorOperators.ADD);
-        sums[8] = a20.reduceLanes(VectorOperators.ADD);
-        sums[9] = a21.reduceLanes(VectorOperators.ADD);
-        sums[10] = a22.reduceLanes(VectorOperators.ADD);
-        sums[11] = a23.reduceLanes(VectorOperators.ADD);
-        sums[12] = a30.reduceLanes(VectorOperators.ADD);
-        sums[13] = a31.reduceLanes(VectorOperators.ADD);
-        sums[14] = a32.reduceLanes(VectorOperators.ADD);
-        sums[15] = a33.reduceLanes(VectorOperators.ADD);
+        sums[0] = Simd.sum(a00);
+        sums[1] = Simd.sum(a01);
+        sums[2] = Simd.sum(a02);
+        sums[3] = Simd.sum(a03);
+        sums[4] = Simd.sum(a10);
+        sums[5] = Simd.sum(a11);
+        sums[6] = Simd.sum(a12);
+        sums[7] = Simd.sum(a13);
+        sums[8] = Simd.sum(a20);
+        sums[9] = Simd.sum(a21);
+        sums[10] = Simd.sum(a22);
+        sums[11] = Simd.sum(a23);
+        sums[12] = Simd.sum(a30);
+        sums[13] = Simd.sum(a31);
+        sums[14] = Simd.sum(a32);
+        sums[15] = Simd.sum(a33);
     }
 
     /** 4 packed weight rows × 1 packed token row; sums[i]. */
@@ -155,9 +154,9 @@ final class GemmKernel {
             a2 = FloatVector.fromArray(FLOATS, ws, w2 + c).fma(v, a2);
             a3 = FloatVector.fromArray(FLOATS, ws, w3 + c).fma(v, a3);
         }
-        sums[0] = a0.reduceLanes(VectorOperators.ADD);
-        sums[1] = a1.reduceLanes(VectorOperators.ADD);
-        sums[2] = a2.reduceLanes(VectorOperators.ADD);
-        sums[3] = a3.reduceLanes(VectorOperators.ADD);
+        sums[0] = Simd.sum(a0);
+        sums[1] = Simd.sum(a1);
+        sums[2] = Simd.sum(a2);
+        sums[3] = Simd.sum(a3);
     }
 }

@@ -6,7 +6,6 @@ import static io.moeserve.runtime.kernel.Simd.LANES;
 import io.moeserve.runtime.tensor.TensorAccess;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Matrix-vector product (decode, n = 1) over a range of weight rows, one method per weight dtype.
@@ -41,8 +40,8 @@ final class MatvecKernel {
                 a2 = WeightVectors.f32(w, b2 + o).fma(xv, a2);
                 a3 = WeightVectors.f32(w, b3 + o).fma(xv, a3);
             }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            float s0 = Simd.sum(a0), s1 = Simd.sum(a1);
+            float s2 = Simd.sum(a2), s3 = Simd.sum(a3);
             for (int c = upper; c < cols; c++) {
                 float xc = x[xOff + c];
                 long o = 4L * c;
@@ -75,8 +74,8 @@ final class MatvecKernel {
                 a2 = WeightVectors.bf16(w, b2 + o).fma(xv, a2);
                 a3 = WeightVectors.bf16(w, b3 + o).fma(xv, a3);
             }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            float s0 = Simd.sum(a0), s1 = Simd.sum(a1);
+            float s2 = Simd.sum(a2), s3 = Simd.sum(a3);
             for (int c = upper; c < cols; c++) {
                 float xc = x[xOff + c];
                 long o = 2L * c;
@@ -109,8 +108,8 @@ final class MatvecKernel {
                 a2 = WeightVectors.f16(w, b2 + o).fma(xv, a2);
                 a3 = WeightVectors.f16(w, b3 + o).fma(xv, a3);
             }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            float s0 = Simd.sum(a0), s1 = Simd.sum(a1);
+            float s2 = Simd.sum(a2), s3 = Simd.sum(a3);
             for (int c = upper; c < cols; c++) {
                 float xc = x[xOff + c];
                 long o = 2L * c;

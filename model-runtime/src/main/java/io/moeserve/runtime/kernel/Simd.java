@@ -2,6 +2,7 @@ package io.moeserve.runtime.kernel;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -13,13 +14,13 @@ import jdk.incubator.vector.VectorSpecies;
  * {@value #PROPERTY} (128, 256 or 512, at most the preferred width), e.g. to try 256-bit vectors where 512-bit ones
  * lower the clock. Tests load the kernel classes in a fresh class loader to exercise the narrower widths.
  */
-final class Simd {
+public final class Simd {
 
     /** System property that narrows the vector width, in bits. */
     static final String PROPERTY = "moe.vector.bits";
 
     /** Float lanes; every kernel loop steps by this species. */
-    static final VectorSpecies<Float> FLOATS = chooseFloats();
+    public static final VectorSpecies<Float> FLOATS = chooseFloats();
 
     /** Int lanes of the same shape as {@link #FLOATS}, for bit manipulation of widened halves. */
     static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, FLOATS.vectorShape());
@@ -29,9 +30,31 @@ final class Simd {
             VectorSpecies.of(short.class, VectorShape.forBitSize(FLOATS.vectorBitSize() / 2));
 
     /** Floats per vector. */
-    static final int LANES = FLOATS.length();
+    public static final int LANES = FLOATS.length();
+
+    // Lane i ↔ lane i ^ d, the butterflies of sum(); null where the species has too few lanes.
+    private static final VectorShuffle<Float> XOR8 = LANES >= 16 ? VectorShuffle.fromOp(FLOATS, i -> i ^ 8) : null;
+    private static final VectorShuffle<Float> XOR4 = LANES >= 8 ? VectorShuffle.fromOp(FLOATS, i -> i ^ 4) : null;
+    private static final VectorShuffle<Float> XOR2 = LANES >= 4 ? VectorShuffle.fromOp(FLOATS, i -> i ^ 2) : null;
+    private static final VectorShuffle<Float> XOR1 = VectorShuffle.fromOp(FLOATS, i -> i ^ 1);
 
     private Simd() {}
+
+    /**
+     * The sum of the lanes, always added in the same order.
+     *
+     * <p>Why not {@code reduceLanes(ADD)}: its order is unspecified, and C2 really does change it; the same
+     * product computed interpreted, by C1 and by C2 (which compiles a kernel seconds into a run) came out different
+     * in the last bits, so a model's logits drifted during warm-up and seeded sampling was not reproducible. This
+     * fixed butterfly of exact lanewise adds and permutes gives the same bits in every tier, at about the cost of
+     * the intrinsic (log2(lanes) permute-add pairs).
+     */
+    public static float sum(FloatVector v) {
+        if (XOR8 != null) v = v.add(v.rearrange(XOR8));
+        if (XOR4 != null) v = v.add(v.rearrange(XOR4));
+        if (XOR2 != null) v = v.add(v.rearrange(XOR2));
+        return v.add(v.rearrange(XOR1)).lane(0);
+    }
 
     private static VectorSpecies<Float> chooseFloats() {
         VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;

@@ -2,8 +2,8 @@ package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.kernel.RangeTask;
+import io.moeserve.runtime.kernel.Simd;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * in a per-thread scratch row as long as the longest context; nothing is allocated per call.
  */
 final class AttentionCore implements RangeTask {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> S = Simd.FLOATS;
 
     private final Parallel parallel;
     private final int maxContext;
@@ -109,7 +109,7 @@ final class AttentionCore implements RangeTask {
         for (; i < bound; i += S.length()) {
             acc = FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Simd.sum(acc);
         for (; i < n; i++) sum += a[aOff + i] * b[bOff + i];
         return sum;
     }
