@@ -35,6 +35,40 @@ public final class CheckpointExpertStore implements ExpertStore {
         return maxIntermediate;
     }
 
+    /** Ids of the experts of {@code layer} held here, ascending (empty for dense layers and unhosted ones). */
+    public int[] hostedExperts(int layer) {
+        ExpertWeights[] l = layer < 0 || layer >= experts.length ? null : experts[layer];
+        if (l == null) return new int[0];
+        int n = 0;
+        for (ExpertWeights w : l) if (w != null) n++;
+        int[] ids = new int[n];
+        n = 0;
+        for (int e = 0; e < l.length; e++) if (l[e] != null) ids[n++] = e;
+        return ids;
+    }
+
+    /** Number of decoder layers (hosted or not). */
+    public int numLayers() {
+        return experts.length;
+    }
+
+    /**
+     * Reads every hosted expert's pages into memory (they are mapped lazily), so that a pod reports ready only when
+     * its first call will not wait on the disk. Returns the bytes touched.
+     */
+    public long prefault() {
+        long n = 0;
+        for (ExpertWeights[] l : experts) {
+            if (l == null) continue;
+            for (ExpertWeights w : l) {
+                if (w == null) continue;
+                w.prefault();
+                n += w.byteSize();
+            }
+        }
+        return n;
+    }
+
     /** Bytes of expert weights held (mapped, not resident until touched). */
     public long byteSize() {
         long n = 0;

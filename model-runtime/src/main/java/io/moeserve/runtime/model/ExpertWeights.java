@@ -8,6 +8,13 @@ public record ExpertWeights(WeightMatrix gate, WeightMatrix up, WeightMatrix dow
         return gate.rows();
     }
 
+    /** Pages the three matrices into memory when they are mapped from a file (a no-op for heap or native memory). */
+    public void prefault() {
+        for (WeightMatrix m : new WeightMatrix[] {gate, up, down}) {
+            if (m.data().isMapped()) m.data().load();
+        }
+    }
+
     public long byteSize() {
         return gate.byteSize() + up.byteSize() + down.byteSize();
     }

@@ -20,9 +20,17 @@ public final class LocalExpertExecutor implements ExpertExecutor {
     private final float[] gate;
     private final float[] up;
     private final float[] down;
+    private final ExpertComputeListener listener;
 
     /** @param maxTokens most tokens per call */
     public LocalExpertExecutor(ExpertStore store, MatmulKernels kernels, int maxTokens, int topK) {
+        this(store, kernels, maxTokens, topK, ExpertComputeListener.NONE);
+    }
+
+    /** @param listener told each expert's token count and compute time after it ran */
+    public LocalExpertExecutor(ExpertStore store, MatmulKernels kernels, int maxTokens, int topK,
+                               ExpertComputeListener listener) {
+        this.listener = listener;
         this.store = store;
         this.kernels = kernels;
         this.hidden = store.hiddenSize();
@@ -33,6 +41,11 @@ public final class LocalExpertExecutor implements ExpertExecutor {
         this.gate = new float[maxTokens * store.maxIntermediate()];
         this.up = new float[maxTokens * store.maxIntermediate()];
         this.down = new float[maxTokens * hidden];
+    }
+
+    /** Most tokens one call may carry. */
+    public int maxTokens() {
+        return gathered.length / hidden;
     }
 
     @Override
@@ -55,6 +68,7 @@ public final class LocalExpertExecutor implements ExpertExecutor {
             int from = starts[e];
             int rows = starts[e + 1] - from;
             if (rows == 0) continue;
+            long started = listener == ExpertComputeListener.NONE ? 0 : System.nanoTime();
             ExpertWeights w = store.expert(layer, e);
             if (w == null) throw new IllegalStateException("expert " + e + " of layer " + layer + " is not hosted here");
             for (int r = 0; r < rows; r++) {
@@ -70,6 +84,7 @@ public final class LocalExpertExecutor implements ExpertExecutor {
                 int i = order[from + r];
                 VectorOps.axpy(weights[i], down, r * hidden, out, (i / k) * hidden, hidden);
             }
+            if (listener != ExpertComputeListener.NONE) listener.onExpertComputed(layer, e, rows, System.nanoTime() - started);
         }
     }
 }

@@ -1,7 +1,6 @@
 package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.checkpoint.Checkpoint;
-import io.moeserve.runtime.tensor.Tensor;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.nio.file.Path;
 import java.util.List;
@@ -53,7 +52,7 @@ public final class MoeModel implements AutoCloseable {
         this.attention = new Attention[layers];
         this.ffn = new FeedForward[layers];
         int maxTokens = options.maxStepTokens();
-        this.experts = loadExperts(config, checkpoint, layout, options.hostedExperts());
+        this.experts = ExpertLoader.load(config, checkpoint, options.hostedExperts(), true);
         this.executor = options.executor() == null
                 ? new LocalExpertExecutor(experts, options.kernels(), maxTokens, config.moe().topK())
                 : options.executor().apply(experts);
@@ -273,51 +272,5 @@ public final class MoeModel implements AutoCloseable {
             if (m.sharedExpertGated()) sharedGate = matrix(ck, p + "shared_expert_gate.weight", 1, h);
         }
         return new MoeBlock(m, h, gate, null, null, scoreBias, executor, shared, sharedGate, null, null, maxTokens);
-    }
-
-    /**
-     * Fetches every routed expert's tensors (validating names and shapes, which marks them used) and keeps views
-     * of the ones this process hosts. Accepts the hub's per-expert layout and transformers v5's fused one.
-     */
-    private static CheckpointExpertStore loadExperts(ModelConfig config, Checkpoint ck, CheckpointLayout layout,
-                                                     ExpertSelection hosted) {
-        MoeConfig m = config.moe();
-        int h = config.hiddenSize();
-        int w = m.expertIntermediate();
-        ExpertWeights[][] all = new ExpertWeights[config.numLayers()][];
-        String[] names = layout.expertProjectionNames();
-        for (int i = 0; i < config.numLayers(); i++) {
-            if (!config.isSparse(i)) continue;
-            all[i] = new ExpertWeights[m.numExperts()];
-            String[] fused = layout.fusedExpertTensors(i);
-            if (ck.contains(fused[0]) && config.architecture() != Architecture.MOE_PLUS_PLUS) {
-                Tensor gateUp = ck.tensor(fused[0], m.numFfnExperts(), 2L * w, h);
-                Tensor down = ck.tensor(fused[1], m.numFfnExperts(), h, w);
-                WeightMatrix gu = new WeightMatrix(gateUp.name(), gateUp.data(), gateUp.dtype(), m.numFfnExperts() * 2 * w, h);
-                WeightMatrix dn = new WeightMatrix(down.name(), down.data(), down.dtype(), m.numFfnExperts() * h, w);
-                for (int x = 0; x < m.numFfnExperts(); x++) {
-                    if (!hosted.hosts(i, x)) continue;
-                    all[i][x] = new ExpertWeights(gu.rowSlice(gu.name() + "[" + x + "].gate", 2 * w * x, w),
-                            gu.rowSlice(gu.name() + "[" + x + "].up", 2 * w * x + w, w),
-                            dn.rowSlice(dn.name() + "[" + x + "]", h * x, h));
-                }
-                continue;
-            }
-            for (int x = 0; x < m.numFfnExperts(); x++) {
-                String ep = layout.expertPrefix(i, x);
-                WeightMatrix gate, up;
-                if (names[0] == null) {
-                    WeightMatrix gu = matrix(ck, ep + names[1], 2L * w, h);
-                    gate = gu.rowSlice(gu.name() + "[gate]", 0, w);
-                    up = gu.rowSlice(gu.name() + "[up]", w, w);
-                } else {
-                    gate = matrix(ck, ep + names[0], w, h);
-                    up = matrix(ck, ep + names[1], w, h);
-                }
-                WeightMatrix down = matrix(ck, ep + names[2], h, w);
-                if (hosted.hosts(i, x)) all[i][x] = new ExpertWeights(gate, up, down);
-            }
-        }
-        return new CheckpointExpertStore(all, m.numExperts(), h, w);
     }
 }
