@@ -1,0 +1,218 @@
+package io.moeserve.expert;
+
+import io.grpc.Status;
+import io.moeserve.proto.WireTensors;
+import io.moeserve.proto.expert.v1.ExpertBatchResponse;
+import io.moeserve.runtime.model.LocalExpertExecutor;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * The pod's compute thread: takes calls from a queue, batches whatever has arrived, and computes each layer's
+ * tokens together with the runtime's CPU kernels.
+ *
+ * <p>Design. Calls from many routers (or from one router's concurrent steps) arrive on gRPC threads, are parsed
+ * and validated there, and wait in one queue. The compute thread takes the first call and, without waiting for
+ * more, every call already queued, up to {@code maxBatchTokens} tokens: under light load a call runs at once,
+ * under heavy load the batch grows by itself, and each expert's weights are streamed once for all the batch's
+ * tokens routed to it. Calls are grouped by layer; a layer's tokens are concatenated (a single call is computed
+ * in place) and computed in chunks of at most {@code maxBatchTokens}. Each token's answer is the sum over its own
+ * experts only, so batching calls together never changes a result. One thread computes because the kernels
+ * already use every core for one product; a second would only contend for them.
+ */
+final class ExpertComputer implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(ExpertComputer.class);
+    private static final Comparator<ExpertCall> BY_LAYER = Comparator.comparingInt(c -> c.layer);
+
+    private final LinkedBlockingQueue<ExpertCall> queue = new LinkedBlockingQueue<>();
+    private final AtomicInteger queuedTokens = new AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final LocalExpertExecutor executor;
+    private final int hidden;
+    private final int k;
+    private final int maxBatch;
+    private final String modelId;
+    private final long routingTableVersion;
+    private final float[] x;
+    private final int[] experts;
+    private final float[] weights;
+    private final float[] out;
+    private final List<ExpertCall> batch = new ArrayList<>();
+    private final Thread thread;
+    private ExpertMetrics metrics;
+    private volatile boolean closed;
+
+    ExpertComputer(LocalExpertExecutor executor, int hidden, int k, int maxBatch, String modelId, long routingTableVersion) {
+        this.executor = executor;
+        this.hidden = hidden;
+        this.k = k;
+        this.maxBatch = maxBatch;
+        this.modelId = modelId;
+        this.routingTableVersion = routingTableVersion;
+        this.x = new float[maxBatch * hidden];
+        this.experts = new int[maxBatch * k];
+        this.weights = new float[maxBatch * k];
+        this.out = new float[maxBatch * hidden];
+        this.thread = Thread.ofPlatform().name("expert-compute").daemon().unstarted(this::run);
+    }
+
+    void start(ExpertMetrics metrics) {
+        this.metrics = metrics;
+        thread.start();
+    }
+
+    void submit(ExpertCall call) {
+        if (closed) {
+            call.emitter.fail(Status.UNAVAILABLE.withDescription("the expert pod is shutting down").asRuntimeException());
+            return;
+        }
+        inFlight.incrementAndGet();
+        queuedTokens.addAndGet(call.tokens);
+        queue.add(call);
+    }
+
+    int queuedTokens() {
+        return queuedTokens.get();
+    }
+
+    int inFlightCalls() {
+        return inFlight.get();
+    }
+
+    /** Waits until no call is queued or computing, at most {@code timeoutNanos}; returns whether it got there. */
+    boolean awaitIdle(long timeoutNanos) throws InterruptedException {
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (inFlight.get() > 0) {
+            if (System.nanoTime() - deadline > 0) return false;
+            Thread.sleep(5);
+        }
+        return true;
+    }
+
+    private void run() {
+        while (!closed) {
+            ExpertCall first;
+            try {
+                first = queue.poll(200, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                break;
+            }
+            if (first == null) continue;
+            batch.clear();
+            batch.add(first);
+            int tokens = first.tokens;
+            for (ExpertCall next; (next = queue.peek()) != null && tokens + next.tokens <= maxBatch; ) {
+                batch.add(queue.poll());
+                tokens += next.tokens;
+            }
+            long started = System.nanoTime();
+            for (ExpertCall c : batch) {
+                queuedTokens.addAndGet(-c.tokens);
+                c.startedNanos = started;
+                c.batchedCalls = batch.size();
+            }
+            batch.sort(BY_LAYER);
+            for (int from = 0; from < batch.size(); ) {
+                int to = from + 1;
+                while (to < batch.size() && batch.get(to).layer == batch.get(from).layer) to++;
+                computeLayer(from, to);
+                from = to;
+            }
+            long computeMicros = (System.nanoTime() - started) / 1000;
+            for (ExpertCall c : batch) answer(c, computeMicros);
+            batch.clear();
+        }
+    }
+
+    /** Computes calls [from, to) of the batch, all of one layer; leaves each answer in its {@code out}. */
+    private void computeLayer(int from, int to) {
+        int layer = batch.get(from).layer;
+        try {
+            ExpertCall only = batch.get(from);
+            if (to - from == 1 && only.tokens <= maxBatch) {
+                only.out = new float[only.tokens * hidden];
+                executor.computeExperts(layer, only.tokens, k, only.x, only.experts, only.weights, only.out);
+                return;
+            }
+            for (int i = from; i < to; i++) batch.get(i).out = new float[batch.get(i).tokens * hidden];
+            // Walk the calls' tokens in order, filling the staging buffers chunk by chunk.
+            int call = from, token = 0;
+            while (call < to) {
+                int chunkCall = call, chunkToken = token, n = 0;
+                while (call < to && n < maxBatch) {
+                    ExpertCall c = batch.get(call);
+                    int take = Math.min(c.tokens - token, maxBatch - n);
+                    System.arraycopy(c.x, token * hidden, x, n * hidden, take * hidden);
+                    System.arraycopy(c.experts, token * k, experts, n * k, take * k);
+                    System.arraycopy(c.weights, token * k, weights, n * k, take * k);
+                    n += take;
+                    token += take;
+                    if (token == c.tokens) {
+                        call++;
+                        token = 0;
+                    }
+                }
+                executor.computeExperts(layer, n, k, x, experts, weights, out);
+                for (int done = 0; done < n; ) {
+                    ExpertCall c = batch.get(chunkCall);
+                    int take = Math.min(c.tokens - chunkToken, n - done);
+                    System.arraycopy(out, done * hidden, c.out, chunkToken * hidden, take * hidden);
+                    done += take;
+                    chunkToken += take;
+                    if (chunkToken == c.tokens) {
+                        chunkCall++;
+                        chunkToken = 0;
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            LOG.errorf(e, "computing layer %d failed", layer);
+            for (int i = from; i < to; i++) {
+                batch.get(i).out = null;
+                batch.get(i).failure = e;
+            }
+        }
+    }
+
+    private void answer(ExpertCall c, long computeMicros) {
+        try {
+            if (c.out == null) {
+                String why = c.failure == null ? "no result" : c.failure.toString();
+                c.emitter.fail(Status.INTERNAL.withDescription("computing the experts failed: " + why).asRuntimeException());
+                return;
+            }
+            ExpertBatchResponse response = ExpertBatchResponse.newBuilder()
+                    .setModelId(modelId)
+                    .setRoutingTableVersion(c.request.getRoutingTableVersion() != 0 ? c.request.getRoutingTableVersion() : routingTableVersion)
+                    .setLayer(c.layer)
+                    .setNumTokens(c.tokens)
+                    .setHiddenSize(hidden)
+                    .setDtype(c.outputDType)
+                    .setOutputs(WireTensors.encode(c.out, 0, c.tokens * hidden, c.outputDType))
+                    .setQueueMicros((c.startedNanos - c.arrivedNanos) / 1000)
+                    .setComputeMicros(computeMicros)
+                    .setBatchedCalls(c.batchedCalls)
+                    .setQueuedTokens(queuedTokens.get())
+                    .build();
+            metrics.callAnswered(c.startedNanos - c.arrivedNanos);
+            c.emitter.complete(response);
+        } finally {
+            inFlight.decrementAndGet();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        thread.interrupt();
+        for (ExpertCall c; (c = queue.poll()) != null; ) {
+            inFlight.decrementAndGet();
+            c.emitter.fail(Status.UNAVAILABLE.withDescription("the expert pod is shutting down").asRuntimeException());
+        }
+    }
+}

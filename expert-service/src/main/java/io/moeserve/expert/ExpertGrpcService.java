@@ -1,0 +1,88 @@
+package io.moeserve.expert;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.moeserve.proto.expert.v1.DescribePodRequest;
+import io.moeserve.proto.expert.v1.ExpertBatchRequest;
+import io.moeserve.proto.expert.v1.ExpertBatchResponse;
+import io.moeserve.proto.expert.v1.ExpertService;
+import io.moeserve.proto.expert.v1.HostedLayer;
+import io.moeserve.proto.expert.v1.PodDescription;
+import io.moeserve.proto.expert.v1.PodLoad;
+import io.moeserve.proto.expert.v1.ServingState;
+import io.moeserve.runtime.model.ExpertWeights;
+import io.quarkus.grpc.GrpcService;
+import io.smallrye.mutiny.Uni;
+import jakarta.inject.Inject;
+
+/** The ExpertService gRPC endpoint: validates calls and hands them to the compute thread; describes the pod. */
+@GrpcService
+public class ExpertGrpcService implements ExpertService {
+
+    @Inject
+    ExpertPod pod;
+
+    @Override
+    public Uni<ExpertBatchResponse> computeExperts(ExpertBatchRequest request) {
+        ExpertPod.Loaded loaded = pod.loaded();
+        ExpertPod.State state = pod.state();
+        if (state != ExpertPod.State.SERVING || loaded == null) {
+            String why = state == ExpertPod.State.DRAINING ? "the expert pod is draining" : "the expert pod is still loading its weights";
+            return Uni.createFrom().failure(Status.UNAVAILABLE.withDescription(why).asRuntimeException());
+        }
+        ExpertCall call;
+        try {
+            call = loaded.parser().parse(request, System.nanoTime());
+        } catch (StatusRuntimeException e) {
+            return Uni.createFrom().failure(e);
+        } catch (IllegalArgumentException e) {
+            return Uni.createFrom().failure(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+        }
+        return Uni.createFrom().emitter(emitter -> {
+            call.emitter = emitter;
+            loaded.computer().submit(call);
+        });
+    }
+
+    @Override
+    public Uni<PodDescription> describePod(DescribePodRequest request) {
+        PodDescription.Builder d = PodDescription.newBuilder()
+                .setModelId(pod.model().resolvedId())
+                .setRoutingTableVersion(pod.settings().routingTableVersion())
+                .setPodName(pod.podName())
+                .setMaxTokensPerCall(pod.settings().maxBatchTokens())
+                .setState(switch (pod.state()) {
+                    case LOADING -> ServingState.SERVING_STATE_LOADING;
+                    case SERVING -> ServingState.SERVING_STATE_SERVING;
+                    case DRAINING -> ServingState.SERVING_STATE_DRAINING;
+                });
+        ExpertPod.Loaded l = pod.loaded();
+        if (l != null) {
+            d.setArchitecture(l.config().architecture().hfClassName())
+                    .setHiddenSize(l.config().hiddenSize())
+                    .setNumLayers(l.config().numLayers())
+                    .setNumExperts(l.config().moe().numFfnExperts())
+                    .setBackend(l.backend());
+            for (int layer = 0; layer < l.config().numLayers(); layer++) {
+                int[] ids = l.store().hostedExperts(layer);
+                if (ids.length == 0) continue;
+                HostedLayer.Builder hl = HostedLayer.newBuilder().setLayer(layer);
+                long bytes = 0;
+                for (int e : ids) {
+                    hl.addExperts(e);
+                    ExpertWeights w = l.store().expert(layer, e);
+                    bytes += w.byteSize();
+                    hl.setWeightDtype(w.gate().dtype().safetensorsName());
+                }
+                d.addLayers(hl.setWeightBytes(bytes));
+            }
+            double[] rates = pod.window().rates(System.nanoTime());
+            d.setLoad(PodLoad.newBuilder()
+                    .setQueuedTokens(l.computer().queuedTokens())
+                    .setInFlightCalls(l.computer().inFlightCalls())
+                    .setTokensPerSecond(rates[0])
+                    .setBusyFraction(rates[1]));
+        }
+        return Uni.createFrom().item(d.build());
+    }
+}

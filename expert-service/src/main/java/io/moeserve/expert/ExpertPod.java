@@ -1,0 +1,138 @@
+package io.moeserve.expert;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.kernel.CpuMatmulKernels;
+import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.CheckpointExpertStore;
+import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.model.ExpertLoader;
+import io.moeserve.runtime.model.ExpertSet;
+import io.moeserve.runtime.model.LocalExpertExecutor;
+import io.moeserve.runtime.model.ModelConfig;
+import io.quarkus.runtime.Quarkus;
+import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+import org.jboss.logging.Logger;
+
+/**
+ * The pod's lifecycle: loads its experts in the background at start (health answers meanwhile, readiness says
+ * "loading"), serves, and on shutdown drains: it refuses new calls with UNAVAILABLE (so routers retry another
+ * replica at once), lets the calls in flight finish, then lets the process exit.
+ */
+@ApplicationScoped
+public class ExpertPod {
+    private static final Logger LOG = Logger.getLogger(ExpertPod.class);
+
+    /** Where the pod is in its life. */
+    public enum State { LOADING, SERVING, DRAINING }
+
+    @Inject
+    ModelSettings model;
+    @Inject
+    ExpertPodSettings settings;
+    @Inject
+    MeterRegistry registry;
+    @ConfigProperty(name = "quarkus.grpc.server.port", defaultValue = "9000")
+    int grpcPort;
+
+    private volatile State state = State.LOADING;
+    private volatile Loaded loaded;
+    private final LoadWindow window = new LoadWindow();
+
+    /** Everything that exists once the experts are loaded. */
+    record Loaded(ModelConfig config, Checkpoint checkpoint, ExpertSet hosts, CheckpointExpertStore store,
+                  ExpertComputer computer, ExpertCallParser parser, String backend) {}
+
+    void onStart(@Observes StartupEvent event) {
+        Thread.ofPlatform().name("expert-loader").start(this::load);
+    }
+
+    private void load() {
+        long t0 = System.nanoTime();
+        try {
+            ModelConfig config = ConfigParser.load(model.path());
+            ExpertSet hosts = ExpertSet.parse(settings.hosts()).validate(config);
+            Checkpoint checkpoint = Checkpoint.open(model.path());
+            CheckpointExpertStore store = ExpertLoader.loadHosted(config, checkpoint, hosts);
+            long bytes = settings.prefault() ? store.prefault() : store.byteSize();
+            CpuMatmulKernels kernels = new CpuMatmulKernels(Parallel.shared());
+            int k = config.moe().topK();
+            // The metrics read the computer's queue, and the computer records into the metrics.
+            ExpertComputer[] holder = new ExpertComputer[1];
+            ExpertMetrics metrics = new ExpertMetrics(registry, store, window,
+                    () -> holder[0] == null ? 0 : holder[0].queuedTokens(), () -> holder[0] == null ? 0 : holder[0].inFlightCalls());
+            LocalExpertExecutor executor = new LocalExpertExecutor(store, kernels, settings.maxBatchTokens(), k, metrics);
+            holder[0] = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(), model.resolvedId(),
+                    settings.routingTableVersion());
+            holder[0].start(metrics);
+            ExpertCallParser parser = new ExpertCallParser(model.resolvedId(), settings.routingTableVersion(), config, hosts, hosts.spec());
+            loaded = new Loaded(config, checkpoint, hosts, store, holder[0], parser, kernels.name());
+            state = State.SERVING;
+            LOG.infof("serving %d experts (%s) of %s as '%s' in group '%s': %.1f MiB of weights %s in %.1f s, backend %s",
+                    hosts.count(config), hosts.spec(), model.path(), model.resolvedId(), settings.group(), bytes / 1048576.0,
+                    settings.prefault() ? "paged in" : "mapped", (System.nanoTime() - t0) / 1e9, kernels.name());
+        } catch (RuntimeException e) {
+            LOG.errorf("cannot serve experts '%s' of %s: %s", settings.hosts(), model.path(), e.getMessage());
+            Quarkus.asyncExit(1);
+        }
+    }
+
+    void onShutdownDelay(@Observes ShutdownDelayInitiatedEvent event) {
+        beginDrain();
+    }
+
+    void onShutdown(@Observes ShutdownEvent event) {
+        beginDrain();
+        Loaded l = loaded;
+        if (l == null) return;
+        try {
+            long timeout = settings.drainTimeout().toNanos();
+            if (!l.computer().awaitIdle(timeout)) {
+                LOG.warnf("drain timed out after %s with %d calls in flight", settings.drainTimeout(), l.computer().inFlightCalls());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        l.computer().close();
+        l.checkpoint().close();
+    }
+
+    private void beginDrain() {
+        if (state == State.DRAINING) return;
+        state = State.DRAINING;
+        Loaded l = loaded;
+        LOG.infof("draining: refusing new calls, %d in flight", l == null ? 0 : l.computer().inFlightCalls());
+    }
+
+    public State state() {
+        return state;
+    }
+
+    /** Null until the experts are loaded. */
+    Loaded loaded() {
+        return loaded;
+    }
+
+    LoadWindow window() {
+        return window;
+    }
+
+    ExpertPodSettings settings() {
+        return settings;
+    }
+
+    ModelSettings model() {
+        return model;
+    }
+
+    String podName() {
+        return settings.podName().or(() -> java.util.Optional.ofNullable(System.getenv("HOSTNAME")))
+                .orElseGet(() -> "localhost:" + grpcPort);
+    }
+}

@@ -1,0 +1,37 @@
+package io.moeserve.expert;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.Optional;
+
+/** What this expert pod hosts and how it computes and drains. */
+@ConfigMapping(prefix = "moe.expert")
+public interface ExpertPodSettings {
+    /** Placement spec of the hosted (layer, expert) pairs, e.g. {@code *:0-3} (docs/architecture.md). */
+    @WithDefault("*")
+    String hosts();
+
+    /** The expert group this pod belongs to; a label on all its metrics, for per-group autoscaling. */
+    @WithDefault("default")
+    String group();
+
+    /** Routing-table version calls must carry; 0 accepts any. */
+    @WithDefault("0")
+    long routingTableVersion();
+
+    /** Most tokens computed in one batched pass (larger calls are computed in chunks); sizes the scratch. */
+    @WithDefault("1024")
+    int maxBatchTokens();
+
+    /** Page every hosted weight into memory before reporting ready. */
+    @WithDefault("true")
+    boolean prefault();
+
+    /** How long a shutdown waits for calls in flight to finish. */
+    @WithDefault("30s")
+    Duration drainTimeout();
+
+    /** Name reported to routers; defaults to $HOSTNAME (the Kubernetes pod name), else host:port. */
+    Optional<String> podName();
+}
