@@ -1,0 +1,83 @@
+package io.moeserve.router;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One expert pod of a group as the router sees it: its channel, whether it can take calls, and how much work it
+ * has, which is what replica choice weighs (tokens this router has outstanding there, plus the queue the pod
+ * reported in its last answer, which includes other routers' work).
+ */
+final class ExpertReplica {
+
+    /** What the router knows of the pod. */
+    enum Health {
+        /** Not described yet, or loading its weights. */
+        PROBING,
+        READY,
+        /** Shutting down: finishing its calls, refusing new ones. */
+        DRAINING,
+        /** A call or probe failed; avoided until its back-off ends and a probe succeeds. */
+        FAILED,
+        /** Serves another model, version or experts than the map says; never used until it changes. */
+        MISCONFIGURED
+    }
+
+    final String address;
+    final ManagedChannel channel;
+    final ExpertServiceGrpc.ExpertServiceStub stub;
+    final AtomicLong outstandingTokens = new AtomicLong();
+    volatile int reportedQueuedTokens;
+    /** Exponentially weighted call latency per token, for ties between equally loaded replicas. */
+    volatile double nanosPerToken;
+    volatile Health health = Health.PROBING;
+    volatile long avoidUntilNanos;
+    volatile String lastProblem = "";
+    volatile String podName = "";
+
+    ExpertReplica(String host, int port, int maxMessageBytes) {
+        this.address = host + ":" + port;
+        this.channel = Grpc.newChannelBuilderForAddress(host, port, InsecureChannelCredentials.create())
+                .directExecutor()
+                .maxInboundMessageSize(maxMessageBytes)
+                .keepAliveTime(30, TimeUnit.SECONDS)
+                .build();
+        this.stub = ExpertServiceGrpc.newStub(channel);
+    }
+
+    /** Outstanding work as replica choice compares it. */
+    long load() {
+        return outstandingTokens.get() + reportedQueuedTokens;
+    }
+
+    boolean usable(long nowNanos) {
+        return health == Health.READY && nowNanos - avoidUntilNanos >= 0;
+    }
+
+    void recordSuccess(int tokens, long nanos, int queuedTokens) {
+        reportedQueuedTokens = queuedTokens;
+        double perToken = nanos / (double) Math.max(1, tokens);
+        double previous = nanosPerToken;
+        nanosPerToken = previous == 0 ? perToken : 0.8 * previous + 0.2 * perToken;
+        if (health == Health.FAILED || health == Health.PROBING) health = Health.READY;
+    }
+
+    void recordFailure(String problem, long backoffNanos, boolean draining) {
+        lastProblem = problem;
+        avoidUntilNanos = System.nanoTime() + backoffNanos;
+        if (health != Health.MISCONFIGURED) health = draining ? Health.DRAINING : Health.FAILED;
+    }
+
+    void close() {
+        channel.shutdown();
+    }
+
+    @Override
+    public String toString() {
+        return address + (podName.isEmpty() ? "" : " (" + podName + ")");
+    }
+}

@@ -1,0 +1,106 @@
+package io.moeserve.router;
+
+import io.grpc.Deadline;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.SamplingParameters;
+import io.moeserve.runtime.generate.Sampler;
+import io.moeserve.runtime.generate.SamplingParams;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Turns a Generate request into a {@link Sequence}, or refuses it with the status the contract names: NOT_FOUND
+ * for another model, INVALID_ARGUMENT for bad parameters or token ids, OUT_OF_RANGE when the sequence could never
+ * fit the context or the KV-cache budget.
+ */
+final class GenerateRequests {
+    private static final int MAX_TOP_LOGPROBS = 20;
+
+    private final String modelId;
+    private final int vocab;
+    private final int maxContext;
+    private final List<Integer> eosIds;
+    private final int blockSize;
+    private final int totalBlocks;
+
+    GenerateRequests(String modelId, int vocab, int maxContext, List<Integer> eosIds, int blockSize, int totalBlocks) {
+        this.modelId = modelId;
+        this.vocab = vocab;
+        this.maxContext = maxContext;
+        this.eosIds = eosIds;
+        this.blockSize = blockSize;
+        this.totalBlocks = totalBlocks;
+    }
+
+    Sequence open(GenerateRequest r, Deadline grpcDeadline) {
+        if (!r.getModelId().isEmpty() && !r.getModelId().equals(modelId)) {
+            throw error(Status.NOT_FOUND, "the router serves model '" + modelId + "', not '" + r.getModelId() + "'");
+        }
+        int n = r.getPromptTokenIdsCount();
+        if (n == 0) throw error(Status.INVALID_ARGUMENT, "the prompt must hold at least one token");
+        int[] prompt = new int[n];
+        for (int i = 0; i < n; i++) {
+            int t = r.getPromptTokenIds(i);
+            if (t < 0 || t >= vocab) {
+                throw error(Status.INVALID_ARGUMENT, "prompt token " + i + " has id " + Integer.toUnsignedString(t)
+                        + ", outside the vocabulary [0, " + vocab + ")");
+            }
+            prompt[i] = t;
+        }
+        if (r.getMaxNewTokens() == 0) throw error(Status.INVALID_ARGUMENT, "max_new_tokens must be at least 1");
+        long total = (long) n + Integer.toUnsignedLong(r.getMaxNewTokens());
+        if (total > maxContext) {
+            throw error(Status.OUT_OF_RANGE, "the prompt (" + n + " tokens) plus max_new_tokens (" + Integer.toUnsignedString(r.getMaxNewTokens())
+                    + ") is " + total + " tokens, over the context limit of " + maxContext);
+        }
+        int blocks = (int) ((total + blockSize - 1) / blockSize);
+        if (blocks > totalBlocks) {
+            throw error(Status.OUT_OF_RANGE, "the sequence needs " + total + " tokens of KV cache but the router's whole budget is "
+                    + (long) totalBlocks * blockSize);
+        }
+        if (r.getTopLogprobs() > MAX_TOP_LOGPROBS) {
+            throw error(Status.INVALID_ARGUMENT, "top_logprobs must be at most " + MAX_TOP_LOGPROBS + ", got " + r.getTopLogprobs());
+        }
+        Set<Integer> stops = new LinkedHashSet<>();
+        if (!r.getIgnoreEos()) stops.addAll(eosIds);
+        for (int s : r.getStopTokenIdsList()) {
+            if (s < 0 || s >= vocab) throw error(Status.INVALID_ARGUMENT, "stop token id " + Integer.toUnsignedString(s) + " is outside the vocabulary");
+            stops.add(s);
+        }
+        SamplingParams sampling;
+        try {
+            sampling = sampling(r.getSampling());
+        } catch (IllegalArgumentException e) {
+            throw error(Status.INVALID_ARGUMENT, e.getMessage());
+        }
+        // Remaining times, compared rather than absolute instants (nanoTime may be negative, so no sentinel).
+        long now = System.nanoTime();
+        boolean hasDeadline = false;
+        long remaining = Long.MAX_VALUE;
+        if (grpcDeadline != null) {
+            hasDeadline = true;
+            remaining = grpcDeadline.timeRemaining(TimeUnit.NANOSECONDS);
+        }
+        if (r.getDeadlineUnixMillis() != 0) {
+            hasDeadline = true;
+            remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
+        }
+        long deadline = hasDeadline ? now + remaining : 0;
+        return new Sequence(r.getRequestId(), prompt, (int) (total - n), stops.stream().mapToInt(Integer::intValue).toArray(),
+                new Sampler(sampling, vocab, prompt), r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks);
+    }
+
+    private static SamplingParams sampling(SamplingParameters p) {
+        return new SamplingParams(p.getTemperature(), p.getTopK(), p.hasTopP() ? p.getTopP() : 1f, p.getMinP(),
+                p.hasRepetitionPenalty() ? p.getRepetitionPenalty() : 1f, p.getFrequencyPenalty(), p.getPresencePenalty(),
+                p.hasSeed() ? p.getSeed() : null);
+    }
+
+    static StatusRuntimeException error(Status status, String message) {
+        return status.withDescription(message).asRuntimeException();
+    }
+}

@@ -1,0 +1,277 @@
+package io.moeserve.router;
+
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import io.moeserve.proto.WireTensors;
+import io.moeserve.proto.expert.v1.ExpertBatchRequest;
+import io.moeserve.proto.expert.v1.ExpertBatchResponse;
+import io.moeserve.proto.expert.v1.WireDType;
+import io.moeserve.runtime.model.ExpertBatch;
+import io.moeserve.runtime.model.ExpertBatchDispatcher;
+import io.moeserve.runtime.model.ExpertUnavailableException;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Sends each expert group's share of a MoE layer call to one of the group's pods over gRPC, all groups at once,
+ * and waits for every answer.
+ *
+ * <p>Design. Every group has one reusable {@link GroupCall}: its request is built from the batch (hidden states
+ * packed in the wire dtype, pairs as offsets, ids and float32 weights), sent to the replica with the least
+ * outstanding work, and answered on the gRPC transport thread, which unpacks the partial sums straight into the
+ * batch. A failed attempt (pod gone, draining, past its deadline, answering nonsense) is retried at once on another
+ * replica of the group; when every replica has been tried, the same ones again after a short back-off, up to
+ * {@code maxAttempts}. When a group still has no answer the call ends with {@link ExpertUnavailableException}
+ * naming the group, the pods tried and why, and the step rows that needed it, so that only those sequences fail.
+ * Each attempt has its own deadline (a base plus a per-token allowance), so a call can never hang.
+ */
+final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
+    private final List<ExpertGroup> groups;
+    private final GroupCall[] calls;
+    private final String modelId;
+    private final long routingTableVersion;
+    private final WireDType wire;
+    private final int hidden;
+    private final long baseTimeoutNanos;
+    private final long perTokenNanos;
+    private final int maxAttempts;
+    private final long backoffNanos;
+    private final RouterMetrics metrics;
+    private final ScheduledExecutorService retries;
+    private long step;
+
+    GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
+                         Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
+                         ScheduledExecutorService retries) {
+        this.groups = groups;
+        this.modelId = modelId;
+        this.routingTableVersion = routingTableVersion;
+        this.wire = wire;
+        this.hidden = hidden;
+        this.baseTimeoutNanos = callTimeout.toNanos();
+        this.perTokenNanos = perToken.toNanos();
+        this.maxAttempts = Math.max(1, maxAttempts);
+        this.backoffNanos = backoff.toNanos();
+        this.metrics = metrics;
+        this.retries = retries;
+        this.calls = new GroupCall[groups.size()];
+        for (int g = 0; g < calls.length; g++) calls[g] = new GroupCall(groups.get(g), g);
+    }
+
+    /** The router's step counter, carried in requests for the pods' logs. */
+    void setStep(long step) {
+        this.step = step;
+    }
+
+    @Override
+    public void dispatch(int layer, ExpertBatch[] batches) {
+        int active = 0;
+        for (ExpertBatch b : batches) if (b.size() > 0) active++;
+        if (active == 0) return;
+        CountDownLatch done = new CountDownLatch(active);
+        long longest = 0;
+        for (int g = 0; g < batches.length; g++) {
+            if (batches[g].size() == 0) continue;
+            calls[g].begin(layer, batches[g], done);
+            longest = Math.max(longest, calls[g].timeoutNanos);
+        }
+        try {
+            // Every attempt has a deadline, so this bound is only a guard against a lost callback.
+            long bound = maxAttempts * (longest + backoffNanos) + TimeUnit.SECONDS.toNanos(5);
+            if (!done.await(bound, TimeUnit.NANOSECONDS)) {
+                for (GroupCall c : calls) if (c.batch != null && !c.finished) c.failure = "no answer within " + bound / 1_000_000 + " ms";
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for expert pods", e);
+        }
+        failIfAny(layer, batches);
+    }
+
+    private void failIfAny(int layer, ExpertBatch[] batches) {
+        StringBuilder message = null;
+        String first = null;
+        int rows = 0;
+        for (int g = 0; g < batches.length; g++) {
+            GroupCall c = calls[g];
+            if (batches[g].size() == 0 || c.failure == null) continue;
+            if (message == null) {
+                message = new StringBuilder();
+                first = c.group.name;
+            } else {
+                message.append("; ");
+            }
+            message.append("expert group ").append(c.group.name).append(" (").append(c.group.hosts.spec())
+                    .append(") could not compute layer ").append(layer).append(": ").append(c.failure);
+            rows += batches[g].size();
+        }
+        for (GroupCall c : calls) c.batch = null;
+        if (message == null) return;
+        int[] failedRows = new int[rows];
+        int n = 0;
+        for (int g = 0; g < batches.length; g++) {
+            if (batches[g].size() == 0 || calls[g].failure == null) continue;
+            System.arraycopy(batches[g].rows, 0, failedRows, n, batches[g].size());
+            n += batches[g].size();
+        }
+        throw new ExpertUnavailableException(layer, first, failedRows, message.toString(), null);
+    }
+
+    /** One group's call of the current layer, reused from layer to layer. */
+    private final class GroupCall implements StreamObserver<ExpertBatchResponse> {
+        final ExpertGroup group;
+        final int index;
+        final ExpertReplica[] tried = new ExpertReplica[maxAttempts];
+        final StringBuilder problems = new StringBuilder();
+        ExpertBatch batch;
+        CountDownLatch done;
+        ExpertBatchRequest request;
+        int layer;
+        int attempts;
+        long timeoutNanos;
+        long beganNanos;
+        ExpertReplica current;
+        ExpertBatchResponse response;
+        byte[] scratch = new byte[0];
+        volatile boolean finished;
+        volatile String failure;
+
+        GroupCall(ExpertGroup group, int index) {
+            this.group = group;
+            this.index = index;
+        }
+
+        void begin(int layer, ExpertBatch batch, CountDownLatch done) {
+            this.layer = layer;
+            this.batch = batch;
+            this.done = done;
+            this.attempts = 0;
+            this.failure = null;
+            this.finished = false;
+            this.response = null;
+            this.problems.setLength(0);
+            this.beganNanos = System.nanoTime();
+            int n = batch.size();
+            this.timeoutNanos = baseTimeoutNanos + perTokenNanos * n;
+            int bytes = n * hidden * WireTensors.elementBytes(wire);
+            if (scratch.length < bytes) scratch = new byte[Math.max(bytes, scratch.length * 2)];
+            ExpertBatchRequest.Builder b = ExpertBatchRequest.newBuilder()
+                    .setModelId(modelId)
+                    .setRoutingTableVersion(routingTableVersion)
+                    .setLayer(layer)
+                    .setNumTokens(n)
+                    .setHiddenSize(hidden)
+                    .setDtype(wire)
+                    .setOutputDtype(wire)
+                    .setStep(step)
+                    .setHiddenStates(WireTensors.encode(batch.x, 0, n * hidden, wire, scratch))
+                    .addPairOffsets(0);
+            int k = batch.k();
+            int pairs = 0;
+            for (int t = 0; t < n; t++) {
+                for (int j = 0; j < k; j++) {
+                    int e = batch.experts[t * k + j];
+                    if (e < 0) continue;
+                    b.addExpertIds(e).addRoutingWeights(batch.weights[t * k + j]);
+                    pairs++;
+                }
+                b.addPairOffsets(pairs);
+            }
+            this.request = b.build();
+            send();
+        }
+
+        private void send() {
+            ExpertReplica r = group.choose(tried, attempts);
+            if (r == null && attempts > 0) r = group.choose(tried, 0);
+            if (r == null) {
+                finish("the group has no pods" + (problems.isEmpty() ? " (none resolved from " + group.endpoints + ")" : ": " + problems));
+                return;
+            }
+            tried[attempts++] = r;
+            current = r;
+            r.outstandingTokens.addAndGet(batch.size());
+            metrics.wireBytesSent(request.getSerializedSize());
+            r.stub.withDeadlineAfter(timeoutNanos, TimeUnit.NANOSECONDS).computeExperts(request, this);
+        }
+
+        @Override
+        public void onNext(ExpertBatchResponse value) {
+            response = value;
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            ExpertReplica r = current;
+            r.outstandingTokens.addAndGet(-batch.size());
+            Status s = Status.fromThrowable(t);
+            String problem = r + ": " + s.getCode() + (s.getDescription() == null ? "" : " (" + s.getDescription() + ")");
+            boolean draining = s.getCode() == Status.Code.UNAVAILABLE && s.getDescription() != null && s.getDescription().contains("draining");
+            r.recordFailure(problem, backoffNanos, draining);
+            retryOrFail(problem, s.getCode() != Status.Code.INVALID_ARGUMENT);
+        }
+
+        @Override
+        public void onCompleted() {
+            ExpertReplica r = current;
+            r.outstandingTokens.addAndGet(-batch.size());
+            ExpertBatchResponse resp = response;
+            String problem = check(resp);
+            if (problem != null) {
+                r.recordFailure(r + ": " + problem, backoffNanos, false);
+                retryOrFail(r + ": " + problem, true);
+                return;
+            }
+            try {
+                WireTensors.decode(resp.getOutputs(), resp.getDtype(), batch.out, 0, batch.size() * hidden);
+            } catch (IllegalArgumentException e) {
+                retryOrFail(r + ": " + e.getMessage(), true);
+                return;
+            }
+            long nanos = System.nanoTime() - beganNanos;
+            r.recordSuccess(batch.size(), nanos, resp.getQueuedTokens());
+            metrics.wireBytesReceived(resp.getSerializedSize());
+            metrics.expertCall(index, nanos);
+            finished = true;
+            done.countDown();
+        }
+
+        private String check(ExpertBatchResponse resp) {
+            if (resp == null) return "answered nothing";
+            if (!resp.getModelId().equals(modelId)) return "answered for model '" + resp.getModelId() + "'";
+            if (resp.getLayer() != layer || resp.getNumTokens() != batch.size() || resp.getHiddenSize() != hidden) {
+                return "answered layer " + resp.getLayer() + " with " + resp.getNumTokens() + " × " + resp.getHiddenSize()
+                        + " for layer " + layer + " with " + batch.size() + " × " + hidden;
+            }
+            if (!WireTensors.isSupported(resp.getDtype())) return "answered in dtype " + resp.getDtype();
+            return null;
+        }
+
+        private void retryOrFail(String problem, boolean retryable) {
+            if (!problems.isEmpty()) problems.append("; ");
+            problems.append(problem);
+            if (!retryable || attempts >= maxAttempts) {
+                finish("tried " + attempts + " time(s): " + problems);
+                return;
+            }
+            metrics.expertRetry(index);
+            ExpertReplica untried = group.choose(tried, attempts);
+            if (untried != null) {
+                send();
+            } else {
+                // Every replica failed once: give them a moment (a restarting pod, a blip) before the next round.
+                retries.schedule(this::send, Math.min(backoffNanos, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
+            }
+        }
+
+        private void finish(String why) {
+            failure = why;
+            metrics.expertFailure(index);
+            finished = true;
+            done.countDown();
+        }
+    }
+}

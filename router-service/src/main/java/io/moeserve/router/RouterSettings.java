@@ -1,0 +1,94 @@
+package io.moeserve.router;
+
+import io.quarkus.runtime.configuration.MemorySize;
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+/** The router's configuration: continuous batching and admission, and where the routed experts live. */
+@ConfigMapping(prefix = "moe.router")
+public interface RouterSettings {
+
+    Batching batching();
+
+    Experts experts();
+
+    /** Continuous batching, the KV-cache budget and admission control. */
+    interface Batching {
+        /** Most tokens in one forward step: decode tokens of every running sequence plus prefill chunks. */
+        @WithDefault("256")
+        int maxStepTokens();
+
+        /** Most sequences generating at once. */
+        @WithDefault("64")
+        int maxSequences();
+
+        /** Memory for keys and values of all sequences; a sequence is admitted only when its whole length fits. */
+        @WithDefault("1G")
+        MemorySize kvCacheMemory();
+
+        /** Longest sequence (prompt + generated) accepted; capped by the model's max_position_embeddings. */
+        @WithDefault("8192")
+        int maxContext();
+
+        /** Requests waiting for admission beyond which new ones are refused with RESOURCE_EXHAUSTED. */
+        @WithDefault("256")
+        int maxQueued();
+
+        /** The retry hint given to refused requests. */
+        @WithDefault("1s")
+        Duration retryAfter();
+    }
+
+    /** Where the routed experts are computed. */
+    interface Experts {
+        /** {@code local}: inside this process (all-in-one); {@code remote}: in expert pods over gRPC. */
+        @WithDefault("local")
+        Mode mode();
+
+        /** Version of the expert map; expert pods check it. */
+        @WithDefault("1")
+        long routingTableVersion();
+
+        /** Expert groups by name (remote mode); partial sums are added in the order of the names. */
+        Map<String, Group> groups();
+
+        /** How often pod addresses are re-resolved and pods re-probed. */
+        @WithDefault("5s")
+        Duration refreshInterval();
+
+        /** Deadline of one expert call: this much, plus {@link #callTimeoutPerToken} per token. */
+        @WithDefault("2s")
+        Duration callTimeout();
+
+        @WithDefault("2ms")
+        Duration callTimeoutPerToken();
+
+        /** Attempts per expert call across the group's replicas (the first included). */
+        @WithDefault("3")
+        int maxAttempts();
+
+        /** Element type of hidden states on the wire: f32 (exact) or bf16 (half the bytes, rounded). */
+        @WithDefault("f32")
+        WireFormat wireDtype();
+
+        /** How long a replica that failed a call is avoided before it is tried again. */
+        @WithDefault("2s")
+        Duration failureBackoff();
+    }
+
+    /** One expert group: what it hosts and where its pods are. */
+    interface Group {
+        /** Placement spec of the group's experts (docs/architecture.md). */
+        String hosts();
+
+        /** Pods: {@code host:port} (one pod each) or {@code dns:name:port} (every address the name resolves to). */
+        List<String> endpoints();
+    }
+
+    enum Mode { local, remote }
+
+    enum WireFormat { f32, bf16 }
+}

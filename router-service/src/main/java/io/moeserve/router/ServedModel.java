@@ -1,0 +1,160 @@
+package io.moeserve.router;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.moeserve.proto.expert.v1.WireDType;
+import io.moeserve.runtime.kernel.CpuMatmulKernels;
+import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.model.ExpertSelection;
+import io.moeserve.runtime.model.ExpertSet;
+import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.model.ModelOptions;
+import io.moeserve.runtime.model.MoeModel;
+import io.moeserve.runtime.model.PartitionedExpertExecutor;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.Startup;
+import jakarta.annotation.PostConstruct;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import org.jboss.logging.Logger;
+
+/**
+ * The model the router serves, loaded at start: the dense part in this process, the routed experts either here too
+ * (mode local, all-in-one) or in the expert groups of the map (mode remote), found and watched by
+ * {@link ExpertDiscovery}; plus the KV cache and the generation engine that runs it all.
+ */
+@Startup
+@ApplicationScoped
+public class ServedModel {
+    private static final Logger LOG = Logger.getLogger(ServedModel.class);
+    private static final int MAX_MESSAGE_BYTES = 256 << 20;
+
+    @Inject
+    ModelSettings model;
+    @Inject
+    RouterSettings settings;
+    @Inject
+    MeterRegistry registry;
+
+    private MoeModel moe;
+    private KvCache cache;
+    private GenerationEngine engine;
+    private GenerateRequests requests;
+    private RoutingStatistics stats;
+    private ExpertDiscovery discovery;
+    private ScheduledExecutorService retries;
+    private final List<ExpertGroup> groups = new ArrayList<>();
+
+    @PostConstruct
+    void load() {
+        long t0 = System.nanoTime();
+        RouterSettings.Batching b = settings.batching();
+        RouterSettings.Experts x = settings.experts();
+        ModelConfig config = ConfigParser.load(model.path());
+        int stepTokens = Math.max(b.maxStepTokens(), b.maxSequences());
+        int maxContext = Math.min(b.maxContext(), config.maxPositionEmbeddings());
+        Parallel parallel = Parallel.shared();
+        ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+        List<String> names = new ArrayList<>();
+        RouterMetrics[] metricsHolder = new RouterMetrics[1];
+        GrpcExpertDispatcher dispatcher = null;
+        if (x.mode() == RouterSettings.Mode.remote) {
+            if (x.groups().isEmpty()) {
+                throw new IllegalStateException("moe.router.experts.mode=remote needs expert groups: moe.router.experts.groups.<name>.hosts and .endpoints");
+            }
+            List<ExpertSet> sets = new ArrayList<>();
+            for (Map.Entry<String, RouterSettings.Group> e : new TreeMap<>(x.groups()).entrySet()) {
+                ExpertSet set = ExpertSet.parse(e.getValue().hosts()).validate(config);
+                groups.add(new ExpertGroup(e.getKey(), set, e.getValue().endpoints()));
+                sets.add(set);
+                names.add(e.getKey());
+            }
+            metricsHolder[0] = newMetrics(names);
+            retries = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-retry").daemon().unstarted(r));
+            WireDType wire = x.wireDtype() == RouterSettings.WireFormat.bf16 ? WireDType.WIRE_DTYPE_BF16 : WireDType.WIRE_DTYPE_F32;
+            GrpcExpertDispatcher d = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
+                    config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
+                    metricsHolder[0], retries);
+            dispatcher = d;
+            options = options.withExecutor(ExpertSelection.NONE,
+                    store -> new PartitionedExpertExecutor(config, sets, names, d, stepTokens));
+            discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
+                    x.refreshInterval());
+        } else {
+            metricsHolder[0] = newMetrics(names);
+        }
+        moe = MoeModel.load(model.path(), options);
+        long budget = b.kvCacheMemory().asLongValue() / KvCache.bytesPerToken(moe.config());
+        cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
+        stats = new RoutingStatistics(moe.config(), registry);
+        requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
+                cache.blockSize(), cache.totalBlocks());
+        engine = new GenerationEngine(moe, cache, stepTokens, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats,
+                metricsHolder[0], dispatcher);
+        if (discovery != null) discovery.start();
+        engine.start();
+        LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB), context %d, loaded in %.1f s",
+                model.path(), model.resolvedId(), moe.config().architecture().hfClassName(),
+                x.mode() == RouterSettings.Mode.local ? "in this process" : "in groups " + names,
+                stepTokens, b.maxSequences(), (long) cache.totalBlocks() * cache.blockSize(),
+                cache.totalBlocks() * (double) cache.blockSize() * KvCache.bytesPerToken(moe.config()) / 1048576, moe.maxContext(),
+                (System.nanoTime() - t0) / 1e9);
+    }
+
+    private RouterMetrics newMetrics(List<String> names) {
+        return new RouterMetrics(registry, names, () -> engine == null ? 0 : engine.runningCount(),
+                () -> engine == null ? 0 : engine.waitingCount(), () -> engine == null ? 0 : engine.freeKvTokens());
+    }
+
+    void onShutdown(@Observes ShutdownEvent event) {
+        if (engine != null) engine.close();
+        if (discovery != null) discovery.close();
+        if (retries != null) retries.shutdownNow();
+        if (moe != null) moe.close();
+    }
+
+    MoeModel model() {
+        return moe;
+    }
+
+    KvCache cache() {
+        return cache;
+    }
+
+    GenerationEngine engine() {
+        return engine;
+    }
+
+    GenerateRequests requests() {
+        return requests;
+    }
+
+    RoutingStatistics statistics() {
+        return stats;
+    }
+
+    List<ExpertGroup> groups() {
+        return groups;
+    }
+
+    String modelId() {
+        return model.resolvedId();
+    }
+
+    long routingTableVersion() {
+        return settings.experts().routingTableVersion();
+    }
+
+    /** Checkpoint directory (for the created time). */
+    java.nio.file.Path modelPath() {
+        return model.path();
+    }
+}

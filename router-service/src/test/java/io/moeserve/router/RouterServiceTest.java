@@ -1,0 +1,219 @@
+package io.moeserve.router;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.Context;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.moeserve.proto.router.v1.DescribeModelRequest;
+import io.moeserve.proto.router.v1.FinishReason;
+import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.GenerateResponse;
+import io.moeserve.proto.router.v1.ModelDescription;
+import io.moeserve.proto.router.v1.RouterServiceGrpc;
+import io.moeserve.proto.router.v1.SamplingParameters;
+import io.moeserve.proto.router.v1.TokenLogprob;
+import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The router in all-in-one mode over real gRPC: what it generates, how it batches, what it refuses. */
+@QuarkusTest
+@QuarkusTestResource(TinyRouterModel.class)
+class RouterServiceTest {
+    static final int[] PROMPT = {5, 77, 300, 12, 9, 250, 31, 4, 199, 64, 18};
+    private static ManagedChannel channel;
+    private static RouterServiceGrpc.RouterServiceBlockingStub stub;
+
+    @BeforeAll
+    static void connect() {
+        channel = ManagedChannelBuilder.forAddress("localhost", 19181).usePlaintext().build();
+        stub = RouterServiceGrpc.newBlockingStub(channel);
+    }
+
+    @AfterAll
+    static void close() throws InterruptedException {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+
+    static GenerateRequest greedy(int[] prompt, int maxNew) {
+        GenerateRequest.Builder b = GenerateRequest.newBuilder().setModelId(TinyRouterModel.MODEL_ID).setMaxNewTokens(maxNew)
+                .setIgnoreEos(true).setSampling(SamplingParameters.newBuilder().setTemperature(0));
+        for (int t : prompt) b.addPromptTokenIds(t);
+        return b.build();
+    }
+
+    static List<GenerateResponse> collect(GenerateRequest r) {
+        List<GenerateResponse> out = new ArrayList<>();
+        stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(r).forEachRemaining(out::add);
+        return out;
+    }
+
+    static int[] tokens(List<GenerateResponse> rs) {
+        return rs.stream().flatMap(r -> r.getTokenIdsList().stream()).mapToInt(Integer::intValue).toArray();
+    }
+
+    @Test
+    void greedyOutputIsTheRuntimesOutputStreamedTokenByToken() {
+        List<GenerateResponse> rs = collect(greedy(PROMPT, 12));
+        assertArrayEquals(TinyRouterModel.reference(PROMPT, 12), tokens(rs));
+        assertEquals(12, rs.size(), "one message per token");
+        GenerateResponse last = rs.getLast();
+        assertEquals(FinishReason.FINISH_REASON_LENGTH, last.getFinishReason());
+        assertEquals(PROMPT.length, last.getUsage().getPromptTokens());
+        assertEquals(12, last.getUsage().getCompletionTokens());
+        for (int i = 0; i < rs.size() - 1; i++) assertEquals(FinishReason.FINISH_REASON_UNSPECIFIED, rs.get(i).getFinishReason());
+    }
+
+    @Test
+    void concurrentSequencesOfDifferentLengthsEachGetWhatTheyWouldAlone() throws Exception {
+        // A 40-token prompt is prefilled in 16-token chunks while the others decode.
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            int[] p = new int[i == 0 ? 40 : 3 + 2 * i];
+            for (int j = 0; j < p.length; j++) p[j] = (j * 37 + i * 11 + 1) % 384;
+            prompts.add(p);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(prompts.size());
+        try {
+            List<Future<int[]>> got = new ArrayList<>();
+            for (int[] p : prompts) got.add(pool.submit(() -> tokens(collect(greedy(p, 10)))));
+            for (int i = 0; i < prompts.size(); i++) {
+                assertArrayEquals(TinyRouterModel.reference(prompts.get(i), 10), got.get(i).get(120, TimeUnit.SECONDS), "prompt " + i);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void logprobsAreTheRawModelDistribution() {
+        GenerateRequest r = greedy(PROMPT, 1).toBuilder().setLogprobs(true).setTopLogprobs(5).build();
+        TokenLogprob lp = collect(r).getFirst().getLogprobs(0);
+        float[] logits = TinyRouterModel.promptLogits(PROMPT);
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) max = Math.max(max, l);
+        double sum = 0;
+        for (float l : logits) sum += Math.exp(l - max);
+        double lse = max + Math.log(sum);
+        assertEquals(logits[lp.getTokenId()] - lse, lp.getLogprob(), 1e-4);
+        assertEquals(5, lp.getTopTokenIdsCount());
+        assertEquals(lp.getTokenId(), lp.getTopTokenIds(0), "greedy picks the most likely token");
+        for (int j = 0; j < 5; j++) {
+            assertEquals(logits[lp.getTopTokenIds(j)] - lse, lp.getTopLogprobs(j), 1e-4);
+            if (j > 0) assertTrue(lp.getTopLogprobs(j) <= lp.getTopLogprobs(j - 1));
+        }
+    }
+
+    @Test
+    void seededSamplingIsReproducible() {
+        GenerateRequest r = greedy(PROMPT, 16).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setTemperature(1.2f).setTopP(0.9f).setSeed(42)).build();
+        int[] a = tokens(collect(r));
+        int[] b = tokens(collect(r));
+        assertArrayEquals(a, b);
+        int[] c = tokens(collect(r.toBuilder().setSampling(r.getSampling().toBuilder().setSeed(43)).build()));
+        assertTrue(!java.util.Arrays.equals(a, c), "another seed, another sample");
+    }
+
+    @Test
+    void stopTokensEndTheSequenceAndAreIncluded() {
+        int[] free = TinyRouterModel.reference(PROMPT, 6);
+        GenerateRequest r = greedy(PROMPT, 20).toBuilder().addStopTokenIds(free[3]).build();
+        List<GenerateResponse> rs = collect(r);
+        int[] got = tokens(rs);
+        int first = 0;
+        while (free[first] != free[3]) first++;
+        assertArrayEquals(java.util.Arrays.copyOf(free, first + 1), got);
+        assertEquals(FinishReason.FINISH_REASON_STOP, rs.getLast().getFinishReason());
+    }
+
+    @Test
+    void refusesBadRequestsWithTheContractsStatus() {
+        assertStatus(Status.Code.NOT_FOUND, "serves model 'tiny-router'", greedy(PROMPT, 4).toBuilder().setModelId("gpt-4").build());
+        assertStatus(Status.Code.INVALID_ARGUMENT, "outside the vocabulary", greedy(new int[] {1, 384}, 4));
+        assertStatus(Status.Code.INVALID_ARGUMENT, "at least one token", greedy(new int[0], 4));
+        assertStatus(Status.Code.INVALID_ARGUMENT, "max_new_tokens must be at least 1", greedy(PROMPT, 0));
+        assertStatus(Status.Code.OUT_OF_RANGE, "over the context limit of 256", greedy(PROMPT, 250));
+        assertStatus(Status.Code.INVALID_ARGUMENT, "top_logprobs must be at most 20", greedy(PROMPT, 2).toBuilder().setTopLogprobs(21).build());
+        assertStatus(Status.Code.INVALID_ARGUMENT, "temperature", greedy(PROMPT, 2).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setTemperature(-1)).build());
+        assertStatus(Status.Code.INVALID_ARGUMENT, "top_p", greedy(PROMPT, 2).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setTopP(0)).build());
+        // Still serving.
+        assertEquals(2, tokens(collect(greedy(PROMPT, 2))).length);
+    }
+
+    private static void assertStatus(Status.Code code, String message, GenerateRequest r) {
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> collect(r));
+        assertEquals(code, e.getStatus().getCode(), e.getStatus().toString());
+        assertTrue(e.getStatus().getDescription().contains(message), e.getStatus().getDescription());
+    }
+
+    @Test
+    void aDeadlineEndsTheSequence() {
+        GenerateRequest r = greedy(PROMPT, 200).toBuilder().setDeadlineUnixMillis(System.currentTimeMillis() + 1).build();
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> collect(r));
+        assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
+    }
+
+    @Test
+    void cancellingFreesTheKvCache() throws Exception {
+        ModelDescription before = stub.describeModel(DescribeModelRequest.getDefaultInstance());
+        assertEquals(before.getKvCacheTokens(), before.getKvCacheFreeTokens(), "nothing running before");
+        Context.CancellableContext ctx = Context.current().withCancellation();
+        Iterator<GenerateResponse> it = ctx.call(() -> stub.generate(greedy(PROMPT, 240)));
+        it.next();
+        ModelDescription during = stub.describeModel(DescribeModelRequest.getDefaultInstance());
+        assertTrue(during.getKvCacheFreeTokens() < during.getKvCacheTokens(), "the running sequence holds cache");
+        ctx.cancel(null);
+        long free = 0;
+        for (int i = 0; i < 200 && free != before.getKvCacheTokens(); i++) {
+            Thread.sleep(10);
+            free = stub.describeModel(DescribeModelRequest.getDefaultInstance()).getKvCacheFreeTokens();
+        }
+        assertEquals(before.getKvCacheTokens(), free, "the cancelled sequence's cache is freed");
+    }
+
+    @Test
+    void describesTheModelAndExportsRoutingStatistics() {
+        ModelDescription d = stub.describeModel(DescribeModelRequest.getDefaultInstance());
+        assertEquals(TinyRouterModel.MODEL_ID, d.getModelId());
+        assertEquals("MixtralForCausalLM", d.getArchitecture());
+        assertEquals(384, d.getVocabSize());
+        assertEquals(256, d.getMaxContext());
+        collect(greedy(PROMPT, 3));
+        given().get("/v1/routing-stats").then().statusCode(200)
+                .body("schema", equalTo("moe-serve.routing-stats.v1"))
+                .body("model", equalTo(TinyRouterModel.MODEL_ID))
+                .body("num_experts", equalTo(8))
+                .body("tokens.size()", equalTo(3));
+        long total = given().get("/v1/routing-stats").then().extract().jsonPath().getLong("total_tokens");
+        long pairs = given().get("/v1/routing-stats").then().extract().jsonPath().getList("tokens[0]", Long.class)
+                .stream().mapToLong(Long::longValue).sum();
+        assertEquals(2 * total, pairs, "top-2: two experts per token in layer 0");
+        given().get("/q/metrics").then().statusCode(200)
+                .body(containsString("moe_router_expert_tokens_total{expert=\"0\",layer=\"0\"}"))
+                .body(containsString("moe_router_generated_tokens_total"))
+                .body(containsString("moe_router_kv_cache_free_tokens"))
+                .body(containsString("moe_router_sequences{state=\"running\"}"));
+        given().get("/q/health/ready").then().statusCode(200);
+    }
+}
