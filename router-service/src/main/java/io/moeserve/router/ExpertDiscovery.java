@@ -154,6 +154,9 @@ final class ExpertDiscovery implements AutoCloseable {
 
                     @Override
                     public void onError(Throwable t) {
+                        // A pod restarted on the same address should be found at the next probe, not after gRPC's
+                        // reconnect back-off (which grows to minutes).
+                        r.channel.resetConnectBackoff();
                         if (r.health != ExpertReplica.Health.MISCONFIGURED) {
                             r.health = ExpertReplica.Health.FAILED;
                             r.lastProblem = "not answering: " + io.grpc.Status.fromThrowable(t);

@@ -31,7 +31,8 @@ final class ExpertGroup {
 
     /**
      * The replica to send the next call to, skipping those in {@code tried}: the usable one with the least
-     * outstanding work (ties: lower latency per token, then a rotating start, so equal replicas share the load);
+     * outstanding work, ties going to the next in a rotating order, so that equally loaded replicas share the work
+     * (a latency tie-break was tried and starved a replica whose one slow sample was never refreshed);
      * when none is usable, the untried one whose back-off ends first, so that a group whose only pod restarted is
      * tried again rather than given up on. Null when every replica has been tried.
      */
@@ -47,10 +48,7 @@ final class ExpertGroup {
             ExpertReplica c = r.get((start + i) % n);
             if (contains(tried, triedCount, c) || c.health == ExpertReplica.Health.MISCONFIGURED) continue;
             if (c.usable(now)) {
-                if (best == null || c.load() < best.load()
-                        || (c.load() == best.load() && c.nanosPerToken < best.nanosPerToken)) {
-                    best = c;
-                }
+                if (best == null || c.load() < best.load()) best = c;
             } else if (fallback == null || c.avoidUntilNanos - fallback.avoidUntilNanos < 0) {
                 fallback = c;
             }

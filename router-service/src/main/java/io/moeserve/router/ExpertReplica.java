@@ -32,8 +32,6 @@ final class ExpertReplica {
     final ExpertServiceGrpc.ExpertServiceStub stub;
     final AtomicLong outstandingTokens = new AtomicLong();
     volatile int reportedQueuedTokens;
-    /** Exponentially weighted call latency per token, for ties between equally loaded replicas. */
-    volatile double nanosPerToken;
     volatile Health health = Health.PROBING;
     volatile long avoidUntilNanos;
     volatile String lastProblem = "";
@@ -58,11 +56,8 @@ final class ExpertReplica {
         return health == Health.READY && nowNanos - avoidUntilNanos >= 0;
     }
 
-    void recordSuccess(int tokens, long nanos, int queuedTokens) {
+    void recordSuccess(int queuedTokens) {
         reportedQueuedTokens = queuedTokens;
-        double perToken = nanos / (double) Math.max(1, tokens);
-        double previous = nanosPerToken;
-        nanosPerToken = previous == 0 ? perToken : 0.8 * previous + 0.2 * perToken;
         if (health == Health.FAILED || health == Health.PROBING) health = Health.READY;
     }
 

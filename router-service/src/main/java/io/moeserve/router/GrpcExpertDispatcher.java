@@ -232,7 +232,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
                 return;
             }
             long nanos = System.nanoTime() - beganNanos;
-            r.recordSuccess(batch.size(), nanos, resp.getQueuedTokens());
+            r.recordSuccess(resp.getQueuedTokens());
             metrics.wireBytesReceived(resp.getSerializedSize());
             metrics.expertCall(index, nanos);
             finished = true;

@@ -36,7 +36,7 @@ import org.junit.jupiter.api.Test;
 
 /** The router in all-in-one mode over real gRPC: what it generates, how it batches, what it refuses. */
 @QuarkusTest
-@QuarkusTestResource(TinyRouterModel.class)
+@QuarkusTestResource(value = TinyRouterModel.class, restrictToAnnotatedClass = true)
 class RouterServiceTest {
     static final int[] PROMPT = {5, 77, 300, 12, 9, 250, 31, 4, 199, 64, 18};
     private static ManagedChannel channel;
