@@ -25,8 +25,8 @@ public interface RouterSettings {
         @WithDefault("64")
         int maxSequences();
 
-        /** Memory for keys and values of all sequences; a sequence is admitted only when its whole length fits. */
-        @WithDefault("1G")
+        /** Heap for keys and values of all sequences; a sequence is admitted only when its whole length fits. */
+        @WithDefault("256M")
         MemorySize kvCacheMemory();
 
         /** Longest sequence (prompt + generated) accepted; capped by the model's max_position_embeddings. */

@@ -92,7 +92,14 @@ public class ServedModel {
             metricsHolder[0] = newMetrics(names);
         }
         moe = MoeModel.load(model.path(), options);
-        long budget = b.kvCacheMemory().asLongValue() / KvCache.bytesPerToken(moe.config());
+        long kvBytes = b.kvCacheMemory().asLongValue();
+        long heap = Runtime.getRuntime().maxMemory();
+        if (kvBytes > heap * 0.7) {
+            moe.close();
+            throw new IllegalStateException("moe.router.batching.kv-cache-memory=" + kvBytes / 1048576 + "M does not fit the Java heap ("
+                    + heap / 1048576 + "M max, the cache may use 70% of it): lower it or raise -Xmx");
+        }
+        long budget = kvBytes / KvCache.bytesPerToken(moe.config());
         cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
         stats = new RoutingStatistics(moe.config(), registry);
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
