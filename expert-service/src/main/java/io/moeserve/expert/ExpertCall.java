@@ -1,5 +1,6 @@
 package io.moeserve.expert;
 
+import io.grpc.Context;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
 import io.moeserve.proto.expert.v1.WireDType;
@@ -20,6 +21,8 @@ final class ExpertCall {
     final WireDType outputDType;
     final long arrivedNanos;
     UniEmitter<? super ExpertBatchResponse> emitter;
+    /** The call's gRPC context: cancelled when the router gave up on it (deadline passed, retried elsewhere). */
+    Context context;
     /** Set by the compute thread: when its batch started, and how many calls the batch held. */
     long startedNanos;
     int batchedCalls;

@@ -104,15 +104,13 @@ final class ExpertComputer implements AutoCloseable {
             }
             if (first == null) continue;
             batch.clear();
-            batch.add(first);
-            int tokens = first.tokens;
+            int tokens = admit(first, 0);
             for (ExpertCall next; (next = queue.peek()) != null && tokens + next.tokens <= maxBatch; ) {
-                batch.add(queue.poll());
-                tokens += next.tokens;
+                tokens = admit(queue.poll(), tokens);
             }
+            if (batch.isEmpty()) continue;
             long started = System.nanoTime();
             for (ExpertCall c : batch) {
-                queuedTokens.addAndGet(-c.tokens);
                 c.startedNanos = started;
                 c.batchedCalls = batch.size();
             }
@@ -127,6 +125,23 @@ final class ExpertComputer implements AutoCloseable {
             for (ExpertCall c : batch) answer(c, computeMicros);
             batch.clear();
         }
+    }
+
+    /**
+     * Adds a dequeued call to the batch unless the router already gave up on it (deadline passed, or cancelled
+     * because it was retried elsewhere): computing it would only delay the calls still wanted, and under overload
+     * that wasted work is what turns timeouts into a retry storm.
+     */
+    private int admit(ExpertCall c, int tokens) {
+        queuedTokens.addAndGet(-c.tokens);
+        if (c.context != null && c.context.isCancelled()) {
+            inFlight.decrementAndGet();
+            metrics.callAbandoned();
+            c.emitter.fail(Status.CANCELLED.withDescription("the caller gave up on the call before it was computed").asRuntimeException());
+            return tokens;
+        }
+        batch.add(c);
+        return tokens + c.tokens;
     }
 
     /** Computes calls [from, to) of the batch, all of one layer; leaves each answer in its {@code out}. */

@@ -38,6 +38,7 @@ public class ExpertGrpcService implements ExpertService {
         } catch (IllegalArgumentException e) {
             return Uni.createFrom().failure(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         }
+        call.context = io.grpc.Context.current();
         return Uni.createFrom().emitter(emitter -> {
             call.emitter = emitter;
             loaded.computer().submit(call);

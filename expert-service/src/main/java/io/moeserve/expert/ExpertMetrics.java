@@ -26,6 +26,7 @@ final class ExpertMetrics implements ExpertComputeListener {
     private final Counter podCalls;
     private final Counter podBusySeconds;
     private final Timer queueWait;
+    private final Counter abandoned;
     private final LoadWindow window;
 
     ExpertMetrics(MeterRegistry registry, CheckpointExpertStore store, LoadWindow window,
@@ -61,6 +62,9 @@ final class ExpertMetrics implements ExpertComputeListener {
         this.queueWait = Timer.builder("moe.expert.pod.queue.wait").description("Time a call waited before its batch started")
                 .publishPercentileHistogram().minimumExpectedValue(Duration.ofNanos(10_000))
                 .maximumExpectedValue(Duration.ofSeconds(30)).register(registry);
+        this.abandoned = Counter.builder("moe.expert.pod.abandoned.calls")
+                .description("Calls skipped because the caller had given up on them (deadline passed, retried elsewhere)")
+                .register(registry);
         Gauge.builder("moe.expert.pod.queued.tokens", queuedTokens).description("Tokens waiting now").register(registry);
         Gauge.builder("moe.expert.pod.in.flight.calls", inFlightCalls).description("Calls received and not yet answered")
                 .register(registry);
@@ -75,6 +79,10 @@ final class ExpertMetrics implements ExpertComputeListener {
         podTokens.increment(count);
         podBusySeconds.increment(seconds);
         window.add(System.nanoTime(), count, nanos);
+    }
+
+    void callAbandoned() {
+        abandoned.increment();
     }
 
     void callAnswered(long queueWaitNanos) {

@@ -8,8 +8,10 @@ import io.moeserve.runtime.model.CheckpointExpertStore;
 import io.moeserve.runtime.model.ConfigParser;
 import io.moeserve.runtime.model.ExpertLoader;
 import io.moeserve.runtime.model.ExpertSet;
+import io.moeserve.runtime.model.ExpertWeights;
 import io.moeserve.runtime.model.LocalExpertExecutor;
 import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.tensor.WeightMatrix;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
 import io.quarkus.runtime.ShutdownEvent;
@@ -63,6 +65,7 @@ public class ExpertPod {
             long bytes = settings.prefault() ? store.prefault() : store.byteSize();
             CpuMatmulKernels kernels = new CpuMatmulKernels(Parallel.shared());
             int k = config.moe().topK();
+            long warmup = settings.warmup().isZero() ? 0 : warmUp(config, store, kernels, settings.warmup().toNanos());
             // The metrics read the computer's queue, and the computer records into the metrics.
             ExpertComputer[] holder = new ExpertComputer[1];
             ExpertMetrics metrics = new ExpertMetrics(registry, store, window,
@@ -74,13 +77,57 @@ public class ExpertPod {
             ExpertCallParser parser = new ExpertCallParser(model.resolvedId(), settings.routingTableVersion(), config, hosts, hosts.spec());
             loaded = new Loaded(config, checkpoint, hosts, store, holder[0], parser, kernels.name());
             state = State.SERVING;
-            LOG.infof("serving %d experts (%s) of %s as '%s' in group '%s': %.1f MiB of weights %s in %.1f s, backend %s",
+            LOG.infof("serving %d experts (%s) of %s as '%s' in group '%s': %.1f MiB of weights %s, %d warm-up passes, ready in %.1f s, backend %s",
                     hosts.count(config), hosts.spec(), model.path(), model.resolvedId(), settings.group(), bytes / 1048576.0,
-                    settings.prefault() ? "paged in" : "mapped", (System.nanoTime() - t0) / 1e9, kernels.name());
+                    settings.prefault() ? "paged in" : "mapped", warmup, (System.nanoTime() - t0) / 1e9, kernels.name());
         } catch (RuntimeException e) {
             LOG.errorf("cannot serve experts '%s' of %s: %s", settings.hosts(), model.path(), e.getMessage());
             Quarkus.asyncExit(1);
         }
+    }
+
+    /**
+     * Runs the kernels until the JIT has compiled them (or the time is up), so that the first real calls are not
+     * computed by the interpreter, which runs Vector API code hundreds of times slower: on a loaded machine those
+     * calls miss their deadlines, are retried on other cold replicas, and the retries keep everybody cold. The
+     * passes use thin row slices of a real hosted expert (the same mapped memory and dtype, so the compiled code is
+     * the code real calls take) and then the expert itself, matrix-vector and matrix-matrix both.
+     */
+    private static long warmUp(ModelConfig config, CheckpointExpertStore store, CpuMatmulKernels kernels, long budgetNanos) {
+        int layer = -1;
+        int[] ids = new int[0];
+        for (int l = 0; l < store.numLayers() && ids.length == 0; l++) {
+            ids = store.hostedExperts(l);
+            layer = l;
+        }
+        if (ids.length == 0) return 0;
+        ExpertWeights w = store.expert(layer, ids[0]);
+        WeightMatrix[] thin = {w.gate().rowSlice("warm-up", 0, Math.min(4, w.gate().rows())),
+                w.down().rowSlice("warm-up", 0, Math.min(4, w.down().rows()))};
+        int tokens = 8;
+        float[] x = new float[tokens * Math.max(w.gate().cols(), w.down().cols())];
+        for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
+        float[] y = new float[tokens * 4];
+        long deadline = System.nanoTime() + budgetNanos;
+        long passes = 0;
+        for (; passes < 20_000 && System.nanoTime() - deadline < 0; passes++) {
+            kernels.matmul(thin[(int) (passes & 1)], x, 0, y, 0, (passes & 2) == 0 ? 1 : tokens);
+        }
+        int k = config.moe().topK();
+        int h = config.hiddenSize();
+        LocalExpertExecutor executor = new LocalExpertExecutor(store, kernels, tokens, k);
+        int[] experts = new int[tokens * k];
+        float[] weights = new float[tokens * k];
+        float[] out = new float[tokens * h];
+        java.util.Arrays.fill(experts, -1);
+        for (int t = 0; t < tokens; t++) {
+            experts[t * k] = ids[t % ids.length];
+            weights[t * k] = 1f;
+        }
+        for (int i = 0; i < 20 && System.nanoTime() - deadline < 0; i++, passes++) {
+            executor.computeExperts(layer, i % 2 == 0 ? 1 : tokens, k, x, experts, weights, out);
+        }
+        return passes;
     }
 
     void onShutdownDelay(@Observes ShutdownDelayInitiatedEvent event) {

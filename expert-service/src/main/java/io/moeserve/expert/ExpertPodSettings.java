@@ -28,6 +28,10 @@ public interface ExpertPodSettings {
     @WithDefault("true")
     boolean prefault();
 
+    /** At most this long is spent running the kernels on dummy tokens before readiness, so the JIT has compiled them. */
+    @WithDefault("3s")
+    Duration warmup();
+
     /** How long a shutdown waits for calls in flight to finish. */
     @WithDefault("30s")
     Duration drainTimeout();
