@@ -189,6 +189,15 @@ prometheus.io/path: /q/metrics
 {{- end }}
 {{- end -}}
 
+{{/* The expert groups in effect (toYaml): the values' map, or one group "all" hosting every expert. */}}
+{{- define "moe.groups" -}}
+{{- if .Values.expertGroups -}}
+{{- toYaml .Values.expertGroups -}}
+{{- else -}}
+{{- toYaml (dict "all" (dict "hosts" "*")) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* A group's values: expertDefaults overridden by the group's own keys. */}}
 {{- define "moe.group" -}}
 {{- $g := mergeOverwrite (deepCopy .root.Values.expertDefaults) (deepCopy .values) -}}
@@ -205,7 +214,7 @@ prometheus.io/path: /q/metrics
 moe.router.experts.mode=remote
 moe.router.experts.routing-table-version={{ .Values.routingTableVersion }}
 moe.router.experts.refresh-interval={{ .Values.router.refreshInterval }}
-{{- range $name, $values := .Values.expertGroups }}
+{{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000
 {{- end }}
