@@ -17,7 +17,13 @@ public final class PlanCli implements Runnable {
     }
 
     public static int execute(String... args) {
-        return new CommandLine(new PlanCli()).execute(args);
+        return new CommandLine(new PlanCli())
+                .setExecutionExceptionHandler((e, cmd, parsed) -> {
+                    // a bad input is the user's to fix: say what, without a stack trace
+                    cmd.getErr().println("error: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
+                    return 1;
+                })
+                .execute(args);
     }
 
     public static void main(String[] args) {

@@ -142,6 +142,7 @@ final class PlanCommand implements Callable<Integer> {
                 prev == null ? "first plan" : String.format(Locale.ROOT, "%d (layer, expert) loads onto groups since %s (EPLB from scratch: %d); %d group(s) change",
                         moves, previous.getFileName(), outcome.eplb().movesFrom(prev.placement()), changed),
                 "Layer it over your values: helm upgrade RELEASE helm/moe-serve -f values.yaml -f " + out.getFileName());
+        if (out.toAbsolutePath().getParent() != null) Files.createDirectories(out.toAbsolutePath().getParent());
         Files.writeString(out, PlanValues.yaml(planned, version, sizing, header));
         Path svg = heatmap != null ? heatmap : sibling(out, ".svg");
         Files.writeString(svg, Heatmap.svg(load, moeLayers, plan, names,

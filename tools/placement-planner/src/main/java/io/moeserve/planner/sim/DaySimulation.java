@@ -29,8 +29,8 @@ import java.util.SplittableRandom;
  *
  * <p>Strategies, all over the same load: HPA per group on the chart's default layout (contiguous expert ids,
  * {@code *:a-b}); uniform replication under one HPA driven by the busiest group (every group the same count); HPA per
- * group on the planner's layout (planned once from the first hour); and both static layouts provisioned for the
- * day's peak. For each, targets from a grid are tried and the cheapest that keeps late tokens within the budget wins.
+ * group and uniform replication on the planner's layout (planned once from the first hour, so the drift unbalances
+ * it as the day goes on); and both static layouts provisioned for the day's peak. For each, targets from a grid are tried and the cheapest that keeps late tokens within the budget wins.
  */
 public final class DaySimulation {
 
@@ -53,6 +53,7 @@ public final class DaySimulation {
         PER_GROUP_HPA("HPA per group, contiguous layout"),
         UNIFORM_HPA("uniform replication, one HPA on the busiest group"),
         PLANNED_PER_GROUP_HPA("HPA per group, planner's layout"),
+        PLANNED_UNIFORM_HPA("uniform replication, planner's layout, one HPA on the busiest group"),
         STATIC_UNIFORM("uniform replication, static for the peak"),
         STATIC_PER_GROUP("per group, static for the peak");
 
@@ -131,7 +132,8 @@ public final class DaySimulation {
     }
 
     public Run run(Day day, Strategy s, double target) {
-        double[][] loads = s == Strategy.PLANNED_PER_GROUP_HPA ? day.planned() : day.contiguous();
+        boolean planned = s == Strategy.PLANNED_PER_GROUP_HPA || s == Strategy.PLANNED_UNIFORM_HPA;
+        double[][] loads = planned ? day.planned() : day.contiguous();
         int steps = loads.length, groups = loads[0].length, dt = c.syncSeconds();
         int window = Math.max(1, c.rateWindowSeconds() / dt);
         double rhoMax = c.maxUtilisation();
@@ -141,7 +143,7 @@ public final class DaySimulation {
             Arrays.fill(replicas, 0);
             for (double[] step : loads) for (int g = 0; g < groups; g++) replicas[g] = Math.max(replicas[g], needed(step[g], target));
         }
-        if (s == Strategy.UNIFORM_HPA || s == Strategy.STATIC_UNIFORM) Arrays.fill(replicas, Arrays.stream(replicas).max().orElse(1));
+        if (s == Strategy.UNIFORM_HPA || s == Strategy.PLANNED_UNIFORM_HPA || s == Strategy.STATIC_UNIFORM) Arrays.fill(replicas, Arrays.stream(replicas).max().orElse(1));
         // pods: ready-at times per group
         List<List<Double>> pods = new ArrayList<>();
         for (int g = 0; g < groups; g++) {
@@ -174,7 +176,7 @@ public final class DaySimulation {
             peak = Math.max(peak, podsNow);
             if (s == Strategy.STATIC_PER_GROUP || s == Strategy.STATIC_UNIFORM) continue;
             int seen = Math.min(i + 1, window);
-            if (s == Strategy.UNIFORM_HPA) {
+            if (s == Strategy.UNIFORM_HPA || s == Strategy.PLANNED_UNIFORM_HPA) {
                 int busiest = 0;
                 double worst = -1;
                 for (int g = 0; g < groups; g++) {

@@ -62,7 +62,7 @@ public final class SimulationReport {
         DaySimulation.Run uniform = best(DaySimulation.Strategy.UNIFORM_HPA);
         for (DaySimulation.Run r : best) {
             if (r == null) continue;
-            int groups = r.strategy() == DaySimulation.Strategy.PLANNED_PER_GROUP_HPA ? config.plannedGroups() : config.groups();
+            int groups = r.strategy().name().startsWith("PLANNED") ? config.plannedGroups() : config.groups();
             sb.append(String.format(Locale.ROOT, "| %s | %d | %.2f | %.1f | %s | %d | %.3f %% |%n", r.strategy().label, groups, r.target(), r.podHours(),
                     uniform == null ? "-" : String.format(Locale.ROOT, "%.2f", r.podHours() / uniform.podHours()), r.peakPods(), 100 * r.lateFraction()));
         }
@@ -130,8 +130,8 @@ public final class SimulationReport {
             ys[k] = top + ph - ph * 0.95 * day.tokensPerSecond()[i] / maxTps;
         }
         svg.polyline(xs, ys, "#bbbbbb", 1.5, "stroke-dasharray=\"4 3\"");
-        String[] colours = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"};
-        double ly = top + 10;
+        String[] colours = {"#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#ff7f0e", "#9467bd"};
+        double ly = top + 4;
         for (DaySimulation.Run r : best) {
             if (r == null) continue;
             double[] y = new double[n];
@@ -141,7 +141,7 @@ public final class SimulationReport {
             svg.rect(left + pw + 12, ly - 8, 14, 4, col, null);
             svg.text(left + pw + 30, ly - 3, shortLabel(r), "start", 10, null);
             svg.text(left + pw + 30, ly + 9, String.format(Locale.ROOT, "%.0f pod-h, target %.2f", r.podHours(), r.target()), "start", 9, "fill=\"#555\"");
-            ly += 34;
+            ly += 30;
         }
         svg.rect(left + pw + 12, ly - 8, 14, 2, "#bbbbbb", null);
         svg.text(left + pw + 30, ly - 3, "traffic (tokens/s, scaled)", "start", 10, null);
@@ -153,6 +153,7 @@ public final class SimulationReport {
             case PER_GROUP_HPA -> "HPA per group";
             case UNIFORM_HPA -> "uniform, one HPA";
             case PLANNED_PER_GROUP_HPA -> "HPA per group, planned";
+            case PLANNED_UNIFORM_HPA -> "uniform, planned, one HPA";
             case STATIC_UNIFORM -> "uniform, static peak";
             case STATIC_PER_GROUP -> "per group, static peak";
         };
