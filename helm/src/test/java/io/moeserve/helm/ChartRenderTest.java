@@ -152,6 +152,7 @@ class ChartRenderTest {
         assertEquals("moe_expert_pod_tokens_per_second", hot.path("metrics").get(0).path("pods").path("metric").path("name").asText());
         assertEquals("40000000m", hot.path("metrics").get(0).path("pods").path("target").path("averageValue").asText());
         assertEquals(120, hot.path("behavior").path("scaleDown").path("stabilizationWindowSeconds").asInt());
+        assertEquals("0.05", hot.path("behavior").path("scaleUp").path("tolerance").asText());
         assertEquals(2, hot.path("minReplicas").asInt(), "chart-wide default kept where the group does not override");
         JsonNode warm = named(docs, "HorizontalPodAutoscaler", "moe-moe-serve-expert-warm").path("spec");
         assertEquals("moe_expert_pod_utilization", warm.path("metrics").get(0).path("pods").path("metric").path("name").asText());
