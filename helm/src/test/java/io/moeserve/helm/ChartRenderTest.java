@@ -164,7 +164,8 @@ class ChartRenderTest {
         assertEquals(1, cold.path("minReplicas").asInt());
         assertTrue(named(docs, "Deployment", "moe-moe-serve-expert-hot").path("spec").path("replicas").isMissingNode(), "the HPA owns replicas");
         named(docs, "ServiceMonitor", "moe-moe-serve");
-        named(docs, "ConfigMap", "moe-moe-serve-adapter-rules");
+        assertEquals("monitoring", named(docs, "ConfigMap", "moe-moe-serve-adapter-rules").path("metadata").path("namespace").asText(),
+                "beside the adapter, which mounts it");
         assertEquals(0, ofKind(docs, "ScaledObject").size());
     }
 
