@@ -38,7 +38,7 @@ public final class PlanValues {
     public static List<Group> groups(Placement plan, double[][] weight, int[] moeLayers, List<String> names, Sizing s) {
         double[][] loads = plan.loads(weight);
         List<Group> out = new ArrayList<>();
-        int totalMin = 0, total = 0;
+        int total = 0;
         for (int g = 0; g < plan.groups(); g++) {
             int[][] perLayer = new int[plan.layers()][];
             for (int l = 0; l < plan.layers(); l++) perLayer[l] = plan.experts()[l][g];
@@ -52,7 +52,6 @@ public final class PlanValues {
             int min = Math.max(1, (int) Math.ceil(replicas * s.minFactor()));
             int max = Math.min(s.maxReplicasPerGroup(), Math.max(replicas, (int) Math.ceil(replicas * s.maxFactor())));
             out.add(new Group(names.get(g), Specs.spec(moeLayers, perLayer), load, replicas, Math.min(min, replicas), max));
-            totalMin += Math.min(min, replicas);
             total += replicas;
         }
         if (s.maxPods() > 0 && total > s.maxPods()) {

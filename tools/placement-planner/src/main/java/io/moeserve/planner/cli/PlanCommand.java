@@ -45,7 +45,7 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--bytes-per-expert", paramLabel = "BYTES", description = "instead of --model-config: 3 × hidden × intermediate × dtype bytes")
     Long bytesPerExpert;
 
-    @Option(names = "--pod-expert-memory", paramLabel = "SIZE", description = "memory a pod has for expert weights (e.g. 24Gi, 80G, 512Mi)")
+    @Option(names = "--pod-expert-memory", paramLabel = "SIZE", description = "memory a pod has for expert weights: host memory for CPU pods, GPU memory x GPUs for GPU pods, less what the runtime needs (e.g. 24Gi, 80G, 512Mi)")
     String podMemory;
 
     @Option(names = "--slots-per-group", paramLabel = "N", description = "experts per MoE layer a pod holds (instead of memory)")

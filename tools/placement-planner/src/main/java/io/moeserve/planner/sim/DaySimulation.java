@@ -68,7 +68,7 @@ public final class DaySimulation {
     public record Run(Strategy strategy, double target, double podHours, double lateFraction, int[] totalPods, int peakPods) {}
 
     /** Precomputed load: tokens/s and each group's pairs/s at every sync, for both layouts. */
-    public record Day(double[] tokensPerSecond, double[][] contiguous, double[][] planned, int plannedMoves) {}
+    public record Day(double[] tokensPerSecond, double[][] contiguous, double[][] planned) {}
 
     private final Config c;
 
@@ -107,7 +107,7 @@ public final class DaySimulation {
             gc[i] = groupTotals(contiguous, pairs);
             gp[i] = groupTotals(planned, pairs);
         }
-        return new Day(tps, gc, gp, 0);
+        return new Day(tps, gc, gp);
     }
 
     /** Group g hosts experts [g·E/G, (g+1)·E/G) of every layer: the chart's default layout. */
