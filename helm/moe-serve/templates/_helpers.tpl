@@ -1,0 +1,239 @@
+{{/* Names and labels. */}}
+{{- define "moe.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "moe.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "moe.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "moe.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: moe-serve
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "router" "group" "") */}}
+{{- define "moe.selector" -}}
+app.kubernetes.io/name: {{ include "moe.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- if .group }}
+moe-serve.io/expert-group: {{ .group }}
+{{- end }}
+{{- end -}}
+
+{{- define "moe.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "moe.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* image: (dict "root" $ "image" .image) */}}
+{{- define "moe.image" -}}
+{{- $tag := default (default .root.Chart.AppVersion .root.Values.image.tag) .image.tag -}}
+{{- if .root.Values.image.registry -}}
+{{- printf "%s/%s:%s" .root.Values.image.registry .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "moe.expertName" -}}
+{{- printf "%s-expert-%s" (include "moe.fullname" .root) .group | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "moe.modelPath" -}}
+{{- if .Values.model.dir -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.model.mountPath) .Values.model.dir -}}
+{{- else -}}
+{{- .Values.model.mountPath -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "moe.hubSecretName" -}}
+{{- default (printf "%s-hub-token" (include "moe.fullname" .)) .Values.model.download.tokenSecret.existingSecret -}}
+{{- end -}}
+
+{{- define "moe.apiKeySecretName" -}}
+{{- default (printf "%s-api-keys" (include "moe.fullname" .)) .Values.gateway.apiKeys.existingSecret -}}
+{{- end -}}
+
+{{/* Environment every service reads. */}}
+{{- define "moe.commonEnv" -}}
+- name: MOE_MODEL_PATH
+  value: {{ include "moe.modelPath" . | quote }}
+- name: MOE_MODEL_ID
+  value: {{ .Values.model.id | quote }}
+- name: QUARKUS_HTTP_PORT
+  value: "8080"
+- name: DJL_CACHE_DIR
+  value: /tmp/djl
+- name: HOME
+  value: /tmp
+{{- end -}}
+
+{{/* Model volume and /tmp, for any pod. */}}
+{{- define "moe.volumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: model
+{{- if eq .Values.model.source "pvc" }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.model.pvc.claimName }}
+    readOnly: true
+{{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.model.download.sizeLimit }}
+{{- end }}
+{{- end -}}
+
+{{- define "moe.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: model
+  mountPath: {{ .Values.model.mountPath }}
+  readOnly: true
+{{- end -}}
+
+{{/* The init container that fetches the checkpoint (model.source=download). */}}
+{{- define "moe.downloadInit" -}}
+{{- if eq .Values.model.source "download" }}
+initContainers:
+  - name: fetch-model
+    image: {{ .Values.model.download.image }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    securityContext:
+      {{- toYaml .Values.securityContext | nindent 6 }}
+    command: ["sh", "-ec"]
+    args:
+      - |
+        if [ -f "$MOE_MODEL_PATH/config.json" ]; then echo "checkpoint already present"; exit 0; fi
+        pip install --quiet --no-cache-dir --target /tmp/pip "$MOE_HUB_PIP"
+        PYTHONPATH=/tmp/pip python - <<'PY'
+        import os
+        from huggingface_hub import snapshot_download
+        snapshot_download(repo_id=os.environ["MOE_HUB_REPO"], revision=os.environ["MOE_HUB_REVISION"],
+                          local_dir=os.environ["MOE_MODEL_PATH"],
+                          allow_patterns=os.environ["MOE_HUB_ALLOW"].split(","))
+        PY
+    env:
+      - name: MOE_MODEL_PATH
+        value: {{ include "moe.modelPath" . | quote }}
+      - name: MOE_HUB_REPO
+        value: {{ required "model.download.repo is required when model.source is download" .Values.model.download.repo | quote }}
+      - name: MOE_HUB_REVISION
+        value: {{ .Values.model.download.revision | quote }}
+      - name: MOE_HUB_ALLOW
+        value: {{ join "," .Values.model.download.allowPatterns | quote }}
+      - name: MOE_HUB_PIP
+        value: {{ .Values.model.download.pipPackage | quote }}
+      - name: HOME
+        value: /tmp
+      - name: HF_HOME
+        value: /tmp/hf
+      - name: HF_TOKEN
+        valueFrom:
+          secretKeyRef:
+            name: {{ include "moe.hubSecretName" . }}
+            key: {{ .Values.model.download.tokenSecret.key }}
+            optional: true
+    resources:
+      {{- toYaml .Values.model.download.resources | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+      - name: model
+        mountPath: {{ .Values.model.mountPath }}
+{{- end }}
+{{- end -}}
+
+{{/* Probes on the Quarkus health endpoints: (dict "startupPeriod" 10 "startupFailures" 60) */}}
+{{- define "moe.probes" -}}
+startupProbe:
+  httpGet: {path: /q/health/started, port: http}
+  periodSeconds: {{ .startupPeriod }}
+  failureThreshold: {{ .startupFailures }}
+  timeoutSeconds: 3
+readinessProbe:
+  httpGet: {path: /q/health/ready, port: http}
+  periodSeconds: 5
+  failureThreshold: 2
+  timeoutSeconds: 3
+livenessProbe:
+  httpGet: {path: /q/health/live, port: http}
+  periodSeconds: 10
+  failureThreshold: 6
+  timeoutSeconds: 5
+{{- end -}}
+
+{{- define "moe.metricsAnnotations" -}}
+{{- if .Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /q/metrics
+{{- end }}
+{{- end -}}
+
+{{/* The expert groups in effect (toYaml): the values' map, or one group "all" hosting every expert. */}}
+{{- define "moe.groups" -}}
+{{- if .Values.expertGroups -}}
+{{- toYaml .Values.expertGroups -}}
+{{- else -}}
+{{- toYaml (dict "all" (dict "hosts" "*")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A group's values: expertDefaults overridden by the group's own keys. */}}
+{{- define "moe.group" -}}
+{{- $g := mergeOverwrite (deepCopy .root.Values.expertDefaults) (deepCopy .values) -}}
+{{- toYaml $g -}}
+{{- end -}}
+
+{{/* Milli-units quantity of a number: 0.6 -> 600m */}}
+{{- define "moe.quantity" -}}
+{{- printf "%dm" (int64 (round (mulf . 1000) 0)) -}}
+{{- end -}}
+
+{{/* The router's expert map (Quarkus properties). */}}
+{{- define "moe.expertMap" -}}
+moe.router.experts.mode=remote
+moe.router.experts.routing-table-version={{ .Values.routingTableVersion }}
+moe.router.experts.refresh-interval={{ .Values.router.refreshInterval }}
+{{- range $name, $values := include "moe.groups" . | fromYaml }}
+moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
+moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000
+{{- end }}
+{{- range $k, $v := .Values.router.extraProperties }}
+{{ $k }}={{ $v }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress every component needs: DNS, the model hub when downloading, and the operator's extras. */}}
+{{- define "moe.egressCommon" -}}
+- to: {{ toYaml .Values.networkPolicy.dnsTo | nindent 4 }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- if eq .Values.model.source "download" }}
+- ports:
+    - {port: 443, protocol: TCP}
+{{- end }}
+{{- with .Values.networkPolicy.extraEgress }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

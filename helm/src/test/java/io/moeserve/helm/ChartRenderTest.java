@@ -1,0 +1,261 @@
+package io.moeserve.helm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.marcnuri.helm.LintResult;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+import static io.moeserve.helm.Charts.env;
+import static io.moeserve.helm.Charts.named;
+import static io.moeserve.helm.Charts.ofKind;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The chart with every example values file: lint --strict, template, and every rendered object valid against the
+ * Kubernetes API model (unknown fields are errors), kubernetes-models / KEDA / Prometheus Operator types and the
+ * strict CRD and adapter shapes; plus what each example is for.
+ */
+class ChartRenderTest {
+    @TempDir
+    Path work;
+
+    static List<String> examples() {
+        List<String> all = new ArrayList<>(Charts.examples());
+        all.addFirst("(defaults)");
+        return all;
+    }
+
+    static Path values(String example) {
+        return example.equals("(defaults)") ? null : Charts.example(example);
+    }
+
+    @Test
+    void theExamplesCoverWhatTheIssueAsks() {
+        assertTrue(Charts.examples().containsAll(List.of("cpu-only", "gpu", "hpa", "keda", "many-groups", "autoscaling-off")), Charts.examples().toString());
+    }
+
+    @ParameterizedTest(name = "lint --strict {0}")
+    @MethodSource("examples")
+    void lintsStrictly(String example) throws Exception {
+        LintResult r = Charts.lint(values(example), work);
+        assertFalse(r.isFailed(), String.join("\n", r.getMessages()));
+        for (String m : r.getMessages()) assertFalse(m.contains("[ERROR]") || m.contains("[WARNING]"), m);
+    }
+
+    @ParameterizedTest(name = "every object of {0} is valid")
+    @MethodSource("examples")
+    void everyRenderedObjectIsValid(String example) throws Exception {
+        List<JsonNode> docs = Charts.renderWithTestHooks(values(example), work);
+        assertEquals(1, ofKind(docs, "Pod").size(), "the helm test Pod is validated too");
+        assertTrue(docs.size() > 5, "rendered " + docs.size() + " objects");
+        List<String> problems = new ArrayList<>();
+        for (JsonNode d : docs) problems.addAll(KubeSchemas.problems(d));
+        JsonNode adapter = adapterConfig(docs);
+        Tools.Result node = Tools.nodeValidate(docs, adapter, work);
+        if (node.exitCode() != 0) problems.addAll(Tools.lines(node.output()));
+        assertEquals(List.of(), problems);
+    }
+
+    static JsonNode adapterConfig(List<JsonNode> docs) throws Exception {
+        for (JsonNode cm : ofKind(docs, "ConfigMap")) {
+            if (cm.path("metadata").path("name").asText().endsWith("-adapter-rules")) {
+                return Charts.YAML.readTree(cm.path("data").path("config.yaml").asText());
+            }
+        }
+        return null;
+    }
+
+    @Test
+    void aTypoedFieldIsCaughtByEveryValidator() throws Exception {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("keda"));
+        JsonNode dep = named(docs, "Deployment", "moe-moe-serve-expert-g0").deepCopy();
+        ((ObjectNode) dep.path("spec").path("template").path("spec").path("containers").get(0)).put("imagePullPolicyy", "Always");
+        assertTrue(KubeSchemas.problems(dep).toString().contains("imagePullPolicyy"), KubeSchemas.problems(dep).toString());
+        JsonNode hpaBehaviour = named(docs, "ScaledObject", "moe-moe-serve-expert-g0").deepCopy();
+        ((ObjectNode) hpaBehaviour.path("spec").path("advanced").path("horizontalPodAutoscalerConfig").path("behavior").path("scaleUp")).put("stabilisationWindowSeconds", 0);
+        assertTrue(KubeSchemas.problems(hpaBehaviour).toString().contains("stabilisationWindowSeconds"));
+        JsonNode so = named(docs, "ScaledObject", "moe-moe-serve-expert-g0").deepCopy();
+        ((ObjectNode) so.path("spec")).put("minReplicas", 1);
+        ((ObjectNode) so.path("spec").path("triggers").get(0).path("metadata")).put("treshold", "1");
+        JsonNode wrongType = named(docs, "Service", "moe-moe-serve-gateway").deepCopy();
+        ((ObjectNode) wrongType.path("spec").path("ports").get(0)).put("port", "eighty");
+        Tools.Result r = Tools.nodeValidate(List.of(so, wrongType), Charts.YAML.readTree("rules: [{seriesQuery: 'x', resources: {}, name: {as: y}, metricsQuery: q, seriesQuerry: z}]"), work);
+        assertNotEquals(0, r.exitCode());
+        assertTrue(r.output().contains("'minReplicas'") && r.output().contains("'treshold'") && r.output().contains("'seriesQuerry'")
+                && r.output().contains("port must be integer"), r.output());
+    }
+
+    @Test
+    void defaultsServeEveryExpertFromOneGroup() {
+        List<JsonNode> docs = Charts.renderDocs(null);
+        String map = named(docs, "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertTrue(map.contains("moe.router.experts.groups.all.hosts=*\n"), map);
+        assertEquals(1, ofKind(docs, "HorizontalPodAutoscaler").size());
+    }
+
+    @Test
+    void cpuOnly() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("cpu-only"));
+        assertEquals(4 + 2, ofKind(docs, "Deployment").size(), "4 expert groups, gateway, router");
+        assertEquals(4, ofKind(docs, "HorizontalPodAutoscaler").size());
+        assertFalse(Charts.render(Charts.example("cpu-only"), java.util.Map.of()).contains("nvidia.com/gpu"));
+        JsonNode pod = named(docs, "Deployment", "moe-moe-serve-expert-g2").path("spec").path("template").path("spec");
+        assertEquals("moe-models", pod.path("volumes").get(1).path("persistentVolumeClaim").path("claimName").asText());
+        JsonNode c = pod.path("containers").get(0);
+        assertEquals("*:32-47", env(c, "MOE_EXPERT_HOSTS").path("value").asText());
+        assertEquals("g2", env(c, "MOE_EXPERT_GROUP").path("value").asText());
+        assertEquals("/models/olmoe-1b-7b", env(c, "MOE_MODEL_PATH").path("value").asText());
+        assertEquals("cpu", env(c, "MOE_EXPERT_BACKEND").path("value").asText());
+        JsonNode gw = named(docs, "Deployment", "moe-moe-serve-gateway").path("spec").path("template").path("spec").path("containers").get(0);
+        assertEquals("moe-moe-serve-api-keys", env(gw, "MOE_GATEWAY_API_KEYS").path("valueFrom").path("secretKeyRef").path("name").asText());
+        assertEquals("moe-moe-serve-router.serving.svc.cluster.local", env(gw, "QUARKUS_GRPC_CLIENTS_ROUTER_HOST").path("value").asText());
+        named(docs, "Secret", "moe-moe-serve-api-keys");
+    }
+
+    @Test
+    void gpu() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("gpu"));
+        JsonNode pod = named(docs, "Deployment", "moe-moe-serve-expert-g1").path("spec").path("template").path("spec");
+        JsonNode c = pod.path("containers").get(0);
+        assertEquals("1", c.path("resources").path("limits").path("nvidia.com/gpu").asText());
+        assertEquals("cuda", env(c, "MOE_EXPERT_BACKEND").path("value").asText());
+        assertEquals("nvidia", pod.path("runtimeClassName").asText());
+        assertEquals("nvidia.com/gpu", pod.path("tolerations").get(0).path("key").asText());
+        assertEquals("NVIDIA-H100-80GB-HBM3", pod.path("nodeSelector").path("nvidia.com/gpu.product").asText());
+        assertTrue(c.path("image").asText().startsWith("moe-serve/expert-service-gpu:"));
+        JsonNode init = pod.path("initContainers").get(0);
+        assertEquals("fetch-model", init.path("name").asText());
+        assertEquals("hub-token", env(init, "HF_TOKEN").path("valueFrom").path("secretKeyRef").path("name").asText());
+        assertEquals("Qwen/Qwen1.5-MoE-A2.7B", env(init, "MOE_HUB_REPO").path("value").asText());
+        assertEquals("40Gi", pod.path("volumes").get(1).path("emptyDir").path("sizeLimit").asText());
+        assertTrue(ofKind(docs, "Secret").stream().noneMatch(s -> s.path("metadata").path("name").asText().contains("hub-token")), "existing Secret used");
+        JsonNode np = named(docs, "NetworkPolicy", "moe-moe-serve-experts");
+        assertTrue(np.path("spec").path("egress").toString().contains("443"), "the init step may reach the hub");
+    }
+
+    @Test
+    void hpaPerGroupMetricsAndBehaviour() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("hpa"));
+        JsonNode hot = named(docs, "HorizontalPodAutoscaler", "moe-moe-serve-expert-hot").path("spec");
+        assertEquals("moe_expert_pod_tokens_per_second", hot.path("metrics").get(0).path("pods").path("metric").path("name").asText());
+        assertEquals("40000000m", hot.path("metrics").get(0).path("pods").path("target").path("averageValue").asText());
+        assertEquals(120, hot.path("behavior").path("scaleDown").path("stabilizationWindowSeconds").asInt());
+        assertEquals("0.05", hot.path("behavior").path("scaleUp").path("tolerance").asText());
+        assertEquals(2, hot.path("minReplicas").asInt(), "chart-wide default kept where the group does not override");
+        JsonNode warm = named(docs, "HorizontalPodAutoscaler", "moe-moe-serve-expert-warm").path("spec");
+        assertEquals("moe_expert_pod_utilization", warm.path("metrics").get(0).path("pods").path("metric").path("name").asText());
+        assertEquals("600m", warm.path("metrics").get(0).path("pods").path("target").path("averageValue").asText());
+        assertEquals(300, warm.path("behavior").path("scaleDown").path("stabilizationWindowSeconds").asInt());
+        JsonNode cold = named(docs, "HorizontalPodAutoscaler", "moe-moe-serve-expert-cold").path("spec");
+        assertEquals("moe_expert_pod_queue_wait_seconds_mean", cold.path("metrics").get(0).path("pods").path("metric").path("name").asText());
+        assertEquals("20m", cold.path("metrics").get(0).path("pods").path("target").path("averageValue").asText());
+        assertEquals(1, cold.path("minReplicas").asInt());
+        assertTrue(named(docs, "Deployment", "moe-moe-serve-expert-hot").path("spec").path("replicas").isMissingNode(), "the HPA owns replicas");
+        named(docs, "ServiceMonitor", "moe-moe-serve");
+        assertEquals("monitoring", named(docs, "ConfigMap", "moe-moe-serve-adapter-rules").path("metadata").path("namespace").asText(),
+                "beside the adapter, which mounts it");
+        assertEquals(0, ofKind(docs, "ScaledObject").size());
+    }
+
+    @Test
+    void kedaScaledObjects() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("keda"));
+        assertEquals(0, ofKind(docs, "HorizontalPodAutoscaler").size(), "KEDA owns the HPA: never a second one");
+        assertEquals(3, ofKind(docs, "ScaledObject").size());
+        assertTrue(ofKind(docs, "ConfigMap").stream().noneMatch(c -> c.path("metadata").path("name").asText().endsWith("adapter-rules")));
+        JsonNode g0 = named(docs, "ScaledObject", "moe-moe-serve-expert-g0").path("spec");
+        JsonNode t = g0.path("triggers").get(0);
+        assertEquals("prometheus", t.path("type").asText());
+        assertEquals("AverageValue", t.path("metricType").asText());
+        assertEquals("sum(rate(moe_expert_pod_busy_seconds_total{namespace=\"serving\",group=\"g0\"}[1m]))", t.path("metadata").path("query").asText());
+        assertEquals("0.6", t.path("metadata").path("threshold").asText());
+        assertEquals("false", t.path("metadata").path("ignoreNullValues").asText());
+        assertEquals(3, g0.path("fallback").path("replicas").asInt());
+        assertEquals(1, g0.path("minReplicaCount").asInt());
+        JsonNode g1 = named(docs, "ScaledObject", "moe-moe-serve-expert-g1").path("spec").path("triggers").get(0);
+        assertEquals("Value", g1.path("metricType").asText(), "a mean wait is compared as is, not per pod");
+        assertEquals(4, named(docs, "ScaledObject", "moe-moe-serve-expert-g2").path("spec").path("maxReplicaCount").asInt());
+    }
+
+    @Test
+    void manyGroups() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("many-groups"));
+        assertEquals(16, ofKind(docs, "HorizontalPodAutoscaler").size(), "exactly the example's groups, none from the defaults");
+        assertEquals(16 + 2, ofKind(docs, "Deployment").size());
+        assertEquals(16 + 2, ofKind(docs, "PodDisruptionBudget").size());
+        String map = named(docs, "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        for (int g = 0; g < 16; g++) {
+            String n = String.format("g%02d", g);
+            assertTrue(map.contains("moe.router.experts.groups." + n + ".hosts=*:" + 4 * g + "-" + (4 * g + 3) + "\n"), map);
+            assertTrue(map.contains("moe.router.experts.groups." + n + ".endpoints=dns:moe-moe-serve-expert-" + n + ".serving.svc.cluster.local:9000"), map);
+            JsonNode svc = named(docs, "Service", "moe-moe-serve-expert-" + n);
+            assertEquals("None", svc.path("spec").path("clusterIP").asText(), "headless, for the router's discovery");
+        }
+        assertTrue(map.contains("moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\nmoe.router.experts.refresh-interval=5s\n"), map);
+    }
+
+    @Test
+    void autoscalingOff() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("autoscaling-off"));
+        assertEquals(0, ofKind(docs, "HorizontalPodAutoscaler").size() + ofKind(docs, "ScaledObject").size() + ofKind(docs, "NetworkPolicy").size());
+        assertEquals(3, named(docs, "Deployment", "moe-moe-serve-expert-g0").path("spec").path("replicas").asInt());
+        assertEquals(2, named(docs, "Deployment", "moe-moe-serve-expert-g1").path("spec").path("replicas").asInt());
+    }
+
+    @ParameterizedTest(name = "hardened pods in {0}")
+    @MethodSource("examples")
+    void everyPodIsHardenedProbedAndDrains(String example) throws Exception {
+        List<JsonNode> docs = Charts.renderWithTestHooks(values(example), work);
+        List<JsonNode> pods = new ArrayList<>();
+        for (JsonNode d : ofKind(docs, "Deployment")) pods.add(d.path("spec").path("template").path("spec"));
+        for (JsonNode d : ofKind(docs, "Pod")) pods.add(d.path("spec"));
+        for (JsonNode pod : pods) {
+            assertTrue(pod.path("securityContext").path("runAsNonRoot").asBoolean());
+            List<JsonNode> containers = new ArrayList<>();
+            pod.path("containers").forEach(containers::add);
+            pod.path("initContainers").forEach(containers::add);
+            for (JsonNode c : containers) {
+                JsonNode sc = c.path("securityContext");
+                assertTrue(sc.path("readOnlyRootFilesystem").asBoolean() && !sc.path("allowPrivilegeEscalation").asBoolean(true), c.toString());
+                assertEquals("[\"ALL\"]", sc.path("capabilities").path("drop").toString());
+                assertTrue(c.path("volumeMounts").toString().contains("\"/tmp\"") || c.path("name").asText().equals("test"), "writable /tmp for " + c.path("name"));
+            }
+        }
+        for (JsonNode d : ofKind(docs, "Deployment")) {
+            JsonNode pod = d.path("spec").path("template").path("spec");
+            JsonNode c = pod.path("containers").get(0);
+            for (String p : Set.of("startupProbe", "readinessProbe", "livenessProbe")) assertFalse(c.path(p).isMissingNode(), p + " on " + d.path("metadata").path("name"));
+            int preStop = c.path("lifecycle").path("preStop").path("sleep").path("seconds").asInt();
+            int grace = pod.path("terminationGracePeriodSeconds").asInt();
+            if ("expert".equals(d.path("metadata").path("labels").path("app.kubernetes.io/component").asText())) {
+                String drain = env(c, "MOE_EXPERT_DRAIN_TIMEOUT").path("value").asText();
+                int drainSeconds = Integer.parseInt(drain.replace("s", ""));
+                assertTrue(grace >= preStop + drainSeconds, "grace " + grace + " >= preStop " + preStop + " + drain " + drainSeconds);
+            } else {
+                assertTrue(grace > preStop);
+            }
+        }
+    }
+
+    @Test
+    void helmTestPodChecksRouterAndGateway() throws Exception {
+        assertEquals(0, ofKind(Charts.renderDocs(Charts.example("cpu-only")), "Pod").size(), "a hook: not installed with the release");
+        List<JsonNode> docs = Charts.renderWithTestHooks(Charts.example("cpu-only"), work);
+        JsonNode test = named(docs, "Pod", "moe-moe-serve-test");
+        assertEquals("test", test.path("metadata").path("annotations").path("moe-serve.io/helm-hook").asText());
+        String script = test.path("spec").path("containers").get(0).path("args").get(0).asText();
+        assertTrue(script.contains("/v1/models") && script.contains("/v1/routing-stats") && script.contains("/q/health/ready"));
+    }
+}
