@@ -46,6 +46,10 @@ final class Deployment implements AutoCloseable {
     }
 
     ServiceProcess startExpert(String group, String spec) {
+        return startExpert(group, spec, Map.of());
+    }
+
+    ServiceProcess startExpert(String group, String spec, Map<String, String> extra) {
         hosts.put(group, spec);
         Map<String, String> c = new HashMap<>();
         c.put("moe.model.path", model.toString());
@@ -54,6 +58,7 @@ final class Deployment implements AutoCloseable {
         c.put("moe.expert.group", group);
         c.put("moe.expert.routing-table-version", "1");
         c.put("moe.threads", Integer.toString(threads));
+        c.putAll(extra);
         ServiceProcess p = ServiceProcess.start("expert-" + group, "expert-service", c);
         experts.computeIfAbsent(group, g -> new ArrayList<>()).add(p);
         return p;
