@@ -43,7 +43,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code reply}: the text to generate (default "Hello from the fake router."); {@code repeat}: how often</li>
  *   <li>{@code ids}: token ids to generate instead of a reply</li>
  *   <li>{@code tokenize}: "greedy" (default: longest vocabulary pieces) or "bytes" (one token per UTF-8 byte)</li>
- *   <li>{@code per_message}: tokens per GenerateResponse (default 1); {@code delay_ms}: pause between messages</li>
+ *   <li>{@code per_message}: tokens per GenerateResponse (default 1); {@code delay_ms}: pause between messages;
+ *       {@code first_delay_ms}: pause before the first (the router's queueing and prefill)</li>
  *   <li>{@code finish}: "stop" (default: the EOS token, FINISH_REASON_STOP), "length", "none" (the stream ends
  *       without a finish reason), "hang" (the stream never ends)</li>
  *   <li>{@code error}: {@code {"code": "RESOURCE_EXHAUSTED", "message": ..., "retry_after_ms": 2500, "after": 0}}:
@@ -189,7 +190,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             fail(call, out, Status.INTERNAL.withDescription("bad FAKE script: " + e.getMessage()), null);
             return;
         }
-        new Stream(call, out, script, promptIds.length).next(0);
+        new Stream(call, out, script, promptIds.length).next(script.firstDelayMs);
     }
 
     private void fail(Call call, ServerCallStreamObserver<GenerateResponse> out, Status status, Metadata trailers) {
@@ -289,6 +290,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         int[] tokens;
         int perMessage = 1;
         long delayMs;
+        long firstDelayMs;
         String finish = "stop";
         String errorCode;
         String errorMessage;
@@ -315,6 +317,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             }
             s.perMessage = Math.max(1, d.path("per_message").asInt(1));
             s.delayMs = d.path("delay_ms").asLong(0);
+            s.firstDelayMs = d.path("first_delay_ms").asLong(0);
             s.finish = d.path("finish").asText("stop");
             s.echoPrompt = d.path("echo_prompt").asBoolean(false);
             JsonNode error = d.get("error");

@@ -117,7 +117,8 @@ final class Http {
 
     /**
      * A raw HTTP/1.1 exchange over a socket, for what HTTP clients hide: it sends the request, reads the response
-     * until {@code until} appears (or the stream ends), then closes the socket: a client going away mid-stream.
+     * until {@code until} appears (or the stream ends, or the timeout passes), then closes the socket: a client
+     * going away mid-stream.
      */
     static String rawUntil(String path, String body, String until, Duration timeout) {
         try (Socket s = new Socket("localhost", port())) {
@@ -132,10 +133,14 @@ final class Http {
             InputStream in = s.getInputStream();
             StringBuilder seen = new StringBuilder();
             byte[] buf = new byte[4096];
-            while (!seen.toString().contains(until)) {
-                int n = in.read(buf);
-                if (n < 0) break;
-                seen.append(new String(buf, 0, n, StandardCharsets.UTF_8));
+            try {
+                while (!seen.toString().contains(until)) {
+                    int n = in.read(buf);
+                    if (n < 0) break;
+                    seen.append(new String(buf, 0, n, StandardCharsets.UTF_8));
+                }
+            } catch (java.net.SocketTimeoutException e) {
+                // gave up waiting: the caller wanted to leave early
             }
             return seen.toString();
         } catch (IOException e) {
