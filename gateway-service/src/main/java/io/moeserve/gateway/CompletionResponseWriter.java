@@ -1,6 +1,5 @@
 package io.moeserve.gateway;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -9,7 +8,6 @@ import java.util.List;
 
 /** Writes a whole (non-streaming) chat.completion or text_completion body. */
 final class CompletionResponseWriter {
-    private static final JsonFactory JSON = new JsonFactory();
 
     /**
      * One finished choice.
@@ -24,7 +22,7 @@ final class CompletionResponseWriter {
     static byte[] write(GenerationPlan plan, List<ChoiceResult> choices, TokenTexts texts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(512);
         int completionTokens = 0;
-        try (JsonGenerator g = JSON.createGenerator(out)) {
+        try (JsonGenerator g = JsonOutput.FACTORY.createGenerator(out)) {
             g.writeStartObject();
             g.writeStringField("id", plan.id());
             g.writeStringField("object", plan.chat() ? "chat.completion" : "text_completion");

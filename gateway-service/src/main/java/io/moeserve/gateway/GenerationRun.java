@@ -79,7 +79,8 @@ final class GenerationRun {
     private byte[] result;
     private UniEmitter<? super Void> startEmitter;
     private UniEmitter<? super byte[]> resultEmitter;
-    private MultiEmitter<? super byte[]> sink;
+    /** Set once, under the lock; read by the drainer after nextDelivery saw it set. */
+    private volatile MultiEmitter<? super byte[]> sink;
 
     private final AtomicInteger wip = new AtomicInteger();
 
@@ -304,10 +305,7 @@ final class GenerationRun {
     // ---- delivery ----
 
     private boolean hasDemand() {
-        MultiEmitter<? super byte[]> s;
-        synchronized (this) {
-            s = sink;
-        }
+        MultiEmitter<? super byte[]> s = sink;
         return s != null && s.requested() > 0;
     }
 
@@ -322,13 +320,25 @@ final class GenerationRun {
         if (wip.getAndIncrement() != 0) return;
         int missed = 1;
         do {
-            Runnable action;
-            while ((action = nextAction()) != null) action.run();
+            Object next;
+            while ((next = nextDelivery()) != null) {
+                if (next instanceof byte[] chunk) {
+                    sink.emit(chunk);
+                } else if (next == COMPLETE) {
+                    sink.complete();
+                } else {
+                    ((Runnable) next).run();
+                }
+            }
             missed = wip.addAndGet(-missed);
         } while (missed != 0);
     }
 
-    private Runnable nextAction() {
+    /**
+     * The next thing to hand to Mutiny: a chunk or COMPLETE for the SSE sink, or a one-off signal (the stream can
+     * start, the run failed, the whole body is ready) as a Runnable; null when there is nothing deliverable.
+     */
+    private Object nextDelivery() {
         synchronized (this) {
             if (cancelled) return null;
             if (streaming) {
@@ -337,32 +347,26 @@ final class GenerationRun {
                     if (failure != null) {
                         startSignalled = true;
                         OpenAiException f = failure;
-                        return () -> e.fail(f);
+                        return (Runnable) () -> e.fail(f);
                     }
                     if (committed) {
                         startSignalled = true;
-                        return () -> e.complete(null);
+                        return (Runnable) () -> e.complete(null);
                     }
                 }
-                if (sink == null) return null;
-                Object next = outbox.poll();
-                if (next == null) return null;
-                MultiEmitter<? super byte[]> s = sink;
-                if (next == COMPLETE) return s::complete;
-                byte[] chunk = (byte[]) next;
-                return () -> s.emit(chunk);
+                return sink == null ? null : outbox.poll();
             }
             if (resultEmitter == null || startSignalled) return null;
             UniEmitter<? super byte[]> e = resultEmitter;
             if (failure != null) {
                 startSignalled = true;
                 OpenAiException f = failure;
-                return () -> e.fail(f);
+                return (Runnable) () -> e.fail(f);
             }
             if (result != null) {
                 startSignalled = true;
                 byte[] body = result;
-                return () -> e.complete(body);
+                return (Runnable) () -> e.complete(body);
             }
             return null;
         }

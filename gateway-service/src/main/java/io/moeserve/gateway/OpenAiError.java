@@ -1,6 +1,5 @@
 package io.moeserve.gateway;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -21,7 +20,6 @@ public record OpenAiError(String message, String type, String param, String code
     static final String RATE_LIMIT = "rate_limit_error";
     static final String SERVER_ERROR = "server_error";
 
-    private static final JsonFactory JSON = new JsonFactory();
 
     /** The error object alone, {@code {"message": ...}}, as the value of an "error" field. */
     void writeFields(JsonGenerator g) throws IOException {
@@ -36,7 +34,7 @@ public record OpenAiError(String message, String type, String param, String code
     /** {@code {"error": {...}}} as UTF-8 JSON. */
     public byte[] toJson() {
         ByteArrayOutputStream out = new ByteArrayOutputStream(160);
-        try (JsonGenerator g = JSON.createGenerator(out)) {
+        try (JsonGenerator g = JsonOutput.FACTORY.createGenerator(out)) {
             g.writeStartObject();
             g.writeFieldName("error");
             writeFields(g);

@@ -1,6 +1,5 @@
 package io.moeserve.gateway;
 
-import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -17,7 +16,6 @@ final class SseChunkWriter {
     static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] DATA = "data: ".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] END = "\n\n".getBytes(StandardCharsets.US_ASCII);
-    private static final JsonFactory JSON = new JsonFactory();
 
     private final GenerationPlan plan;
     private final TokenTexts texts;
@@ -30,7 +28,7 @@ final class SseChunkWriter {
         this.texts = texts;
         this.object = plan.chat() ? "chat.completion.chunk" : "text_completion";
         try {
-            g = JSON.createGenerator(buffer);
+            g = JsonOutput.FACTORY.createGenerator(buffer);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

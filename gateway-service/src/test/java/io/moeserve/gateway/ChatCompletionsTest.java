@@ -81,10 +81,13 @@ class ChatCompletionsTest {
         }
     }
 
-    /** The exact bytes: role chunk, one chunk per token, the finish chunk, [DONE]; nothing else. */
+    /**
+     * The exact bytes: role chunk, one chunk per token, the finish chunk, [DONE]; nothing else. The emoji is four
+     * byte tokens: no chunk until its last byte, then the character as plain UTF-8.
+     */
     @Test
     void streamBytesAreExactlyOpenAisChunkFormat() {
-        HttpResponse<byte[]> r = Http.post(PATH, chat(script("{\"reply\":\"Hi!\",\"tokenize\":\"bytes\"}"), "\"stream\":true"));
+        HttpResponse<byte[]> r = Http.post(PATH, chat(script("{\"reply\":\"Hi😀\",\"tokenize\":\"bytes\"}"), "\"stream\":true"));
         assertEquals(200, r.statusCode(), Http.text(r));
         assertEquals("text/event-stream", r.headers().firstValue("Content-Type").orElse(""));
         String body = Http.text(r);
@@ -95,7 +98,7 @@ class ChatCompletionsTest {
                 + "\"logprobs\":null,\"finish_reason\":null}]}\n\n"
                 + "data: " + head + "{\"index\":0,\"delta\":{\"content\":\"H\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
                 + "data: " + head + "{\"index\":0,\"delta\":{\"content\":\"i\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
-                + "data: " + head + "{\"index\":0,\"delta\":{\"content\":\"!\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+                + "data: " + head + "{\"index\":0,\"delta\":{\"content\":\"😀\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
                 + "data: " + head + "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n"
                 + "data: [DONE]\n\n";
         assertEquals(expected, body);

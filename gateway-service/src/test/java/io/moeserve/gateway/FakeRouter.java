@@ -106,12 +106,16 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
     }
 
     FakeRouter(Path checkpoint, String modelId, int vocabSize) throws IOException {
+        this(checkpoint, modelId, vocabSize, 0);
+    }
+
+    FakeRouter(Path checkpoint, String modelId, int vocabSize, int port) throws IOException {
         this.modelId = modelId;
         this.vocabSize = vocabSize;
         this.vocab = ByteLevelVocabulary.read(checkpoint.resolve("tokenizer.json"));
         this.eos = vocab.id("<|im_end|>");
         this.endOfText = vocab.id("<|endoftext|>");
-        this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(RouterServiceGrpc.bindService(this)).build().start();
+        this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", port)).addService(RouterServiceGrpc.bindService(this)).build().start();
     }
 
     int port() {
