@@ -26,10 +26,6 @@ public class ApiKeyFilter implements Handler<RoutingContext> {
         for (int i = 0; i < keys.length; i++) keys[i] = configured.get(i).getBytes(StandardCharsets.UTF_8);
     }
 
-    boolean enabled() {
-        return keys.length > 0;
-    }
-
     @Override
     public void handle(RoutingContext ctx) {
         if (keys.length == 0) {

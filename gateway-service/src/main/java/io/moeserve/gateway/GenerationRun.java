@@ -185,48 +185,62 @@ final class GenerationRun {
     // ---- router events ----
 
     private void onResponse(Choice choice, GenerateResponse message) {
-        boolean stopMatched;
-        boolean finished;
+        ChoiceDecoder.Step step;
         synchronized (this) {
             if (ended || choice.decoder.finished()) return;
-            ChoiceDecoder.Step step = choice.decoder.accept(message);
-            if (awaitingFirst > 0 && !choice.begun) {
-                choice.begun = true;
-                awaitingFirst--;
-                if (choice.index == 0) metrics.firstToken(System.nanoTime() - startNanos);
-                if (streaming && plan.chat()) outbox.add(sse.role(choice.index));
+            try {
+                step = choice.decoder.accept(message);
+            } catch (RuntimeException e) {
+                // A token id the tokenizer cannot decode (outside its vocabulary, or above 2^31 as uint32).
+                fail(OpenAiException.server(500, null, "The router sent output that cannot be decoded: "
+                        + e.getMessage()));
+                step = null;
             }
-            if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
-                if (streaming) {
-                    outbox.add(sse.content(choice.index, step.text(), plan.options().logprobs() >= 0
-                            ? step.logprobs() : null));
-                } else {
-                    choice.text.append(step.text());
-                    if (choice.logprobs != null) choice.logprobs.addAll(step.logprobs());
-                }
-            }
-            finished = step.finishReason() != null;
-            stopMatched = step.stopStringMatched();
-            if (finished) {
-                choice.finishReason = step.finishReason();
-                choice.completionTokens = stopMatched || !message.hasUsage() || message.getUsage().getCompletionTokens() == 0
-                        ? choice.decoder.tokens() : message.getUsage().getCompletionTokens();
-                if (streaming) outbox.add(sse.finish(choice.index, choice.finishReason));
-                if (--running == 0) finish();
-            }
-            if (streaming && awaitingFirst == 0 && !committed) committed = true;
-            if (!finished) choice.paused.set(streaming);
+            if (step != null) accept(choice, step, message);
         }
         drain();
-        if (stopMatched) {
+        if (step == null) {
+            cancelCalls("the router's output cannot be decoded");
+        } else if (step.stopStringMatched()) {
             choice.call.cancel("stop sequence matched");
-        } else if (!finished) {
+        } else if (step.finishReason() == null) {
             if (!streaming) {
                 choice.call.requestNext();
             } else if (hasDemand() && choice.paused.compareAndSet(true, false)) {
                 choice.call.requestNext();
             }
         }
+    }
+
+    /** Under the lock: what one decoded message changes. */
+    private void accept(Choice choice, ChoiceDecoder.Step step, GenerateResponse message) {
+        if (awaitingFirst > 0 && !choice.begun) {
+            choice.begun = true;
+            awaitingFirst--;
+            if (choice.index == 0) metrics.firstToken(System.nanoTime() - startNanos);
+            if (streaming && plan.chat()) outbox.add(sse.role(choice.index));
+        }
+        if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
+            if (streaming) {
+                outbox.add(sse.content(choice.index, step.text(), plan.options().logprobs() >= 0
+                        ? step.logprobs() : null));
+            } else {
+                choice.text.append(step.text());
+                if (choice.logprobs != null) choice.logprobs.addAll(step.logprobs());
+            }
+        }
+        if (step.finishReason() != null) {
+            choice.finishReason = step.finishReason();
+            // The router's count includes the EOS token; after a stop string, what was received counts.
+            boolean routerCount = !step.stopStringMatched() && message.hasUsage()
+                    && message.getUsage().getCompletionTokens() > 0;
+            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens() : choice.decoder.tokens();
+            if (streaming) outbox.add(sse.finish(choice.index, choice.finishReason));
+            if (--running == 0) finish();
+        } else {
+            choice.paused.set(streaming);
+        }
+        if (streaming && awaitingFirst == 0 && !committed) committed = true;
     }
 
     private void onError(Choice choice, Throwable error) {

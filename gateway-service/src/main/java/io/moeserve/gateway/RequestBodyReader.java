@@ -38,10 +38,6 @@ public class RequestBodyReader implements Handler<RoutingContext> {
         this.vertx = vertx;
     }
 
-    long limit() {
-        return limit;
-    }
-
     @Override
     public void handle(RoutingContext ctx) {
         HttpServerRequest request = ctx.request();

@@ -69,10 +69,6 @@ public class ServedModel {
         return id;
     }
 
-    public Path dir() {
-        return dir;
-    }
-
     HfTokenizer tokenizer() {
         return tokenizer;
     }

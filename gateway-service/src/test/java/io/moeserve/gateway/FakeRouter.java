@@ -122,10 +122,6 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         return server.getPort();
     }
 
-    String modelId() {
-        return modelId;
-    }
-
     int eos() {
         return eos;
     }
@@ -315,7 +311,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             if (d.has("ids")) {
                 s.tokens = new int[d.get("ids").size()];
                 Iterator<JsonNode> ids = d.get("ids").elements();
-                for (int i = 0; ids.hasNext(); i++) s.tokens[i] = ids.next().asInt();
+                for (int i = 0; ids.hasNext(); i++) s.tokens[i] = (int) ids.next().asLong(); // uint32 on the wire
             } else {
                 s.tokens = vocab.encode(reply, "bytes".equals(d.path("tokenize").asText("greedy")));
             }

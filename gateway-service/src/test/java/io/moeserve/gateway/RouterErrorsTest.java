@@ -98,6 +98,17 @@ class RouterErrorsTest {
     }
 
     @Test
+    void outputTheTokenizerCannotDecodeIsAServerErrorNotACrash() {
+        // 4000000000 is a valid uint32 on the wire, and no token of any tokenizer.
+        String body = ChatCompletionsTest.chat(ChatCompletionsTest.script("{\"ids\":[72,4000000000,73]}"), "");
+        assertError(Http.post(PATH, body), 500, null, null);
+        String late = ChatCompletionsTest.chat(ChatCompletionsTest.script("{\"ids\":[72,73,4000000000]}"), "");
+        List<String> events = Http.sseData(Http.post(PATH, streaming(late)));
+        assertEquals("server_error", Http.json(events.getLast()).at("/error/type").asText());
+        assertEquals(200, Http.post(PATH, ChatCompletionsTest.chat("still fine?", "")).statusCode());
+    }
+
+    @Test
     void aClientThatDisconnectsMidStreamCancelsTheRouterCall() throws Exception {
         String marker = "leave-mid-stream";
         String body = streaming(ChatCompletionsTest.chat(ChatCompletionsTest.script(
