@@ -153,9 +153,19 @@ class BadRequestsTest {
         String longText = "lorem ipsum dolor sit amet ".repeat(300);
         JsonNode e = assertError(chat("\"messages\":[{\"role\":\"user\",\"content\":\"" + longText + "\"}]"), 400,
                 "messages", "context_length_exceeded");
-        assertTrue(e.get("message").asText().contains("maximum prompt length is " + FakeRouter.MAX_CONTEXT));
+        assertTrue(e.get("message").asText().contains("maximum prompt length is " + FakeRouterResource.MAX_PROMPT_TOKENS),
+                e.toString());
         assertError(Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\",\"prompt\":\"" + longText + "\"}"), 400, "prompt",
                 "context_length_exceeded");
+        // moe.gateway.max-prompt-tokens (900) is below the context (1024): 950 tokens fit the model, not the limit.
+        int[] ids = new int[950];
+        java.util.Arrays.fill(ids, 97);
+        String idList = java.util.Arrays.toString(ids).replace(" ", "");
+        assertError(Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\",\"max_tokens\":10,\"prompt\":" + idList + "}"), 400,
+                "prompt", "context_length_exceeded");
+        int[] fits = java.util.Arrays.copyOf(ids, 890);
+        assertEquals(200, Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\",\"max_tokens\":10,\"prompt\":"
+                + java.util.Arrays.toString(fits).replace(" ", "") + "}").statusCode());
     }
 
     @Test

@@ -17,6 +17,7 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
     static final String MODEL_ID = "tiny-moe";
     static final String API_KEY = "sk-test-1";
     static final String OTHER_API_KEY = "sk-test-2";
+    static final int MAX_PROMPT_TOKENS = 900;
 
     private FakeRouter router;
     private Path root;
@@ -37,6 +38,8 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
                     "quarkus.grpc.clients.router.test-port", Integer.toString(router.port()),
                     "moe.gateway.api-keys", API_KEY + "," + OTHER_API_KEY,
                     "moe.gateway.request-timeout", "20s",
+                    // Below the fake's max_context, so that the prompt limit is seen to be our own.
+                    "moe.gateway.max-prompt-tokens", Integer.toString(MAX_PROMPT_TOKENS),
                     // Small, so that the body-limit tests need no huge bodies.
                     "quarkus.http.limits.max-body-size", "1M");
         } catch (IOException e) {
