@@ -58,6 +58,10 @@ public class ExpertPod {
     private void load() {
         long t0 = System.nanoTime();
         try {
+            if (settings.backend() == ExpertPodSettings.Backend.cuda) {
+                throw new IllegalStateException("moe.expert.backend=cuda, but this build has no CUDA backend (it has not been verified on an"
+                        + " NVIDIA GPU; see expert-service/README.md): use cpu or auto");
+            }
             ModelConfig config = ConfigParser.load(model.path());
             ExpertSet hosts = ExpertSet.parse(settings.hosts()).validate(config);
             Checkpoint checkpoint = Checkpoint.open(model.path());

@@ -36,6 +36,16 @@ public interface ExpertPodSettings {
     @WithDefault("30s")
     Duration drainTimeout();
 
+    /**
+     * Where experts are computed: {@code cpu} (the runtime's Vector API kernels), {@code auto} (the best backend
+     * this build has: today the CPU) or {@code cuda}, which this build refuses at start because it has no CUDA
+     * backend yet (expert-service/README.md).
+     */
+    @WithDefault("auto")
+    Backend backend();
+
+    enum Backend { auto, cpu, cuda }
+
     /** Name reported to routers; defaults to $HOSTNAME (the Kubernetes pod name), else host:port. */
     Optional<String> podName();
 }

@@ -8,7 +8,6 @@ import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.runtime.model.ModelConfig;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.security.Security;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -51,11 +50,7 @@ final class ExpertDiscovery implements AutoCloseable {
         this.config = config;
         this.maxMessageBytes = maxMessageBytes;
         this.refreshInterval = refreshInterval;
-        // The JVM caches DNS answers for 30 s by default; pods must be seen about as fast as we refresh.
-        if (Security.getProperty("networkaddress.cache.ttl") == null) {
-            Security.setProperty("networkaddress.cache.ttl", Long.toString(Math.max(1, refreshInterval.toSeconds())));
-        }
-        Security.setProperty("networkaddress.cache.negative.ttl", "1");
+        // DNS answers are cached for RouterMain.DNS_TTL_SECONDS (set before the JVM's resolver first runs).
         this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-discovery").daemon().unstarted(r));
     }
 

@@ -30,12 +30,26 @@ final class Deployment implements AutoCloseable {
     private ManagedChannel channel;
     private RouterServiceGrpc.RouterServiceBlockingStub stub;
 
+    /** Threads per process in benchmarks: every process may use every core, as it would alone on its machine. */
+    static final int BENCHMARK_THREADS = Runtime.getRuntime().availableProcessors();
+    private final int threads;
+
+    /** Tests: one kernel thread per process, so several processes share the machine's cores without contention. */
     Deployment(Path model, String modelId) {
+        this(model, modelId, 1);
+    }
+
+    Deployment(Path model, String modelId, int threads) {
         this.model = model;
         this.modelId = modelId;
+        this.threads = threads;
     }
 
     ServiceProcess startExpert(String group, String spec) {
+        return startExpert(group, spec, Map.of());
+    }
+
+    ServiceProcess startExpert(String group, String spec, Map<String, String> extra) {
         hosts.put(group, spec);
         Map<String, String> c = new HashMap<>();
         c.put("moe.model.path", model.toString());
@@ -43,7 +57,8 @@ final class Deployment implements AutoCloseable {
         c.put("moe.expert.hosts", spec);
         c.put("moe.expert.group", group);
         c.put("moe.expert.routing-table-version", "1");
-        c.put("moe.threads", "1");
+        c.put("moe.threads", Integer.toString(threads));
+        c.putAll(extra);
         ServiceProcess p = ServiceProcess.start("expert-" + group, "expert-service", c);
         experts.computeIfAbsent(group, g -> new ArrayList<>()).add(p);
         return p;
@@ -63,6 +78,7 @@ final class Deployment implements AutoCloseable {
             c.put("moe.router.experts.groups." + e.getKey() + ".endpoints",
                     String.join(",", e.getValue().stream().map(p -> "127.0.0.1:" + p.grpcPort).toList()));
         }
+        c.put("moe.threads", Integer.toString(threads));
         c.putAll(extra);
         router = ServiceProcess.start("router", "router-service", c);
         return router;

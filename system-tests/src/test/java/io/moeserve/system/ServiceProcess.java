@@ -39,12 +39,17 @@ final class ServiceProcess implements AutoCloseable {
 
     /** Starts {@code module}'s packaged app with the given configuration (as -D properties). */
     static ServiceProcess start(String name, String module, Map<String, String> config) {
+        return start(name, module, config, freePort());
+    }
+
+    /** As {@link #start(String, String, Map)}, with a given gRPC port (pods sharing a port on different addresses). */
+    static ServiceProcess start(String name, String module, Map<String, String> config, int grpcPort) {
         Path jar = ROOT.resolve(module).resolve("target/quarkus-app/quarkus-run.jar");
         if (!Files.isRegularFile(jar)) {
             throw new IllegalStateException(jar + " is missing: package the services first (./mvnw package)");
         }
         int http = freePort();
-        int grpc = freePort();
+        int grpc = grpcPort;
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.add("--add-modules=jdk.incubator.vector");
@@ -69,11 +74,19 @@ final class ServiceProcess implements AutoCloseable {
         }
     }
 
+    private static final java.util.Set<Integer> HANDED_OUT = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * A port nothing listens on now and that this JVM has not handed out before: the OS may offer a just-closed
+     * ephemeral port twice, and two services started together must not both get it.
+     */
     static int freePort() {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+        while (true) {
+            try (ServerSocket s = new ServerSocket(0)) {
+                if (HANDED_OUT.add(s.getLocalPort())) return s.getLocalPort();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
         }
     }
 

@@ -1,0 +1,40 @@
+package io.moeserve.gateway;
+
+import io.smallrye.common.annotation.Blocking;
+import jakarta.inject.Inject;
+import jakarta.ws.rs.POST;
+import jakarta.ws.rs.Path;
+import java.util.List;
+import org.jboss.resteasy.reactive.RestMulti;
+
+/** {@code POST /v1/chat/completions}: the checkpoint's chat template, then generation, streamed or whole. */
+@Path("/v1/chat/completions")
+public class ChatCompletionsResource {
+
+    @Inject
+    ServedModel model;
+
+    @Inject
+    GenerationPlanner planner;
+
+    @Inject
+    RouterClient router;
+
+    @Inject
+    GatewayMetrics metrics;
+
+    /**
+     * Blocking: rendering the template and tokenizing a long prompt take milliseconds of CPU, which must not
+     * stall the event loop; the generation itself then streams without holding the worker thread.
+     */
+    @POST
+    @Blocking
+    public RestMulti<byte[]> create(byte[] body) {
+        ChatCompletionRequest request = ChatCompletionRequest.parse(JsonBody.parse(body));
+        model.requireServed(request.model());
+        int[] prompt = model.chatPrompt(request.messages(), request.tools(), request.templateKwargs());
+        GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
+                request.options());
+        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+    }
+}

@@ -1,0 +1,43 @@
+package io.moeserve.gateway;
+
+import io.smallrye.common.annotation.Blocking;
+import jakarta.inject.Inject;
+import jakarta.ws.rs.POST;
+import jakarta.ws.rs.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.jboss.resteasy.reactive.RestMulti;
+
+/** {@code POST /v1/completions}: text (or token-id) prompts, n choices each, streamed or whole. */
+@Path("/v1/completions")
+public class CompletionsResource {
+
+    @Inject
+    ServedModel model;
+
+    @Inject
+    GenerationPlanner planner;
+
+    @Inject
+    RouterClient router;
+
+    @Inject
+    GatewayMetrics metrics;
+
+    /** Blocking for the same reason as chat: tokenizing happens here. */
+    @POST
+    @Blocking
+    public RestMulti<byte[]> create(byte[] body) {
+        CompletionRequest request = CompletionRequest.parse(JsonBody.parse(body));
+        model.requireServed(request.model());
+        List<int[]> prompts = new ArrayList<>(request.prompts().size());
+        List<String> params = new ArrayList<>(request.prompts().size());
+        for (int i = 0; i < request.prompts().size(); i++) {
+            CompletionRequest.Prompt p = request.prompts().get(i);
+            prompts.add(p.tokenIds() != null ? p.tokenIds() : model.textPrompt(p.text()));
+            params.add(request.prompts().size() == 1 ? "prompt" : "prompt[" + i + "]");
+        }
+        GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.COMPLETION, prompts, params, request.options());
+        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+    }
+}

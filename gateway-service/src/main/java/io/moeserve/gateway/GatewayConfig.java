@@ -1,0 +1,36 @@
+package io.moeserve.gateway;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/** The gateway's own settings ({@code moe.gateway.*}). */
+@ConfigMapping(prefix = "moe.gateway")
+public interface GatewayConfig {
+
+    /**
+     * API keys accepted as {@code Authorization: Bearer <key>} on {@code /v1/*}. Unset: no authentication.
+     */
+    Optional<List<String>> apiKeys();
+
+    /** Longest prompt accepted, in tokens. Unset: the router's max_context. */
+    OptionalInt maxPromptTokens();
+
+    /**
+     * Longest a generation may take, queueing in the router included: the gRPC deadline of the router call and
+     * the router's deadline_unix_millis. A request past it ends with 504 (or an error event once streaming).
+     */
+    @WithDefault("10m")
+    Duration requestTimeout();
+
+    /** How long /v1/models, validation and readiness wait for the router's DescribeModel answer. */
+    @WithDefault("5s")
+    Duration describeTimeout();
+
+    /** How long a DescribeModel answer is reused before it is asked for again. */
+    @WithDefault("30s")
+    Duration describeCacheTtl();
+}

@@ -1,0 +1,101 @@
+package io.moeserve.gateway;
+
+import io.moeserve.proto.router.v1.ModelDescription;
+import jakarta.inject.Inject;
+import jakarta.inject.Singleton;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Checks encoded prompts against the model's limits and fixes each prompt's token budget: what the router would
+ * refuse (OUT_OF_RANGE, ids outside the vocabulary) is refused here first, with OpenAI's messages.
+ */
+@Singleton
+public class GenerationPlanner {
+    /** OpenAI's documented default for the legacy completions endpoint. */
+    static final int COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+    /** When the router reports no max_context and the tokenizer has no model_max_length. */
+    static final int FALLBACK_CONTEXT = 32768;
+
+    @Inject
+    ServedModel model;
+
+    @Inject
+    RouterClient router;
+
+    @Inject
+    GatewayConfig config;
+
+    /**
+     * @param promptParams the parameter each prompt came from (messages, prompt, prompt[2]), for errors
+     */
+    GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
+                        GenerationOptions options) {
+        ModelDescription d = router.description();
+        int context = d.getMaxContext() > 0 ? d.getMaxContext()
+                : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
+        int maxPrompt = Math.min(context, config.maxPromptTokens().orElse(context));
+        int vocab = d.getVocabSize() > 0 ? d.getVocabSize() : model.tokenizer().vocabSize();
+        String what = endpoint == GenerationOptions.Endpoint.CHAT ? "messages" : "prompt";
+        String maxParam = options.maxTokensParam();
+
+        int[] maxNew = new int[prompts.size()];
+        for (int p = 0; p < prompts.size(); p++) {
+            int[] ids = prompts.get(p);
+            String param = promptParams.get(p);
+            if (ids.length == 0) {
+                throw OpenAiException.invalid(param, "The " + what + " encode to no tokens; the prompt must not be empty.");
+            }
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] >= vocab) {
+                    throw OpenAiException.invalid(param, "Token id " + ids[i] + " at position " + i
+                            + " is outside the model's vocabulary of " + vocab + ".");
+                }
+            }
+            if (ids.length > maxPrompt) {
+                throw OpenAiException.invalid(param, "context_length_exceeded", "This model's maximum prompt "
+                        + "length is " + maxPrompt + " tokens. However, your " + what + " resulted in " + ids.length
+                        + " tokens. Please reduce the length of the " + what + ".");
+            }
+            int room = context - ids.length;
+            if (options.maxTokens().isPresent()) {
+                long asked = options.maxTokens().getAsLong();
+                if (asked > room) {
+                    throw OpenAiException.invalid(maxParam, "context_length_exceeded", "This model's maximum "
+                            + "context length is " + context + " tokens. However, you requested "
+                            + (asked > Integer.MAX_VALUE ? "more than " + Integer.MAX_VALUE : ids.length + asked)
+                            + " tokens (" + ids.length + " in the " + what + ", " + asked + " in the completion). "
+                            + "Please reduce the length of the " + what + " or completion.");
+                }
+                maxNew[p] = (int) asked;
+            } else if (room < 1) {
+                throw OpenAiException.invalid(param, "context_length_exceeded", "This model's maximum context "
+                        + "length is " + context + " tokens, and your " + what + " resulted in " + ids.length
+                        + " tokens, which leaves no room for a completion.");
+            } else {
+                maxNew[p] = endpoint == GenerationOptions.Endpoint.CHAT ? room
+                        : Math.min(room, COMPLETIONS_DEFAULT_MAX_TOKENS);
+            }
+        }
+        Set<Integer> end = new LinkedHashSet<>(d.getEosTokenIdsList());
+        for (int i = 0; i < options.stopTokenIds().length; i++) {
+            int id = options.stopTokenIds()[i];
+            if (id >= vocab) {
+                throw OpenAiException.invalid("stop_token_ids[" + i + "]", "Token id " + id
+                        + " is outside the model's vocabulary of " + vocab + ".");
+            }
+            end.add(id);
+        }
+        int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
+        String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
+        return new GenerationPlan(prefix + randomId(), System.currentTimeMillis() / 1000, model.id(), endpoint,
+                List.copyOf(prompts), maxNew, options, endIds, config.requestTimeout());
+    }
+
+    private static String randomId() {
+        ThreadLocalRandom r = ThreadLocalRandom.current();
+        return Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1) + Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1);
+    }
+}

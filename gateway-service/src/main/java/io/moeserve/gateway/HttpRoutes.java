@@ -1,0 +1,25 @@
+package io.moeserve.gateway;
+
+import io.vertx.ext.web.Router;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+
+/** Puts the API-key check and the body reader in front of the /v1 resources. */
+@ApplicationScoped
+public class HttpRoutes {
+    /** Quarkus enforces max-body-size at order -2 (RouteConstants.ROUTE_ORDER_UPLOAD_LIMIT); these come first. */
+    static final int API_KEY_ORDER = -5;
+    static final int BODY_ORDER = -4;
+
+    @Inject
+    ApiKeyFilter apiKeys;
+
+    @Inject
+    RequestBodyReader bodies;
+
+    void register(@Observes Router router) {
+        router.route("/v1/*").order(API_KEY_ORDER).handler(apiKeys);
+        router.route("/v1/*").order(BODY_ORDER).handler(bodies);
+    }
+}

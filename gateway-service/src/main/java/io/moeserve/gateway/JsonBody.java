@@ -1,0 +1,85 @@
+package io.moeserve.gateway;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+
+/** Reads a request body as a JSON object, refusing invalid UTF-8 and malformed JSON with 400s that say where. */
+final class JsonBody {
+    private static final ObjectReader READER = new ObjectMapper().reader()
+            .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+    private JsonBody() {}
+
+    static ObjectNode parse(byte[] body) {
+        if (body == null || body.length == 0) {
+            throw OpenAiException.invalid(null, "The request body is empty; this endpoint expects a JSON object.");
+        }
+        int bad = firstInvalidUtf8(body);
+        if (bad >= 0) {
+            throw OpenAiException.invalid(null, "The request body is not valid UTF-8 (first invalid byte at offset "
+                    + bad + ").");
+        }
+        JsonNode root;
+        try {
+            root = READER.readTree(body);
+        } catch (JsonProcessingException e) {
+            throw OpenAiException.invalid(null, "We could not parse the JSON body of your request: "
+                    + e.getOriginalMessage() + " (line " + e.getLocation().getLineNr() + ", column "
+                    + e.getLocation().getColumnNr() + ").");
+        } catch (IOException e) {
+            throw OpenAiException.invalid(null, "We could not read the JSON body of your request: " + e.getMessage());
+        }
+        if (!(root instanceof ObjectNode object)) {
+            throw OpenAiException.invalid(null, "The request body must be a JSON object, got "
+                    + JsonFields.typeName(root) + ".");
+        }
+        return object;
+    }
+
+    /**
+     * The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
+     * surrogates, nothing above U+10FFFF), or -1. Jackson would also notice, but only inside strings it reads and
+     * with a message about "middle bytes"; checking first gives one clear answer.
+     */
+    static int firstInvalidUtf8(byte[] b) {
+        int i = 0;
+        int n = b.length;
+        while (i < n) {
+            int c = b[i];
+            if (c >= 0) {
+                i++;
+                continue;
+            }
+            c &= 0xFF;
+            int len;
+            int min;
+            if (c >= 0xC2 && c <= 0xDF) {
+                len = 2;
+                min = 0x80;
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                len = 3;
+                min = 0x800;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4;
+                min = 0x10000;
+            } else {
+                return i;
+            }
+            if (i + len > n) return i;
+            int cp = c & (0xFF >> (len + 1));
+            for (int k = 1; k < len; k++) {
+                int cc = b[i + k] & 0xFF;
+                if ((cc & 0xC0) != 0x80) return i;
+                cp = (cp << 6) | (cc & 0x3F);
+            }
+            if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+            i += len;
+        }
+        return -1;
+    }
+}

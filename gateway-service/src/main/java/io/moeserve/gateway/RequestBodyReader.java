@@ -1,0 +1,107 @@
+package io.moeserve.gateway;
+
+import io.quarkus.runtime.configuration.MemorySize;
+import io.vertx.core.Future;
+import io.vertx.core.Handler;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.ext.web.RoutingContext;
+import jakarta.inject.Inject;
+import jakarta.inject.Singleton;
+import java.util.Optional;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+
+/**
+ * Reads /v1 request bodies up to quarkus.http.limits.max-body-size, answering a larger one with 413 in OpenAI's
+ * error format. Quarkus' own limit (which stays in place behind this route) answers with an empty 413, and
+ * only when Content-Length is declared; a chunked body is cut off later with a bare 413 from RESTEasy's input
+ * stream. Reading here covers both and hands the body to RESTEasy through the routing context (the resources are
+ * {@code @Blocking}, which read it from there).
+ */
+@Singleton
+public class RequestBodyReader implements Handler<RoutingContext> {
+    /** How much of an over-long body is read and dropped so that the client gets to read the 413. */
+    private static final long DISCARD_LIMIT = 64L << 20;
+    private static final long DISCARD_MILLIS = 10_000;
+
+    private final long limit;
+    private final Vertx vertx;
+
+    @Inject
+    RequestBodyReader(@ConfigProperty(name = "quarkus.http.limits.max-body-size") Optional<MemorySize> maxBodySize,
+                      Vertx vertx) {
+        this.limit = maxBodySize.map(MemorySize::asLongValue).orElse(Long.MAX_VALUE);
+        this.vertx = vertx;
+    }
+
+    @Override
+    public void handle(RoutingContext ctx) {
+        HttpServerRequest request = ctx.request();
+        HttpMethod method = request.method();
+        if (!(method == HttpMethod.POST || method == HttpMethod.PUT || method == HttpMethod.PATCH)) {
+            ctx.next();
+            return;
+        }
+        long declared = -1;
+        String length = request.getHeader("Content-Length");
+        if (length != null) {
+            try {
+                declared = Long.parseLong(length.trim());
+            } catch (NumberFormatException e) {
+                declared = -1;
+            }
+        }
+        if (declared > limit) {
+            tooLarge(ctx, declared);
+            return;
+        }
+        Buffer body = Buffer.buffer((int) Math.max(64, Math.min(declared, limit)));
+        boolean[] rejected = {false};
+        request.handler(chunk -> {
+            if (rejected[0]) return;
+            if ((long) body.length() + chunk.length() > limit) {
+                rejected[0] = true;
+                tooLarge(ctx, -1);
+                return;
+            }
+            body.appendBuffer(chunk);
+        });
+        request.endHandler(v -> {
+            if (rejected[0]) return;
+            ctx.setBody(body);
+            ctx.next();
+        });
+        String expect = request.getHeader("Expect");
+        if (expect != null && expect.equalsIgnoreCase("100-continue")) ctx.response().writeContinue();
+    }
+
+    private void tooLarge(RoutingContext ctx, long declared) {
+        HttpServerRequest request = ctx.request();
+        HttpServerResponse response = ctx.response();
+        String message = "Request body too large: this server accepts at most " + limit + " bytes"
+                + (declared > 0 ? ", and the request declares " + declared + "." : ".");
+        byte[] json = new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "request_too_large").toJson();
+        boolean http1 = request.version() != HttpVersion.HTTP_2;
+        response.setStatusCode(413).putHeader("Content-Type", "application/json");
+        if (http1) response.putHeader("Connection", "close");
+        Future<Void> written = response.end(Buffer.buffer(json));
+        if (!http1) return;
+        // Close the connection only once the client has sent what it is sending (up to a limit), so that it
+        // reads the 413 instead of a reset.
+        if (request.isEnded() || declared > DISCARD_LIMIT) {
+            written.onComplete(ar -> request.connection().close());
+            return;
+        }
+        long[] dropped = {0};
+        request.handler(chunk -> {
+            dropped[0] += chunk.length();
+            if (dropped[0] > DISCARD_LIMIT) request.connection().close();
+        });
+        request.endHandler(v -> written.onComplete(ar -> request.connection().close()));
+        vertx.setTimer(DISCARD_MILLIS, t -> request.connection().close());
+    }
+}

@@ -1,0 +1,91 @@
+package io.moeserve.gateway;
+
+import io.grpc.Channel;
+import io.grpc.stub.StreamObserver;
+import io.moeserve.proto.router.v1.DescribeModelRequest;
+import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.ModelDescription;
+import io.moeserve.proto.router.v1.RouterServiceGrpc;
+import io.quarkus.grpc.GrpcClient;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The gRPC client of router-service (Quarkus client "router"). Generate uses the plain async stub rather than
+ * the Mutiny one: the Mutiny stub's Multi does not cancel the gRPC call when it is cancelled (Quarkus'
+ * ClientCalls.oneToMany hands the emitter a plain StreamObserver), and a client that goes away must end the
+ * router's sequence.
+ */
+@ApplicationScoped
+public class RouterClient {
+
+    @GrpcClient("router")
+    Channel channel;
+
+    @Inject
+    GatewayConfig config;
+
+    private volatile RouterServiceGrpc.RouterServiceStub stub;
+    private final AtomicReference<Cached> description = new AtomicReference<>();
+
+    private record Cached(ModelDescription value, long atNanos) {}
+
+    private RouterServiceGrpc.RouterServiceStub stub() {
+        RouterServiceGrpc.RouterServiceStub s = stub;
+        if (s == null) stub = s = RouterServiceGrpc.newStub(channel);
+        return s;
+    }
+
+    /** Starts a Generate call; its listener hears the messages and the end. */
+    void generate(GenerateRequest request, Duration timeout, GenerationCall call) {
+        stub().withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).generate(request, call);
+        call.started();
+    }
+
+    /**
+     * The router's model description, reused for moe.gateway.describe-cache-ttl; when the router does not answer,
+     * the last answer if there was one, else the failure as an OpenAiException (503 for an unreachable router).
+     */
+    Uni<ModelDescription> describe() {
+        Cached cached = description.get();
+        if (cached != null && System.nanoTime() - cached.atNanos() < config.describeCacheTtl().toNanos()) {
+            return Uni.createFrom().item(cached.value());
+        }
+        return fetch()
+                .onItem().invoke(d -> description.set(new Cached(d, System.nanoTime())))
+                .onFailure().recoverWithUni(e -> cached != null
+                        ? Uni.createFrom().item(cached.value())
+                        : Uni.createFrom().failure(RouterErrors.translate(e)));
+    }
+
+    /** {@link #describe()} for a worker thread. */
+    ModelDescription description() {
+        return describe().await().atMost(config.describeTimeout().plusSeconds(1));
+    }
+
+    /** A fresh DescribeModel call, for readiness. */
+    Uni<ModelDescription> fetch() {
+        return Uni.createFrom().emitter(emitter -> stub()
+                .withDeadlineAfter(config.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
+                .describeModel(DescribeModelRequest.getDefaultInstance(), new StreamObserver<>() {
+                    @Override
+                    public void onNext(ModelDescription value) {
+                        emitter.complete(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        emitter.fail(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        // the value came with onNext
+                    }
+                }));
+    }
+}

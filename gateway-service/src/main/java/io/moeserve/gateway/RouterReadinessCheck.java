@@ -1,0 +1,33 @@
+package io.moeserve.gateway;
+
+import io.smallrye.health.api.AsyncHealthCheck;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import org.eclipse.microprofile.health.HealthCheckResponse;
+import org.eclipse.microprofile.health.Readiness;
+
+/** Ready when the router answers DescribeModel: without it no request can be served. */
+@Readiness
+@ApplicationScoped
+public class RouterReadinessCheck implements AsyncHealthCheck {
+
+    @Inject
+    RouterClient router;
+
+    @Inject
+    ServedModel model;
+
+    @Override
+    public Uni<HealthCheckResponse> call() {
+        return router.fetch()
+                .map(d -> HealthCheckResponse.named("router").up()
+                        .withData("model", d.getModelId())
+                        .withData("max_context", d.getMaxContext())
+                        .withData("served_as", model.id())
+                        .build())
+                .onFailure().recoverWithItem(e -> HealthCheckResponse.named("router").down()
+                        .withData("error", RouterErrors.translate(e).getMessage())
+                        .build());
+    }
+}

@@ -1,0 +1,169 @@
+package io.moeserve.gateway;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * Writes one streaming response's Server-Sent Events, byte for byte as OpenAI sends them: {@code data: <json>\n\n}
+ * per chunk, {@code data: [DONE]\n\n} at the end. One generator and buffer serve the whole stream, so a chunk
+ * costs its own bytes and nothing else. Not thread-safe (the stream assembly calls it under its lock).
+ */
+final class SseChunkWriter {
+    static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] DATA = "data: ".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] END = "\n\n".getBytes(StandardCharsets.US_ASCII);
+
+    private final GenerationPlan plan;
+    private final TokenTexts texts;
+    private final String object;
+    private final ByteArrayOutputStream buffer = new ByteArrayOutputStream(512);
+    private final JsonGenerator g;
+
+    SseChunkWriter(GenerationPlan plan, TokenTexts texts) {
+        this.plan = plan;
+        this.texts = texts;
+        this.object = plan.chat() ? "chat.completion.chunk" : "text_completion";
+        try {
+            g = JsonOutput.FACTORY.createGenerator(buffer);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        g.setRootValueSeparator(null);
+    }
+
+    /** A chat choice's first chunk: {@code "delta": {"role": "assistant", "content": ""}}. */
+    byte[] role(int index) {
+        try {
+            begin();
+            choiceStart(index);
+            g.writeObjectFieldStart("delta");
+            g.writeStringField("role", "assistant");
+            g.writeStringField("content", "");
+            g.writeEndObject();
+            g.writeNullField("logprobs");
+            g.writeNullField("finish_reason");
+            return choiceEnd();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** New text of a choice, with the logprobs of its tokens when they were asked for (null otherwise). */
+    byte[] content(int index, String text, List<LogprobEntry> logprobs) {
+        try {
+            begin();
+            choiceStart(index);
+            if (plan.chat()) {
+                g.writeObjectFieldStart("delta");
+                g.writeStringField("content", text);
+                g.writeEndObject();
+            } else {
+                g.writeStringField("text", text);
+                g.writeNumberField("index", index);
+            }
+            writeLogprobs(logprobs);
+            g.writeNullField("finish_reason");
+            return choiceEnd();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A choice's last chunk: empty delta (or text) and the finish reason. */
+    byte[] finish(int index, String finishReason) {
+        try {
+            begin();
+            choiceStart(index);
+            if (plan.chat()) {
+                g.writeObjectFieldStart("delta");
+                g.writeEndObject();
+            } else {
+                g.writeStringField("text", "");
+                g.writeNumberField("index", index);
+            }
+            g.writeNullField("logprobs");
+            g.writeStringField("finish_reason", finishReason);
+            return choiceEnd();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** stream_options.include_usage: the last chunk, with no choices and the whole request's usage. */
+    byte[] usage(int promptTokens, int completionTokens) {
+        try {
+            begin();
+            g.writeEndArray();
+            g.writeFieldName("usage");
+            CompletionResponseWriter.writeUsage(g, promptTokens, completionTokens);
+            g.writeEndObject();
+            g.flush();
+            buffer.write(END);
+            return buffer.toByteArray();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** An error after the stream has started: {@code data: {"error": {...}}} (then [DONE] follows). */
+    byte[] error(OpenAiError error) {
+        try {
+            buffer.reset();
+            buffer.write(DATA);
+            g.writeStartObject();
+            g.writeFieldName("error");
+            error.writeFields(g);
+            g.writeEndObject();
+            g.flush();
+            buffer.write(END);
+            return buffer.toByteArray();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private void begin() throws IOException {
+        buffer.reset();
+        buffer.write(DATA);
+        g.writeStartObject();
+        g.writeStringField("id", plan.id());
+        g.writeStringField("object", object);
+        g.writeNumberField("created", plan.created());
+        g.writeStringField("model", plan.model());
+        g.writeArrayFieldStart("choices");
+    }
+
+    private void choiceStart(int index) throws IOException {
+        g.writeStartObject();
+        // OpenAI's key order: chat choices start with "index", completion choices with "text".
+        if (plan.chat()) g.writeNumberField("index", index);
+    }
+
+    private byte[] choiceEnd() throws IOException {
+        g.writeEndObject();
+        g.writeEndArray();
+        return end();
+    }
+
+    private byte[] end() throws IOException {
+        if (plan.options().includeUsage()) g.writeNullField("usage");
+        g.writeEndObject();
+        g.flush();
+        buffer.write(END);
+        return buffer.toByteArray();
+    }
+
+    private void writeLogprobs(List<LogprobEntry> logprobs) throws IOException {
+        if (logprobs == null) {
+            g.writeNullField("logprobs");
+        } else {
+            g.writeFieldName("logprobs");
+            if (plan.chat()) LogprobsJson.writeChat(g, logprobs, texts);
+            else LogprobsJson.writeCompletion(g, logprobs, texts);
+        }
+    }
+}

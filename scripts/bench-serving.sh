@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Serving benchmark: decode tokens/s and per-token latency at 1, 4 and 16 concurrent streams, all-in-one (experts in
+# the router) against router + two expert pods on loopback, and wire bytes per token per MoE layer. Prints a
+# Markdown table for BENCHMARKS.md. Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS]]]
+# (default models/bench, generated on first use: the ~1.2 B-parameter Mixtral-shaped benchmark model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/find-jdk.sh
+MODEL="${1:-models/bench}"
+if [ ! -f "$MODEL/config.json" ]; then
+  bin/moe synth --arch mixtral --size bench --dtype bf16 --out "$MODEL"
+fi
+CP_FILE="$(pwd)/system-tests/target/bench-classpath.txt"
+./mvnw -B -q -pl system-tests -am -DskipTests package dependency:build-classpath \
+  -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
+exec java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+  -Dmoe.repo.root="$(pwd)" -cp "system-tests/target/test-classes:$(cat "$CP_FILE")" \
+  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" 2> >(grep -v "WARNING: Using incubator modules" >&2)

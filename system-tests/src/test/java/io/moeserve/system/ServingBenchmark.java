@@ -1,0 +1,139 @@
+package io.moeserve.system;
+
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.GenerateResponse;
+import io.moeserve.proto.router.v1.RouterServiceGrpc;
+import io.moeserve.proto.router.v1.SamplingParameters;
+import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.model.ModelConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Decode throughput and per-token latency of the served model at several numbers of concurrent streams, all-in-one
+ * (experts inside the router) against router + two expert pods on loopback, and the bytes the expert calls put on
+ * the wire. Run with {@code scripts/bench-serving.sh MODEL_DIR}; prints a Markdown table for BENCHMARKS.md.
+ *
+ * <p>Each stream has a short prompt and decodes a fixed number of tokens with sampling off; the first token of every
+ * stream (which includes its prefill and queueing) is left out, so the figures are decode figures: tokens/s is all
+ * streams' tokens after their first, over the time from the first stream's first token to the last stream's last
+ * token; latency is the time between consecutive tokens of a stream.
+ */
+public final class ServingBenchmark {
+    private static final int PROMPT_TOKENS = 16;
+
+    public static void main(String[] args) throws Exception {
+        Path model = Path.of(args.length > 0 ? args[0] : "models/bench").toAbsolutePath();
+        int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 48;
+        int[] streams = args.length > 2 ? Arrays.stream(args[2].split(",")).mapToInt(Integer::parseInt).toArray() : new int[] {1, 4, 16};
+        ModelConfig config = ConfigParser.load(model);
+        int experts = config.moe().numFfnExperts();
+        System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores%n", model,
+                config.architecture().hfClassName(), config.numLayers(), experts, config.moe().topK(), tokens,
+                Runtime.getRuntime().availableProcessors());
+        List<String> rows = new ArrayList<>();
+        for (String setup : new String[] {"all-in-one", "router + 2 expert pods"}) {
+            try (Deployment c = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS)) {
+                if (setup.startsWith("all")) {
+                    c.startRouter(java.util.Map.of("moe.router.experts.mode", "local"));
+                } else {
+                    c.startExpert("low", "*:0-" + (experts / 2 - 1));
+                    c.startExpert("high", "*:" + (experts / 2) + "-" + (experts - 1));
+                    c.startRouter(java.util.Map.of());
+                }
+                c.awaitReady();
+                ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", c.router.grpcPort).usePlaintext().build();
+                try {
+                    RouterServiceGrpc.RouterServiceBlockingStub stub = RouterServiceGrpc.newBlockingStub(ch);
+                    run(stub, 2, 8); // warm-up: JIT, caches
+                    for (int n : streams) {
+                        double[] wireBefore = wireBytes(c);
+                        Result r = run(stub, n, tokens);
+                        double[] wireAfter = wireBytes(c);
+                        double bytes = (wireAfter[0] - wireBefore[0]) + (wireAfter[1] - wireBefore[1]);
+                        // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
+                        long processed = (long) n * (PROMPT_TOKENS + tokens);
+                        String wire = setup.startsWith("all") ? "—" : String.format(Locale.ROOT, "%.0f",
+                                bytes / processed / config.numSparseLayers());
+                        rows.add(String.format(Locale.ROOT, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |", setup, n, r.tokensPerSecond,
+                                r.meanLatencyMs, r.p50Ms, r.p99Ms, wire));
+                        System.out.println(rows.getLast());
+                    }
+                } finally {
+                    ch.shutdownNow();
+                }
+            }
+        }
+        System.out.println();
+        System.out.println("| setup | streams | decode tokens/s | mean ms/token | p50 ms | p99 ms | wire bytes per token per MoE layer |");
+        System.out.println("| --- | --- | --- | --- | --- | --- | --- |");
+        rows.forEach(System.out::println);
+    }
+
+    private record Result(double tokensPerSecond, double meanLatencyMs, double p50Ms, double p99Ms) {}
+
+    private static Result run(RouterServiceGrpc.RouterServiceBlockingStub stub, int n, int tokens) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        CountDownLatch go = new CountDownLatch(1);
+        try {
+            List<Future<long[]>> futures = new ArrayList<>();
+            for (int s = 0; s < n; s++) {
+                GenerateRequest.Builder b = GenerateRequest.newBuilder().setMaxNewTokens(tokens).setIgnoreEos(true)
+                        .setSampling(SamplingParameters.newBuilder().setTemperature(0));
+                for (int i = 0; i < PROMPT_TOKENS; i++) b.addPromptTokenIds((s * 977 + i * 131 + 7) % 4000);
+                GenerateRequest req = b.build();
+                futures.add(pool.submit(() -> {
+                    long[] times = new long[tokens];
+                    go.await();
+                    Iterator<GenerateResponse> it = stub.withDeadlineAfter(30, TimeUnit.MINUTES).generate(req);
+                    int i = 0;
+                    while (it.hasNext()) {
+                        GenerateResponse r = it.next();
+                        for (int k = 0; k < r.getTokenIdsCount(); k++) times[i++] = System.nanoTime();
+                    }
+                    return times;
+                }));
+            }
+            go.countDown();
+            List<long[]> all = new ArrayList<>();
+            for (Future<long[]> f : futures) all.add(f.get(30, TimeUnit.MINUTES));
+            long start = Long.MAX_VALUE, end = Long.MIN_VALUE;
+            List<Long> gaps = new ArrayList<>();
+            for (long[] t : all) {
+                start = Math.min(start, t[0]);
+                end = Math.max(end, t[t.length - 1]);
+                for (int i = 1; i < t.length; i++) gaps.add(t[i] - t[i - 1]);
+            }
+            gaps.sort(null);
+            double mean = gaps.stream().mapToLong(Long::longValue).average().orElse(0) / 1e6;
+            double seconds = (end - start) / 1e9;
+            return new Result((long) n * (tokens - 1) / seconds, mean, gaps.get(gaps.size() / 2) / 1e6,
+                    gaps.get((int) Math.min(gaps.size() - 1, Math.round(gaps.size() * 0.99))) / 1e6);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static final Pattern WIRE = Pattern.compile("moe_router_wire_bytes_total\\{direction=\"(sent|received)\"\\} ([0-9.E+]+)");
+
+    /** {sent, received} expert-call payload bytes so far, from the router's metrics. */
+    private static double[] wireBytes(Deployment c) {
+        double[] v = new double[2];
+        Matcher m = WIRE.matcher(c.router.get("/q/metrics"));
+        while (m.find()) v[m.group(1).equals("sent") ? 0 : 1] = Double.parseDouble(m.group(2));
+        return v;
+    }
+}
