@@ -24,6 +24,8 @@ import java.util.stream.Stream;
 final class ReferenceManifests {
     static final Path K8S = ServiceProcess.ROOT.resolve("k8s");
     private static final String COMPONENT = "app.kubernetes.io/component", GROUP = "moe-serve.io/expert-group";
+    private static final java.util.regex.Pattern CHART_SERVICE = java.util.regex.Pattern.compile(
+            "^" + Charts.RELEASE + "-moe-serve-([a-z0-9-]+)\\." + Charts.NAMESPACE + "\\.svc\\.cluster\\.local$");
 
     private ReferenceManifests() {}
 
@@ -98,7 +100,15 @@ final class ReferenceManifests {
             JsonNode rc = rp.path("containers").get(0), cc = cp.path("containers").get(0);
             same(out, where, "container name", rc.path("name"), cc.path("name"));
             same(out, where, "ports", ports(rc.path("ports"), "containerPort"), ports(cc.path("ports"), "containerPort"));
-            same(out, where, "env", env(rc), env(cc));
+            // a chart value naming one of its Services (the gateway's router host) names the reference's own
+            Map<String, String> chartEnv = new TreeMap<>(env(cc));
+            chartEnv.replaceAll((k, v) -> CHART_SERVICE.matcher(v).replaceAll("moe-serve-$1"));
+            same(out, where, "env", env(rc), chartEnv);
+            for (String v : env(rc).values()) {
+                if (v.startsWith("moe-serve-") && Charts.ofKind(reference, "Service").stream().noneMatch(x -> v.equals(x.path("metadata").path("name").asText()))) {
+                    out.add(where + ": env value " + v + " names no Service of k8s/");
+                }
+            }
             for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
                 same(out, where, probe, probe(rc.path(probe), rc), probe(cc.path(probe), cc));
             }

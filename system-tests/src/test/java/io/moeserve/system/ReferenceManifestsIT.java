@@ -38,7 +38,7 @@ class ReferenceManifestsIT {
     @Test
     void everyServiceHasAReferenceManifestAndNoOtherFileIsThere() throws IOException {
         List<String> services = services();
-        assertTrue(services.containsAll(List.of("router-service", "expert-service")), services.toString());
+        assertEquals(List.of("expert-service", "gateway-service", "router-service"), services);
         try (Stream<Path> files = Files.list(ReferenceManifests.K8S)) {
             List<String> yaml = files.map(p -> p.getFileName().toString()).filter(f -> f.endsWith(".yaml") || f.endsWith(".yml") || f.endsWith(".json"))
                     .map(f -> f.substring(0, f.lastIndexOf('.'))).sorted().toList();
@@ -88,6 +88,7 @@ class ReferenceManifestsIT {
                 docs -> ((ObjectNode) service(docs, "moe-serve-expert-all").path("spec")).remove("clusterIP"),
                 docs -> ((ObjectNode) container(docs, "router").path("readinessProbe").path("httpGet")).put("path", "/q/health/live"),
                 docs -> ((ObjectNode) container(docs, "router").path("securityContext")).put("readOnlyRootFilesystem", false),
+                docs -> container(docs, "gateway").path("env").forEach(e -> { if (e.path("name").asText().equals("QUARKUS_GRPC_CLIENTS_ROUTER_HOST")) ((ObjectNode) e).put("value", "moe-serve-ruoter"); }),
                 docs -> ((ObjectNode) Charts.ofKind(docs, "ConfigMap").getFirst().path("data")).put("application.properties",
                         "moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\nmoe.router.experts.refresh-interval=5s\n"
                                 + "moe.router.experts.groups.all.hosts=*\nmoe.router.experts.groups.all.endpoints=dns:moe-serve-expert-none:9000\n"));
