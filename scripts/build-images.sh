@@ -9,7 +9,9 @@
 #   3. `skopeo copy` of each image to a docker-archive under target/images
 #   4. smoke test: each image unpacked and run with chroot as uid 185, root filesystem read-only, /tmp a tmpfs,
 #      /proc mounted, the checkpoint bind-mounted read-only at /models/default: the expert image, then the router
-#      image against it; both must answer /q/health/ready UP, and one greedy generation goes through both
+#      image against it, then the gateway image against the router; all must answer /q/health/ready UP, one greedy
+#      generation goes through router and expert (and must equal the runtime's in-process output), and one chat
+#      completion through all three
 #
 # Usage: scripts/build-images.sh [--fresh-base]      (README.md, "Container images", says what it showed)
 # Environment: MOE_DEBIAN_MIRROR (default http://deb.debian.org/debian), MOE_IMAGE_TAG (default: the services' tag).
@@ -17,8 +19,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/find-jdk.sh
-# The images this proves; gateway-service joins when it lands (its module configures Jib like the other two).
-SERVICES=(router-service expert-service)
+# The images this proves (each module configures Jib the same way in its application.properties).
+SERVICES=(gateway-service router-service expert-service)
 W="$ROOT/target/images"
 BASE_TAR="$W/base/debian12-jre25.tar"
 REGISTRY=127.0.0.1:5000
@@ -60,7 +62,7 @@ EOF
     -Dquarkus.container-image.registry="$REGISTRY" -Dquarkus.container-image.insecure=true \
     -Dquarkus.container-image.tag="$TAG" -Dquarkus.jib.base-jvm-image="tar://$BASE_TAR" > "$W/jib-build.log" 2>&1 \
     || { tail -40 "$W/jib-build.log" >&2; exit 1; }
-  summary "jib build + push, both services (Maven -o, -am, -DskipTests): $(since "$t")"
+  summary "jib build + push of ${SERVICES[*]} (Maven -o, -am, -DskipTests): $(since "$t")"
   summary "registry catalog: $(curl -s "http://$REGISTRY/v2/_catalog")"
 
   for s in "${SERVICES[@]}"; do
@@ -162,6 +164,22 @@ EOF
   [[ "$generated" == *"tokens $expected" ]] || { echo "error: the images generated $generated, the runtime in one process $expected" >&2; exit 1; }
   summary "the same 16 tokens as bin/moe generate in one process: $expected"
   summary "expert after the generation: $(curl -s http://127.0.0.1:8080/q/metrics | grep '^moe_expert_pod_tokens_total')"
+
+  # the gateway, on the router (its tokenizer and chat template come from the checkpoint directory)
+  t=$(now)
+  local gateway
+  gateway=$(start_container gateway-service gateway "${common[@]}" QUARKUS_HTTP_PORT=8082 \
+    QUARKUS_GRPC_CLIENTS_ROUTER_HOST=127.0.0.1 QUARKUS_GRPC_CLIENTS_ROUTER_PORT=9001)
+  STARTED+=("$gateway")
+  await_ready gateway 8082 "$gateway" "$t"
+  t=$(now)
+  local chat
+  chat=$(curl -s -m 120 http://127.0.0.1:8082/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model": "default", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 8}')
+  python3 -c 'import json,sys; c=json.loads(sys.argv[1]); assert c["choices"][0]["message"]["role"] == "assistant" and c["usage"]["completion_tokens"] > 0, c' "$chat" \
+    || { echo "error: the chat completion through the gateway image failed: $chat" >&2; exit 1; }
+  summary "chat completion through gateway, router and expert images: $(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); print(c["usage"], "finish_reason", c["choices"][0]["finish_reason"])' "$chat") ($(since "$t"))"
+  summary "gateway /tmp after the request: $(cd "$W/run/gateway/tmp" && find . -maxdepth 2 | sort | tr '\n' ' ')"
   stop_started
 }
 
@@ -207,7 +225,7 @@ else
   summary "base image tarball: $(mib "$BASE_TAR") (cached; --fresh-base rebuilds it)"
 fi
 
-say "the checkpoint for the smoke test"
+say "the checkpoint for the smoke test (with a tokenizer and chat template, for the gateway)"
 [ -f "$W/model/config.json" ] || bin/moe synth --arch mixtral --size small --dtype bf16 --out "$W/model" >&2
 summary "checkpoint: synthetic Mixtral 'small', bf16, $(du -sm "$W/model" | cut -f1) MiB"
 
