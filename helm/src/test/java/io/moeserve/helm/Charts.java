@@ -19,28 +19,28 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /** The chart rendered and linted by the Helm engine that helm-java embeds (Helm 3.21), and the YAML it produces. */
-final class Charts {
-    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
-    static final ObjectMapper JSON = new ObjectMapper();
-    static final String RELEASE = "moe", NAMESPACE = "serving";
+public final class Charts {
+    public static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+    public static final ObjectMapper JSON = new ObjectMapper();
+    public static final String RELEASE = "moe", NAMESPACE = "serving";
     /** The Kubernetes version of the API model the objects are checked against (client-java 27). */
-    static final String KUBE_VERSION = "1.35.0";
+    public static final String KUBE_VERSION = "1.35.0";
 
     private Charts() {}
 
-    static Path helmDir() {
+    public static Path helmDir() {
         return Path.of(System.getProperty("moe.helm.dir", "helm")).toAbsolutePath();
     }
 
-    static Path chart() {
+    public static Path chart() {
         return helmDir().resolve("moe-serve");
     }
 
-    static Path example(String name) {
+    public static Path example(String name) {
         return helmDir().resolve("examples").resolve(name + ".yaml");
     }
 
-    static List<String> examples() {
+    public static List<String> examples() {
         try (Stream<Path> s = Files.list(helmDir().resolve("examples"))) {
             return s.map(p -> p.getFileName().toString()).filter(f -> f.endsWith(".yaml")).map(f -> f.substring(0, f.length() - 5)).sorted().toList();
         } catch (IOException e) {
@@ -49,14 +49,14 @@ final class Charts {
     }
 
     /** {@code helm template moe helm/moe-serve -n serving [-f values] [--set k=v ...]}; throws on a render error. */
-    static String render(Path values, Map<String, Object> sets) {
+    public static String render(Path values, Map<String, Object> sets) {
         TemplateCommand t = new Helm(chart()).template().withName(RELEASE).withNamespace(NAMESPACE).withKubeVersion(KUBE_VERSION);
         if (values != null) t = t.withValuesFile(values);
         for (Map.Entry<String, Object> e : sets.entrySet()) t = t.set(e.getKey(), e.getValue());
         return t.call();
     }
 
-    static List<JsonNode> documents(String yaml) {
+    public static List<JsonNode> documents(String yaml) {
         List<JsonNode> docs = new ArrayList<>();
         try (var it = YAML.readerFor(JsonNode.class).<JsonNode>readValues(yaml)) {
             while (it.hasNext()) {
@@ -74,7 +74,7 @@ final class Charts {
      * {@code helm test}), so the hook annotation is renamed in a copy of the chart and the test Pod renders as an
      * ordinary object.
      */
-    static List<JsonNode> renderWithTestHooks(Path values, Path workDir) throws IOException {
+    public static List<JsonNode> renderWithTestHooks(Path values, Path workDir) throws IOException {
         Path copy = workDir.resolve("hooks/moe-serve");
         copyTree(chart(), copy);
         try (Stream<Path> s = Files.list(copy.resolve("templates/tests"))) {
@@ -85,7 +85,7 @@ final class Charts {
         return documents(t.call());
     }
 
-    static List<JsonNode> renderDocs(Path values) {
+    public static List<JsonNode> renderDocs(Path values) {
         return documents(render(values, Map.of()));
     }
 
@@ -93,7 +93,7 @@ final class Charts {
      * {@code helm lint --strict} with the chart's defaults overlaid by {@code values}: helm-java's lint reads only the
      * chart's own values.yaml, so the overlay is written into a copy of the chart.
      */
-    static LintResult lint(Path values, Path workDir) throws IOException {
+    public static LintResult lint(Path values, Path workDir) throws IOException {
         Path copy = workDir.resolve("moe-serve");
         copyTree(chart(), copy);
         if (values != null) {
@@ -104,7 +104,7 @@ final class Charts {
     }
 
     /** Helm's values merge: maps merge key by key, everything else (lists included) is replaced. */
-    static JsonNode merge(JsonNode base, JsonNode over) {
+    public static JsonNode merge(JsonNode base, JsonNode over) {
         if (over == null || over.isNull()) return base;
         if (!base.isObject() || !over.isObject()) return over;
         ObjectNode out = ((ObjectNode) base).deepCopy();
@@ -125,16 +125,16 @@ final class Charts {
         }
     }
 
-    static List<JsonNode> ofKind(List<JsonNode> docs, String kind) {
+    public static List<JsonNode> ofKind(List<JsonNode> docs, String kind) {
         return docs.stream().filter(d -> kind.equals(d.path("kind").asText())).toList();
     }
 
-    static JsonNode named(List<JsonNode> docs, String kind, String name) {
+    public static JsonNode named(List<JsonNode> docs, String kind, String name) {
         return docs.stream().filter(d -> kind.equals(d.path("kind").asText()) && name.equals(d.path("metadata").path("name").asText()))
                 .findFirst().orElseThrow(() -> new AssertionError("no " + kind + " " + name + " rendered"));
     }
 
-    static JsonNode env(JsonNode container, String name) {
+    public static JsonNode env(JsonNode container, String name) {
         for (JsonNode e : container.path("env")) if (name.equals(e.path("name").asText())) return e;
         throw new AssertionError("no env " + name + " in container " + container.path("name").asText());
     }

@@ -28,7 +28,7 @@ import java.util.Map;
  * field, recursively, and deserialisation checks the types. For the KEDA and Prometheus Operator objects the parts
  * that are Kubernetes types (metadata, the HPA behavior KEDA passes on, the label selector) are checked the same way.
  */
-final class KubeSchemas {
+public final class KubeSchemas {
     private static final Map<String, Class<?>> TYPES = Map.of(
             "apps/v1/Deployment", V1Deployment.class,
             "v1/Service", V1Service.class,
@@ -43,7 +43,7 @@ final class KubeSchemas {
     private KubeSchemas() {}
 
     /** Problems with one rendered object; empty when it is valid. */
-    static List<String> problems(JsonNode doc) {
+    public static List<String> problems(JsonNode doc) {
         String key = doc.path("apiVersion").asText() + "/" + doc.path("kind").asText();
         String where = key + " " + doc.path("metadata").path("name").asText();
         List<String> out = new ArrayList<>();

@@ -12,12 +12,12 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** The external checkers: node (helm/validate) and promtool. A missing tool fails the test with what to install. */
-final class Tools {
-    record Result(int exitCode, String output) {}
+public final class Tools {
+    public record Result(int exitCode, String output) {}
 
     private Tools() {}
 
-    static Result run(Path dir, List<String> command, String missingHint) throws IOException, InterruptedException {
+    public static Result run(Path dir, List<String> command, String missingHint) throws IOException, InterruptedException {
         Process p;
         try {
             p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
@@ -33,7 +33,7 @@ final class Tools {
     }
 
     /** Runs helm/validate/validate.mjs over the objects (and the adapter config); its report, empty when all pass. */
-    static Result nodeValidate(List<JsonNode> objects, JsonNode adapterConfig, Path work) throws IOException, InterruptedException {
+    public static Result nodeValidate(List<JsonNode> objects, JsonNode adapterConfig, Path work) throws IOException, InterruptedException {
         Path validate = Charts.helmDir().resolve("validate");
         if (!Files.isDirectory(validate.resolve("node_modules/kubernetes-models"))) {
             throw new AssertionError("helm/validate/node_modules is missing: run `npm ci` in helm/validate (the Maven build does it)");
@@ -47,12 +47,12 @@ final class Tools {
                 "the manifest tests need Node.js (Debian: apt-get install nodejs npm); test.sh installs it when run as root");
     }
 
-    static Result promtoolCheckRules(Path rulesFile) throws IOException, InterruptedException {
+    public static Result promtoolCheckRules(Path rulesFile) throws IOException, InterruptedException {
         return run(rulesFile.getParent(), List.of("promtool", "check", "rules", rulesFile.toString()),
                 "the PromQL tests need promtool (Debian package prometheus); test.sh installs it when run as root");
     }
 
-    static List<String> lines(String s) {
+    public static List<String> lines(String s) {
         List<String> out = new ArrayList<>();
         for (String l : s.split("\n")) if (!l.isBlank()) out.add(l);
         return out;
