@@ -130,7 +130,7 @@ class ChartRenderTest {
         JsonNode pod = named(docs, "Deployment", "moe-moe-serve-expert-g1").path("spec").path("template").path("spec");
         JsonNode c = pod.path("containers").get(0);
         assertEquals("1", c.path("resources").path("limits").path("nvidia.com/gpu").asText());
-        assertEquals("cuda", env(c, "MOE_EXPERT_BACKEND").path("value").asText());
+        assertEquals("auto", env(c, "MOE_EXPERT_BACKEND").path("value").asText());
         assertEquals("nvidia", pod.path("runtimeClassName").asText());
         assertEquals("nvidia.com/gpu", pod.path("tolerations").get(0).path("key").asText());
         assertEquals("NVIDIA-H100-80GB-HBM3", pod.path("nodeSelector").path("nvidia.com/gpu.product").asText());

@@ -21,7 +21,7 @@ class ValuesSchemaTest {
             "expertGroups.g0.autoscaling.metric    | cpu          | /expertGroups/g0/autoscaling/metric",
             "expertGroups.g0.autoscaling.minReplicas | 0          | /expertGroups/g0/autoscaling/minReplicas",
             "expertGroups.g0.autoscaling.target    | -1           | /expertGroups/g0/autoscaling/target",
-            "expertGroups.g0.backend               | tpu          | /expertGroups/g0/backend",
+            "expertGroups.g0.backend               | cuda         | /expertGroups/g0/backend",
             "autoscaling.engine                    | cron         | /autoscaling/engine",
             "model.source                          | s3           | /model/source",
             "gateway.replicass                     | 2            | replicass",
