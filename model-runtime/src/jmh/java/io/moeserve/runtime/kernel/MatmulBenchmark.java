@@ -54,6 +54,10 @@ public class MatmulBenchmark {
     @Param({"1", "16", "128"})
     public int tokens;
 
+    /** Kernel threads; 0 means one per available processor (what the services use). */
+    @Param({"0"})
+    public int threads;
+
     private Arena arena;
     private Path file;
     private WeightMatrix[] experts;
@@ -65,7 +69,7 @@ public class MatmulBenchmark {
 
     /** Per-second rates of weight bytes read and of floating-point operations (2 per multiply-add). */
     @State(Scope.Thread)
-    @AuxCounters(AuxCounters.Type.EVENTS)
+    @AuxCounters(AuxCounters.Type.OPERATIONS)
     public static class Work {
         public long weightBytes;
         public long flops;
@@ -87,7 +91,7 @@ public class MatmulBenchmark {
                 experts[e] = new WeightMatrix("expert" + e, all.asSlice(e * perExpert, perExpert), dtype, ROWS, COLS);
             }
         }
-        parallel = new Parallel(Runtime.getRuntime().availableProcessors());
+        parallel = new Parallel(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
         kernels = new CpuMatmulKernels(parallel);
         x = new float[tokens * COLS];
         Random random = new Random(2);
