@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serving benchmark: decode tokens/s and per-token latency at 1, 4 and 16 concurrent streams, all-in-one (experts in
 # the router) against router + two expert pods on loopback, and wire bytes per token per MoE layer. Prints a
-# Markdown table for BENCHMARKS.md. Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS]]]
+# Markdown table for BENCHMARKS.md. Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS [POD_THREADS]]]]
 # (default models/bench, generated on first use: the ~1.2 B-parameter Mixtral-shaped benchmark model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +15,4 @@ CP_FILE="$(pwd)/system-tests/target/bench-classpath.txt"
   -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
 exec java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   -Dmoe.repo.root="$(pwd)" -cp "system-tests/target/test-classes:$(cat "$CP_FILE")" \
-  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" 2> >(grep -v "WARNING: Using incubator modules" >&2)
+  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" ${4:-} 2> >(grep -v "WARNING: Using incubator modules" >&2)

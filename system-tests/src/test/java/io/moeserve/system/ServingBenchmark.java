@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -39,19 +40,24 @@ public final class ServingBenchmark {
         Path model = Path.of(args.length > 0 ? args[0] : "models/bench").toAbsolutePath();
         int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 48;
         int[] streams = args.length > 2 ? Arrays.stream(args[2].split(",")).mapToInt(Integer::parseInt).toArray() : new int[] {1, 4, 16};
+        // The two pods compute at the same time, so each gets its share of the cores, as a CPU request would give it
+        // on a node this size; more kernel threads than cores make every product wait for a descheduled thread.
+        // The router keeps all of them: it computes while the pods wait, and the pods while it waits.
+        int podThreads = args.length > 3 ? Integer.parseInt(args[3]) : Math.max(1, Deployment.BENCHMARK_THREADS / 2);
         ModelConfig config = ConfigParser.load(model);
         int experts = config.moe().numFfnExperts();
-        System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores%n", model,
+        System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores, %d kernel threads per expert pod%n", model,
                 config.architecture().hfClassName(), config.numLayers(), experts, config.moe().topK(), tokens,
-                Runtime.getRuntime().availableProcessors());
+                Runtime.getRuntime().availableProcessors(), podThreads);
         List<String> rows = new ArrayList<>();
         for (String setup : new String[] {"all-in-one", "router + 2 expert pods"}) {
             try (Deployment c = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS)) {
                 if (setup.startsWith("all")) {
                     c.startRouter(java.util.Map.of("moe.router.experts.mode", "local"));
                 } else {
-                    c.startExpert("low", "*:0-" + (experts / 2 - 1));
-                    c.startExpert("high", "*:" + (experts / 2) + "-" + (experts - 1));
+                    Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
+                    c.startExpert("low", "*:0-" + (experts / 2 - 1), pod);
+                    c.startExpert("high", "*:" + (experts / 2) + "-" + (experts - 1), pod);
                     c.startRouter(java.util.Map.of());
                 }
                 c.awaitReady();
