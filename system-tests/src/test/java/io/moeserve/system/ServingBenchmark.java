@@ -64,7 +64,9 @@ public final class ServingBenchmark {
                 ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", c.router.grpcPort).usePlaintext().build();
                 try {
                     RouterServiceGrpc.RouterServiceBlockingStub stub = RouterServiceGrpc.newBlockingStub(ch);
-                    run(stub, 2, 8); // warm-up: JIT, caches
+                    // Warm-up, long enough for C2 to compile the decode and batched-expert paths of every process
+                    // (three JVMs when distributed), so the first measured row does not pay for the JIT.
+                    run(stub, 4, 32);
                     for (int n : streams) {
                         double[] wireBefore = wireBytes(c);
                         Result r = run(stub, n, tokens);
