@@ -43,6 +43,8 @@ final class GemmKernel {
         private float[] weights = new float[0];
         private float[] tokens = new float[0];
         private final float[] sums = new float[ROWS * TOKENS];
+        // The tile's accumulators, stored for Simd.sumEach (see there why not Simd.sum).
+        private final float[] lanes = new float[ROWS * TOKENS * LANES];
     }
 
     /**
@@ -59,6 +61,7 @@ final class GemmKernel {
         float[] ws = s.weights;
         float[] xs = s.tokens;
         float[] sums = s.sums;
+        float[] lanes = s.lanes;
         for (int t0 = tokenFrom; t0 < tokenTo; t0 += block) {
             int nt = Math.min(block, tokenTo - t0);
             for (int j = 0; j < nt; j++) {
@@ -73,11 +76,11 @@ final class GemmKernel {
                 int yBase = yOff + t0 * rows + r;
                 int j = 0;
                 for (; j + TOKENS <= nt; j += TOKENS) {
-                    tile4x4(ws, xs, j * stride, stride, sums);
+                    tile4x4(ws, xs, j * stride, stride, lanes, sums);
                     store(sums, TOKENS, y, yBase + j * rows, rows, vr);
                 }
                 for (; j < nt; j++) {
-                    tile4x1(ws, xs, j * stride, stride, sums);
+                    tile4x1(ws, xs, j * stride, stride, lanes, sums);
                     store(sums, 1, y, yBase + j * rows, rows, vr);
                 }
             }
@@ -92,7 +95,7 @@ final class GemmKernel {
     }
 
     /** 4 packed weight rows × 4 packed token rows, all {@code stride} long; sums[i·4 + j]. */
-    private static void tile4x4(float[] ws, float[] xs, int xBase, int stride, float[] sums) {
+    private static void tile4x4(float[] ws, float[] xs, int xBase, int stride, float[] lanes, float[] sums) {
         FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -125,26 +128,27 @@ final class GemmKernel {
             a32 = q.fma(v2, a32);
             a33 = q.fma(v3, a33);
         }
-        sums[0] = Simd.sum(a00);
-        sums[1] = Simd.sum(a01);
-        sums[2] = Simd.sum(a02);
-        sums[3] = Simd.sum(a03);
-        sums[4] = Simd.sum(a10);
-        sums[5] = Simd.sum(a11);
-        sums[6] = Simd.sum(a12);
-        sums[7] = Simd.sum(a13);
-        sums[8] = Simd.sum(a20);
-        sums[9] = Simd.sum(a21);
-        sums[10] = Simd.sum(a22);
-        sums[11] = Simd.sum(a23);
-        sums[12] = Simd.sum(a30);
-        sums[13] = Simd.sum(a31);
-        sums[14] = Simd.sum(a32);
-        sums[15] = Simd.sum(a33);
+        a00.intoArray(lanes, 0);
+        a01.intoArray(lanes, LANES);
+        a02.intoArray(lanes, 2 * LANES);
+        a03.intoArray(lanes, 3 * LANES);
+        a10.intoArray(lanes, 4 * LANES);
+        a11.intoArray(lanes, 5 * LANES);
+        a12.intoArray(lanes, 6 * LANES);
+        a13.intoArray(lanes, 7 * LANES);
+        a20.intoArray(lanes, 8 * LANES);
+        a21.intoArray(lanes, 9 * LANES);
+        a22.intoArray(lanes, 10 * LANES);
+        a23.intoArray(lanes, 11 * LANES);
+        a30.intoArray(lanes, 12 * LANES);
+        a31.intoArray(lanes, 13 * LANES);
+        a32.intoArray(lanes, 14 * LANES);
+        a33.intoArray(lanes, 15 * LANES);
+        Simd.sumEach(lanes, 16, sums, 0);
     }
 
     /** 4 packed weight rows × 1 packed token row; sums[i]. */
-    private static void tile4x1(float[] ws, float[] xs, int xBase, int stride, float[] sums) {
+    private static void tile4x1(float[] ws, float[] xs, int xBase, int stride, float[] lanes, float[] sums) {
         FloatVector a0 = FloatVector.zero(FLOATS), a1 = a0, a2 = a0, a3 = a0;
         int w1 = stride, w2 = 2 * stride, w3 = 3 * stride;
         for (int c = 0; c < stride; c += LANES) {
@@ -154,9 +158,10 @@ final class GemmKernel {
             a2 = FloatVector.fromArray(FLOATS, ws, w2 + c).fma(v, a2);
             a3 = FloatVector.fromArray(FLOATS, ws, w3 + c).fma(v, a3);
         }
-        sums[0] = Simd.sum(a0);
-        sums[1] = Simd.sum(a1);
-        sums[2] = Simd.sum(a2);
-        sums[3] = Simd.sum(a3);
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, LANES);
+        a2.intoArray(lanes, 2 * LANES);
+        a3.intoArray(lanes, 3 * LANES);
+        Simd.sumEach(lanes, 4, sums, 0);
     }
 }

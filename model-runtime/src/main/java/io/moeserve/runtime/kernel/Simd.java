@@ -56,6 +56,26 @@ public final class Simd {
         return v.add(v.rearrange(XOR1)).lane(0);
     }
 
+    /**
+     * {@code sums[sumsOffset + k] = sum(vector k)} for the {@code count} vectors stored one after another in
+     * {@code lanes} (each {@link #LANES} floats): the same additions in the same tree as {@link #sum}, so the same bits.
+     *
+     * <p>Why: a kernel that reduces many accumulators per tile (the GEMM's 16) would call {@link #sum} at call sites
+     * C2 does not consider hot, so it does not inline it there, and every call then boxes its vector argument on the
+     * heap (measured: 16 objects per tile, a third of the GEMM's time). Such kernels store their accumulators with
+     * {@code intoArray}, which never boxes, and reduce them here in scalar: log2(LANES) halvings, lane i with lane
+     * i + half, which is the butterfly's lane i with lane i ^ half.
+     */
+    public static void sumEach(float[] lanes, int count, float[] sums, int sumsOffset) {
+        for (int k = 0; k < count; k++) {
+            int base = k * LANES;
+            for (int half = LANES / 2; half >= 1; half /= 2) {
+                for (int i = 0; i < half; i++) lanes[base + i] = lanes[base + i] + lanes[base + i + half];
+            }
+            sums[sumsOffset + k] = lanes[base];
+        }
+    }
+
     private static VectorSpecies<Float> chooseFloats() {
         VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
         String value = System.getProperty(PROPERTY);

@@ -34,8 +34,28 @@ class DeterministicReductionTest {
     }
 
     @Test
+    void sumEachGivesTheBitsOfSum() {
+        Random r = new Random(9);
+        int count = 16;
+        float[] lanes = new float[count * Simd.LANES];
+        for (int round = 0; round < 2_000; round++) {
+            for (int i = 0; i < lanes.length; i++) {
+                // Mixed magnitudes, so that a different addition order would show in the last bits.
+                lanes[i] = (float) (r.nextGaussian() * Math.pow(10, r.nextInt(9) - 4));
+            }
+            float[] expected = new float[count];
+            for (int k = 0; k < count; k++) expected[k] = Simd.sum(FloatVector.fromArray(Simd.FLOATS, lanes, k * Simd.LANES));
+            float[] sums = new float[count + 2];
+            Simd.sumEach(lanes, count, sums, 2);
+            for (int k = 0; k < count; k++) {
+                assertEquals(Float.floatToRawIntBits(expected[k]), Float.floatToRawIntBits(sums[k + 2]), "vector " + k);
+            }
+        }
+    }
+
+    @Test
     void productsDoNotChangeWhenCompiled() {
-        for (int n : new int[] {1, 11}) {
+        for (int n : new int[] {1, 3, 11}) { // the matvec, the small-batch kernel and the packed GEMM
             Random r = new Random(n);
             int rows = 64, cols = 64;
             MemorySegment seg = Arena.ofAuto().allocate((long) rows * cols * 4);
