@@ -41,6 +41,9 @@ final class ExpertReplica {
         this.address = host + ":" + port;
         this.channel = Grpc.newChannelBuilderForAddress(host, port, InsecureChannelCredentials.create())
                 .directExecutor()
+                // GrpcExpertDispatcher retries (on another replica, with its own deadlines); gRPC's own retry layer
+                // would only keep a copy of every request in case it retried too.
+                .disableRetry()
                 .maxInboundMessageSize(maxMessageBytes)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 .build();
