@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -24,7 +25,7 @@ import java.util.stream.Stream;
 final class ReferenceManifests {
     static final Path K8S = ServiceProcess.ROOT.resolve("k8s");
     private static final String COMPONENT = "app.kubernetes.io/component", GROUP = "moe-serve.io/expert-group";
-    private static final java.util.regex.Pattern CHART_SERVICE = java.util.regex.Pattern.compile(
+    private static final Pattern CHART_SERVICE = Pattern.compile(
             "^" + Charts.RELEASE + "-moe-serve-([a-z0-9-]+)\\." + Charts.NAMESPACE + "\\.svc\\.cluster\\.local$");
 
     private ReferenceManifests() {}

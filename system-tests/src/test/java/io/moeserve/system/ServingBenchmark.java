@@ -53,12 +53,12 @@ public final class ServingBenchmark {
         for (String setup : new String[] {"all-in-one", "router + 2 expert pods"}) {
             try (Deployment c = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS)) {
                 if (setup.startsWith("all")) {
-                    c.startRouter(java.util.Map.of("moe.router.experts.mode", "local"));
+                    c.startRouter(Map.of("moe.router.experts.mode", "local"));
                 } else {
                     Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
                     c.startExpert("low", "*:0-" + (experts / 2 - 1), pod);
                     c.startExpert("high", "*:" + (experts / 2) + "-" + (experts - 1), pod);
-                    c.startRouter(java.util.Map.of());
+                    c.startRouter(Map.of());
                 }
                 c.awaitReady();
                 ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", c.router.grpcPort).usePlaintext().build();

@@ -12,8 +12,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>n = 1 goes to {@link MatvecKernel} (memory-bound: stream each weight once), 2 to 8 tokens to
  * {@link SmallBatchKernel} (still memory-bound: widen in registers, use each weight vector for 4 tokens), more to
  * {@link GemmKernel} (compute-bound: register-blocked tiles over packed panels); the last two give a token the same
- * bits, so its result does not depend on how many tokens share its product. Work is split into one contiguous share per pool
- * thread, by groups of 4 rows, or by groups of 4 tokens when a matrix has too few rows to go round. Small products
+ * bits, so its result does not depend on how many tokens share its product. Work is split into one contiguous share
+ * per pool thread, by groups of 4 rows, or by groups of 4 tokens when a matrix has too few rows to go round. Small products
  * (router gates, tiny experts) run on the calling thread: waking the pool would cost more than it saves. Weights
  * whose memory segment is confined to the calling thread run there too, since pool threads may not touch them.
  *
@@ -76,10 +76,10 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
     }
 
-    /** One product in flight: its arguments, its split, and the per-slot GEMM scratch. */
+    /** One product in flight: its arguments, its split, and the per-slot GEMM and small-batch scratch. */
     private final class Call implements RangeTask {
         private final GemmKernel.Scratch[] scratch;
-        private final float[][] tails;
+        private final float[][] smallBatchScratch;
         private MemorySegment data;
         private DType dtype;
         private int rows;
@@ -95,7 +95,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
 
         Call(int slots) {
             this.scratch = new GemmKernel.Scratch[slots];
-            this.tails = new float[slots][];
+            this.smallBatchScratch = new float[slots][];
         }
 
         void execute(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n, boolean mayFork) {
@@ -154,8 +154,8 @@ public final class CpuMatmulKernels implements MatmulKernels {
                 return;
             }
             if (n <= SmallBatchKernel.MAX_TOKENS) {
-                float[] t = tails[slot];
-                if (t == null) tails[slot] = t = SmallBatchKernel.newScratch();
+                float[] t = smallBatchScratch[slot];
+                if (t == null) smallBatchScratch[slot] = t = SmallBatchKernel.newScratch();
                 SmallBatchKernel.multiply(data, dtype, rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
                 return;
             }
