@@ -1,6 +1,7 @@
 package io.moeserve.runtime.kernel;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -38,6 +39,14 @@ public final class Simd {
     private static final VectorShuffle<Float> XOR2 = LANES >= 4 ? VectorShuffle.fromOp(FLOATS, i -> i ^ 2) : null;
     private static final VectorShuffle<Float> XOR1 = VectorShuffle.fromOp(FLOATS, i -> i ^ 1);
 
+    // sumEach's merges, level by level (segment size LANES, LANES/2, ..., 2): which lane of a vector holding
+    // LANES/s accumulators in segments of s lanes goes to lane p of the lower-halves (LO) or upper-halves (HI)
+    // vector; UPPER takes the second vector's lanes.
+    private static final int LEVELS = Integer.numberOfTrailingZeros(LANES);
+    private static final VectorShuffle<Float>[] LO = merges(0);
+    private static final VectorShuffle<Float>[] HI = merges(1);
+    private static final VectorMask<Float> UPPER = VectorMask.fromLong(FLOATS, ((1L << LANES) - 1) & ~((1L << (LANES / 2)) - 1));
+
     private Simd() {}
 
     /**
@@ -67,13 +76,56 @@ public final class Simd {
      * i + half, which is the butterfly's lane i with lane i ^ half.
      */
     public static void sumEach(float[] lanes, int count, float[] sums, int sumsOffset) {
-        for (int k = 0; k < count; k++) {
+        int k = 0;
+        for (; k + LANES <= count; k += LANES) sumGroup(lanes, k * LANES, sums, sumsOffset + k);
+        for (; k < count; k++) {
             int base = k * LANES;
             for (int half = LANES / 2; half >= 1; half /= 2) {
                 for (int i = 0; i < half; i++) lanes[base + i] = lanes[base + i] + lanes[base + i + half];
             }
             sums[sumsOffset + k] = lanes[base];
         }
+    }
+
+    /**
+     * {@link #sumEach} of LANES accumulators at once, in vector registers: each level merges two vectors into one,
+     * adding lane i of every accumulator's segment to lane i + half (the scalar tree's very additions, in lanes), so
+     * LANES accumulators become one vector of their LANES sums after log2(LANES) levels: LANES − 1 merges of four
+     * permutes, two blends and one add, where the scalar tree spends about LANES² loads, adds and stores. Works in
+     * place in {@code lanes}.
+     */
+    private static void sumGroup(float[] lanes, int base, float[] sums, int at) {
+        int vectors = LANES;
+        for (int level = 0; level < LEVELS; level++, vectors /= 2) {
+            VectorShuffle<Float> lo = LO[level];
+            VectorShuffle<Float> hi = HI[level];
+            for (int j = 0; j < vectors / 2; j++) {
+                FloatVector y = FloatVector.fromArray(FLOATS, lanes, base + 2 * j * LANES);
+                FloatVector z = FloatVector.fromArray(FLOATS, lanes, base + (2 * j + 1) * LANES);
+                FloatVector low = y.rearrange(lo).blend(z.rearrange(lo), UPPER);
+                FloatVector high = y.rearrange(hi).blend(z.rearrange(hi), UPPER);
+                low.add(high).intoArray(lanes, base + j * LANES);
+            }
+        }
+        FloatVector.fromArray(FLOATS, lanes, base).intoArray(sums, at);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] merges(int upper) {
+        VectorShuffle<Float>[] shuffles = new VectorShuffle[LEVELS];
+        int segment = LANES;
+        for (int level = 0; level < LEVELS; level++, segment /= 2) {
+            int half = segment / 2;
+            int perVector = LANES / segment;
+            int[] from = new int[LANES];
+            for (int p = 0; p < LANES; p++) {
+                int seg = p / half;
+                // Segments [0, perVector) come from the first vector, the rest (same lanes) from the second.
+                from[p] = (seg % perVector) * segment + upper * half + p % half;
+            }
+            shuffles[level] = VectorShuffle.fromArray(FLOATS, from, 0);
+        }
+        return shuffles;
     }
 
     private static VectorSpecies<Float> chooseFloats() {
