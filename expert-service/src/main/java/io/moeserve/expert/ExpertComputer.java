@@ -7,35 +7,47 @@ import io.moeserve.runtime.model.LocalExpertExecutor;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 import org.jboss.logging.Logger;
 
 /**
- * The pod's compute thread: takes calls from a queue, batches whatever has arrived, and computes each layer's
- * tokens together with the runtime's CPU kernels.
+ * Computes the pod's calls in batches with the runtime's CPU kernels: on the gRPC thread that brought a call when
+ * the pod is idle, else on the pod's compute thread.
  *
  * <p>Design. Calls from many routers (or from one router's concurrent steps) arrive on gRPC threads, are parsed
- * and validated there, and wait in one queue. The compute thread takes the first call and, without waiting for
- * more, every call already queued, up to {@code maxBatchTokens} tokens: under light load a call runs at once,
- * under heavy load the batch grows by itself, and each expert's weights are streamed once for all the batch's
- * tokens routed to it. Calls are grouped by layer; a layer's tokens are concatenated (a single call is computed
- * in place) and computed in chunks of at most {@code maxBatchTokens}. Each token's answer is the sum over its own
- * experts only, so batching calls together never changes a result. One thread computes because the kernels
- * already use every core for one product; a second would only contend for them.
+ * and validated there, and wait in one queue. Whoever computes holds one lock, takes the first queued call and,
+ * without waiting for more, every call already queued, up to {@code maxBatchTokens} tokens: under light load a
+ * call runs at once, under heavy load the batch grows by itself, and each expert's weights are streamed once for
+ * all the batch's tokens routed to it. Calls are grouped by layer; a layer's tokens are concatenated (a single
+ * call is computed in place) and computed in chunks of at most {@code maxBatchTokens}. Each token's answer is the
+ * sum over its own experts only, so batching calls together never changes a result. One batch at a time, because
+ * the kernels already use every core for one product; a second would only contend for them.
+ *
+ * <p>Who computes. A decode-sized call (at most {@code inlineMaxTokens}) that finds the lock free is computed at
+ * once on the gRPC thread that parsed it, together with anything queued meanwhile, and answered from there: that
+ * saves two thread hand-offs per call (wake the compute thread; wake the transport to write the answer), which
+ * on a busy node cost as much as a small computation (expert-service/README.md, BENCHMARKS.md). That thread does
+ * one batch and leaves; whatever arrived in the meantime, and every call larger than {@code inlineMaxTokens}
+ * (prefill chunks, which would hold a transport thread for long), is left to the compute thread, which blocks on
+ * the lock until the batch in progress ends. A call is therefore never waiting without a thread on its way to it.
  */
 final class ExpertComputer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ExpertComputer.class);
     private static final Comparator<ExpertCall> BY_LAYER = Comparator.comparingInt(c -> c.layer);
 
-    private final LinkedBlockingQueue<ExpertCall> queue = new LinkedBlockingQueue<>();
+    private final ConcurrentLinkedQueue<ExpertCall> queue = new ConcurrentLinkedQueue<>();
+    /** Held by whoever computes a batch; every poll of the queue happens under it. */
+    private final ReentrantLock computing = new ReentrantLock();
     private final AtomicInteger queuedTokens = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final LocalExpertExecutor executor;
     private final int hidden;
     private final int k;
     private final int maxBatch;
+    private final int inlineMaxTokens;
     private final String modelId;
     private final long routingTableVersion;
     private final float[] x;
@@ -45,13 +57,17 @@ final class ExpertComputer implements AutoCloseable {
     private final List<ExpertCall> batch = new ArrayList<>();
     private final Thread thread;
     private ExpertMetrics metrics;
+    private volatile boolean started;
     private volatile boolean closed;
 
-    ExpertComputer(LocalExpertExecutor executor, int hidden, int k, int maxBatch, String modelId, long routingTableVersion) {
+    /** @param inlineMaxTokens largest call computed on the gRPC thread that brought it; 0 sends every call to the compute thread */
+    ExpertComputer(LocalExpertExecutor executor, int hidden, int k, int maxBatch, int inlineMaxTokens, String modelId,
+                   long routingTableVersion) {
         this.executor = executor;
         this.hidden = hidden;
         this.k = k;
         this.maxBatch = maxBatch;
+        this.inlineMaxTokens = Math.min(inlineMaxTokens, maxBatch);
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
         this.x = new float[maxBatch * hidden];
@@ -64,6 +80,7 @@ final class ExpertComputer implements AutoCloseable {
     void start(ExpertMetrics metrics) {
         this.metrics = metrics;
         thread.start();
+        started = true;
     }
 
     void submit(ExpertCall call) {
@@ -74,6 +91,15 @@ final class ExpertComputer implements AutoCloseable {
         inFlight.incrementAndGet();
         queuedTokens.addAndGet(call.tokens);
         queue.add(call);
+        if (started && call.tokens <= inlineMaxTokens && computing.tryLock()) {
+            try {
+                computeBatch(true);
+            } finally {
+                computing.unlock();
+            }
+            if (queue.isEmpty()) return;
+        }
+        LockSupport.unpark(thread);
     }
 
     int queuedTokens() {
@@ -96,35 +122,48 @@ final class ExpertComputer implements AutoCloseable {
 
     private void run() {
         while (!closed) {
-            ExpertCall first;
+            if (queue.isEmpty()) {
+                // A submitter unparks after queueing, so a call queued after this check ends the park at once.
+                LockSupport.parkNanos(this, 200_000_000L);
+                continue;
+            }
+            computing.lock();
             try {
-                first = queue.poll(200, TimeUnit.MILLISECONDS);
-            } catch (InterruptedException e) {
-                break;
+                while (!closed && !queue.isEmpty()) computeBatch(false);
+            } finally {
+                computing.unlock();
             }
-            if (first == null) continue;
-            batch.clear();
-            int tokens = admit(first, 0);
-            for (ExpertCall next; (next = queue.peek()) != null && tokens + next.tokens <= maxBatch; ) {
-                tokens = admit(queue.poll(), tokens);
-            }
-            if (batch.isEmpty()) continue;
-            long started = System.nanoTime();
-            for (ExpertCall c : batch) {
-                c.startedNanos = started;
-                c.batchedCalls = batch.size();
-            }
-            batch.sort(BY_LAYER);
-            for (int from = 0; from < batch.size(); ) {
-                int to = from + 1;
-                while (to < batch.size() && batch.get(to).layer == batch.get(from).layer) to++;
-                computeLayer(from, to);
-                from = to;
-            }
-            long computeMicros = (System.nanoTime() - started) / 1000;
-            for (ExpertCall c : batch) answer(c, computeMicros);
-            batch.clear();
         }
+    }
+
+    /**
+     * Takes the first queued call and every call queued behind it that fits, computes them layer by layer and
+     * answers them; the caller holds {@link #computing}. On a gRPC thread ({@code inline}) it stops at the first
+     * call too large to compute there, leaving it for the compute thread.
+     */
+    private void computeBatch(boolean inline) {
+        batch.clear();
+        int tokens = 0;
+        int limit = inline ? inlineMaxTokens : maxBatch;
+        for (ExpertCall next; (next = queue.peek()) != null && (batch.isEmpty() && !inline || tokens + next.tokens <= limit); ) {
+            tokens = admit(queue.poll(), tokens);
+        }
+        if (batch.isEmpty()) return;
+        long started = System.nanoTime();
+        for (ExpertCall c : batch) {
+            c.startedNanos = started;
+            c.batchedCalls = batch.size();
+        }
+        batch.sort(BY_LAYER);
+        for (int from = 0; from < batch.size(); ) {
+            int to = from + 1;
+            while (to < batch.size() && batch.get(to).layer == batch.get(from).layer) to++;
+            computeLayer(from, to);
+            from = to;
+        }
+        long computeMicros = (System.nanoTime() - started) / 1000;
+        for (ExpertCall c : batch) answer(c, computeMicros);
+        batch.clear();
     }
 
     /**

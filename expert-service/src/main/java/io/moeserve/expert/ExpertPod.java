@@ -75,7 +75,7 @@ public class ExpertPod {
             ExpertMetrics metrics = new ExpertMetrics(registry, store, window,
                     () -> holder[0] == null ? 0 : holder[0].queuedTokens(), () -> holder[0] == null ? 0 : holder[0].inFlightCalls());
             LocalExpertExecutor executor = new LocalExpertExecutor(store, kernels, settings.maxBatchTokens(), k, metrics);
-            holder[0] = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(), model.resolvedId(),
+            holder[0] = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(), settings.inlineMaxTokens(), model.resolvedId(),
                     settings.routingTableVersion());
             holder[0].start(metrics);
             ExpertCallParser parser = new ExpertCallParser(model.resolvedId(), settings.routingTableVersion(), config, hosts, hosts.spec());

@@ -24,6 +24,14 @@ public interface ExpertPodSettings {
     @WithDefault("1024")
     int maxBatchTokens();
 
+    /**
+     * Calls of at most this many tokens (decode steps) are computed on the gRPC thread that received them when the
+     * pod is idle, saving two thread hand-offs; larger ones, and calls that arrive while a batch is computing, go to
+     * the compute thread. 0 sends every call to the compute thread.
+     */
+    @WithDefault("128")
+    int inlineMaxTokens();
+
     /** Page every hosted weight into memory before reporting ready. */
     @WithDefault("true")
     boolean prefault();

@@ -27,7 +27,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
-/** The compute thread without gRPC around it: calls the caller gave up on are skipped, the others answered. */
+/**
+ * The pod's computing without gRPC around it: calls the caller gave up on are skipped, the others answered;
+ * decode-sized calls on the thread that brought them, larger ones on the compute thread.
+ */
 class ExpertComputerTest {
 
     @Test
@@ -42,12 +45,9 @@ class ExpertComputerTest {
             ExpertComputer[] holder = new ExpertComputer[1];
             ExpertMetrics metrics = new ExpertMetrics(registry, store, new LoadWindow(), () -> 0, () -> 0);
             LocalExpertExecutor executor = new LocalExpertExecutor(store, new CpuMatmulKernels(new Parallel(1)), 16, 2, metrics);
-            holder[0] = new ExpertComputer(executor, config.hiddenSize(), 2, 16, "m", 0);
+            holder[0] = new ExpertComputer(executor, config.hiddenSize(), 2, 16, 16, "m", 0);
             ExpertCallParser parser = new ExpertCallParser("m", 0, config, hosts, hosts.spec());
-            int h = config.hiddenSize();
-            ExpertBatchRequest r = ExpertBatchRequest.newBuilder().setModelId("m").setLayer(0).setNumTokens(1).setHiddenSize(h)
-                    .setDtype(WireDType.WIRE_DTYPE_F32).setHiddenStates(WireTensors.encode(new float[h], 0, h, WireDType.WIRE_DTYPE_F32))
-                    .addPairOffsets(0).addPairOffsets(1).addExpertIds(3).addRoutingWeights(1f).build();
+            ExpertBatchRequest r = request(config.hiddenSize(), 1);
 
             Context.CancellableContext abandoned = Context.current().withCancellation();
             abandoned.cancel(null);
@@ -79,5 +79,54 @@ class ExpertComputerTest {
                 holder[0].close();
             }
         }
+    }
+
+    @Test
+    void smallCallsAreComputedOnTheThreadThatBroughtThemLargeOnesOnTheComputeThread() throws Exception {
+        Path dir = Files.createTempDirectory("expert-computer").resolve("m");
+        SyntheticCheckpointGenerator.generate(dir, SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
+        ModelConfig config = ConfigParser.load(dir);
+        try (Checkpoint ck = Checkpoint.open(dir)) {
+            ExpertSet hosts = ExpertSet.parse("*");
+            CheckpointExpertStore store = ExpertLoader.loadHosted(config, ck, hosts);
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            ExpertMetrics metrics = new ExpertMetrics(registry, store, new LoadWindow(), () -> 0, () -> 0);
+            LocalExpertExecutor executor = new LocalExpertExecutor(store, new CpuMatmulKernels(new Parallel(1)), 16, 2, metrics);
+            ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), 2, 16, 4, "m", 0);
+            ExpertCallParser parser = new ExpertCallParser("m", 0, config, hosts, hosts.spec());
+            computer.start(metrics);
+            try {
+                String caller = Thread.currentThread().getName();
+                assertEquals(caller, answeringThread(computer, parser.parse(request(config.hiddenSize(), 4), System.nanoTime())),
+                        "a call of inline-max-tokens is answered before submit returns, by the submitting thread");
+                assertEquals("expert-compute", answeringThread(computer, parser.parse(request(config.hiddenSize(), 5), System.nanoTime())),
+                        "a larger call is left to the compute thread");
+                assertEquals(2.0, registry.get("moe.expert.pod.calls").counter().count());
+                assertTrue(computer.awaitIdle(Duration.ofSeconds(5).toNanos()));
+            } finally {
+                computer.close();
+            }
+        }
+    }
+
+    /** Submits the call and returns the name of the thread that answered it. */
+    private static String answeringThread(ExpertComputer computer, ExpertCall call) {
+        call.context = Context.current();
+        String[] thread = new String[1];
+        Uni.createFrom().<ExpertBatchResponse>emitter(e -> {
+            call.emitter = e;
+            computer.submit(call);
+        }).onItem().invoke(x -> thread[0] = Thread.currentThread().getName()).await().atMost(Duration.ofSeconds(30));
+        return thread[0];
+    }
+
+    /** A call of {@code tokens} zero hidden states, each routed to expert 3 of layer 0. */
+    private static ExpertBatchRequest request(int hidden, int tokens) {
+        ExpertBatchRequest.Builder b = ExpertBatchRequest.newBuilder().setModelId("m").setLayer(0).setNumTokens(tokens)
+                .setHiddenSize(hidden).setDtype(WireDType.WIRE_DTYPE_F32)
+                .setHiddenStates(WireTensors.encode(new float[tokens * hidden], 0, tokens * hidden, WireDType.WIRE_DTYPE_F32))
+                .addPairOffsets(0);
+        for (int t = 0; t < tokens; t++) b.addPairOffsets(t + 1).addExpertIds(3).addRoutingWeights(1f);
+        return b.build();
     }
 }
