@@ -71,6 +71,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         int active = 0;
         for (ExpertBatch b : batches) if (b.size() > 0) active++;
         if (active == 0) return;
+        long began = System.nanoTime();
         CountDownLatch done = new CountDownLatch(active);
         long longest = 0;
         for (int g = 0; g < batches.length; g++) {
@@ -88,6 +89,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for expert pods", e);
         }
+        metrics.expertLayer(System.nanoTime() - began);
         failIfAny(layer, batches);
     }
 

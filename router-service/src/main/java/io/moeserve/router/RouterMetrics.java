@@ -22,6 +22,7 @@ final class RouterMetrics {
     private final Counter received;
     private final Counter generated;
     private final Timer step;
+    private final Timer layerWait;
     private final Counter rejectedQueueFull;
     private final Counter rejectedTooLong;
     private final Counter rejectedInvalid;
@@ -51,6 +52,9 @@ final class RouterMetrics {
         generated = Counter.builder("moe.router.generated.tokens").description("Tokens sampled").register(registry);
         step = Timer.builder("moe.router.step").description("Forward step time").publishPercentileHistogram()
                 .minimumExpectedValue(Duration.ofNanos(100_000)).maximumExpectedValue(Duration.ofSeconds(60)).register(registry);
+        layerWait = Timer.builder("moe.router.expert.layer").description("Time a step waits for every group's answer to one MoE layer")
+                .publishPercentileHistogram().minimumExpectedValue(Duration.ofNanos(50_000))
+                .maximumExpectedValue(Duration.ofSeconds(30)).register(registry);
         Gauge.builder("moe.router.sequences", running).tag("state", "running").description("Sequences admitted").register(registry);
         Gauge.builder("moe.router.sequences", waiting).tag("state", "waiting").description("Sequences queued for admission").register(registry);
         Gauge.builder("moe.router.kv.cache.free.tokens", freeKvTokens).description("Unreserved KV-cache positions").register(registry);
@@ -66,6 +70,10 @@ final class RouterMetrics {
     void expertCall(int group, long nanos) {
         calls[group].increment();
         callSeconds[group].record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    void expertLayer(long nanos) {
+        layerWait.record(nanos, TimeUnit.NANOSECONDS);
     }
 
     void expertRetry(int group) {
