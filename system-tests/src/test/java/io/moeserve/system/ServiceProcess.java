@@ -56,6 +56,9 @@ final class ServiceProcess implements AutoCloseable {
         cmd.add("--enable-native-access=ALL-UNNAMED");
         cmd.add("-Xmx1g");
         cmd.add("-XX:+UseSerialGC");
+        // Extra JVM options for every service, e.g. a JFR recording when profiling a benchmark.
+        String extra = System.getenv("MOE_SERVICE_JAVA_OPTS");
+        if (extra != null && !extra.isBlank()) cmd.addAll(List.of(extra.trim().split("\\s+")));
         cmd.add("-Dquarkus.http.port=" + http);
         cmd.add("-Dquarkus.grpc.server.port=" + grpc);
         config.forEach((k, v) -> cmd.add("-D" + k + "=" + v));
@@ -108,6 +111,11 @@ final class ServiceProcess implements AutoCloseable {
             sleep(100);
         }
         throw new IllegalStateException(name + " not ready after " + timeout + ":\n" + tail());
+    }
+
+    /** CPU time the process has used so far, all its threads, user and system; -1 where the OS does not say. */
+    long cpuNanos() {
+        return process.toHandle().info().totalCpuDuration().map(Duration::toNanos).orElse(-1L);
     }
 
     /** GET on the service's HTTP port. */

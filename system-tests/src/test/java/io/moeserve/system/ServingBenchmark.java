@@ -50,6 +50,7 @@ public final class ServingBenchmark {
                 config.architecture().hfClassName(), config.numLayers(), experts, config.moe().topK(), tokens,
                 Runtime.getRuntime().availableProcessors(), podThreads);
         List<String> rows = new ArrayList<>();
+        List<String> breakdown = new ArrayList<>();
         for (String setup : new String[] {"all-in-one", "router + 2 expert pods"}) {
             try (Deployment c = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS)) {
                 if (setup.startsWith("all")) {
@@ -64,12 +65,16 @@ public final class ServingBenchmark {
                 ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", c.router.grpcPort).usePlaintext().build();
                 try {
                     RouterServiceGrpc.RouterServiceBlockingStub stub = RouterServiceGrpc.newBlockingStub(ch);
-                    // Warm-up, long enough for C2 to compile the decode and batched-expert paths of every process
-                    // (three JVMs when distributed), so the first measured row does not pay for the JIT.
-                    run(stub, 4, 32);
+                    // Warm-up: every measured row once, so that C2 has compiled the decode, batched-expert and transport
+                    // paths of every process (three JVMs when distributed) at every batch size before anything is
+                    // measured; with a shorter warm-up the compiler threads still took a fifth of the router's CPU
+                    // during the first measured row.
+                    for (int n : streams) run(stub, n, tokens);
                     for (int n : streams) {
                         double[] wireBefore = wireBytes(c);
+                        Snapshot before = Snapshot.of(c);
                         Result r = run(stub, n, tokens);
+                        Snapshot after = Snapshot.of(c);
                         double[] wireAfter = wireBytes(c);
                         double bytes = (wireAfter[0] - wireBefore[0]) + (wireAfter[1] - wireBefore[1]);
                         // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
@@ -79,6 +84,8 @@ public final class ServingBenchmark {
                         rows.add(String.format(Locale.ROOT, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |", setup, n, r.tokensPerSecond,
                                 r.meanLatencyMs, r.p50Ms, r.p99Ms, wire));
                         System.out.println(rows.getLast());
+                        breakdown.add(after.minus(before).row(setup, n, (long) n * tokens));
+                        System.out.println(breakdown.getLast());
                     }
                 } finally {
                     ch.shutdownNow();
@@ -89,6 +96,83 @@ public final class ServingBenchmark {
         System.out.println("| setup | streams | decode tokens/s | mean ms/token | p50 ms | p99 ms | wire bytes per token per MoE layer |");
         System.out.println("| --- | --- | --- | --- | --- | --- | --- |");
         rows.forEach(System.out::println);
+        System.out.println();
+        System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | expert call ms | pod's handling ms per call"
+                + " | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token | expert pods' CPU ms per token |");
+        System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        breakdown.forEach(System.out::println);
+    }
+
+    /**
+     * Where a run's time went, from the services' own metrics and the processes' CPU time: the router's forward
+     * step, its expert calls as it waits for them, and the pods' compute and queueing per call.
+     */
+    private record Snapshot(double steps, double stepSeconds, double layers, double layerSeconds, double calls,
+                            double callSeconds, double[] podCalls, double[] podBusySeconds, double podQueueSeconds, double podHandlingSeconds,
+                            long routerCpuNanos, long podCpuNanos) {
+        static Snapshot of(Deployment c) {
+            String router = c.router.get("/q/metrics");
+            List<ServiceProcess> pods = c.experts.values().stream().flatMap(List::stream).toList();
+            double[] podCalls = new double[pods.size()], busy = new double[pods.size()];
+            double queue = 0, handling = 0;
+            long podCpu = 0;
+            for (int i = 0; i < pods.size(); i++) {
+                String m = pods.get(i).get("/q/metrics");
+                podCalls[i] = sum(m, "moe_expert_pod_calls_total");
+                busy[i] = sum(m, "moe_expert_pod_busy_seconds_total");
+                queue += sum(m, "moe_expert_pod_queue_wait_seconds_sum");
+                handling += sum(m, "grpc_server_processing_duration_seconds_sum", "method=\"ComputeExperts\"");
+                podCpu += pods.get(i).cpuNanos();
+            }
+            return new Snapshot(sum(router, "moe_router_step_seconds_count"), sum(router, "moe_router_step_seconds_sum"),
+                    sum(router, "moe_router_expert_layer_seconds_count"), sum(router, "moe_router_expert_layer_seconds_sum"),
+                    sum(router, "moe_router_expert_call_seconds_count"), sum(router, "moe_router_expert_call_seconds_sum"),
+                    podCalls, busy, queue, handling, c.router.cpuNanos(), podCpu);
+        }
+
+        Snapshot minus(Snapshot o) {
+            double[] calls = new double[podCalls.length], busy = new double[podCalls.length];
+            for (int i = 0; i < calls.length; i++) {
+                calls[i] = podCalls[i] - o.podCalls[i];
+                busy[i] = podBusySeconds[i] - o.podBusySeconds[i];
+            }
+            return new Snapshot(steps - o.steps, stepSeconds - o.stepSeconds, layers - o.layers, layerSeconds - o.layerSeconds,
+                    this.calls - o.calls, callSeconds - o.callSeconds, calls, busy, podQueueSeconds - o.podQueueSeconds,
+                    podHandlingSeconds - o.podHandlingSeconds,
+                    routerCpuNanos - o.routerCpuNanos, podCpuNanos - o.podCpuNanos);
+        }
+
+        String row(String setup, int streams, long tokens) {
+            if (calls == 0) {
+                return String.format(Locale.ROOT, "| %s | %d | %.1f | — | — | — | — | — | %.1f | — |", setup, streams,
+                        1e3 * stepSeconds / steps, routerCpuNanos / 1e6 / tokens);
+            }
+            StringBuilder perPod = new StringBuilder();
+            double allCalls = 0;
+            for (int i = 0; i < podCalls.length; i++) {
+                perPod.append(i == 0 ? "" : " / ").append(String.format(Locale.ROOT, "%.2f", 1e3 * podBusySeconds[i] / podCalls[i]));
+                allCalls += podCalls[i];
+            }
+            return String.format(Locale.ROOT, "| %s | %d | %.1f | %.2f | %.2f | %.2f | %s | %.2f | %.1f | %.1f |", setup, streams,
+                    1e3 * stepSeconds / steps, 1e3 * layerSeconds / layers, 1e3 * callSeconds / calls,
+                    1e3 * podHandlingSeconds / allCalls, perPod,
+                    1e3 * podQueueSeconds / allCalls, routerCpuNanos / 1e6 / tokens, podCpuNanos / 1e6 / tokens);
+        }
+    }
+
+    /** The sum of every sample of a Prometheus metric, whatever its labels. */
+    private static double sum(String metrics, String name) {
+        return sum(metrics, name, "");
+    }
+
+    /** The sum of the samples of a Prometheus metric whose labels contain {@code label}. */
+    private static double sum(String metrics, String name, String label) {
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + "(\\{[^}]*\\})? ([0-9.E+-]+)$").matcher(metrics);
+        double total = 0;
+        while (m.find()) {
+            if (m.group(1) == null ? label.isEmpty() : m.group(1).contains(label)) total += Double.parseDouble(m.group(2));
+        }
+        return total;
     }
 
     private record Result(double tokensPerSecond, double meanLatencyMs, double p50Ms, double p99Ms) {}
