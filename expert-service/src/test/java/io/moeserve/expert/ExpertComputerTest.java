@@ -33,21 +33,38 @@ import org.junit.jupiter.api.Test;
  */
 class ExpertComputerTest {
 
-    @Test
-    void callsTheCallerGaveUpOnAreNotComputed() throws Exception {
-        Path dir = Files.createTempDirectory("expert-computer").resolve("m");
-        SyntheticCheckpointGenerator.generate(dir, SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
-        ModelConfig config = ConfigParser.load(dir);
-        try (Checkpoint ck = Checkpoint.open(dir)) {
+    /** A tiny Mixtral checkpoint's experts, all hosted, behind a computer that inlines calls of up to {@code inlineMaxTokens}. */
+    private record Pod(Path dir, ModelConfig config, Checkpoint checkpoint, SimpleMeterRegistry registry, ExpertMetrics metrics,
+                       ExpertComputer computer, ExpertCallParser parser) implements AutoCloseable {
+        static Pod start(int inlineMaxTokens) throws Exception {
+            Path dir = Files.createTempDirectory("expert-computer").resolve("m");
+            SyntheticCheckpointGenerator.generate(dir, SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
+            ModelConfig config = ConfigParser.load(dir);
+            Checkpoint ck = Checkpoint.open(dir);
             ExpertSet hosts = ExpertSet.parse("*");
             CheckpointExpertStore store = ExpertLoader.loadHosted(config, ck, hosts);
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
-            ExpertComputer[] holder = new ExpertComputer[1];
             ExpertMetrics metrics = new ExpertMetrics(registry, store, new LoadWindow(), () -> 0, () -> 0);
             LocalExpertExecutor executor = new LocalExpertExecutor(store, new CpuMatmulKernels(new Parallel(1)), 16, 2, metrics);
-            holder[0] = new ExpertComputer(executor, config.hiddenSize(), 2, 16, 16, "m", 0);
-            ExpertCallParser parser = new ExpertCallParser("m", 0, config, hosts, hosts.spec());
-            ExpertBatchRequest r = request(config.hiddenSize(), 1);
+            ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), 2, 16, inlineMaxTokens, "m", 0);
+            return new Pod(dir, config, ck, registry, metrics, computer, new ExpertCallParser("m", 0, config, hosts, hosts.spec()));
+        }
+
+        @Override
+        public void close() {
+            computer.close();
+            checkpoint.close();
+        }
+    }
+
+    @Test
+    void callsTheCallerGaveUpOnAreNotComputed() throws Exception {
+        try (Pod pod = Pod.start(16)) {
+            ExpertComputer computer = pod.computer();
+            ExpertCallParser parser = pod.parser();
+            SimpleMeterRegistry registry = pod.registry();
+            ExpertMetrics metrics = pod.metrics();
+            ExpertBatchRequest r = request(pod.config().hiddenSize(), 1);
 
             Context.CancellableContext abandoned = Context.current().withCancellation();
             abandoned.cancel(null);
@@ -58,54 +75,38 @@ class ExpertComputerTest {
             // Both are queued before the thread starts, so they are taken in one batch.
             Uni<ExpertBatchResponse> goneAnswer = Uni.createFrom().<ExpertBatchResponse>emitter(e -> {
                 gone.emitter = e;
-                holder[0].submit(gone);
+                computer.submit(gone);
             }).memoize().indefinitely();
             Uni<ExpertBatchResponse> wantedAnswer = Uni.createFrom().<ExpertBatchResponse>emitter(e -> {
                 wanted.emitter = e;
-                holder[0].submit(wanted);
+                computer.submit(wanted);
             }).memoize().indefinitely();
             goneAnswer.subscribe().with(x -> { }, x -> { });
             wantedAnswer.subscribe().with(x -> { }, x -> { });
-            holder[0].start(metrics);
-            try {
-                assertEquals(1, wantedAnswer.await().atMost(Duration.ofSeconds(30)).getNumTokens());
-                Throwable failure = goneAnswer.onItem().transform(x -> (Throwable) null).onFailure().recoverWithItem(t -> t)
-                        .await().atMost(Duration.ofSeconds(30));
-                assertEquals(Status.Code.CANCELLED, Status.fromThrowable(failure).getCode());
-                assertEquals(1.0, registry.get("moe.expert.pod.abandoned.calls").counter().count());
-                assertEquals(1.0, registry.get("moe.expert.pod.calls").counter().count(), "only the wanted call was computed");
-                assertTrue(holder[0].awaitIdle(Duration.ofSeconds(5).toNanos()));
-            } finally {
-                holder[0].close();
-            }
+            computer.start(metrics);
+            assertEquals(1, wantedAnswer.await().atMost(Duration.ofSeconds(30)).getNumTokens());
+            Throwable failure = goneAnswer.onItem().transform(x -> (Throwable) null).onFailure().recoverWithItem(t -> t)
+                    .await().atMost(Duration.ofSeconds(30));
+            assertEquals(Status.Code.CANCELLED, Status.fromThrowable(failure).getCode());
+            assertEquals(1.0, registry.get("moe.expert.pod.abandoned.calls").counter().count());
+            assertEquals(1.0, registry.get("moe.expert.pod.calls").counter().count(), "only the wanted call was computed");
+            assertTrue(computer.awaitIdle(Duration.ofSeconds(5).toNanos()));
         }
     }
 
     @Test
     void smallCallsAreComputedOnTheThreadThatBroughtThemLargeOnesOnTheComputeThread() throws Exception {
-        Path dir = Files.createTempDirectory("expert-computer").resolve("m");
-        SyntheticCheckpointGenerator.generate(dir, SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
-        ModelConfig config = ConfigParser.load(dir);
-        try (Checkpoint ck = Checkpoint.open(dir)) {
-            ExpertSet hosts = ExpertSet.parse("*");
-            CheckpointExpertStore store = ExpertLoader.loadHosted(config, ck, hosts);
-            SimpleMeterRegistry registry = new SimpleMeterRegistry();
-            ExpertMetrics metrics = new ExpertMetrics(registry, store, new LoadWindow(), () -> 0, () -> 0);
-            LocalExpertExecutor executor = new LocalExpertExecutor(store, new CpuMatmulKernels(new Parallel(1)), 16, 2, metrics);
-            ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), 2, 16, 4, "m", 0);
-            ExpertCallParser parser = new ExpertCallParser("m", 0, config, hosts, hosts.spec());
-            computer.start(metrics);
-            try {
-                String caller = Thread.currentThread().getName();
-                assertEquals(caller, answeringThread(computer, parser.parse(request(config.hiddenSize(), 4), System.nanoTime())),
-                        "a call of inline-max-tokens is answered before submit returns, by the submitting thread");
-                assertEquals("expert-compute", answeringThread(computer, parser.parse(request(config.hiddenSize(), 5), System.nanoTime())),
-                        "a larger call is left to the compute thread");
-                assertEquals(2.0, registry.get("moe.expert.pod.calls").counter().count());
-                assertTrue(computer.awaitIdle(Duration.ofSeconds(5).toNanos()));
-            } finally {
-                computer.close();
-            }
+        try (Pod pod = Pod.start(4)) {
+            ExpertComputer computer = pod.computer();
+            int h = pod.config().hiddenSize();
+            computer.start(pod.metrics());
+            String caller = Thread.currentThread().getName();
+            assertEquals(caller, answeringThread(computer, pod.parser().parse(request(h, 4), System.nanoTime())),
+                    "a call of inline-max-tokens is answered before submit returns, by the submitting thread");
+            assertEquals("expert-compute", answeringThread(computer, pod.parser().parse(request(h, 5), System.nanoTime())),
+                    "a larger call is left to the compute thread");
+            assertEquals(2.0, pod.registry().get("moe.expert.pod.calls").counter().count());
+            assertTrue(computer.awaitIdle(Duration.ofSeconds(5).toNanos()));
         }
     }
 
