@@ -13,7 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
  * constant; a species held in an instance field makes every vector a heap object and the kernels a thousand times
  * slower. So the width is chosen once per class loader: the machine's preferred width, or system property
  * {@value #PROPERTY} (128, 256 or 512, at most the preferred width), e.g. to try 256-bit vectors where 512-bit ones
- * lower the clock. Tests load the kernel classes in a fresh class loader to exercise the narrower widths.
+ * lower the clock. The kernel and numerics tests run again at 256 and 128 bits (model-runtime/pom.xml).
  */
 public final class Simd {
 
