@@ -146,7 +146,9 @@ final class ExpertComputer implements AutoCloseable {
         int tokens = 0;
         int limit = inline ? inlineMaxTokens : maxBatch;
         for (ExpertCall next; (next = queue.peek()) != null && (batch.isEmpty() && !inline || tokens + next.tokens <= limit); ) {
-            tokens = admit(queue.poll(), tokens);
+            ExpertCall c = queue.poll();
+            if (c == null) break; // close() empties the queue without the lock
+            tokens = admit(c, tokens);
         }
         if (batch.isEmpty()) return;
         long started = System.nanoTime();
