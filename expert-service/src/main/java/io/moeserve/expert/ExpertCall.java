@@ -23,7 +23,7 @@ final class ExpertCall {
     UniEmitter<? super ExpertBatchResponse> emitter;
     /** The call's gRPC context: cancelled when the router gave up on it (deadline passed, retried elsewhere). */
     Context context;
-    /** Set by the compute thread: when its batch started, and how many calls the batch held. */
+    /** Set by whoever computes its batch (a gRPC thread or the compute thread): when it started, and how many calls it held. */
     long startedNanos;
     int batchedCalls;
     /** The call's answer, tokens × hidden floats; or the failure that prevented it. */

@@ -34,7 +34,7 @@ import org.junit.jupiter.api.Test;
 class ExpertComputerTest {
 
     /** A tiny Mixtral checkpoint's experts, all hosted, behind a computer that inlines calls of up to {@code inlineMaxTokens}. */
-    private record Pod(Path dir, ModelConfig config, Checkpoint checkpoint, SimpleMeterRegistry registry, ExpertMetrics metrics,
+    private record Pod(ModelConfig config, Checkpoint checkpoint, SimpleMeterRegistry registry, ExpertMetrics metrics,
                        ExpertComputer computer, ExpertCallParser parser) implements AutoCloseable {
         static Pod start(int inlineMaxTokens) throws Exception {
             Path dir = Files.createTempDirectory("expert-computer").resolve("m");
@@ -47,7 +47,7 @@ class ExpertComputerTest {
             ExpertMetrics metrics = new ExpertMetrics(registry, store, new LoadWindow(), () -> 0, () -> 0);
             LocalExpertExecutor executor = new LocalExpertExecutor(store, new CpuMatmulKernels(new Parallel(1)), 16, 2, metrics);
             ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), 2, 16, inlineMaxTokens, "m", 0);
-            return new Pod(dir, config, ck, registry, metrics, computer, new ExpertCallParser("m", 0, config, hosts, hosts.spec()));
+            return new Pod(config, ck, registry, metrics, computer, new ExpertCallParser("m", 0, config, hosts, hosts.spec()));
         }
 
         @Override

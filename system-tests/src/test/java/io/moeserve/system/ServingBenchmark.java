@@ -71,12 +71,10 @@ public final class ServingBenchmark {
                     // during the first measured row.
                     for (int n : streams) run(stub, n, tokens);
                     for (int n : streams) {
-                        double[] wireBefore = wireBytes(c);
                         Snapshot before = Snapshot.of(c);
                         Result r = run(stub, n, tokens);
-                        Snapshot after = Snapshot.of(c);
-                        double[] wireAfter = wireBytes(c);
-                        double bytes = (wireAfter[0] - wireBefore[0]) + (wireAfter[1] - wireBefore[1]);
+                        Snapshot during = Snapshot.of(c).minus(before);
+                        double bytes = during.wireBytes();
                         // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
                         long processed = (long) n * (PROMPT_TOKENS + tokens);
                         String wire = setup.startsWith("all") ? "—" : String.format(Locale.ROOT, "%.0f",
@@ -84,7 +82,7 @@ public final class ServingBenchmark {
                         rows.add(String.format(Locale.ROOT, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |", setup, n, r.tokensPerSecond,
                                 r.meanLatencyMs, r.p50Ms, r.p99Ms, wire));
                         System.out.println(rows.getLast());
-                        breakdown.add(after.minus(before).row(setup, n, (long) n * tokens));
+                        breakdown.add(during.row(setup, n, (long) n * tokens));
                         System.out.println(breakdown.getLast());
                     }
                 } finally {
@@ -105,9 +103,10 @@ public final class ServingBenchmark {
 
     /**
      * Where a run's time went, from the services' own metrics and the processes' CPU time: the router's forward
-     * step, its expert calls as it waits for them, and the pods' compute and queueing per call.
+     * step, its expert calls as it waits for them (and their payload bytes, both ways), and the pods' compute and
+     * queueing per call.
      */
-    private record Snapshot(double steps, double stepSeconds, double layers, double layerSeconds, double calls,
+    private record Snapshot(double wireBytes, double steps, double stepSeconds, double layers, double layerSeconds, double calls,
                             double callSeconds, double[] podCalls, double[] podBusySeconds, double podQueueSeconds, double podHandlingSeconds,
                             long routerCpuNanos, long podCpuNanos) {
         static Snapshot of(Deployment c) {
@@ -124,7 +123,7 @@ public final class ServingBenchmark {
                 handling += sum(m, "grpc_server_processing_duration_seconds_sum", "method=\"ComputeExperts\"");
                 podCpu += pods.get(i).cpuNanos();
             }
-            return new Snapshot(sum(router, "moe_router_step_seconds_count"), sum(router, "moe_router_step_seconds_sum"),
+            return new Snapshot(sum(router, "moe_router_wire_bytes_total"), sum(router, "moe_router_step_seconds_count"), sum(router, "moe_router_step_seconds_sum"),
                     sum(router, "moe_router_expert_layer_seconds_count"), sum(router, "moe_router_expert_layer_seconds_sum"),
                     sum(router, "moe_router_expert_call_seconds_count"), sum(router, "moe_router_expert_call_seconds_sum"),
                     podCalls, busy, queue, handling, c.router.cpuNanos(), podCpu);
@@ -136,7 +135,7 @@ public final class ServingBenchmark {
                 calls[i] = podCalls[i] - o.podCalls[i];
                 busy[i] = podBusySeconds[i] - o.podBusySeconds[i];
             }
-            return new Snapshot(steps - o.steps, stepSeconds - o.stepSeconds, layers - o.layers, layerSeconds - o.layerSeconds,
+            return new Snapshot(wireBytes - o.wireBytes, steps - o.steps, stepSeconds - o.stepSeconds, layers - o.layers, layerSeconds - o.layerSeconds,
                     this.calls - o.calls, callSeconds - o.callSeconds, calls, busy, podQueueSeconds - o.podQueueSeconds,
                     podHandlingSeconds - o.podHandlingSeconds,
                     routerCpuNanos - o.routerCpuNanos, podCpuNanos - o.podCpuNanos);
@@ -217,15 +216,5 @@ public final class ServingBenchmark {
         } finally {
             pool.shutdownNow();
         }
-    }
-
-    private static final Pattern WIRE = Pattern.compile("moe_router_wire_bytes_total\\{direction=\"(sent|received)\"\\} ([0-9.E+]+)");
-
-    /** {sent, received} expert-call payload bytes so far, from the router's metrics. */
-    private static double[] wireBytes(Deployment c) {
-        double[] v = new double[2];
-        Matcher m = WIRE.matcher(c.router.get("/q/metrics"));
-        while (m.find()) v[m.group(1).equals("sent") ? 0 : 1] = Double.parseDouble(m.group(2));
-        return v;
     }
 }
