@@ -60,6 +60,12 @@ class PartitionedExpertExecutorTest {
         return List.of(ExpertSet.parse("*:0-" + (e / 2 - 1)), ExpertSet.parse("*:" + (e / 2) + "-" + (e - 1)));
     }
 
+    /** Two groups that both host the two middle experts, the rest split in halves. */
+    private static List<ExpertSet> overlapping(ModelConfig c) {
+        int e = c.moe().numFfnExperts();
+        return List.of(ExpertSet.parse("*:0-" + (e / 2)), ExpertSet.parse("*:" + (e / 2 - 1) + "-" + (e - 1)));
+    }
+
     private static float[] run(MoeModel model, int[] out) {
         KvCache cache = model.newKvCache(512, 1);
         Generator g = new Generator(model, cache);
@@ -73,6 +79,16 @@ class PartitionedExpertExecutorTest {
     @ParameterizedTest
     @EnumSource(Architecture.class)
     void twoGroupsComputeWhatOneProcessComputes(Architecture arch) {
+        compareSplitWithOneProcess(arch, false);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void groupsThatShareExpertsComputeWhatOneProcessComputes(Architecture arch) {
+        compareSplitWithOneProcess(arch, true);
+    }
+
+    private void compareSplitWithOneProcess(Architecture arch, boolean shared) {
         Path dir = TinyModels.checkpoint(arch);
         int[] expected = new int[10];
         int[] actual = new int[10];
@@ -83,7 +99,7 @@ class PartitionedExpertExecutorTest {
         ModelConfig config = ConfigParser.load(dir);
         InProcessGroups[] holder = new InProcessGroups[1];
         ModelOptions options = TinyModels.options(64).withExecutor(ExpertSelection.NONE, store -> {
-            List<ExpertSet> sets = halves(config);
+            List<ExpertSet> sets = shared ? overlapping(config) : halves(config);
             holder[0] = new InProcessGroups(dir, config, sets, 64);
             return new PartitionedExpertExecutor(config, sets, List.of("a", "b"), holder[0], 64);
         });
@@ -121,8 +137,12 @@ class PartitionedExpertExecutorTest {
         List<ExpertSet> sets = List.of(ExpertSet.parse("*"), ExpertSet.parse("*"));
         InProcessGroups groups = new InProcessGroups(dir, config, sets, 64);
         int[] perGroupPairs = new int[2];
+        List<String> split = new ArrayList<>();
         ExpertBatchDispatcher counting = (layer, batches) -> {
             for (int g = 0; g < 2; g++) perGroupPairs[g] += batches[g].pairs();
+            for (int e = 0; e < config.moe().numFfnExperts(); e++) {
+                if (holds(batches[0], e) && holds(batches[1], e)) split.add("layer " + layer + " expert " + e);
+            }
             groups.dispatch(layer, batches);
         };
         try (MoeModel model = MoeModel.load(dir, TinyModels.options(64).withExecutor(ExpertSelection.NONE,
@@ -134,6 +154,49 @@ class PartitionedExpertExecutorTest {
         assertTrue(perGroupPairs[0] > 0 && perGroupPairs[1] > 0, "both replicas of the experts got work");
         assertTrue(Math.abs(perGroupPairs[0] - perGroupPairs[1]) <= perGroupPairs[0] / 2 + 2,
                 "work is balanced: " + perGroupPairs[0] + " vs " + perGroupPairs[1]);
+        assertEquals(List.of(), split, "an expert's tokens of one call go to one group");
+    }
+
+    @Test
+    void replicatedExpertsGoWholeToTheLeastLoadedGroupMostTokensFirst() {
+        ModelConfig config = ConfigParser.load(TinyModels.checkpoint(Architecture.MIXTRAL));
+        int e = config.moe().numFfnExperts();
+        int k = config.moe().topK();
+        assertTrue(e >= 4 && k == 2, "the test assumes a top-2 model with at least 4 experts");
+        // Group a hosts 0..e-2, group b hosts 1..e-1: expert 0 only on a, e-1 only on b, the rest on both.
+        List<ExpertSet> sets = List.of(ExpertSet.parse("*:0-" + (e - 2)), ExpertSet.parse("*:1-" + (e - 1)));
+        List<int[]> expertsPerGroup = new ArrayList<>();
+        ExpertBatchDispatcher recording = (layer, batches) -> {
+            expertsPerGroup.clear();
+            for (ExpertBatch b : batches) {
+                expertsPerGroup.add(java.util.stream.IntStream.range(0, e).filter(x -> holds(b, x)).toArray());
+            }
+        };
+        PartitionedExpertExecutor p = new PartitionedExpertExecutor(config, sets, List.of("a", "b"), recording, 16);
+        int h = config.hiddenSize();
+        // 8 tokens: expert 0 (only a) in every one, so a starts at cost(8) = 3; expert 1 in 5 tokens (cost 3), 2 in 3 (cost 2).
+        int[] experts = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 2, 0, 2, 0, 2};
+        float[] weights = new float[experts.length];
+        java.util.Arrays.fill(weights, 0.5f);
+        p.computeExperts(0, 8, k, new float[8 * h], experts, weights, new float[8 * h]);
+        // b is empty, so expert 1 (most tokens) goes to b (0 < 3); then expert 2: a and b both at 3, the tie to a.
+        assertArrayEquals(new int[] {0, 2}, expertsPerGroup.get(0));
+        assertArrayEquals(new int[] {1}, expertsPerGroup.get(1));
+        // Now expert e-1 (only b, cost 3) is heavy: experts 1 and 2 (4 tokens each, cost 2) both go to a (0, then 2 < 3).
+        int last = e - 1;
+        int[] heavyOnB = {last, 1, last, 1, last, 1, last, 2, last, 2, last, 2, last, 1, last, 2};
+        p.computeExperts(0, 8, k, new float[8 * h], heavyOnB, weights, new float[8 * h]);
+        assertArrayEquals(new int[] {1, 2}, expertsPerGroup.get(0));
+        assertArrayEquals(new int[] {last}, expertsPerGroup.get(1));
+        // Equal loads go to the lower group: one token, experts 1 and 2 both shared; 1 goes to a (tie), then 2 to b.
+        p.computeExperts(0, 1, k, new float[h], new int[] {1, 2}, new float[] {0.5f, 0.5f}, new float[h]);
+        assertArrayEquals(new int[] {1}, expertsPerGroup.get(0));
+        assertArrayEquals(new int[] {2}, expertsPerGroup.get(1));
+    }
+
+    private static boolean holds(ExpertBatch b, int expert) {
+        for (int i = 0; i < b.size() * b.k(); i++) if (b.experts[i] == expert) return true;
+        return false;
     }
 
     @Test
