@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Serving benchmark: decode tokens/s and per-token latency at 1, 4 and 16 concurrent streams, all-in-one (experts in
-# the router) against router + two expert pods on loopback, and wire bytes per token per MoE layer. Prints a
-# Markdown table for BENCHMARKS.md. Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS [POD_THREADS]]]]
-# (default models/bench, generated on first use: the ~1.2 B-parameter Mixtral-shaped benchmark model).
+# the router) against router + two expert pods on loopback, and wire bytes per token per MoE layer. Every setup runs
+# at once and the measured runs alternate between them, ROUNDS times. Prints Markdown tables for BENCHMARKS.md.
+# Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS [POD_THREADS [ROUNDS [PLACEMENTS]]]]]]
+#   MODEL_DIR   default models/bench, generated on first use (the ~1.2 B-parameter Mixtral-shaped benchmark model)
+#   POD_THREADS kernel threads per expert pod; 0 (default) for half the cores
+#   PLACEMENTS  comma-separated two-pod placements LOW/HIGH, default the halves (0-3/4-7 for 8 experts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/find-jdk.sh
@@ -15,4 +18,4 @@ CP_FILE="$(pwd)/system-tests/target/bench-classpath.txt"
   -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
 exec java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   -Dmoe.repo.root="$(pwd)" -cp "system-tests/target/test-classes:$(cat "$CP_FILE")" \
-  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" ${4:-} 2> >(grep -v "WARNING: Using incubator modules" >&2)
+  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" ${4:-0} ${5:-3} ${6:-} 2> >(grep -v "WARNING: Using incubator modules" >&2)

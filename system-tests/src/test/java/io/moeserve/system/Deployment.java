@@ -91,6 +91,11 @@ final class Deployment implements AutoCloseable {
         stub = RouterServiceGrpc.newBlockingStub(channel);
     }
 
+    /** The channel to the router, open once {@link #awaitReady} returned. */
+    ManagedChannel channel() {
+        return channel;
+    }
+
     RouterServiceGrpc.RouterServiceBlockingStub stub() {
         return stub.withDeadlineAfter(120, TimeUnit.SECONDS);
     }

@@ -1,7 +1,5 @@
 package io.moeserve.system;
 
-import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.RouterServiceGrpc;
@@ -43,62 +41,111 @@ public final class ServingBenchmark {
         // The two pods compute at the same time, so each gets its share of the cores, as a CPU request would give it
         // on a node this size; more kernel threads than cores make every product wait for a descheduled thread.
         // The router keeps all of them: it computes while the pods wait, and the pods while it waits.
-        int podThreads = args.length > 3 ? Integer.parseInt(args[3]) : Math.max(1, Deployment.BENCHMARK_THREADS / 2);
+        int podThreads = args.length > 3 && Integer.parseInt(args[3]) > 0 ? Integer.parseInt(args[3]) : Math.max(1, Deployment.BENCHMARK_THREADS / 2);
+        int rounds = args.length > 4 ? Integer.parseInt(args[4]) : 3;
         ModelConfig config = ConfigParser.load(model);
         int experts = config.moe().numFfnExperts();
-        System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores, %d kernel threads per expert pod%n", model,
-                config.architecture().hfClassName(), config.numLayers(), experts, config.moe().topK(), tokens,
-                Runtime.getRuntime().availableProcessors(), podThreads);
-        List<String> rows = new ArrayList<>();
-        List<String> breakdown = new ArrayList<>();
-        for (String setup : new String[] {"all-in-one", "router + 2 expert pods"}) {
-            try (Deployment c = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS)) {
-                if (setup.startsWith("all")) {
-                    c.startRouter(Map.of("moe.router.experts.mode", "local"));
-                } else {
-                    Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
-                    c.startExpert("low", "*:0-" + (experts / 2 - 1), pod);
-                    c.startExpert("high", "*:" + (experts / 2) + "-" + (experts - 1), pod);
-                    c.startRouter(Map.of());
-                }
-                c.awaitReady();
-                ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", c.router.grpcPort).usePlaintext().build();
-                try {
-                    RouterServiceGrpc.RouterServiceBlockingStub stub = RouterServiceGrpc.newBlockingStub(ch);
-                    // Warm-up: every measured row once, so that C2 has compiled the decode, batched-expert and transport
-                    // paths of every process (three JVMs when distributed) at every batch size before anything is
-                    // measured; with a shorter warm-up the compiler threads still took a fifth of the router's CPU
-                    // during the first measured row.
-                    for (int n : streams) run(stub, n, tokens);
-                    for (int n : streams) {
-                        Snapshot before = Snapshot.of(c);
-                        Result r = run(stub, n, tokens);
-                        Snapshot during = Snapshot.of(c).minus(before);
-                        double bytes = during.wireBytes();
-                        // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
-                        long processed = (long) n * (PROMPT_TOKENS + tokens);
-                        String wire = setup.startsWith("all") ? "—" : String.format(Locale.ROOT, "%.0f",
-                                bytes / processed / config.numSparseLayers());
-                        rows.add(String.format(Locale.ROOT, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |", setup, n, r.tokensPerSecond,
-                                r.meanLatencyMs, r.p50Ms, r.p99Ms, wire));
-                        System.out.println(rows.getLast());
-                        breakdown.add(during.row(setup, n, (long) n * tokens));
-                        System.out.println(breakdown.getLast());
+        // Each distributed setup is two pods' experts, "LOW/HIGH": halves by default; "0-4/3-7" has both host 3 and 4.
+        List<String> placements = args.length > 5 ? List.of(args[5].split(","))
+                : List.of("0-" + (experts / 2 - 1) + "/" + (experts / 2) + "-" + (experts - 1));
+        System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores, %d kernel threads"
+                        + " per expert pod, %d rounds%n", model, config.architecture().hfClassName(), config.numLayers(), experts,
+                config.moe().topK(), tokens, Runtime.getRuntime().availableProcessors(), podThreads, rounds);
+        List<String> setups = new ArrayList<>();
+        List<Deployment> deployments = new ArrayList<>();
+        try {
+            // Every setup is started up front and the measured runs alternate between them, round after round: this
+            // VM's speed drifts by a quarter from minute to minute, and a ratio of two runs minutes apart measured
+            // that drift as much as the setups. Idle services cost next to nothing meanwhile.
+            Deployment local = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
+            deployments.add(local);
+            local.startRouter(Map.of("moe.router.experts.mode", "local"));
+            setups.add("all-in-one");
+            for (String placement : placements) {
+                String[] halves = placement.split("/");
+                Deployment d = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
+                deployments.add(d);
+                Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
+                d.startExpert("low", "*:" + halves[0], pod);
+                d.startExpert("high", "*:" + halves[1], pod);
+                d.startRouter(Map.of());
+                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + ")");
+            }
+            List<RouterServiceGrpc.RouterServiceBlockingStub> stubs = new ArrayList<>();
+            for (Deployment d : deployments) {
+                d.awaitReady();
+                stubs.add(RouterServiceGrpc.newBlockingStub(d.channel()));
+            }
+            // Warm-up: every measured row once, so that C2 has compiled the decode, batched-expert and transport
+            // paths of every process (three JVMs when distributed) at every batch size before anything is measured;
+            // with a shorter warm-up the compiler threads still took a fifth of the router's CPU during the first
+            // measured row.
+            for (RouterServiceGrpc.RouterServiceBlockingStub stub : stubs) for (int n : streams) run(stub, n, tokens);
+            int cells = setups.size() * streams.length;
+            Result[][] results = new Result[cells][rounds];
+            Snapshot[] totals = new Snapshot[cells];
+            for (int round = 0; round < rounds; round++) {
+                for (int si = 0; si < streams.length; si++) {
+                    for (int d = 0; d < setups.size(); d++) {
+                        int cell = d * streams.length + si;
+                        Snapshot before = Snapshot.of(deployments.get(d));
+                        results[cell][round] = run(stubs.get(d), streams[si], tokens);
+                        Snapshot during = Snapshot.of(deployments.get(d)).minus(before);
+                        totals[cell] = totals[cell] == null ? during : totals[cell].plus(during);
+                        System.out.printf(Locale.ROOT, "round %d: %s, %d streams: %.1f tokens/s%n", round + 1, setups.get(d),
+                                streams[si], results[cell][round].tokensPerSecond);
                     }
-                } finally {
-                    ch.shutdownNow();
                 }
             }
+            System.out.println();
+            System.out.println("| setup | streams | decode tokens/s, mean of rounds (min–max) | share of all-in-one, mean of rounds (min–max)"
+                    + " | mean / p50 / p99 ms per token | wire bytes per token per MoE layer |");
+            System.out.println("| --- | --- | --- | --- | --- | --- |");
+            for (int d = 0; d < setups.size(); d++) {
+                for (int si = 0; si < streams.length; si++) {
+                    Result[] r = results[d * streams.length + si];
+                    double[] tps = Arrays.stream(r).mapToDouble(Result::tokensPerSecond).toArray();
+                    String share = "—";
+                    if (d > 0) {
+                        Result[] base = results[si];
+                        double[] ratios = new double[rounds];
+                        for (int i = 0; i < rounds; i++) ratios[i] = 100 * r[i].tokensPerSecond / base[i].tokensPerSecond;
+                        share = String.format(Locale.ROOT, "%.1f%% (%.1f–%.1f)", mean(ratios), min(ratios), max(ratios));
+                    }
+                    // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
+                    long processed = (long) rounds * streams[si] * (PROMPT_TOKENS + tokens);
+                    String wire = d == 0 ? "—" : String.format(Locale.ROOT, "%.0f",
+                            totals[d * streams.length + si].wireBytes() / processed / config.numSparseLayers());
+                    System.out.printf(Locale.ROOT, "| %s | %d | %.1f (%.1f–%.1f) | %s | %.1f / %.1f / %.1f | %s |%n", setups.get(d), streams[si],
+                            mean(tps), min(tps), max(tps), share, Arrays.stream(r).mapToDouble(Result::meanLatencyMs).average().orElse(0),
+                            Arrays.stream(r).mapToDouble(Result::p50Ms).average().orElse(0),
+                            Arrays.stream(r).mapToDouble(Result::p99Ms).average().orElse(0), wire);
+                }
+            }
+            System.out.println();
+            System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | expert call ms | pod's handling ms per call"
+                    + " | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token | expert pods' CPU ms per token |");
+            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            for (int d = 0; d < setups.size(); d++) {
+                for (int si = 0; si < streams.length; si++) {
+                    System.out.println(totals[d * streams.length + si].row(setups.get(d), streams[si], (long) rounds * streams[si] * tokens));
+                }
+            }
+        } finally {
+            deployments.forEach(Deployment::close);
         }
-        System.out.println();
-        System.out.println("| setup | streams | decode tokens/s | mean ms/token | p50 ms | p99 ms | wire bytes per token per MoE layer |");
-        System.out.println("| --- | --- | --- | --- | --- | --- | --- |");
-        rows.forEach(System.out::println);
-        System.out.println();
-        System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | expert call ms | pod's handling ms per call"
-                + " | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token | expert pods' CPU ms per token |");
-        System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-        breakdown.forEach(System.out::println);
+    }
+
+    private static double mean(double[] v) {
+        return Arrays.stream(v).average().orElse(0);
+    }
+
+    private static double min(double[] v) {
+        return Arrays.stream(v).min().orElse(0);
+    }
+
+    private static double max(double[] v) {
+        return Arrays.stream(v).max().orElse(0);
     }
 
     /**
@@ -130,15 +177,24 @@ public final class ServingBenchmark {
         }
 
         Snapshot minus(Snapshot o) {
+            return combine(o, -1);
+        }
+
+        Snapshot plus(Snapshot o) {
+            return combine(o, 1);
+        }
+
+        private Snapshot combine(Snapshot o, int sign) {
             double[] calls = new double[podCalls.length], busy = new double[podCalls.length];
             for (int i = 0; i < calls.length; i++) {
-                calls[i] = podCalls[i] - o.podCalls[i];
-                busy[i] = podBusySeconds[i] - o.podBusySeconds[i];
+                calls[i] = podCalls[i] + sign * o.podCalls[i];
+                busy[i] = podBusySeconds[i] + sign * o.podBusySeconds[i];
             }
-            return new Snapshot(wireBytes - o.wireBytes, steps - o.steps, stepSeconds - o.stepSeconds, layers - o.layers, layerSeconds - o.layerSeconds,
-                    this.calls - o.calls, callSeconds - o.callSeconds, calls, busy, podQueueSeconds - o.podQueueSeconds,
-                    podHandlingSeconds - o.podHandlingSeconds,
-                    routerCpuNanos - o.routerCpuNanos, podCpuNanos - o.podCpuNanos);
+            return new Snapshot(wireBytes + sign * o.wireBytes, steps + sign * o.steps, stepSeconds + sign * o.stepSeconds,
+                    layers + sign * o.layers, layerSeconds + sign * o.layerSeconds, this.calls + sign * o.calls,
+                    callSeconds + sign * o.callSeconds, calls, busy, podQueueSeconds + sign * o.podQueueSeconds,
+                    podHandlingSeconds + sign * o.podHandlingSeconds, routerCpuNanos + sign * o.routerCpuNanos,
+                    podCpuNanos + sign * o.podCpuNanos);
         }
 
         String row(String setup, int streams, long tokens) {
