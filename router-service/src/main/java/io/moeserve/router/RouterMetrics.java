@@ -23,6 +23,7 @@ final class RouterMetrics {
     private final Counter generated;
     private final Timer step;
     private final Timer layerWait;
+    private final Timer layerSend;
     private final Counter rejectedQueueFull;
     private final Counter rejectedTooLong;
     private final Counter rejectedInvalid;
@@ -55,6 +56,8 @@ final class RouterMetrics {
         layerWait = Timer.builder("moe.router.expert.layer").description("Time a step waits for every group's answer to one MoE layer")
                 .publishPercentileHistogram().minimumExpectedValue(Duration.ofNanos(50_000))
                 .maximumExpectedValue(Duration.ofSeconds(30)).register(registry);
+        layerSend = Timer.builder("moe.router.expert.send").description("Time a step spends handing one MoE layer's calls to gRPC")
+                .register(registry);
         Gauge.builder("moe.router.sequences", running).tag("state", "running").description("Sequences admitted").register(registry);
         Gauge.builder("moe.router.sequences", waiting).tag("state", "waiting").description("Sequences queued for admission").register(registry);
         Gauge.builder("moe.router.kv.cache.free.tokens", freeKvTokens).description("Unreserved KV-cache positions").register(registry);
@@ -74,6 +77,10 @@ final class RouterMetrics {
 
     void expertLayer(long nanos) {
         layerWait.record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    void expertSend(long nanos) {
+        layerSend.record(nanos, TimeUnit.NANOSECONDS);
     }
 
     void expertRetry(int group) {
