@@ -17,6 +17,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Executors;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
@@ -41,9 +44,10 @@ final class ExpertDiscovery implements AutoCloseable {
     private final Duration refreshInterval;
     private final Map<ExpertGroup, Map<String, ExpertReplica>> current = new HashMap<>();
     private final ScheduledExecutorService scheduler;
+    private final EventLoopGroup transport;
 
     ExpertDiscovery(List<ExpertGroup> groups, String modelId, long routingTableVersion, ModelConfig config,
-                    int maxMessageBytes, Duration refreshInterval) {
+                    int maxMessageBytes, Duration refreshInterval, int transportThreads) {
         this.groups = groups;
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
@@ -52,6 +56,8 @@ final class ExpertDiscovery implements AutoCloseable {
         this.refreshInterval = refreshInterval;
         // DNS answers are cached for RouterMain.DNS_TTL_SECONDS (set before the JVM's resolver first runs).
         this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-discovery").daemon().unstarted(r));
+        if (transportThreads < 1) throw new IllegalArgumentException("moe.router.experts.transport-threads must be at least 1, got " + transportThreads);
+        this.transport = new NioEventLoopGroup(transportThreads, new DefaultThreadFactory("expert-transport", true));
     }
 
     void start() {
@@ -88,7 +94,7 @@ final class ExpertDiscovery implements AutoCloseable {
                     int colon = address.lastIndexOf(':');
                     String host = address.substring(0, colon);
                     if (host.startsWith("[")) host = host.substring(1, host.length() - 1);
-                    known.put(address, new ExpertReplica(host, Integer.parseInt(address.substring(colon + 1)), maxMessageBytes));
+                    known.put(address, new ExpertReplica(host, Integer.parseInt(address.substring(colon + 1)), maxMessageBytes, transport));
                     changed = true;
                     LOG.infof("expert group %s: new pod %s", g.name, address);
                 }
@@ -216,6 +222,7 @@ final class ExpertDiscovery implements AutoCloseable {
     public synchronized void close() {
         scheduler.shutdownNow();
         for (Map<String, ExpertReplica> m : current.values()) m.values().forEach(ExpertReplica::close);
+        transport.shutdownGracefully(0, 1, TimeUnit.SECONDS);
         current.clear();
     }
 }

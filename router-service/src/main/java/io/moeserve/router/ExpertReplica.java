@@ -1,9 +1,11 @@
 package io.moeserve.router;
 
-import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
 import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.socket.nio.NioSocketChannel;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -37,9 +39,12 @@ final class ExpertReplica {
     volatile String lastProblem = "";
     volatile String podName = "";
 
-    ExpertReplica(String host, int port, int maxMessageBytes) {
+    /** @param transport the event loop every expert channel of the router shares ({@code transport-threads}) */
+    ExpertReplica(String host, int port, int maxMessageBytes, EventLoopGroup transport) {
         this.address = host + ":" + port;
-        this.channel = Grpc.newChannelBuilderForAddress(host, port, InsecureChannelCredentials.create())
+        this.channel = NettyChannelBuilder.forAddress(host, port, InsecureChannelCredentials.create())
+                .eventLoopGroup(transport)
+                .channelType(NioSocketChannel.class)
                 .directExecutor()
                 // GrpcExpertDispatcher retries (on another replica, with its own deadlines); gRPC's own retry layer
                 // would only keep a copy of every request in case it retried too.

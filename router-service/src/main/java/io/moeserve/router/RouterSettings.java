@@ -74,6 +74,14 @@ public interface RouterSettings {
         @WithDefault("f32")
         WireFormat wireDtype();
 
+        /**
+         * Transport threads shared by every expert pod's channel. One by default: a step sends its calls back to back,
+         * and on one thread the second call finds the transport already awake, so a layer pays one wake-up to send
+         * rather than one per pod (BENCHMARKS.md); more only when answers arrive faster than one thread unpacks them.
+         */
+        @WithDefault("1")
+        int transportThreads();
+
         /** How long a replica that failed a call is avoided before it is tried again. */
         @WithDefault("2s")
         Duration failureBackoff();

@@ -87,7 +87,7 @@ public class ServedModel {
             options = options.withExecutor(ExpertSelection.NONE,
                     store -> new PartitionedExpertExecutor(config, sets, names, d, stepTokens));
             discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
-                    x.refreshInterval());
+                    x.refreshInterval(), x.transportThreads());
         } else {
             metricsHolder[0] = newMetrics(names);
         }
