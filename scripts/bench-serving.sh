@@ -5,7 +5,8 @@
 # Usage: scripts/bench-serving.sh [MODEL_DIR [TOKENS [STREAMS [POD_THREADS [ROUNDS [PLACEMENTS]]]]]]
 #   MODEL_DIR   default models/bench, generated on first use (the ~1.2 B-parameter Mixtral-shaped benchmark model)
 #   POD_THREADS kernel threads per expert pod; 0 (default) for half the cores
-#   PLACEMENTS  comma-separated two-pod placements LOW/HIGH, default the halves (0-3/4-7 for 8 experts)
+#   PLACEMENTS  comma-separated two-pod placements LOW/HIGH, default the halves (0-3/4-7 for 8 experts), each
+#               optionally with router settings: 0-3/4-7@moe.router.experts.transport-threads=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/find-jdk.sh

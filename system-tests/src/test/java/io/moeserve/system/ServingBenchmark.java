@@ -61,15 +61,23 @@ public final class ServingBenchmark {
             deployments.add(local);
             local.startRouter(Map.of("moe.router.experts.mode", "local"));
             setups.add("all-in-one");
-            for (String placement : placements) {
+            for (String setup : placements) {
+                // "LOW/HIGH" or "LOW/HIGH@key=value;key=value" with router settings for that setup.
+                String placement = setup.contains("@") ? setup.substring(0, setup.indexOf('@')) : setup;
+                Map<String, String> routerSettings = new java.util.LinkedHashMap<>();
+                if (setup.contains("@")) {
+                    for (String kv : setup.substring(setup.indexOf('@') + 1).split(";")) {
+                        routerSettings.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
+                    }
+                }
                 String[] halves = placement.split("/");
                 Deployment d = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
                 deployments.add(d);
                 Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
                 d.startExpert("low", "*:" + halves[0], pod);
                 d.startExpert("high", "*:" + halves[1], pod);
-                d.startRouter(Map.of());
-                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + ")");
+                d.startRouter(routerSettings);
+                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings) + ")");
             }
             List<RouterServiceGrpc.RouterServiceBlockingStub> stubs = new ArrayList<>();
             for (Deployment d : deployments) {
@@ -123,9 +131,10 @@ public final class ServingBenchmark {
                 }
             }
             System.out.println();
-            System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | expert call ms | pod's handling ms per call"
-                    + " | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token | expert pods' CPU ms per token |");
-            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | of which sending ms | expert call ms"
+                    + " | pod's handling ms per call | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token"
+                    + " | expert pods' CPU ms per token |");
+            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
             for (int d = 0; d < setups.size(); d++) {
                 for (int si = 0; si < streams.length; si++) {
                     System.out.println(totals[d * streams.length + si].row(setups.get(d), streams[si], (long) rounds * streams[si] * tokens));
@@ -153,7 +162,7 @@ public final class ServingBenchmark {
      * step, its expert calls as it waits for them (and their payload bytes, both ways), and the pods' compute and
      * queueing per call.
      */
-    private record Snapshot(double wireBytes, double steps, double stepSeconds, double layers, double layerSeconds, double calls,
+    private record Snapshot(double wireBytes, double steps, double stepSeconds, double layers, double layerSeconds, double sendSeconds, double calls,
                             double callSeconds, double[] podCalls, double[] podBusySeconds, double podQueueSeconds, double podHandlingSeconds,
                             long routerCpuNanos, long podCpuNanos) {
         static Snapshot of(Deployment c) {
@@ -172,6 +181,7 @@ public final class ServingBenchmark {
             }
             return new Snapshot(sum(router, "moe_router_wire_bytes_total"), sum(router, "moe_router_step_seconds_count"), sum(router, "moe_router_step_seconds_sum"),
                     sum(router, "moe_router_expert_layer_seconds_count"), sum(router, "moe_router_expert_layer_seconds_sum"),
+                    sum(router, "moe_router_expert_send_seconds_sum"),
                     sum(router, "moe_router_expert_call_seconds_count"), sum(router, "moe_router_expert_call_seconds_sum"),
                     podCalls, busy, queue, handling, c.router.cpuNanos(), podCpu);
         }
@@ -191,7 +201,7 @@ public final class ServingBenchmark {
                 busy[i] = podBusySeconds[i] + sign * o.podBusySeconds[i];
             }
             return new Snapshot(wireBytes + sign * o.wireBytes, steps + sign * o.steps, stepSeconds + sign * o.stepSeconds,
-                    layers + sign * o.layers, layerSeconds + sign * o.layerSeconds, this.calls + sign * o.calls,
+                    layers + sign * o.layers, layerSeconds + sign * o.layerSeconds, sendSeconds + sign * o.sendSeconds, this.calls + sign * o.calls,
                     callSeconds + sign * o.callSeconds, calls, busy, podQueueSeconds + sign * o.podQueueSeconds,
                     podHandlingSeconds + sign * o.podHandlingSeconds, routerCpuNanos + sign * o.routerCpuNanos,
                     podCpuNanos + sign * o.podCpuNanos);
@@ -199,7 +209,7 @@ public final class ServingBenchmark {
 
         String row(String setup, int streams, long tokens) {
             if (calls == 0) {
-                return String.format(Locale.ROOT, "| %s | %d | %.1f | — | — | — | — | — | %.1f | — |", setup, streams,
+                return String.format(Locale.ROOT, "| %s | %d | %.1f | — | — | — | — | — | — | %.1f | — |", setup, streams,
                         1e3 * stepSeconds / steps, routerCpuNanos / 1e6 / tokens);
             }
             StringBuilder perPod = new StringBuilder();
@@ -208,8 +218,8 @@ public final class ServingBenchmark {
                 perPod.append(i == 0 ? "" : " / ").append(String.format(Locale.ROOT, "%.2f", 1e3 * podBusySeconds[i] / podCalls[i]));
                 allCalls += podCalls[i];
             }
-            return String.format(Locale.ROOT, "| %s | %d | %.1f | %.2f | %.2f | %.2f | %s | %.2f | %.1f | %.1f |", setup, streams,
-                    1e3 * stepSeconds / steps, 1e3 * layerSeconds / layers, 1e3 * callSeconds / calls,
+            return String.format(Locale.ROOT, "| %s | %d | %.1f | %.2f | %.2f | %.2f | %.2f | %s | %.2f | %.1f | %.1f |", setup, streams,
+                    1e3 * stepSeconds / steps, 1e3 * layerSeconds / layers, 1e3 * sendSeconds / layers, 1e3 * callSeconds / calls,
                     1e3 * podHandlingSeconds / allCalls, perPod,
                     1e3 * podQueueSeconds / allCalls, routerCpuNanos / 1e6 / tokens, podCpuNanos / 1e6 / tokens);
         }
