@@ -8,15 +8,4 @@
 #   PLACEMENTS  comma-separated two-pod placements LOW/HIGH, default the halves (0-3/4-7 for 8 experts), each
 #               optionally with router settings: 0-3/4-7@moe.router.experts.transport-threads=2
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/find-jdk.sh
-MODEL="${1:-models/bench}"
-if [ ! -f "$MODEL/config.json" ]; then
-  bin/moe synth --arch mixtral --size bench --dtype bf16 --out "$MODEL"
-fi
-CP_FILE="$(pwd)/system-tests/target/bench-classpath.txt"
-./mvnw -B -q -pl system-tests -am -DskipTests package dependency:build-classpath \
-  -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
-exec java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
-  -Dmoe.repo.root="$(pwd)" -cp "system-tests/target/test-classes:$(cat "$CP_FILE")" \
-  io.moeserve.system.ServingBenchmark "$MODEL" "${2:-48}" "${3:-1,4,16}" ${4:-0} ${5:-3} ${6:-} 2> >(grep -v "WARNING: Using incubator modules" >&2)
+exec "$(dirname "$0")/system-tests-main.sh" ServingBenchmark "${1:-models/bench}" "${2:-48}" "${3:-1,4,16}" "${4:-0}" "${5:-3}" ${6:+"$6"}
