@@ -24,7 +24,13 @@ import java.util.regex.Pattern;
 /**
  * Decode throughput and per-token latency of the served model at several numbers of concurrent streams, all-in-one
  * (experts inside the router) against router + two expert pods on loopback, and the bytes the expert calls put on
- * the wire. Run with {@code scripts/bench-serving.sh MODEL_DIR}; prints a Markdown table for BENCHMARKS.md.
+ * the wire. Run with {@code scripts/bench-serving.sh} (its header lists the arguments); prints Markdown tables for
+ * BENCHMARKS.md.
+ *
+ * <p>Every setup (all-in-one, and one router + two pods per placement given) runs at once, and the measured runs
+ * alternate between them for a number of rounds; each distributed run is compared with the all-in-one run of its
+ * round, so drift of the machine's speed over minutes shows as spread between rounds, not as a difference between
+ * setups. A breakdown from the services' metrics sums every round.
  *
  * <p>Each stream has a short prompt and decodes a fixed number of tokens with sampling off; the first token of every
  * stream (which includes its prefill and queueing) is left out, so the figures are decode figures: tokens/s is all
