@@ -6,6 +6,9 @@ import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.runtime.model.ModelConfig;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
@@ -17,9 +20,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Executors;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.util.concurrent.DefaultThreadFactory;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
@@ -54,9 +54,9 @@ final class ExpertDiscovery implements AutoCloseable {
         this.config = config;
         this.maxMessageBytes = maxMessageBytes;
         this.refreshInterval = refreshInterval;
+        if (transportThreads < 1) throw new IllegalArgumentException("moe.router.experts.transport-threads must be at least 1, got " + transportThreads);
         // DNS answers are cached for RouterMain.DNS_TTL_SECONDS (set before the JVM's resolver first runs).
         this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-discovery").daemon().unstarted(r));
-        if (transportThreads < 1) throw new IllegalArgumentException("moe.router.experts.transport-threads must be at least 1, got " + transportThreads);
         this.transport = new NioEventLoopGroup(transportThreads, new DefaultThreadFactory("expert-transport", true));
     }
 
