@@ -70,25 +70,23 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
 
     @Override
     public void dispatch(int layer, ExpertBatch[] batches) {
-        int active = 0;
-        for (ExpertBatch b : batches) if (b.size() > 0) active++;
-        if (active == 0) return;
-        long began = System.nanoTime();
-        CountDownLatch done = new CountDownLatch(active);
         // The calls leave one after the other, each costing the step a fraction of a millisecond to hand to gRPC, and
         // the layer waits for the last answer: the call with the most work goes first.
-        int queued = 0;
+        int active = 0;
         for (int g = 0; g < batches.length; g++) {
             if (batches[g].size() == 0) continue;
-            int at = queued++;
+            int at = active++;
             while (at > 0 && batches[sendOrder[at - 1]].pairs() < batches[g].pairs()) {
                 sendOrder[at] = sendOrder[at - 1];
                 at--;
             }
             sendOrder[at] = g;
         }
+        if (active == 0) return;
+        long began = System.nanoTime();
+        CountDownLatch done = new CountDownLatch(active);
         long longest = 0;
-        for (int i = 0; i < queued; i++) {
+        for (int i = 0; i < active; i++) {
             int g = sendOrder[i];
             calls[g].begin(layer, batches[g], done);
             longest = Math.max(longest, calls[g].timeoutNanos);

@@ -14,7 +14,6 @@ import io.moeserve.runtime.model.ModelConfig;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -44,10 +43,8 @@ public final class ExpertCallBenchmark {
         System.out.printf(Locale.ROOT, "model %s (hidden %d, %d experts top-%d), %d calls per row, %d kernel threads in the pod, %d cores%n",
                 model, hidden, config.moe().numFfnExperts(), config.moe().topK(), calls, podThreads,
                 Runtime.getRuntime().availableProcessors());
-        Map<String, String> c = Map.of("moe.model.path", model.toString(), "moe.model.id", "bench", "moe.expert.hosts", "*",
-                "moe.expert.group", "all", "moe.expert.routing-table-version", "1", "moe.threads", Integer.toString(podThreads));
-        try (ServiceProcess pod = ServiceProcess.start("expert-all", "expert-service", c)) {
-            pod.awaitReady(Deployment.START);
+        try (Deployment deployment = new Deployment(model, "bench", podThreads)) {
+            ServiceProcess pod = deployment.startExpert("all", "*").awaitReady(Deployment.START);
             ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", pod.grpcPort, InsecureChannelCredentials.create())
                     .directExecutor().disableRetry().maxInboundMessageSize(256 << 20).build();
             try {

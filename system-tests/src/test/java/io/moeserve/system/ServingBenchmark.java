@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -70,7 +71,7 @@ public final class ServingBenchmark {
             for (String setup : placements) {
                 // "LOW/HIGH" or "LOW/HIGH@key=value;key=value" with router settings for that setup.
                 String placement = setup.contains("@") ? setup.substring(0, setup.indexOf('@')) : setup;
-                Map<String, String> routerSettings = new java.util.LinkedHashMap<>();
+                Map<String, String> routerSettings = new LinkedHashMap<>();
                 if (setup.contains("@")) {
                     for (String kv : setup.substring(setup.indexOf('@') + 1).split(";")) {
                         routerSettings.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));

@@ -16,8 +16,8 @@ import java.util.List;
  * {@link #estimatedCost}, which follows the kernels' measured step function of the token count rather than the
  * count itself; the experts only one group hosts are counted first, then the replicated ones
  * go, most tokens first, each to the candidate with the least load so far (longest processing time first, lowest
- * index on ties), so the choice is deterministic. That matters because the layer waits for the slowest group:
- * with experts split in halves the step's tokens rarely split evenly between them (BENCHMARKS.md). A token appears in
+ * index on ties), so the choice is deterministic and the layer, which waits for its slowest group, waits as
+ * little as the replicas allow. A token appears in
  * a group's batch once, with all of its pairs for that group, so each group answers one vector per token. Partial
  * sums are added in group order. For top-2 routing the result is bit-identical to computing every expert in one
  * process whatever the assignment (IEEE addition is commutative, and a pod's sum over its experts is the same sum
