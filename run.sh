@@ -20,7 +20,7 @@ APPS=(gateway-service router-service expert-service)
 stale=""
 for app in "${APPS[@]}"; do
   jar="$app/target/quarkus-app/quarkus-run.jar"
-  if [ ! -f "$jar" ] || [ -n "$(find "$app/src/main" "$app/pom.xml" model-runtime/src/main proto/src/main pom.xml -newer "$jar" -type f -print -quit)" ]; then
+  if [ ! -f "$jar" ] || [ -n "$(find "$app/src/main" "$app/pom.xml" model-runtime/src/main tokenizer/src/main proto/src/main pom.xml -newer "$jar" -type f -print -quit)" ]; then
     stale=yes
   fi
 done

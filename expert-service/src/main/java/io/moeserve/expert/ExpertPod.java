@@ -1,6 +1,7 @@
 package io.moeserve.expert;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.moeserve.proto.ModelSettings;
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;

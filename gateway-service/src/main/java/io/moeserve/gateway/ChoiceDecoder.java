@@ -2,7 +2,7 @@ package io.moeserve.gateway;
 
 import io.moeserve.proto.router.v1.FinishReason;
 import io.moeserve.proto.router.v1.GenerateResponse;
-import io.moeserve.runtime.tokenizer.IncrementalDetokenizer;
+import io.moeserve.tokenizer.IncrementalDetokenizer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.tokenizer.TokenTexts;
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.tokenizer.TokenTexts;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.SamplingParameters;

@@ -1,9 +1,11 @@
 package io.moeserve.gateway;
 
-import io.moeserve.runtime.tokenizer.ChatMessage;
-import io.moeserve.runtime.tokenizer.ChatTemplate;
-import io.moeserve.runtime.tokenizer.ChatTemplateException;
-import io.moeserve.runtime.tokenizer.HfTokenizer;
+import io.moeserve.proto.ModelSettings;
+import io.moeserve.tokenizer.ChatMessage;
+import io.moeserve.tokenizer.ChatTemplate;
+import io.moeserve.tokenizer.ChatTemplateException;
+import io.moeserve.tokenizer.HfTokenizer;
+import io.moeserve.tokenizer.TokenTexts;
 import io.quarkus.runtime.Startup;
 import jakarta.annotation.PostConstruct;
 import jakarta.annotation.PreDestroy;
@@ -25,7 +27,7 @@ public class ServedModel {
     private static final Logger LOG = Logger.getLogger(ServedModel.class);
 
     @Inject
-    ServedModelConfig config;
+    ModelSettings settings;
 
     private String id;
     private Path dir;
@@ -36,15 +38,15 @@ public class ServedModel {
 
     @PostConstruct
     void load() {
-        dir = Path.of(config.path()).toAbsolutePath().normalize();
-        id = config.id().filter(s -> !s.isBlank()).orElseGet(() -> dir.getFileName().toString());
+        dir = settings.directory();
+        id = settings.resolvedId();
         if (!Files.isDirectory(dir)) {
             throw new IllegalStateException("moe.model.path: " + dir + " is not a directory (it must hold the "
                     + "checkpoint's tokenizer.json and tokenizer_config.json)");
         }
         try {
             tokenizer = HfTokenizer.load(dir);
-            tokenTexts = TokenTexts.read(dir.resolve("tokenizer.json"));
+            tokenTexts = tokenizer.tokenTexts();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot load the tokenizer of " + dir + ": " + e.getMessage(), e);
         }

@@ -1,6 +1,7 @@
 package io.moeserve.gateway;
 
 import io.moeserve.runtime.model.Architecture;
+import io.moeserve.cli.SyntheticModel;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 import java.io.IOException;
@@ -27,7 +28,7 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
         try {
             root = Files.createTempDirectory("moe-gateway-test");
             Path checkpoint = root.resolve(MODEL_ID);
-            var config = SyntheticCheckpointGenerator.generate(checkpoint,
+            var config = SyntheticModel.generate(checkpoint,
                     SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
             router = new FakeRouter(checkpoint, MODEL_ID, config.vocabSize());
             return Map.of(

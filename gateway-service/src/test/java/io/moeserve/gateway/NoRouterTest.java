@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.moeserve.runtime.model.Architecture;
+import io.moeserve.cli.SyntheticModel;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
@@ -29,7 +30,7 @@ class NoRouterTest {
         public Map<String, String> getConfigOverrides() {
             try {
                 Path checkpoint = Files.createTempDirectory("moe-gateway-norouter").resolve("lonely-model");
-                SyntheticCheckpointGenerator.generate(checkpoint, SyntheticCheckpointGenerator.Spec.tiny(Architecture.OLMOE));
+                SyntheticModel.generate(checkpoint, SyntheticCheckpointGenerator.Spec.tiny(Architecture.OLMOE));
                 int closedPort;
                 try (ServerSocket s = new ServerSocket(0)) {
                     closedPort = s.getLocalPort();

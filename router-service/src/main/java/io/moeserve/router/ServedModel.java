@@ -1,6 +1,7 @@
 package io.moeserve.router;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.expert.v1.WireDType;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;

@@ -15,7 +15,7 @@ import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
 import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.tokenizer.HfTokenizer;
+import io.moeserve.tokenizer.HfTokenizer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.HttpURLConnection;

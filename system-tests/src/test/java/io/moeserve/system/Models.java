@@ -11,6 +11,7 @@ import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.cli.SyntheticModel;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;
@@ -29,7 +30,7 @@ final class Models {
     static synchronized Path small(Architecture arch) {
         return SMALL.computeIfAbsent(arch, a -> {
             Path dir = ServiceProcess.ROOT.resolve("system-tests/target/models/" + a.name().toLowerCase());
-            SyntheticCheckpointGenerator.generate(dir, new SyntheticCheckpointGenerator.Spec(a, SyntheticConfigs.Size.SMALL,
+            SyntheticModel.generate(dir, new SyntheticCheckpointGenerator.Spec(a, SyntheticConfigs.Size.SMALL,
                     DType.BF16, 7, 1L << 40, false));
             return dir;
         });

@@ -23,9 +23,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Writes a complete, loadable Hugging Face checkpoint with random weights: config.json, generation_config.json,
- * safetensors (single or sharded with an index) holding exactly the tensors {@link CheckpointLayout} names, and a
- * real tokenizer.json with a chat template.
+ * Writes a loadable Hugging Face checkpoint with random weights: config.json, generation_config.json and
+ * safetensors (single or sharded with an index) holding exactly the tensors {@link CheckpointLayout} names. The
+ * tokenizer files are another module's (the moe command's {@code SyntheticModel} writes both); the model and its
+ * tests need only these.
  *
  * <p>Weights are deterministic in (seed, tensor name), independent of write order, and scaled so activations stay
  * O(1) through the layers (linear weights ~ U with std 1/√fan_in; norms near 1). Router weights are scaled up so
@@ -49,10 +50,36 @@ public final class SyntheticCheckpointGenerator {
         }
     }
 
+    /**
+     * The special token ids config.json and generation_config.json name.
+     *
+     * @param bos     bos_token_id
+     * @param eos     config.json's eos_token_id (the end of a chat turn)
+     * @param stopIds generation_config.json's eos_token_id list
+     */
+    public record SpecialTokens(int bos, int eos, List<Integer> stopIds) {
+        /**
+         * The vocabulary's last three ids as end-of-text, turn start and turn end: where a synthetic ChatML
+         * tokenizer whose vocabulary fills V puts them.
+         */
+        public static SpecialTokens lastIdsOf(int vocabSize) {
+            int endOfText = vocabSize - 3;
+            return new SpecialTokens(endOfText, vocabSize - 1, List.of(vocabSize - 1, endOfText));
+        }
+    }
+
     private SyntheticCheckpointGenerator() {}
 
-    /** Generates into {@code dir} (created) and returns the parsed config of what was written. */
+    /**
+     * Generates into {@code dir} (created) and returns the parsed config of what was written; the special tokens
+     * are the vocabulary's last ids ({@link SpecialTokens#lastIdsOf}).
+     */
     public static ModelConfig generate(Path dir, Spec spec) {
+        return generate(dir, spec, SpecialTokens.lastIdsOf(SyntheticConfigs.vocabSize(spec.arch(), spec.size())));
+    }
+
+    /** Generates into {@code dir} (created) and returns the parsed config of what was written. */
+    public static ModelConfig generate(Path dir, Spec spec, SpecialTokens specials) {
         try {
             Files.createDirectories(dir);
             String torchDtype = switch (spec.dtype()) {
@@ -61,15 +88,13 @@ public final class SyntheticCheckpointGenerator {
                 case F16 -> "float16";
             };
             ObjectNode config = SyntheticConfigs.config(spec.arch(), spec.size(), torchDtype);
-            int vocab = config.get("vocab_size").asInt();
-            SyntheticTokenizerBuilder.write(dir, vocab);
-            SpecialTokenIds specials = SyntheticTokenizerBuilder.specialTokenIds(vocab);
             config.put("eos_token_id", specials.eos());
             config.put("bos_token_id", specials.bos());
             Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(config), StandardCharsets.UTF_8);
             ObjectNode generation = JSON.createObjectNode();
             generation.put("bos_token_id", specials.bos());
-            generation.putArray("eos_token_id").add(specials.eos()).add(specials.endOfText());
+            var stops = generation.putArray("eos_token_id");
+            specials.stopIds().forEach(stops::add);
             generation.put("do_sample", false);
             generation.put("transformers_version", "4.57.0");
             Files.writeString(dir.resolve("generation_config.json"), JSON.writeValueAsString(generation), StandardCharsets.UTF_8);

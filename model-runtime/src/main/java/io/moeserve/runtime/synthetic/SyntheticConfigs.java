@@ -33,6 +33,11 @@ public final class SyntheticConfigs {
 
     private SyntheticConfigs() {}
 
+    /** The vocabulary size of a preset. */
+    public static int vocabSize(Architecture arch, Size size) {
+        return config(arch, size, "float32").get("vocab_size").asInt();
+    }
+
     public static ObjectNode config(Architecture arch, Size size, String torchDtype) {
         ObjectNode c = JSON.createObjectNode();
         c.putArray("architectures").add(arch.hfClassName());

@@ -1,0 +1,161 @@
+package io.moeserve.tokenizer;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * A Hugging Face tokenizer loaded from a checkpoint directory: {@code tokenizer.json} through DJL's binding of the
+ * Rust {@code tokenizers} library, plus {@code tokenizer_config.json} / {@code chat_template.jinja}.
+ *
+ * <p>It never truncates and never pads: DJL's default would cut every encoding at 512 tokens when the length
+ * limit is not configured, so truncation and padding are switched off explicitly and {@code model_max_length} is
+ * only reported ({@link TokenizerConfig#modelMaxLength()}), never applied.
+ *
+ * <p>Native library: DJL's jar carries {@code libtokenizers} for linux-x86_64, linux-aarch64, osx-aarch64 and
+ * win-x86_64 and extracts it on first use into {@code ~/.djl.ai/tokenizers/<version>-cpu-<platform>/}; it needs no
+ * network. Set the {@code DJL_CACHE_DIR} environment variable or system property to move that directory (for a
+ * read-only home in a container). Encoding and decoding are thread-safe; {@link #close()} must come after the
+ * last use.
+ */
+public final class HfTokenizer implements AutoCloseable {
+
+    static final String TOKENIZER_FILE = "tokenizer.json";
+
+    private final HuggingFaceTokenizer tokenizer;
+    private final TokenizerVocabulary vocabulary;
+    private final TokenizerConfig config;
+    private volatile Optional<ChatTemplate> chatTemplate;
+
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenizerVocabulary vocabulary, TokenizerConfig config) {
+        this.tokenizer = tokenizer;
+        this.vocabulary = vocabulary;
+        this.config = config;
+    }
+
+    /**
+     * Loads the tokenizer of a checkpoint directory.
+     *
+     * @throws NoSuchFileException      if the directory has no tokenizer.json
+     * @throws TokenizerFormatException if tokenizer.json or tokenizer_config.json is malformed (the message names
+     *                                  the file)
+     */
+    public static HfTokenizer load(Path checkpointDir) throws IOException {
+        Path file = checkpointDir.resolve(TOKENIZER_FILE);
+        if (!Files.isRegularFile(file)) {
+            throw new NoSuchFileException(file.toString(), null, "no " + TOKENIZER_FILE + " in checkpoint directory "
+                    + checkpointDir + " (only Hugging Face fast tokenizers are supported)");
+        }
+        TokenizerVocabulary vocabulary = TokenizerVocabulary.read(file);
+        TokenizerConfig config = TokenizerConfig.read(checkpointDir);
+        HuggingFaceTokenizer tokenizer;
+        try {
+            tokenizer = HuggingFaceTokenizer.builder()
+                    .optTokenizerPath(file)
+                    .optAddSpecialTokens(false)
+                    .optTruncation(false)
+                    .optPadding(false)
+                    .build();
+        } catch (RuntimeException e) {
+            // The Rust side reports a tokenizer.json it cannot use as an unchecked exception.
+            throw new TokenizerFormatException(
+                    file + " cannot be loaded by the tokenizers library: " + e.getMessage(), e);
+        }
+        return new HfTokenizer(tokenizer, vocabulary, config);
+    }
+
+    /** Encodes text without adding special tokens (no BOS): what chat templates expect. */
+    public int[] encode(String text) {
+        return encode(text, false);
+    }
+
+    /** Encodes text, adding the tokenizer's special tokens (its post-processor, e.g. BOS) if asked. */
+    public int[] encode(String text, boolean addSpecialTokens) {
+        Encoding encoding = tokenizer.encode(Objects.requireNonNull(text, "text"), addSpecialTokens, false);
+        long[] ids = encoding.getIds();
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = Math.toIntExact(ids[i]);
+        return out;
+    }
+
+    /** Decodes ids to text; special tokens such as {@code <|im_end|>} are dropped if asked. */
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        return decode(ids, 0, ids.length, skipSpecialTokens);
+    }
+
+    /** Decodes {@code ids[from, to)}. */
+    String decode(int[] ids, int from, int to, boolean skipSpecialTokens) {
+        long[] wide = new long[to - from];
+        for (int i = from; i < to; i++) {
+            if (ids[i] < 0) throw new IllegalArgumentException("negative token id " + ids[i]);
+            wide[i - from] = ids[i];
+        }
+        return tokenizer.decode(wide, skipSpecialTokens);
+    }
+
+    /** The id of a vocabulary entry as the vocabulary spells it (e.g. {@code <|im_end|>}, or {@code Ġthe}). */
+    public OptionalInt tokenId(String token) {
+        Integer id = vocabulary.id(token);
+        return id == null ? OptionalInt.empty() : OptionalInt.of(id);
+    }
+
+    /** Whether an id is one of the tokenizer's special added tokens. */
+    public boolean isSpecialToken(int id) {
+        return vocabulary.isSpecial(id);
+    }
+
+    /**
+     * The number of ids this tokenizer can produce: highest id + 1 over the model vocabulary and the added
+     * tokens. A model's embedding table is often larger (Qwen3: 151,669 here, 151,936 rows).
+     */
+    public int vocabSize() {
+        return vocabulary.size();
+    }
+
+    public Optional<String> bosToken() {
+        return config.bosToken();
+    }
+
+    public Optional<String> eosToken() {
+        return config.eosToken();
+    }
+
+    /** The chat template's source (chat_template.jinja wins over tokenizer_config.json). */
+    public Optional<String> chatTemplateSource() {
+        return config.chatTemplate();
+    }
+
+    /**
+     * The chat template compiled with this tokenizer's special tokens; compiled on first use.
+     *
+     * @throws ChatTemplateException if the template cannot be rendered faithfully
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        Optional<ChatTemplate> t = chatTemplate;
+        if (t == null) {
+            t = config.compileChatTemplate();
+            chatTemplate = t;
+        }
+        return t;
+    }
+
+    /** Each token's exact bytes and text, for logprobs. */
+    public TokenTexts tokenTexts() {
+        return vocabulary.texts();
+    }
+
+    public TokenizerConfig config() {
+        return config;
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}

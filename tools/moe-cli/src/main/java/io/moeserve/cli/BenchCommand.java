@@ -1,0 +1,166 @@
+package io.moeserve.cli;
+
+import io.moeserve.runtime.generate.Generator;
+import io.moeserve.runtime.generate.Sampler;
+import io.moeserve.runtime.kernel.MemoryBandwidth;
+import io.moeserve.runtime.model.CheckpointLayout;
+import io.moeserve.runtime.model.ExpectedTensor;
+import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.model.MoeModel;
+import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.StepBatch;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * `moe bench DIR`: end-to-end throughput of the runtime on a checkpoint: prefill tokens/s for one long prompt,
+ * decode tokens/s and per-step latency at several batch sizes, peak memory, and the machine's read bandwidth
+ * with the decode ceiling it implies (weight bytes read per decoded token ÷ bandwidth).
+ */
+@Command(name = "bench", description = "Benchmark prefill and decode on a checkpoint; prints figures for BENCHMARKS.md.")
+final class BenchCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "Checkpoint directory.")
+    Path dir;
+
+    @Option(names = "--batch", split = ",", defaultValue = "1,4,16", description = "Decode batch sizes (default ${DEFAULT-VALUE}).")
+    List<Integer> batches;
+
+    @Option(names = "--prompt-tokens", defaultValue = "512", description = "Prefill benchmark prompt length (default ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--decode-tokens", defaultValue = "32", description = "Decode steps timed per batch size (default ${DEFAULT-VALUE}).")
+    int decodeTokens;
+
+    @Option(names = "--repeats", defaultValue = "2", description = "Timed repetitions; the best is reported (default ${DEFAULT-VALUE}).")
+    int repeats;
+
+    @Mixin
+    RuntimeOptions runtime;
+
+    @Override
+    public Integer call() throws IOException {
+        int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);
+        runtime.stepTokens = Math.max(runtime.stepTokens, Math.max(promptTokens, maxBatch));
+        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions())) {
+            ModelConfig c = model.config();
+            int threads = model.options().parallel().threads();
+            System.out.printf("model %s (%s), %d threads, %s%n", dir, c.architecture().hfClassName(), threads, cpuName());
+            double bandwidth = MemoryBandwidth.measureReadBandwidth(model.options().parallel(), 1L << 30) * 1e9;
+            long bytesPerToken = activeWeightBytes(model);
+            System.out.printf("read bandwidth %.1f GB/s; weights read per decoded token (batch 1) %.1f MB -> ceiling %.1f tokens/s%n",
+                    bandwidth / 1e9, bytesPerToken / 1e6, bandwidth / bytesPerToken);
+
+            KvCache cache = model.newKvCache(promptTokens + maxBatch * (decodeTokens + 64) + 64, Math.max(2, maxBatch));
+            Generator generator = new Generator(model, cache);
+            int[] prompt = tokens(promptTokens, c.vocabSize(), 17);
+            double bestPrefill = 0;
+            for (int r = 0; r <= repeats; r++) {
+                int slot = cache.allocateSequence();
+                long t0 = System.nanoTime();
+                generator.prefill(prompt, slot, RouterObserver.NONE);
+                double s = (System.nanoTime() - t0) / 1e9;
+                cache.release(slot);
+                if (r > 0) bestPrefill = Math.max(bestPrefill, promptTokens / s);
+            }
+            System.out.printf("prefill  %d-token prompt: %.1f tokens/s%n", promptTokens, bestPrefill);
+            for (int b : batches) {
+                double best = 0;
+                double bestLatency = Double.MAX_VALUE;
+                for (int r = 0; r <= repeats; r++) {
+                    double[] m = decode(model, cache, generator, b);
+                    if (r > 0 && m[0] > best) {
+                        best = m[0];
+                        bestLatency = m[1];
+                    }
+                }
+                String fraction = b == 1 ? String.format(" (%.0f%% of the bandwidth ceiling)", 100 * best / (bandwidth / bytesPerToken)) : "";
+                System.out.printf("decode   batch %2d: %.1f tokens/s, %.1f ms per step%s%n", b, best, bestLatency * 1e3, fraction);
+            }
+            System.out.printf("peak resident memory %.2f GiB (weights are mapped; only touched pages count), heap used %.2f GiB%n",
+                    peakRssBytes() / (double) (1L << 30),
+                    (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()) / (double) (1L << 30));
+        }
+        return 0;
+    }
+
+    /** Decodes `decodeTokens` steps for b sequences after a short prefill; returns {tokens/s, seconds per step}. */
+    private double[] decode(MoeModel model, KvCache cache, Generator generator, int b) {
+        int vocab = model.config().vocabSize();
+        int[] slots = new int[b];
+        int[] next = new int[b];
+        int[] length = new int[b];
+        float[] logits = new float[b * vocab];
+        for (int s = 0; s < b; s++) {
+            slots[s] = cache.allocateSequence();
+            int[] p = tokens(16 + s, vocab, 100 + s);
+            generator.prefill(p, slots[s], RouterObserver.NONE);
+            length[s] = p.length;
+            next[s] = (s * 31 + 7) % vocab;
+        }
+        StepBatch batch = new StepBatch(Math.max(b, 1));
+        long t0 = System.nanoTime();
+        for (int step = 0; step < decodeTokens; step++) {
+            batch.clear();
+            for (int s = 0; s < b; s++) batch.add(next[s], slots[s], length[s]++, true);
+            model.forward(batch, cache, logits, RouterObserver.NONE);
+            for (int s = 0; s < b; s++) next[s] = Sampler.argmax(logits, s * vocab, vocab);
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        for (int slot : slots) cache.release(slot);
+        return new double[] {b * decodeTokens / seconds, seconds / decodeTokens};
+    }
+
+    /** Weight bytes one batch-1 decode step reads: everything but the routed experts, plus top-k of them per MoE layer. */
+    static long activeWeightBytes(MoeModel model) {
+        ModelConfig c = model.config();
+        int bytesPerElement = model.checkpoint().tensor(CheckpointLayout.embedTokens()).dtype().byteSize();
+        long dense = 0;
+        for (ExpectedTensor t : new CheckpointLayout(c).expectedTensors()) {
+            if (t.name().contains(".experts.")) continue;
+            if (t.name().equals(CheckpointLayout.embedTokens())) dense += c.hiddenSize(); // one row per token
+            else dense += t.numElements();
+        }
+        long perExpert = 3L * c.hiddenSize() * c.moe().expertIntermediate();
+        return (dense + perExpert * c.moe().topK() * c.numSparseLayers()) * bytesPerElement;
+    }
+
+    static int[] tokens(int n, int vocab, int seed) {
+        int[] t = new int[n];
+        long x = seed;
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005L + 1442695040888963407L;
+            t[i] = (int) ((x >>> 33) % vocab);
+        }
+        return t;
+    }
+
+    static long peakRssBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    static String cpuName() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim() + ", " + Runtime.getRuntime().availableProcessors() + " cores";
+            }
+        } catch (IOException e) {
+            return "unknown CPU";
+        }
+        return "unknown CPU";
+    }
+}

@@ -1,0 +1,71 @@
+package io.moeserve.cli;
+
+import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.model.AttentionConfig;
+import io.moeserve.runtime.model.CheckpointLayout;
+import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.model.ExpectedTensor;
+import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.model.MoeConfig;
+import io.moeserve.runtime.tensor.DType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+/** `moe inspect DIR`: what a checkpoint is: architecture, sizes, experts, parameters by dtype, memory. */
+@Command(name = "inspect", description = "Describe a checkpoint: architecture, parameters, experts, dtypes, memory.")
+final class InspectCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "Checkpoint directory (config.json + safetensors).")
+    Path dir;
+
+    @Override
+    public Integer call() {
+        ModelConfig c = ConfigParser.load(dir);
+        try (Checkpoint ck = Checkpoint.open(dir)) {
+            MoeConfig m = c.moe();
+            AttentionConfig a = c.attention();
+            long total = 0;
+            for (long n : ck.parameterCountByDType().values()) total += n;
+            long expertParams = 0;
+            long perExpert = 3L * c.hiddenSize() * m.expertIntermediate();
+            expertParams = perExpert * m.numFfnExperts() * c.numSparseLayers();
+            long denseParams = 0;
+            for (ExpectedTensor t : new CheckpointLayout(c).expectedTensors()) {
+                if (!t.name().contains(".experts.")) denseParams += t.numElements();
+            }
+            long active = denseParams + perExpert * m.topK() * c.numSparseLayers() - (c.tieWordEmbeddings() ? 0 : 0);
+            System.out.printf("checkpoint     %s%n", dir);
+            System.out.printf("architecture   %s%n", c.architecture().hfClassName());
+            System.out.printf("layers         %d (%d MoE, %d dense)%n", c.numLayers(), c.numSparseLayers(), c.numLayers() - c.numSparseLayers());
+            System.out.printf("hidden         %d, vocab %d, max positions %d%n", c.hiddenSize(), c.vocabSize(), c.maxPositionEmbeddings());
+            System.out.printf("attention      %s, %d heads, %d kv heads, qk head %d, v head %d%n",
+                    a.kind() == AttentionConfig.Kind.GROUPED_QUERY ? "grouped-query" : "multi-head latent",
+                    a.numHeads(), a.numKvHeads(), a.qkHeadDim(), a.vHeadDim());
+            System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d, router %s%n",
+                    m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate(), m.router());
+            if (m.sharedIntermediate() > 0) {
+                System.out.printf("shared expert  width %d%s%n", m.sharedIntermediate(), m.sharedExpertGated() ? " (sigmoid-gated)" : "");
+            }
+            System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams), human(active));
+            for (Map.Entry<DType, Long> e : ck.parameterCountByDType().entrySet()) {
+                System.out.printf("  %-5s        %s parameters%n", e.getKey(), human(e.getValue()));
+            }
+            System.out.printf("weights        %.2f GiB on disk (memory-mapped)%n", ck.totalBytes() / (double) (1L << 30));
+            System.out.printf("kv cache       %d KiB per token (float32)%n", KvCache.bytesPerToken(c) / 1024);
+            System.out.printf("eos token ids  %s%n", c.eosTokenIds());
+            System.out.printf("tokenizer      %s%n", Files.isRegularFile(dir.resolve("tokenizer.json")) ? "tokenizer.json" : "none (use --prompt-ids)");
+        }
+        return 0;
+    }
+
+    static String human(long n) {
+        if (n >= 1_000_000_000L) return String.format("%.2f B", n / 1e9);
+        if (n >= 1_000_000L) return String.format("%.2f M", n / 1e6);
+        if (n >= 1_000L) return String.format("%.1f K", n / 1e3);
+        return Long.toString(n);
+    }
+}

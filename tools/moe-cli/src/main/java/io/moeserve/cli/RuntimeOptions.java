@@ -1,0 +1,24 @@
+package io.moeserve.cli;
+
+import io.moeserve.runtime.kernel.CpuMatmulKernels;
+import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.ExpertSelection;
+import io.moeserve.runtime.model.ModelOptions;
+import picocli.CommandLine.Option;
+
+/** Options shared by the commands that run a model. */
+final class RuntimeOptions {
+    @Option(names = "--threads", description = "Compute threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--max-context", defaultValue = "4096", description = "Longest sequence to run (default: ${DEFAULT-VALUE}).")
+    int maxContext;
+
+    @Option(names = "--step-tokens", defaultValue = "512", description = "Most tokens per forward step (prefill chunk; default: ${DEFAULT-VALUE}).")
+    int stepTokens;
+
+    ModelOptions modelOptions() {
+        Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
+        return new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+    }
+}

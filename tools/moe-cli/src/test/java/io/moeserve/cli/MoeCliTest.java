@@ -1,0 +1,100 @@
+package io.moeserve.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** The `moe` command run in-process, as a user runs it. */
+class MoeCliTest {
+    @TempDir
+    Path tmp;
+
+    record Run(int exit, String out, String err) {}
+
+    static Run run(String... args) {
+        PrintStream stdout = System.out;
+        ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+        StringWriter err = new StringWriter();
+        try {
+            System.setOut(new PrintStream(buffer, true, StandardCharsets.UTF_8));
+            CommandLine cl = MoeCli.commandLine();
+            cl.setErr(new PrintWriter(err, true));
+            int exit = cl.execute(args);
+            return new Run(exit, buffer.toString(StandardCharsets.UTF_8), err.toString());
+        } finally {
+            System.setOut(stdout);
+        }
+    }
+
+    @Test
+    void generatesFromTokenIdsWithOnlyConfigAndSafetensors() throws Exception {
+        Path dir = tmp.resolve("olmoe");
+        assertEquals(0, run("synth", "--arch", "olmoe", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString()).exit());
+        for (String f : new String[] {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) Files.deleteIfExists(dir.resolve(f));
+        Run r = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "4", "--ignore-eos", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = new ObjectMapper().readTree(r.out());
+        assertEquals("moe-serve.generation.v1", json.get("format").asText());
+        assertEquals("OlmoeForCausalLM", json.get("architecture").asText());
+        assertEquals(4, json.get("generated_token_ids").size());
+        assertEquals(384, json.get("last_prompt_logits").size());
+        assertEquals(3, json.get("router").size(), "one entry per MoE layer");
+        assertEquals(5, json.get("router").get(0).get("experts").size(), "one row per prompt position");
+
+        Run plain = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "4", "--ignore-eos");
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.out().contains(json.get("generated_token_ids").get(0).asText()), plain.out());
+    }
+
+    @Test
+    void sampledGenerationWithASeedRepeats() {
+        Path dir = tmp.resolve("mixtral");
+        run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "f32", "--out", dir.toString());
+        String[] args = {"generate", dir.toString(), "--prompt-ids", "1,2,3", "--max-new-tokens", "10", "--temperature", "0.9",
+                "--top-p", "0.9", "--top-k", "50", "--seed", "5", "--ignore-eos"};
+        Run a = run(args);
+        Run b = run(args);
+        assertEquals(0, a.exit(), a.err());
+        assertEquals(a.out(), b.out());
+    }
+
+    @Test
+    void inspectDescribesTheCheckpoint() {
+        Path dir = tmp.resolve("ds3");
+        run("synth", "--arch", "deepseek-v3", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString());
+        Run r = run("inspect", dir.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("DeepseekV3ForCausalLM") && r.out().contains("multi-head latent")
+                && r.out().contains("BF16") && r.out().contains("SIGMOID_GROUP_LIMITED"), r.out());
+    }
+
+    @Test
+    void badInputIsACleanErrorNotAStackTrace() {
+        Path dir = tmp.resolve("q3");
+        run("synth", "--arch", "qwen3-moe", "--size", "tiny", "--dtype", "f32", "--out", dir.toString());
+        Run outside = run("generate", dir.toString(), "--prompt-ids", "1,99999", "--max-new-tokens", "2");
+        assertEquals(1, outside.exit());
+        assertTrue(outside.err().startsWith("error: ") && outside.err().contains("99999"), outside.err());
+        Run missing = run("inspect", tmp.resolve("nowhere").toString());
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("config.json"), missing.err());
+        Run badArch = run("synth", "--arch", "llama", "--out", tmp.resolve("x").toString());
+        assertEquals(1, badArch.exit());
+        assertTrue(badArch.err().contains("unknown architecture llama"), badArch.err());
+        Run badTemp = run("generate", dir.toString(), "--prompt-ids", "1", "--temperature", "-1");
+        assertEquals(1, badTemp.exit());
+        assertTrue(badTemp.err().contains("temperature"), badTemp.err());
+    }
+}
