@@ -5,8 +5,8 @@ import io.grpc.StatusRuntimeException;
 import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.WireDType;
-import io.moeserve.runtime.model.ExpertSelection;
-import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.ExpertSelection;
 import java.util.Arrays;
 
 /**

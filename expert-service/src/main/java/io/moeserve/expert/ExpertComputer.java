@@ -3,7 +3,7 @@ package io.moeserve.expert;
 import io.grpc.Status;
 import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
-import io.moeserve.runtime.model.LocalExpertExecutor;
+import io.moeserve.runtime.expert.LocalExpertExecutor;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -192,7 +192,7 @@ final class ExpertComputer implements AutoCloseable {
             ExpertCall only = batch.get(from);
             if (to - from == 1 && only.tokens <= maxBatch) {
                 only.out = new float[only.tokens * hidden];
-                executor.computeExperts(layer, only.tokens, k, only.x, only.experts, only.weights, only.out);
+                executor.computeExperts(0, layer, only.tokens, k, only.x, only.experts, only.weights, only.out);
                 return;
             }
             for (int i = from; i < to; i++) batch.get(i).out = new float[batch.get(i).tokens * hidden];
@@ -213,7 +213,7 @@ final class ExpertComputer implements AutoCloseable {
                         token = 0;
                     }
                 }
-                executor.computeExperts(layer, n, k, x, experts, weights, out);
+                executor.computeExperts(0, layer, n, k, x, experts, weights, out);
                 for (int done = 0; done < n; ) {
                     ExpertCall c = batch.get(chunkCall);
                     int take = Math.min(c.tokens - chunkToken, n - done);

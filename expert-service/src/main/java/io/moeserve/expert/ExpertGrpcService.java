@@ -10,7 +10,7 @@ import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.PodLoad;
 import io.moeserve.proto.expert.v1.ServingState;
-import io.moeserve.runtime.model.ExpertWeights;
+import io.moeserve.runtime.expert.ExpertWeights;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;

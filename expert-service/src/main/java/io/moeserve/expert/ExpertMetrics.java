@@ -5,8 +5,8 @@ import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
-import io.moeserve.runtime.model.CheckpointExpertStore;
-import io.moeserve.runtime.model.ExpertComputeListener;
+import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertComputeListener;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -28,9 +28,10 @@ final class ExpertMetrics implements ExpertComputeListener {
     private final Timer queueWait;
     private final Counter abandoned;
     private final LoadWindow window;
+    private final MeterRegistry registry;
 
-    ExpertMetrics(MeterRegistry registry, CheckpointExpertStore store, LoadWindow window,
-                  Supplier<Number> queuedTokens, Supplier<Number> inFlightCalls) {
+    ExpertMetrics(MeterRegistry registry, CheckpointExpertStore store, LoadWindow window) {
+        this.registry = registry;
         this.window = window;
         int layers = store.numLayers();
         this.tokens = new Counter[layers][];
@@ -65,6 +66,10 @@ final class ExpertMetrics implements ExpertComputeListener {
         this.abandoned = Counter.builder("moe.expert.pod.abandoned.calls")
                 .description("Calls skipped because the caller had given up on them (deadline passed, retried elsewhere)")
                 .register(registry);
+    }
+
+    /** The gauges of the pod's queue, read from the computer that records into these metrics. */
+    void watchQueue(Supplier<Number> queuedTokens, Supplier<Number> inFlightCalls) {
         Gauge.builder("moe.expert.pod.queued.tokens", queuedTokens).description("Tokens waiting now").register(registry);
         Gauge.builder("moe.expert.pod.in.flight.calls", inFlightCalls).description("Calls received and not yet answered")
                 .register(registry);

@@ -3,15 +3,15 @@ package io.moeserve.expert;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.ExpertSet;
+import io.moeserve.runtime.expert.ExpertWeights;
+import io.moeserve.runtime.expert.LocalExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.CheckpointExpertStore;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpertLoader;
-import io.moeserve.runtime.model.ExpertSet;
-import io.moeserve.runtime.model.ExpertWeights;
-import io.moeserve.runtime.model.LocalExpertExecutor;
-import io.moeserve.runtime.model.ModelConfig;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
@@ -71,16 +71,15 @@ public class ExpertPod {
             CpuMatmulKernels kernels = new CpuMatmulKernels(Parallel.shared());
             int k = config.moe().topK();
             long warmup = settings.warmup().isZero() ? 0 : warmUp(config, store, kernels, settings.warmup().toNanos());
-            // The metrics read the computer's queue, and the computer records into the metrics.
-            ExpertComputer[] holder = new ExpertComputer[1];
-            ExpertMetrics metrics = new ExpertMetrics(registry, store, window,
-                    () -> holder[0] == null ? 0 : holder[0].queuedTokens(), () -> holder[0] == null ? 0 : holder[0].inFlightCalls());
+            // The computer records into the metrics, whose queue gauges then read the computer.
+            ExpertMetrics metrics = new ExpertMetrics(registry, store, window);
             LocalExpertExecutor executor = new LocalExpertExecutor(store, kernels, settings.maxBatchTokens(), k, metrics);
-            holder[0] = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(), settings.inlineMaxTokens(), model.resolvedId(),
-                    settings.routingTableVersion());
-            holder[0].start(metrics);
+            ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(),
+                    settings.inlineMaxTokens(), model.resolvedId(), settings.routingTableVersion());
+            metrics.watchQueue(computer::queuedTokens, computer::inFlightCalls);
+            computer.start(metrics);
             ExpertCallParser parser = new ExpertCallParser(model.resolvedId(), settings.routingTableVersion(), config, hosts, hosts.spec());
-            loaded = new Loaded(config, checkpoint, hosts, store, holder[0], parser, kernels.name());
+            loaded = new Loaded(config, checkpoint, hosts, store, computer, parser, kernels.name());
             state = State.SERVING;
             LOG.infof("serving %d experts (%s) of %s as '%s' in group '%s': %.1f MiB of weights %s, %d warm-up passes, ready in %.1f s, backend %s",
                     hosts.count(config), hosts.spec(), model.path(), model.resolvedId(), settings.group(), bytes / 1048576.0,
@@ -130,7 +129,7 @@ public class ExpertPod {
             weights[t * k] = 1f;
         }
         for (int i = 0; i < 20 && System.nanoTime() - deadline < 0; i++, passes++) {
-            executor.computeExperts(layer, i % 2 == 0 ? 1 : tokens, k, x, experts, weights, out);
+            executor.computeExperts(0, layer, i % 2 == 0 ? 1 : tokens, k, x, experts, weights, out);
         }
         return passes;
     }

@@ -20,13 +20,13 @@ import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.proto.expert.v1.WireDType;
 import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.expert.LocalExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpertLoader;
-import io.moeserve.runtime.model.ExpertSelection;
-import io.moeserve.runtime.model.LocalExpertExecutor;
-import io.moeserve.runtime.model.ModelConfig;
 import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
 import java.util.ArrayList;
@@ -117,7 +117,7 @@ class ExpertServiceTest {
             LocalExpertExecutor local = new LocalExpertExecutor(ExpertLoader.loadHosted(config, ck, ExpertSelection.ALL),
                     new CpuMatmulKernels(Parallel.shared()), n, config.moe().topK());
             float[] out = new float[n * config.hiddenSize()];
-            local.computeExperts(1, n, config.moe().topK(), x, experts, weights, out);
+            local.computeExperts(0, 1, n, config.moe().topK(), x, experts, weights, out);
             return out;
         }
     }

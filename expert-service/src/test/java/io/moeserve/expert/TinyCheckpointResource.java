@@ -1,6 +1,6 @@
 package io.moeserve.expert;
 
-import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 import java.io.IOException;

@@ -1,6 +1,6 @@
 package io.moeserve.gateway;
 
-import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.config.ConfigParser;
 import java.nio.file.Path;
 
 /**

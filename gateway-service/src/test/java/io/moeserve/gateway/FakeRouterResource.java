@@ -1,7 +1,7 @@
 package io.moeserve.gateway;
 
-import io.moeserve.runtime.model.Architecture;
 import io.moeserve.cli.SyntheticModel;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 import java.io.IOException;

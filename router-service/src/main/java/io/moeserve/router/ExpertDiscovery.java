@@ -5,7 +5,7 @@ import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
-import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.config.ModelConfig;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;

@@ -1,6 +1,6 @@
 package io.moeserve.router;
 
-import io.moeserve.runtime.model.ExpertSet;
+import io.moeserve.runtime.expert.ExpertSet;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 

@@ -7,7 +7,7 @@ import io.moeserve.proto.router.v1.FinishReason;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.TokenLogprob;
 import io.moeserve.proto.router.v1.Usage;
-import io.moeserve.runtime.model.ExpertUnavailableException;
+import io.moeserve.runtime.expert.ExpertUnavailableException;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.KvCacheFullException;
 import io.moeserve.runtime.model.MoeModel;
@@ -48,7 +48,6 @@ final class GenerationEngine implements AutoCloseable {
     private final KvCache cache;
     private final RoutingStatistics stats;
     private final RouterMetrics metrics;
-    private final GrpcExpertDispatcher dispatcher;
     private final int vocab;
     private final int maxContext;
     private final int maxSequences;
@@ -72,12 +71,11 @@ final class GenerationEngine implements AutoCloseable {
     private long steps;
 
     GenerationEngine(MoeModel model, KvCache cache, int maxStepTokens, int maxSequences, int maxQueued, Duration retryAfter,
-                     RoutingStatistics stats, RouterMetrics metrics, GrpcExpertDispatcher dispatcher) {
+                     RoutingStatistics stats, RouterMetrics metrics) {
         this.model = model;
         this.cache = cache;
         this.stats = stats;
         this.metrics = metrics;
-        this.dispatcher = dispatcher;
         this.vocab = model.config().vocabSize();
         this.maxContext = model.maxContext();
         this.maxSequences = maxSequences;
@@ -191,7 +189,6 @@ final class GenerationEngine implements AutoCloseable {
             int logitRows = build();
             long t0 = System.nanoTime();
             try {
-                if (dispatcher != null) dispatcher.setStep(steps);
                 model.forward(batch, cache, logits, stats);
             } catch (ExpertUnavailableException e) {
                 stats.discard();

@@ -6,9 +6,9 @@ import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
 import io.moeserve.proto.expert.v1.WireDType;
-import io.moeserve.runtime.model.ExpertBatch;
-import io.moeserve.runtime.model.ExpertBatchDispatcher;
-import io.moeserve.runtime.model.ExpertUnavailableException;
+import io.moeserve.runtime.expert.ExpertBatch;
+import io.moeserve.runtime.expert.ExpertBatchDispatcher;
+import io.moeserve.runtime.expert.ExpertUnavailableException;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -42,7 +42,6 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final long backoffNanos;
     private final RouterMetrics metrics;
     private final ScheduledExecutorService retries;
-    private long step;
 
     GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
                          Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
@@ -63,13 +62,8 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         for (int g = 0; g < calls.length; g++) calls[g] = new GroupCall(groups.get(g), g);
     }
 
-    /** The router's step counter, carried in requests for the pods' logs. */
-    void setStep(long step) {
-        this.step = step;
-    }
-
     @Override
-    public void dispatch(int layer, ExpertBatch[] batches) {
+    public void dispatch(long step, int layer, ExpertBatch[] batches) {
         // The calls leave one after the other, each costing the step a fraction of a millisecond to hand to gRPC, and
         // the layer waits for the last answer: the call with the most work goes first.
         int active = 0;
@@ -88,7 +82,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         long longest = 0;
         for (int i = 0; i < active; i++) {
             int g = sendOrder[i];
-            calls[g].begin(layer, batches[g], done);
+            calls[g].begin(step, layer, batches[g], done);
             longest = Math.max(longest, calls[g].timeoutNanos);
         }
         metrics.expertSend(System.nanoTime() - began);
@@ -159,7 +153,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             this.index = index;
         }
 
-        void begin(int layer, ExpertBatch batch, CountDownLatch done) {
+        void begin(long step, int layer, ExpertBatch batch, CountDownLatch done) {
             this.layer = layer;
             this.batch = batch;
             this.done = done;

@@ -2,8 +2,8 @@ package io.moeserve.router;
 
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.moeserve.runtime.model.ModelConfig;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
 import java.util.concurrent.atomic.AtomicLongArray;
 
@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * {@link #discard}s them when it is re-run without a failed sequence, so a retried step is never counted twice.
  * Committed counts are atomics read by the metrics scrape and the JSON endpoint.
  */
-final class RoutingStatistics implements RouterObserver {
+final class RoutingStatistics implements RoutingObserver {
     private final int layers;
     private final int experts;
     private final boolean[] sparse;

@@ -3,16 +3,16 @@ package io.moeserve.router;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.expert.v1.WireDType;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.expert.ExpertSet;
+import io.moeserve.runtime.expert.PartitionedExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpertSelection;
-import io.moeserve.runtime.model.ExpertSet;
 import io.moeserve.runtime.model.KvCache;
-import io.moeserve.runtime.model.ModelConfig;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.PartitionedExpertExecutor;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.Startup;
 import jakarta.annotation.PostConstruct;
@@ -65,32 +65,30 @@ public class ServedModel {
         Parallel parallel = Parallel.shared();
         ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
         List<String> names = new ArrayList<>();
-        RouterMetrics[] metricsHolder = new RouterMetrics[1];
-        GrpcExpertDispatcher dispatcher = null;
+        List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {
             if (x.groups().isEmpty()) {
                 throw new IllegalStateException("moe.router.experts.mode=remote needs expert groups: moe.router.experts.groups.<name>.hosts and .endpoints");
             }
-            List<ExpertSet> sets = new ArrayList<>();
             for (Map.Entry<String, RouterSettings.Group> e : new TreeMap<>(x.groups()).entrySet()) {
                 ExpertSet set = ExpertSet.parse(e.getValue().hosts()).validate(config);
                 groups.add(new ExpertGroup(e.getKey(), set, e.getValue().endpoints()));
                 sets.add(set);
                 names.add(e.getKey());
             }
-            metricsHolder[0] = newMetrics(names);
+        }
+        RouterMetrics metrics = new RouterMetrics(registry, names, () -> engine == null ? 0 : engine.runningCount(),
+                () -> engine == null ? 0 : engine.waitingCount(), () -> engine == null ? 0 : engine.freeKvTokens());
+        if (!groups.isEmpty()) {
             retries = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-retry").daemon().unstarted(r));
             WireDType wire = x.wireDtype() == RouterSettings.WireFormat.bf16 ? WireDType.WIRE_DTYPE_BF16 : WireDType.WIRE_DTYPE_F32;
-            GrpcExpertDispatcher d = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
+            GrpcExpertDispatcher dispatcher = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
                     config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
-                    metricsHolder[0], retries);
-            dispatcher = d;
+                    metrics, retries);
             options = options.withExecutor(ExpertSelection.NONE,
-                    store -> new PartitionedExpertExecutor(config, sets, names, d, stepTokens));
+                    store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens));
             discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
                     x.refreshInterval(), x.transportThreads());
-        } else {
-            metricsHolder[0] = newMetrics(names);
         }
         moe = MoeModel.load(model.path(), options);
         long kvBytes = b.kvCacheMemory().asLongValue();
@@ -106,7 +104,7 @@ public class ServedModel {
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
                 cache.blockSize(), cache.totalBlocks());
         engine = new GenerationEngine(moe, cache, stepTokens, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats,
-                metricsHolder[0], dispatcher);
+                metrics);
         if (discovery != null) discovery.start();
         engine.start();
         LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB), context %d, loaded in %.1f s",
@@ -115,11 +113,6 @@ public class ServedModel {
                 stepTokens, b.maxSequences(), (long) cache.totalBlocks() * cache.blockSize(),
                 cache.totalBlocks() * (double) cache.blockSize() * KvCache.bytesPerToken(moe.config()) / 1048576, moe.maxContext(),
                 (System.nanoTime() - t0) / 1e9);
-    }
-
-    private RouterMetrics newMetrics(List<String> names) {
-        return new RouterMetrics(registry, names, () -> engine == null ? 0 : engine.runningCount(),
-                () -> engine == null ? 0 : engine.waitingCount(), () -> engine == null ? 0 : engine.freeKvTokens());
     }
 
     void onShutdown(@Observes ShutdownEvent event) {

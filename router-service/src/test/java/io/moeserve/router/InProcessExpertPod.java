@@ -2,8 +2,8 @@ package io.moeserve.router;
 
 import io.grpc.Server;
 import io.grpc.Status;
-import io.grpc.stub.StreamObserver;
 import io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
 import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
@@ -13,14 +13,14 @@ import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.ExpertSet;
+import io.moeserve.runtime.expert.LocalExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.CheckpointExpertStore;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpertLoader;
-import io.moeserve.runtime.model.ExpertSet;
-import io.moeserve.runtime.model.LocalExpertExecutor;
-import io.moeserve.runtime.model.ModelConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -114,7 +114,7 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
         }
         float[] y = new float[n * h];
         synchronized (executor) {
-            executor.computeExperts(r.getLayer(), n, k, x, experts, weights, y);
+            executor.computeExperts(0, r.getLayer(), n, k, x, experts, weights, y);
         }
         out.onNext(ExpertBatchResponse.newBuilder().setModelId(modelId).setRoutingTableVersion(r.getRoutingTableVersion())
                 .setLayer(r.getLayer()).setNumTokens(n).setHiddenSize(h).setDtype(r.getOutputDtype())

@@ -1,16 +1,16 @@
 package io.moeserve.router;
 
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.Generator;
 import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.ExpertSelection;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 import java.io.IOException;
@@ -59,7 +59,7 @@ public class TinyRouterModel implements QuarkusTestResourceLifecycleManager {
         try (MoeModel m = MoeModel.load(dir(), o)) {
             KvCache cache = m.newKvCache(1024, 1);
             return new Generator(m, cache).generate(List.of(new GenerationRequest(prompt, SamplingParams.GREEDY, maxNew, new int[0])),
-                    (s, t) -> { }, RouterObserver.NONE, null).getFirst().outputTokens();
+                    (s, t) -> { }, RoutingObserver.NONE, null).getFirst().outputTokens();
         }
     }
 
@@ -71,7 +71,7 @@ public class TinyRouterModel implements QuarkusTestResourceLifecycleManager {
             KvCache cache = m.newKvCache(1024, 1);
             float[][] logits = new float[1][];
             new Generator(m, cache).generate(List.of(new GenerationRequest(prompt, SamplingParams.GREEDY, 1, new int[0])),
-                    (s, t) -> { }, RouterObserver.NONE, logits);
+                    (s, t) -> { }, RoutingObserver.NONE, logits);
             return logits[0];
         }
     }

@@ -14,7 +14,7 @@ import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
-import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.tokenizer.HfTokenizer;
 import java.io.IOException;
 import java.io.InputStream;

@@ -3,8 +3,8 @@ package io.moeserve.system;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.ConfigParser;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.family.Architecture;
 import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;

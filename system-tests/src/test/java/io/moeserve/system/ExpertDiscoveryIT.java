@@ -3,7 +3,7 @@ package io.moeserve.system;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.family.Architecture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

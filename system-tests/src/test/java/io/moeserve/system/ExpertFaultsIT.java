@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.moeserve.proto.router.v1.GenerateResponse;
-import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.family.Architecture;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,17 +1,17 @@
 package io.moeserve.system;
 
+import io.moeserve.cli.SyntheticModel;
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.Generator;
 import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.ExpertSelection;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
-import io.moeserve.cli.SyntheticModel;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;
@@ -42,7 +42,7 @@ final class Models {
         try (MoeModel m = MoeModel.load(dir, new ModelOptions(256, 512, new CpuMatmulKernels(p), p, ExpertSelection.ALL, null))) {
             KvCache cache = m.newKvCache(2048, 1);
             return new Generator(m, cache).generate(List.of(new GenerationRequest(prompt, SamplingParams.GREEDY, maxNew, new int[0])),
-                    (s, t) -> { }, RouterObserver.NONE, null).getFirst().outputTokens();
+                    (s, t) -> { }, RoutingObserver.NONE, null).getFirst().outputTokens();
         }
     }
 }

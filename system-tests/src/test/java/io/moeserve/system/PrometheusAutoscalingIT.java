@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.helm.Charts;
 import io.moeserve.proto.router.v1.GenerateRequest;
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.ExpertSet;
+import io.moeserve.runtime.expert.ExpertSet;
+import io.moeserve.runtime.family.Architecture;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
 import java.util.List;
 
@@ -36,7 +36,7 @@ public record GenerationTrace(String architecture, int[] promptTokens, Generatio
         }
         int[][][] experts = new int[count][prompt.length][k];
         float[][][] weights = new float[count][prompt.length][k];
-        RouterObserver capture = (layer, batch, kk, e, w) -> captureRows(batch, kk, e, w, moeIndex[layer], prompt.length, experts, weights);
+        RoutingObserver capture = (layer, batch, kk, e, w) -> captureRows(batch, kk, e, w, moeIndex[layer], prompt.length, experts, weights);
         KvCache cache = model.newKvCache(prompt.length + request.maxNewTokens() + 16, 1);
         float[][] logits = new float[1][];
         GenerationResult result = new Generator(model, cache)

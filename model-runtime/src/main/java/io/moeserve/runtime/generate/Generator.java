@@ -2,7 +2,7 @@ package io.moeserve.runtime.generate;
 
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -32,7 +32,7 @@ public final class Generator {
     }
 
     public GenerationResult generate(GenerationRequest request) {
-        return generate(List.of(request), TokenListener.NONE, RouterObserver.NONE, null).getFirst();
+        return generate(List.of(request), TokenListener.NONE, RoutingObserver.NONE, null).getFirst();
     }
 
     /**
@@ -41,7 +41,7 @@ public final class Generator {
      * @param promptLogits if not null, receives (per request) a copy of the logits at the last prompt position
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests, TokenListener listener,
-                                           RouterObserver observer, float[][] promptLogits) {
+                                           RoutingObserver observer, float[][] promptLogits) {
         int n = requests.size();
         if (n > cache.maxSequences()) throw new IllegalArgumentException(n + " sequences exceed the cache's " + cache.maxSequences() + " slots");
         int[] slots = new int[n];
@@ -120,7 +120,7 @@ public final class Generator {
     }
 
     /** Runs the prompt through the model in chunks of the step size; leaves the last position's logits in row 0. */
-    public void prefill(int[] prompt, int slot, RouterObserver observer) {
+    public void prefill(int[] prompt, int slot, RoutingObserver observer) {
         int step = batch.capacity();
         for (int from = 0; from < prompt.length; from += step) {
             int to = Math.min(prompt.length, from + step);

@@ -2,6 +2,12 @@ package io.moeserve.runtime.kernel;
 
 import io.moeserve.runtime.tensor.WeightMatrix;
 
+
+
+
+
+
+
 /**
  * The matrix products the model math is built on; the seam where a faster backend plugs in.
  *

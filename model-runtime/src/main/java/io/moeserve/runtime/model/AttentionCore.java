@@ -1,5 +1,6 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.kernel.RangeTask;
 import io.moeserve.runtime.kernel.Simd;

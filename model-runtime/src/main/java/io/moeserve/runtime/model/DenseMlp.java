@@ -1,6 +1,13 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
+
+
+
+
+
+
 
 /** SwiGLU MLP, down(silu(gate·x) ⊙ up·x): dense layers, and the shared experts of Qwen2-MoE and DeepSeek. */
 final class DenseMlp implements FeedForward {
@@ -13,7 +20,7 @@ final class DenseMlp implements FeedForward {
     }
 
     @Override
-    public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RouterObserver observer) {
+    public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer) {
         compute(batch.size, b.normed, b.projected, b, c);
     }
 

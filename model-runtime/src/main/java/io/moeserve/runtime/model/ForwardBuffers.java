@@ -1,8 +1,18 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.config.MoeConfig;
+
+
+
+
+
+
 /**
  * Every activation buffer a forward step needs, allocated once for the largest step (maxTokens tokens), so that
  * the per-token path allocates nothing. Rows are token-major: row t of a buffer of width w is [t·w, (t+1)·w).
+ * (The gates' own scratch is their family's, {@link GateScratch}.)
  */
 final class ForwardBuffers {
     final int maxTokens;
@@ -19,12 +29,8 @@ final class ForwardBuffers {
     final float[] latentNormed;  // MLA normed kv latent, compacted
     final float[] ffnGate;
     final float[] ffnUp;
-    final float[] routerLogits;
-    final float[] routerResidual; // MoE++ gate residual carried between layers
-    final float[] routerHidden;   // MoE++ 2-layer gate hidden
-    final float[] routerScratch;
-    final int[] experts;
-    final float[] weights;
+    final int[] experts;         // the gate's choice: k expert ids per token
+    final float[] weights;       // and their combine weights
     final float[] expertInput;
     final float[] sharedGate;
 
@@ -53,10 +59,6 @@ final class ForwardBuffers {
         int ffnWidth = Math.max(c.denseIntermediate(), m.sharedIntermediate());
         ffnGate = new float[maxTokens * Math.max(1, ffnWidth)];
         ffnUp = new float[maxTokens * Math.max(1, ffnWidth)];
-        routerLogits = new float[maxTokens * m.numExperts()];
-        routerResidual = new float[maxTokens * m.numExperts()];
-        routerHidden = new float[m.moePlusPlus() != null ? maxTokens * 8 * m.numExperts() : 0];
-        routerScratch = new float[Math.max(m.numExperts(), 2) * 2];
         experts = new int[maxTokens * m.topK()];
         weights = new float[maxTokens * m.topK()];
         expertInput = new float[maxTokens * h];

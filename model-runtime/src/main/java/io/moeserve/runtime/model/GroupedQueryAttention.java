@@ -1,6 +1,14 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
+
+
+
+
+
+
 
 /**
  * Llama-style grouped-query attention with the family variants: q/k/v biases (Qwen2-MoE), an o bias, per-head

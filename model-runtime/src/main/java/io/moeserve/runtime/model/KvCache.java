@@ -1,5 +1,6 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.config.ModelConfig;
 import java.util.Arrays;
 
 /**

@@ -1,6 +1,14 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
+
+
+
+
+
+
 
 /**
  * DeepSeek's multi-head latent attention (MLA), computed as transformers does: queries through an optional

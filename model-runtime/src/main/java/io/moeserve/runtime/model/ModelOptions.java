@@ -1,5 +1,8 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.expert.ExpertExecutor;
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.expert.ExpertStore;
 import io.moeserve.runtime.kernel.MatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import java.util.function.Function;

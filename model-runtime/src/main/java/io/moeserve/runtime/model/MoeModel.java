@@ -1,6 +1,17 @@
 package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertExecutor;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.LocalExpertExecutor;
+import io.moeserve.runtime.family.ModelFamily;
+import io.moeserve.runtime.family.MoeLayers;
+import io.moeserve.runtime.family.TensorLayout;
+import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.nio.file.Path;
 import java.util.List;
@@ -10,9 +21,10 @@ import java.util.regex.Pattern;
  * A Mixture-of-Experts causal language model loaded from a Hugging Face checkpoint, ready to run forward steps.
  *
  * <p>Design. Loading maps the checkpoint and builds, per layer, an {@link Attention} (grouped-query or latent) and
- * a {@link FeedForward} (dense MLP or {@link MoeBlock}) that hold views of the mapped weights; norms and biases,
- * being tiny, are widened to float arrays. Every tensor name comes from {@link CheckpointLayout}, and after
- * loading the checkpoint must have no tensor left unused. A forward step takes any mix of tokens from any number
+ * a {@link FeedForward}: a dense MLP, or a {@link MoeBlock} that the model's family assembles
+ * ({@link ModelFamily#moeLayers}); all hold views of the mapped weights, and norms and biases, being tiny, are
+ * widened to float arrays. Every tensor name comes from {@link TensorLayout} and the family, and after loading the
+ * checkpoint must have no tensor left unused. A forward step takes any mix of tokens from any number
  * of sequences ({@link StepBatch}): the same code runs one-pass prefill, batched decode and chunked prefill
  * mixed with decode. Activations are float32 in buffers allocated once for the largest step; nothing on the
  * per-token path allocates. Routed experts go through an {@link ExpertExecutor}, so that they can run here or in
@@ -43,25 +55,26 @@ public final class MoeModel implements AutoCloseable {
         int layers = config.numLayers();
         int h = config.hiddenSize();
         int v = config.vocabSize();
-        CheckpointLayout layout = new CheckpointLayout(config);
-        this.embedding = matrix(checkpoint, CheckpointLayout.embedTokens(), v, h);
-        this.lmHead = config.tieWordEmbeddings() ? embedding : matrix(checkpoint, CheckpointLayout.lmHead(), v, h);
-        this.finalNorm = vector(checkpoint, CheckpointLayout.finalNorm(), h);
+        TensorLayout layout = new TensorLayout(config);
+        int maxTokens = options.maxStepTokens();
+        MoeLayers moeLayers = config.architecture().family().moeLayers(config, checkpoint, maxTokens);
+        this.embedding = matrix(checkpoint, TensorLayout.embedTokens(), v, h);
+        this.lmHead = config.tieWordEmbeddings() ? embedding : matrix(checkpoint, TensorLayout.lmHead(), v, h);
+        this.finalNorm = vector(checkpoint, TensorLayout.finalNorm(), h);
         this.inputNorms = new float[layers][];
         this.postNorms = new float[layers][];
         this.attention = new Attention[layers];
         this.ffn = new FeedForward[layers];
-        int maxTokens = options.maxStepTokens();
-        this.experts = ExpertLoader.load(config, checkpoint, options.hostedExperts(), true);
+        this.experts = ExpertLoader.loadForModel(config, checkpoint, options.hostedExperts());
         this.executor = options.executor() == null
                 ? new LocalExpertExecutor(experts, options.kernels(), maxTokens, config.moe().topK())
                 : options.executor().apply(experts);
         for (int i = 0; i < layers; i++) {
-            String p = CheckpointLayout.layer(i);
+            String p = TensorLayout.layer(i);
             inputNorms[i] = vector(checkpoint, p + "input_layernorm.weight", h);
             postNorms[i] = vector(checkpoint, p + "post_attention_layernorm.weight", h);
             attention[i] = loadAttention(config, checkpoint, i);
-            ffn[i] = config.isSparse(i) ? loadMoe(config, checkpoint, layout, i, executor, maxTokens)
+            ffn[i] = config.isSparse(i) ? moeLayers.block(i, executor)
                     : loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
         }
         List<Pattern> ignored = checkpoint.unconsumed().stream().filter(layout::isIgnored)
@@ -123,7 +136,7 @@ public final class MoeModel implements AutoCloseable {
      *
      * @throws KvCacheFullException when a sequence's next block cannot be taken from the pool
      */
-    public void forward(StepBatch batch, KvCache cache, float[] logits, RouterObserver observer) {
+    public void forward(StepBatch batch, KvCache cache, float[] logits, RoutingObserver observer) {
         int n = batch.size;
         if (n == 0) return;
         if (n > buffers.maxTokens) throw new IllegalArgumentException("step of " + n + " tokens exceeds " + buffers.maxTokens);
@@ -185,7 +198,7 @@ public final class MoeModel implements AutoCloseable {
 
     private static Attention loadAttention(ModelConfig config, Checkpoint ck, int i) {
         AttentionConfig a = config.attention();
-        String p = CheckpointLayout.layer(i) + "self_attn.";
+        String p = TensorLayout.layer(i) + "self_attn.";
         int h = config.hiddenSize();
         if (a.kind() == AttentionConfig.Kind.GROUPED_QUERY) {
             int q = a.numHeads() * a.headDim();
@@ -234,43 +247,5 @@ public final class MoeModel implements AutoCloseable {
     private static DenseMlp loadMlp(Checkpoint ck, String p, int width, int h) {
         return new DenseMlp(matrix(ck, p + "gate_proj.weight", width, h), matrix(ck, p + "up_proj.weight", width, h),
                 matrix(ck, p + "down_proj.weight", h, width));
-    }
-
-    private static MoeBlock loadMoe(ModelConfig config, Checkpoint ck, CheckpointLayout layout, int i,
-                                    ExpertExecutor executor, int maxTokens) {
-        MoeConfig m = config.moe();
-        int h = config.hiddenSize();
-        int e = m.numExperts();
-        String p = layout.moePrefix(i);
-        if (config.architecture() == Architecture.MOE_PLUS_PLUS) {
-            WeightMatrix g1, g2 = null;
-            if (m.moePlusPlus().twoLayerGate()) {
-                g1 = matrix(ck, p + "gate.wg.0.weight", 8L * e, h);
-                g2 = matrix(ck, p + "gate.wg.2.weight", e, 8L * e);
-            } else {
-                g1 = matrix(ck, p + "gate.wg.weight", e, h);
-            }
-            WeightMatrix gateMap = matrix(ck, p + "gate.gate_map.weight", e, e);
-            int c = MoeConfig.MoePlusPlus.CONSTANT_EXPERTS;
-            float[][] constants = new float[c][];
-            WeightMatrix[] constantGates = new WeightMatrix[c];
-            for (int x = 0; x < c; x++) {
-                String ep = layout.expertPrefix(i, m.firstConstantExpertId() + x);
-                constants[x] = vector(ck, ep + "constant", h);
-                constantGates[x] = matrix(ck, ep + "wg.weight", 2, h);
-            }
-            return new MoeBlock(m, h, g1, g2, gateMap, null, executor, null, null, constants, constantGates, maxTokens);
-        }
-        WeightMatrix gate = matrix(ck, p + "gate.weight", e, h);
-        float[] scoreBias = m.router() == MoeConfig.RouterKind.SIGMOID_GROUP_LIMITED
-                ? vector(ck, p + "gate.e_score_correction_bias", e) : null;
-        DenseMlp shared = null;
-        WeightMatrix sharedGate = null;
-        if (m.sharedIntermediate() > 0) {
-            String sp = p + (config.architecture() == Architecture.QWEN2_MOE ? "shared_expert." : "shared_experts.");
-            shared = loadMlp(ck, sp, m.sharedIntermediate(), h);
-            if (m.sharedExpertGated()) sharedGate = matrix(ck, p + "shared_expert_gate.weight", 1, h);
-        }
-        return new MoeBlock(m, h, gate, null, null, scoreBias, executor, shared, sharedGate, null, null, maxTokens);
     }
 }

@@ -6,6 +6,9 @@ package io.moeserve.runtime.model;
  * <p>Each token names its sequence's KV-cache slot and its position. Tokens of one sequence must appear in
  * ascending position order, and the slot must have room reserved for them. Logits are computed only for the
  * tokens marked as wanting them (the last prompt token, decode tokens), in the order they were added.
+ *
+ * <p>Each {@link #clear} starts a new step with the next {@link #id}, which travels with the step's expert calls
+ * (to expert pods, for their logs). Filled and read by one thread, the one running the step.
  */
 public final class StepBatch {
     private final int capacity;
@@ -15,6 +18,7 @@ public final class StepBatch {
     final int[] logitRows;
     int size;
     int logitCount;
+    private long id;
 
     public StepBatch(int capacity) {
         this.capacity = capacity;
@@ -24,9 +28,16 @@ public final class StepBatch {
         this.logitRows = new int[capacity];
     }
 
+    /** Empties the batch for the next step. */
     public void clear() {
         size = 0;
         logitCount = 0;
+        id++;
+    }
+
+    /** This step's number: how many steps this batch has started (1 for the first). */
+    public long id() {
+        return id;
     }
 
     /** Adds a token; returns its row index in the step. */

@@ -5,12 +5,12 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
 import io.moeserve.runtime.checkpoint.TensorSpec;
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.CheckpointLayout;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpectedTensor;
-import io.moeserve.runtime.model.ModelConfig;
-import io.moeserve.runtime.model.TensorRole;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.Architecture;
+import io.moeserve.runtime.family.ExpectedTensor;
+import io.moeserve.runtime.family.TensorLayout;
+import io.moeserve.runtime.family.TensorRole;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.TensorAccess;
 import java.io.IOException;
@@ -24,7 +24,7 @@ import java.util.List;
 
 /**
  * Writes a loadable Hugging Face checkpoint with random weights: config.json, generation_config.json and
- * safetensors (single or sharded with an index) holding exactly the tensors {@link CheckpointLayout} names. The
+ * safetensors (single or sharded with an index) holding exactly the tensors {@link TensorLayout} names. The
  * tokenizer files are another module's (the moe command's {@code SyntheticModel} writes both); the model and its
  * tests need only these.
  *
@@ -101,7 +101,7 @@ public final class SyntheticCheckpointGenerator {
 
             ModelConfig parsed = ConfigParser.parse(config, dir.resolve("config.json").toString());
             List<TensorSpec> tensors = new ArrayList<>();
-            for (ExpectedTensor t : new CheckpointLayout(parsed).expectedTensors()) {
+            for (ExpectedTensor t : new TensorLayout(parsed).expectedTensors()) {
                 DType dtype = t.role() == TensorRole.SCORE_BIAS ? DType.F32 : spec.dtype();
                 tensors.add(new TensorSpec(t.name(), dtype, t.shape(), target -> fill(target, dtype, t, spec.seed())));
             }
@@ -115,7 +115,7 @@ public final class SyntheticCheckpointGenerator {
 
     /** DeepSeek-V3 checkpoints carry one multi-token-prediction layer after the last; loaders must skip it. */
     private static void addMtpLayer(ModelConfig c, List<TensorSpec> tensors, Spec spec) {
-        String p = CheckpointLayout.layer(c.numLayers());
+        String p = TensorLayout.layer(c.numLayers());
         long h = c.hiddenSize();
         for (ExpectedTensor t : List.of(
                 new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM),

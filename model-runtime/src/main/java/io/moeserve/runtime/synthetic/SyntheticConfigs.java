@@ -3,7 +3,7 @@ package io.moeserve.runtime.synthetic;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.moeserve.runtime.model.Architecture;
+import io.moeserve.runtime.family.Architecture;
 import java.util.Locale;
 
 /**

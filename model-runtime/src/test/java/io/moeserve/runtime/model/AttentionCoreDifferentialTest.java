@@ -3,6 +3,7 @@ package io.moeserve.runtime.model;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.kernel.Parallel;
 import java.util.Random;
 import org.junit.jupiter.api.Test;

@@ -7,6 +7,8 @@ import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.checkpoint.CheckpointException;
 import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
 import io.moeserve.runtime.checkpoint.TensorSpec;
+import io.moeserve.runtime.config.ConfigException;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.tensor.Tensor;
 import java.io.IOException;
 import java.io.RandomAccessFile;

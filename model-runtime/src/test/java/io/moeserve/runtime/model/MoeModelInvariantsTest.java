@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.GenerationResult;
 import io.moeserve.runtime.generate.Generator;
@@ -55,7 +56,7 @@ class MoeModelInvariantsTest {
             for (int p = 0; p < PROMPT.length; p++) {
                 batch.clear();
                 batch.add(PROMPT[p], slot, p, true);
-                model.forward(batch, cache, logits, RouterObserver.NONE);
+                model.forward(batch, cache, logits, RoutingObserver.NONE);
             }
             assertClose(onePass, logits, 1e-4f, arch + ": one-pass prefill vs token by token");
         }
@@ -84,13 +85,13 @@ class MoeModelInvariantsTest {
                     new GenerationRequest(new int[] {7, 7}, SamplingParams.sampled(0.8f, 20, 0.9f, 0.01f, 42L), 7, new int[0]));
             KvCache cache = model.newKvCache(1024, 4);
             float[][] batchLogits = new float[4][];
-            List<GenerationResult> together = new Generator(model, cache).generate(requests, TokenListener.NONE, RouterObserver.NONE, batchLogits);
+            List<GenerationResult> together = new Generator(model, cache).generate(requests, TokenListener.NONE, RoutingObserver.NONE, batchLogits);
             assertEquals(0, cache.activeSequences(), "finished sequences free their cache");
             assertEquals(cache.totalBlocks(), cache.freeBlocks());
             for (int i = 0; i < requests.size(); i++) {
                 float[][] aloneLogits = new float[1][];
                 GenerationResult alone = new Generator(model, model.newKvCache(512, 1))
-                        .generate(List.of(requests.get(i)), TokenListener.NONE, RouterObserver.NONE, aloneLogits).getFirst();
+                        .generate(List.of(requests.get(i)), TokenListener.NONE, RoutingObserver.NONE, aloneLogits).getFirst();
                 assertArrayEquals(alone.outputTokens(), together.get(i).outputTokens(), arch + ": sequence " + i);
                 assertClose(aloneLogits[0], batchLogits[i], 1e-5f, arch + ": prompt logits of sequence " + i);
             }
@@ -121,7 +122,7 @@ class MoeModelInvariantsTest {
     void routerPicksDistinctExpertsWithFiniteWeights(Architecture arch) {
         try (MoeModel model = TinyModels.load(arch, 64)) {
             List<String> problems = new ArrayList<>();
-            RouterObserver check = (layer, batch, k, experts, weights) -> {
+            RoutingObserver check = (layer, batch, k, experts, weights) -> {
                 for (int t = 0; t < batch.size(); t++) {
                     for (int j = 0; j < k; j++) {
                         int e = experts[t * k + j];
@@ -145,7 +146,7 @@ class MoeModelInvariantsTest {
     static float[] lastLogits(MoeModel model, int[] tokens) {
         Generator g = new Generator(model, model.newKvCache(512, 1));
         float[][] out = new float[1][];
-        g.generate(List.of(new GenerationRequest(tokens, SamplingParams.GREEDY, 0, new int[0])), TokenListener.NONE, RouterObserver.NONE, out);
+        g.generate(List.of(new GenerationRequest(tokens, SamplingParams.GREEDY, 0, new int[0])), TokenListener.NONE, RoutingObserver.NONE, out);
         return out[0];
     }
 
@@ -153,11 +154,11 @@ class MoeModelInvariantsTest {
     private static float[] decodeLogitsAfter(MoeModel model, int[] seq) {
         KvCache cache = model.newKvCache(512, 1);
         int slot = cache.allocateSequence();
-        new Generator(model, cache).prefill(Arrays.copyOf(seq, seq.length - 1), slot, RouterObserver.NONE);
+        new Generator(model, cache).prefill(Arrays.copyOf(seq, seq.length - 1), slot, RoutingObserver.NONE);
         StepBatch batch = new StepBatch(4);
         batch.add(seq[seq.length - 1], slot, seq.length - 1, true);
         float[] logits = new float[model.config().vocabSize()];
-        model.forward(batch, cache, logits, RouterObserver.NONE);
+        model.forward(batch, cache, logits, RoutingObserver.NONE);
         return logits;
     }
 

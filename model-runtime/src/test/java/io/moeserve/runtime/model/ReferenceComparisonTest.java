@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.GenerationTrace;
 import io.moeserve.runtime.generate.SamplingParams;

@@ -2,6 +2,7 @@ package io.moeserve.runtime.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.Generator;
 import io.moeserve.runtime.generate.SamplingParams;
@@ -33,7 +34,7 @@ class ReproducibilityTest {
         KvCache cache = model.newKvCache(512, 1);
         float[][] logits = new float[1][];
         new Generator(model, cache).generate(List.of(new GenerationRequest(PROMPT, SamplingParams.GREEDY, 1, new int[0])),
-                (s, t) -> { }, RouterObserver.NONE, logits);
+                (s, t) -> { }, RoutingObserver.NONE, logits);
         return logits[0];
     }
 }

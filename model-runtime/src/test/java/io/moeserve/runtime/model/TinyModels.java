@@ -1,5 +1,7 @@
 package io.moeserve.runtime.model;
 
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;

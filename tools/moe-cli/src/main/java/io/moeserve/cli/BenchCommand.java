@@ -1,14 +1,14 @@
 package io.moeserve.cli;
 
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.ExpectedTensor;
+import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.generate.Generator;
 import io.moeserve.runtime.generate.Sampler;
 import io.moeserve.runtime.kernel.MemoryBandwidth;
-import io.moeserve.runtime.model.CheckpointLayout;
-import io.moeserve.runtime.model.ExpectedTensor;
 import io.moeserve.runtime.model.KvCache;
-import io.moeserve.runtime.model.ModelConfig;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -65,7 +65,7 @@ final class BenchCommand implements Callable<Integer> {
             for (int r = 0; r <= repeats; r++) {
                 int slot = cache.allocateSequence();
                 long t0 = System.nanoTime();
-                generator.prefill(prompt, slot, RouterObserver.NONE);
+                generator.prefill(prompt, slot, RoutingObserver.NONE);
                 double s = (System.nanoTime() - t0) / 1e9;
                 cache.release(slot);
                 if (r > 0) bestPrefill = Math.max(bestPrefill, promptTokens / s);
@@ -101,7 +101,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int s = 0; s < b; s++) {
             slots[s] = cache.allocateSequence();
             int[] p = tokens(16 + s, vocab, 100 + s);
-            generator.prefill(p, slots[s], RouterObserver.NONE);
+            generator.prefill(p, slots[s], RoutingObserver.NONE);
             length[s] = p.length;
             next[s] = (s * 31 + 7) % vocab;
         }
@@ -110,7 +110,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int step = 0; step < decodeTokens; step++) {
             batch.clear();
             for (int s = 0; s < b; s++) batch.add(next[s], slots[s], length[s]++, true);
-            model.forward(batch, cache, logits, RouterObserver.NONE);
+            model.forward(batch, cache, logits, RoutingObserver.NONE);
             for (int s = 0; s < b; s++) next[s] = Sampler.argmax(logits, s * vocab, vocab);
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
@@ -121,11 +121,11 @@ final class BenchCommand implements Callable<Integer> {
     /** Weight bytes one batch-1 decode step reads: everything but the routed experts, plus top-k of them per MoE layer. */
     static long activeWeightBytes(MoeModel model) {
         ModelConfig c = model.config();
-        int bytesPerElement = model.checkpoint().tensor(CheckpointLayout.embedTokens()).dtype().byteSize();
+        int bytesPerElement = model.checkpoint().tensor(TensorLayout.embedTokens()).dtype().byteSize();
         long dense = 0;
-        for (ExpectedTensor t : new CheckpointLayout(c).expectedTensors()) {
+        for (ExpectedTensor t : new TensorLayout(c).expectedTensors()) {
             if (t.name().contains(".experts.")) continue;
-            if (t.name().equals(CheckpointLayout.embedTokens())) dense += c.hiddenSize(); // one row per token
+            if (t.name().equals(TensorLayout.embedTokens())) dense += c.hiddenSize(); // one row per token
             else dense += t.numElements();
         }
         long perExpert = 3L * c.hiddenSize() * c.moe().expertIntermediate();

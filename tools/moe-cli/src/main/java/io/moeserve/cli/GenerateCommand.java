@@ -7,7 +7,7 @@ import io.moeserve.runtime.generate.GenerationTrace;
 import io.moeserve.runtime.generate.Generator;
 import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RouterObserver;
+import io.moeserve.runtime.model.RoutingObserver;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -111,7 +111,7 @@ final class GenerateCommand implements Callable<Integer> {
                 result = generator.generate(List.of(request), (s, token) -> {
                     System.out.print(text.stream(token));
                     System.out.flush();
-                }, RouterObserver.NONE, null).getFirst();
+                }, RoutingObserver.NONE, null).getFirst();
                 System.out.println(text.flushStream());
             } else {
                 result = generator.generate(request);

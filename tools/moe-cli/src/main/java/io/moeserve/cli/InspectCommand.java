@@ -1,13 +1,13 @@
 package io.moeserve.cli;
 
 import io.moeserve.runtime.checkpoint.Checkpoint;
-import io.moeserve.runtime.model.AttentionConfig;
-import io.moeserve.runtime.model.CheckpointLayout;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ExpectedTensor;
+import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.config.MoeConfig;
+import io.moeserve.runtime.family.ExpectedTensor;
+import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.model.KvCache;
-import io.moeserve.runtime.model.ModelConfig;
-import io.moeserve.runtime.model.MoeConfig;
 import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,7 +34,7 @@ final class InspectCommand implements Callable<Integer> {
             long perExpert = 3L * c.hiddenSize() * m.expertIntermediate();
             expertParams = perExpert * m.numFfnExperts() * c.numSparseLayers();
             long denseParams = 0;
-            for (ExpectedTensor t : new CheckpointLayout(c).expectedTensors()) {
+            for (ExpectedTensor t : new TensorLayout(c).expectedTensors()) {
                 if (!t.name().contains(".experts.")) denseParams += t.numElements();
             }
             long active = denseParams + perExpert * m.topK() * c.numSparseLayers() - (c.tieWordEmbeddings() ? 0 : 0);
@@ -45,11 +45,10 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("attention      %s, %d heads, %d kv heads, qk head %d, v head %d%n",
                     a.kind() == AttentionConfig.Kind.GROUPED_QUERY ? "grouped-query" : "multi-head latent",
                     a.numHeads(), a.numKvHeads(), a.qkHeadDim(), a.vHeadDim());
-            System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d, router %s%n",
-                    m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate(), m.router());
-            if (m.sharedIntermediate() > 0) {
-                System.out.printf("shared expert  width %d%s%n", m.sharedIntermediate(), m.sharedExpertGated() ? " (sigmoid-gated)" : "");
-            }
+            System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d%n",
+                    m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate());
+            System.out.printf("gate           %s%n", m.gate().describe());
+            if (m.sharedIntermediate() > 0) System.out.printf("shared expert  width %d%n", m.sharedIntermediate());
             System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams), human(active));
             for (Map.Entry<DType, Long> e : ck.parameterCountByDType().entrySet()) {
                 System.out.printf("  %-5s        %s parameters%n", e.getKey(), human(e.getValue()));

@@ -1,8 +1,8 @@
 package io.moeserve.cli;
 
+import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.ExpertSelection;
 import io.moeserve.runtime.model.ModelOptions;
 import picocli.CommandLine.Option;
 

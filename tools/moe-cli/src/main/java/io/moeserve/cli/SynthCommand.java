@@ -1,7 +1,7 @@
 package io.moeserve.cli;
 
-import io.moeserve.runtime.model.Architecture;
-import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;

@@ -1,6 +1,6 @@
 package io.moeserve.cli;
 
-import io.moeserve.runtime.model.ModelConfig;
+import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.tokenizer.synthetic.SpecialTokenIds;

@@ -3,8 +3,7 @@ package io.moeserve.planner;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.moeserve.runtime.model.ExpertSet;
-
+import io.moeserve.runtime.expert.ExpertSet;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;

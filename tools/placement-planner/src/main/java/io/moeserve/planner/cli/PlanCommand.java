@@ -9,11 +9,8 @@ import io.moeserve.planner.PlanValues;
 import io.moeserve.planner.RoutingStats;
 import io.moeserve.planner.Specs;
 import io.moeserve.planner.StablePlanner;
-import io.moeserve.runtime.model.ConfigParser;
-import io.moeserve.runtime.model.ModelConfig;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -26,6 +23,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 @Command(name = "plan", mixinStandardHelpOptions = true,
         description = {"Reads routing-statistics snapshots and the capacity available and writes the expert groups",

@@ -1,0 +1,91 @@
+package io.moeserve.runtime.expert;
+
+import io.moeserve.runtime.kernel.MatmulKernels;
+import io.moeserve.runtime.kernel.VectorOps;
+import java.util.Arrays;
+
+/**
+ * Runs routed experts in this process with the CPU kernels: the batch's tokens are grouped by expert (a counting
+ * sort, stable in token order), and each expert computes all of its tokens as one matrix-matrix product per
+ * projection, so weights stream from memory once per step rather than once per token. Experts run in ascending
+ * id and each token's terms are added in that order (the determinism contract of {@link ExpertExecutor}).
+ */
+public final class LocalExpertExecutor implements ExpertExecutor {
+    private final ExpertStore store;
+    private final MatmulKernels kernels;
+    private final int hidden;
+    private final int[] counts;
+    private final int[] starts;
+    private final int[] order;
+    private final float[] gathered;
+    private final float[] gate;
+    private final float[] up;
+    private final float[] down;
+    private final ExpertComputeListener listener;
+
+    /** @param maxTokens most tokens per call */
+    public LocalExpertExecutor(ExpertStore store, MatmulKernels kernels, int maxTokens, int topK) {
+        this(store, kernels, maxTokens, topK, ExpertComputeListener.NONE);
+    }
+
+    /** @param listener told each expert's token count and compute time after it ran */
+    public LocalExpertExecutor(ExpertStore store, MatmulKernels kernels, int maxTokens, int topK,
+                               ExpertComputeListener listener) {
+        this.listener = listener;
+        this.store = store;
+        this.kernels = kernels;
+        this.hidden = store.hiddenSize();
+        this.counts = new int[store.numExperts()];
+        this.starts = new int[store.numExperts() + 1];
+        this.order = new int[maxTokens * topK];
+        this.gathered = new float[maxTokens * hidden];
+        this.gate = new float[maxTokens * store.maxIntermediate()];
+        this.up = new float[maxTokens * store.maxIntermediate()];
+        this.down = new float[maxTokens * hidden];
+    }
+
+    /** Most tokens one call may carry. */
+    public int maxTokens() {
+        return gathered.length / hidden;
+    }
+
+    @Override
+    public void computeExperts(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out) {
+        Arrays.fill(out, 0, n * hidden, 0f);
+        Arrays.fill(counts, 0);
+        int total = n * k;
+        for (int i = 0; i < total; i++) {
+            int e = experts[i];
+            if (e >= 0) counts[e]++;
+        }
+        starts[0] = 0;
+        for (int e = 0; e < counts.length; e++) starts[e + 1] = starts[e] + counts[e];
+        for (int e = 0; e < counts.length; e++) counts[e] = starts[e];
+        for (int i = 0; i < total; i++) {
+            int e = experts[i];
+            if (e >= 0) order[counts[e]++] = i;
+        }
+        for (int e = 0; e < counts.length; e++) {
+            int from = starts[e];
+            int rows = starts[e + 1] - from;
+            if (rows == 0) continue;
+            long started = listener == ExpertComputeListener.NONE ? 0 : System.nanoTime();
+            ExpertWeights w = store.expert(layer, e);
+            if (w == null) throw new IllegalStateException("expert " + e + " of layer " + layer + " is not hosted here");
+            for (int r = 0; r < rows; r++) {
+                int t = order[from + r] / k;
+                System.arraycopy(x, t * hidden, gathered, r * hidden, hidden);
+            }
+            int width = w.intermediate();
+            kernels.matmul(w.gate(), gathered, 0, gate, 0, rows);
+            kernels.matmul(w.up(), gathered, 0, up, 0, rows);
+            VectorOps.swiglu(gate, 0, up, 0, rows * width);
+            kernels.matmul(w.down(), gate, 0, down, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                int i = order[from + r];
+                VectorOps.axpy(weights[i], down, r * hidden, out, (i / k) * hidden, hidden);
+            }
+            if (listener != ExpertComputeListener.NONE) listener.onExpertComputed(layer, e, rows, System.nanoTime() - started);
+        }
+    }
+}

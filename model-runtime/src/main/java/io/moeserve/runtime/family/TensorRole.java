@@ -1,0 +1,15 @@
+package io.moeserve.runtime.family;
+
+/** What a checkpoint tensor is for; the synthetic generator initialises each role differently. */
+public enum TensorRole {
+    EMBEDDING,
+    /** nn.Linear weight [out, in]. */
+    LINEAR,
+    /** RMSNorm weight (around 1). */
+    NORM,
+    BIAS,
+    /** DeepSeek-V3's e_score_correction_bias: selection-only, kept in float32. */
+    SCORE_BIAS,
+    /** MoE++ constant expert vector. */
+    CONSTANT_VECTOR
+}

@@ -1,0 +1,24 @@
+package io.moeserve.runtime.model;
+
+import io.moeserve.runtime.kernel.MatmulKernels;
+
+
+
+
+
+/**
+ * The gating function of one MoE layer: from each token's normed hidden state, the experts it goes to and the
+ * weights their outputs are combined with. One implementation per rule: {@link SoftmaxTopKGate} here (Mixtral,
+ * Qwen, OLMoE, DeepSeek-V2 greedy), the others in their family's package.
+ *
+ * <p>Internal to the model: built by model families, called by {@link MoeBlock} on the forward thread. Gates hold
+ * per-model scratch ({@link GateScratch}) shared by every layer, so one model's gates must not run concurrently.
+ */
+public interface Gate {
+    /**
+     * Routes tokens t < n: reads their normed hidden states ({@code x}, n rows of hidden_size) and writes each
+     * token's k experts, in descending order of selection score, and their combine weights to
+     * {@code experts[t·k, t·k + k)} and {@code weights[t·k, t·k + k)}.
+     */
+    void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels);
+}

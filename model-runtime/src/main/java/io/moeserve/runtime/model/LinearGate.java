@@ -1,0 +1,39 @@
+package io.moeserve.runtime.model;
+
+import io.moeserve.runtime.kernel.MatmulKernels;
+import io.moeserve.runtime.tensor.WeightMatrix;
+
+
+
+
+
+
+/**
+ * A gate whose logits are one linear map of the hidden state ({@code gate.weight [E, H]}: every family but
+ * MoE++), followed by a per-token selection rule that subclasses supply.
+ */
+public abstract class LinearGate implements Gate {
+    private final WeightMatrix weight;
+    private final GateScratch scratch;
+    protected final int numExperts;
+    protected final int topK;
+
+    protected LinearGate(WeightMatrix weight, int topK, GateScratch scratch) {
+        this.weight = weight;
+        this.scratch = scratch;
+        this.numExperts = weight.rows();
+        this.topK = topK;
+    }
+
+    @Override
+    public final void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels) {
+        kernels.matmul(weight, x, 0, scratch.logits, 0, n);
+        for (int t = 0; t < n; t++) select(scratch.logits, t * numExperts, scratch.selection, experts, weights, t * topK);
+    }
+
+    /**
+     * Chooses one token's experts from its logits {@code logits[off, off + E)} (left unchanged) into
+     * {@code experts/weights[outOff, outOff + k)}; {@code selection} holds 2E floats of scratch.
+     */
+    protected abstract void select(float[] logits, int off, float[] selection, int[] experts, float[] weights, int outOff);
+}

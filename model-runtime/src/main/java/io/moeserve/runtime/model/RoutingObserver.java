@@ -1,0 +1,20 @@
+package io.moeserve.runtime.model;
+
+/**
+ * Sees every routing decision: for each MoE layer of a step, the chosen experts and combine weights of each token.
+ * Used for routing statistics and for reference comparisons. Called on the forward thread; the arrays are reused
+ * after the call returns.
+ */
+@FunctionalInterface
+public interface RoutingObserver {
+    /**
+     * @param layer   decoder layer index
+     * @param batch   the step (token i's position and slot)
+     * @param k       experts per token
+     * @param experts n·k expert ids, token-major, in descending order of selection score
+     * @param weights n·k combine weights
+     */
+    void onRouting(int layer, StepBatch batch, int k, int[] experts, float[] weights);
+
+    RoutingObserver NONE = (layer, batch, k, experts, weights) -> { };
+}
