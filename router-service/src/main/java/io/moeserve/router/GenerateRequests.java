@@ -13,7 +13,7 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Turns a Generate request into a {@link Sequence}, or refuses it with the status the contract names: NOT_FOUND
+ * Turns a Generate request into a {@link RouterSequence}, or refuses it with the status the contract names: NOT_FOUND
  * for another model, INVALID_ARGUMENT for bad parameters or token ids, OUT_OF_RANGE when the sequence could never
  * fit the context or the KV-cache budget.
  */
@@ -26,8 +26,12 @@ final class GenerateRequests {
     private final List<Integer> eosIds;
     private final int blockSize;
     private final int totalBlocks;
+    private final TokenStream stream;
 
-    GenerateRequests(String modelId, int vocab, int maxContext, List<Integer> eosIds, int blockSize, int totalBlocks) {
+    /** @param stream what the sequences' tokens are turned into messages with (the engine thread's) */
+    GenerateRequests(String modelId, int vocab, int maxContext, List<Integer> eosIds, int blockSize, int totalBlocks,
+                     TokenStream stream) {
+        this.stream = stream;
         this.modelId = modelId;
         this.vocab = vocab;
         this.maxContext = maxContext;
@@ -36,7 +40,7 @@ final class GenerateRequests {
         this.totalBlocks = totalBlocks;
     }
 
-    Sequence open(GenerateRequest r, Deadline grpcDeadline) {
+    RouterSequence open(GenerateRequest r, Deadline grpcDeadline) {
         if (!r.getModelId().isEmpty() && !r.getModelId().equals(modelId)) {
             throw error(Status.NOT_FOUND, "the router serves model '" + modelId + "', not '" + r.getModelId() + "'");
         }
@@ -90,8 +94,9 @@ final class GenerateRequests {
             remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
         }
         long deadline = hasDeadline ? now + remaining : 0;
-        return new Sequence(r.getRequestId(), prompt, (int) (total - n), stops.stream().mapToInt(Integer::intValue).toArray(),
-                new Sampler(sampling, vocab, prompt), r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks);
+        return new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stops.stream().mapToInt(Integer::intValue).toArray(),
+                new Sampler(sampling, vocab, prompt), r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline,
+                deadline, blocks, stream);
     }
 
     private static SamplingParams sampling(SamplingParameters p) {

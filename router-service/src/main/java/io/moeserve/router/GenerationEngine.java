@@ -3,11 +3,9 @@ package io.moeserve.router;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.moeserve.proto.router.v1.FinishReason;
-import io.moeserve.proto.router.v1.GenerateResponse;
-import io.moeserve.proto.router.v1.TokenLogprob;
-import io.moeserve.proto.router.v1.Usage;
 import io.moeserve.runtime.expert.ExpertUnavailableException;
+import io.moeserve.runtime.generate.GenerationLoop;
+import io.moeserve.runtime.generate.Sequence;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.KvCacheFullException;
 import io.moeserve.runtime.model.MoeModel;
@@ -22,70 +20,56 @@ import java.util.concurrent.locks.LockSupport;
 import org.jboss.logging.Logger;
 
 /**
- * Continuous batching: one thread runs forward steps over every sequence in flight, letting sequences join and
- * leave between steps.
+ * Continuous batching in the router: one thread runs the {@link GenerationLoop} over every sequence in flight,
+ * admitting arrivals between steps and ending the sequences that are cancelled, expired or hit by a fault.
  *
- * <p>Design. Each step holds one decode token of every decoding sequence, then fills what is left of the step's
- * token budget with prompt chunks of the sequences still prefilling, oldest first, so a long prompt is prefilled
- * in chunks while the others keep decoding. Admission is first come, first served, and reserves a sequence's
- * whole KV-cache footprint (prompt + max new tokens) up front: a sequence once admitted never runs out of cache,
- * so there is no preemption and no request fails half way for lack of memory. Requests that do not fit wait in a
- * bounded queue; when the queue is full a request is refused at once with RESOURCE_EXHAUSTED and a retry hint.
+ * <p>Design. The loop builds each step (decode tokens first, then prompt chunks) and streams the tokens through
+ * each {@link RouterSequence}; this class decides who runs. Admission is first come, first served, and reserves a
+ * sequence's whole KV-cache footprint (prompt + max new tokens) up front: a sequence once admitted never runs out
+ * of cache, so there is no preemption and no request fails half way for lack of memory. Requests that do not fit
+ * wait in a bounded queue; when the queue is full a request is refused at once with RESOURCE_EXHAUSTED and a retry
+ * hint.
  *
  * <p>Faults. When an expert group cannot compute a layer, the step throws {@link ExpertUnavailableException}
  * naming the rows that needed it; just those sequences end with UNAVAILABLE, and the step is run again without
- * them (the KV cache is only committed by a completed step, so re-running rewrites the same positions). A client
- * that goes away sets {@link Sequence#cancelled} and wakes the engine, which frees the sequence's cache before the
- * next step. Deadlines are checked between steps.
+ * them (a failed step commits nothing, so re-running rewrites the same positions). A client that goes away sets
+ * {@link RouterSequence#cancelled} and wakes the engine, which frees the sequence's cache before the next step.
+ * Deadlines are checked between steps.
  *
- * <p>Everything per step is preallocated: the step batch, the logits rows, the row-to-sequence tables. The only
- * per-token allocation is the protobuf message that carries the token to the client.
+ * <p>Threads. {@link #submit} and {@link #cancel} run on gRPC threads and hand over through the lock-free
+ * {@code arrivals} queue, the {@code queued} counter and the sequence's volatile flag; everything else, the loop and
+ * the waiting queue included, belongs to the engine thread. The per-step work allocates only the protobuf message
+ * that carries each token to its client.
  */
 final class GenerationEngine implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(GenerationEngine.class);
 
-    private final MoeModel model;
+    private final GenerationLoop loop;
     private final KvCache cache;
     private final RoutingStatistics stats;
     private final RouterMetrics metrics;
-    private final int vocab;
-    private final int maxContext;
     private final int maxSequences;
     private final int maxQueued;
     private final Duration retryAfter;
-    private final StepBatch batch;
-    private final float[] logits;
-    private final float[] raw;
-    private final Sequence[] rowOwner;
-    private final Sequence[] logitOwner;
-    private final int[] topIds = new int[20];
-    private final float[] topValues = new float[20];
-    private final ConcurrentLinkedQueue<Sequence> arrivals = new ConcurrentLinkedQueue<>();
-    private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
-    private final List<Sequence> running = new ArrayList<>();
+    private final ConcurrentLinkedQueue<RouterSequence> arrivals = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger();
     private final Thread thread;
     private volatile boolean closed;
+    /** Read by the metrics and DescribeModel threads; written by the engine thread. */
     private volatile int runningCount;
-    private int committedBlocks;
-    private long steps;
+    private volatile int committedBlocks;
+    // Engine thread only.
+    private final ArrayDeque<RouterSequence> waiting = new ArrayDeque<>();
 
-    GenerationEngine(MoeModel model, KvCache cache, int maxStepTokens, int maxSequences, int maxQueued, Duration retryAfter,
+    GenerationEngine(MoeModel model, KvCache cache, int maxSequences, int maxQueued, Duration retryAfter,
                      RoutingStatistics stats, RouterMetrics metrics) {
-        this.model = model;
+        this.loop = new GenerationLoop(model, cache, maxSequences, stats);
         this.cache = cache;
         this.stats = stats;
         this.metrics = metrics;
-        this.vocab = model.config().vocabSize();
-        this.maxContext = model.maxContext();
         this.maxSequences = maxSequences;
         this.maxQueued = maxQueued;
         this.retryAfter = retryAfter;
-        this.batch = new StepBatch(maxStepTokens);
-        this.logits = new float[maxSequences * vocab];
-        this.raw = new float[vocab];
-        this.rowOwner = new Sequence[maxStepTokens];
-        this.logitOwner = new Sequence[maxSequences];
         this.thread = Thread.ofPlatform().name("generation-engine").daemon().unstarted(this::run);
     }
 
@@ -94,7 +78,7 @@ final class GenerationEngine implements AutoCloseable {
     }
 
     /** Queues a sequence for admission, or refuses it when the queue is full. */
-    void submit(Sequence s) {
+    void submit(RouterSequence s) {
         if (closed) throw Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException();
         if (queued.incrementAndGet() > maxQueued) {
             queued.decrementAndGet();
@@ -109,7 +93,7 @@ final class GenerationEngine implements AutoCloseable {
     }
 
     /** The client went away: the sequence stops and its cache is freed before the next step. */
-    void cancel(Sequence s) {
+    void cancel(RouterSequence s) {
         s.cancelled = true;
         LockSupport.unpark(thread);
     }
@@ -130,214 +114,103 @@ final class GenerationEngine implements AutoCloseable {
         while (!closed) {
             try {
                 schedule();
-                if (running.isEmpty()) {
+                if (loop.running().isEmpty()) {
                     LockSupport.parkNanos(this, 50_000_000L);
                     continue;
                 }
                 step();
             } catch (Throwable t) {
                 LOG.errorf(t, "generation step failed");
-                for (Sequence s : new ArrayList<>(running)) {
-                    fail(s, Status.INTERNAL.withDescription("the router failed a step: " + t));
-                }
+                for (RouterSequence s : running()) fail(s, Status.INTERNAL.withDescription("the router failed a step: " + t));
             }
+            account();
         }
-        for (Sequence s : new ArrayList<>(running)) fail(s, Status.UNAVAILABLE.withDescription("the router is shutting down"));
-        for (Sequence s; (s = waiting.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
-        for (Sequence s; (s = arrivals.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
+        for (RouterSequence s : running()) fail(s, Status.UNAVAILABLE.withDescription("the router is shutting down"));
+        for (RouterSequence s; (s = waiting.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
+        for (RouterSequence s; (s = arrivals.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
     }
 
     /** Takes arrivals, drops cancelled and expired sequences, admits what fits. */
     private void schedule() {
-        for (Sequence s; (s = arrivals.poll()) != null; ) waiting.add(s);
+        for (RouterSequence s; (s = arrivals.poll()) != null; ) waiting.add(s);
         long now = System.nanoTime();
         for (var it = waiting.iterator(); it.hasNext(); ) {
-            Sequence s = it.next();
+            RouterSequence s = it.next();
             if (s.cancelled || s.expired(now)) {
                 it.remove();
                 queued.decrementAndGet();
                 if (!s.cancelled) s.emitter.fail(deadline(s).asRuntimeException());
             }
         }
+        List<Sequence> running = loop.running();
         for (int i = running.size() - 1; i >= 0; i--) {
-            Sequence s = running.get(i);
-            if (s.cancelled) release(s);
+            RouterSequence s = (RouterSequence) running.get(i);
+            if (s.cancelled) loop.end(s);
             else if (s.expired(now)) fail(s, deadline(s));
         }
-        while (!waiting.isEmpty() && running.size() < maxSequences) {
-            Sequence s = waiting.peek();
+        account();
+        while (!waiting.isEmpty() && loop.running().size() < maxSequences) {
+            RouterSequence s = waiting.peek();
             if (committedBlocks + s.reservedBlocks > cache.totalBlocks()) break;
-            int slot = cache.allocateSequence();
-            if (slot < 0) break;
+            if (!loop.admit(s)) break;
             waiting.poll();
             queued.decrementAndGet();
-            s.slot = slot;
-            s.phase = Sequence.Phase.PREFILL;
-            committedBlocks += s.reservedBlocks;
-            running.add(s);
+            account();
         }
-        runningCount = running.size();
     }
 
-    private static Status deadline(Sequence s) {
+    private static Status deadline(RouterSequence s) {
         return Status.DEADLINE_EXCEEDED.withDescription("the request's deadline passed after "
                 + (System.nanoTime() - s.arrivedNanos) / 1_000_000 + " ms");
     }
 
+    /** Runs one step; a step an expert group or the KV cache failed is run again without the sequences it failed. */
     private void step() {
-        while (!running.isEmpty()) {
-            int logitRows = build();
+        while (!loop.running().isEmpty()) {
             long t0 = System.nanoTime();
             try {
-                model.forward(batch, cache, logits, stats);
+                loop.step();
             } catch (ExpertUnavailableException e) {
                 stats.discard();
-                failRows(e.rows(), Status.UNAVAILABLE.withDescription(e.getMessage()));
+                for (int r : e.rows()) fail((RouterSequence) loop.ownerOfRow(r), Status.UNAVAILABLE.withDescription(e.getMessage()));
                 continue;
             } catch (KvCacheFullException e) {
                 stats.discard();
                 LOG.errorf("KV cache full despite admission control: %s", e.getMessage());
+                StepBatch batch = loop.batch();
                 for (int r = 0; r < batch.size(); r++) {
-                    if (batch.slot(r) == e.slot() && rowOwner[r].phase != Sequence.Phase.DONE) {
-                        fail(rowOwner[r], Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()));
+                    if (batch.slot(r) == e.slot()) {
+                        fail((RouterSequence) loop.ownerOfRow(r), Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()));
                     }
                 }
                 continue;
             }
             stats.commit();
-            steps++;
             metrics.step(System.nanoTime() - t0);
-            finishStep(logitRows);
             return;
         }
     }
 
-    /** Fills the step batch: decode tokens first, then prompt chunks; returns the number of logit rows. */
-    private int build() {
-        batch.clear();
-        int logitRows = 0;
-        for (Sequence s : running) {
-            if (s.phase != Sequence.Phase.DECODE) continue;
-            rowOwner[batch.size()] = s;
-            batch.add(s.generated[s.generatedCount - 1], s.slot, s.length() - 1, true);
-            logitOwner[logitRows++] = s;
-        }
-        for (Sequence s : running) {
-            if (s.phase != Sequence.Phase.PREFILL) continue;
-            int budget = batch.remaining();
-            if (budget == 0) {
-                s.chunk = 0;
-                continue;
-            }
-            int chunk = Math.min(budget, s.prompt.length - s.prefilled);
-            s.chunk = chunk;
-            for (int p = s.prefilled; p < s.prefilled + chunk; p++) {
-                boolean last = p == s.prompt.length - 1;
-                rowOwner[batch.size()] = s;
-                batch.add(s.prompt[p], s.slot, p, last);
-                if (last) logitOwner[logitRows++] = s;
-            }
-        }
-        return logitRows;
+    /** The running sequences, as a copy (for the rare paths that end them all). */
+    private List<RouterSequence> running() {
+        List<RouterSequence> copy = new ArrayList<>(loop.running().size());
+        for (var s : loop.running()) copy.add((RouterSequence) s);
+        return copy;
     }
 
-    private void finishStep(int logitRows) {
-        for (Sequence s : running) {
-            if (s.phase == Sequence.Phase.PREFILL) s.prefilled += s.chunk;
-        }
-        for (int row = 0; row < logitRows; row++) {
-            Sequence s = logitOwner[row];
-            if (s.phase == Sequence.Phase.DONE) continue;
-            if (s.phase == Sequence.Phase.PREFILL) s.phase = Sequence.Phase.DECODE;
-            take(s, row * vocab);
-        }
-        for (int i = running.size() - 1; i >= 0; i--) {
-            if (running.get(i).phase == Sequence.Phase.DONE) running.remove(i);
-        }
+    /** Recounts what the running sequences hold, for admission and the metrics. */
+    private void account() {
+        int blocks = 0;
+        List<Sequence> running = loop.running();
+        for (int i = 0; i < running.size(); i++) blocks += ((RouterSequence) running.get(i)).reservedBlocks;
+        committedBlocks = blocks;
         runningCount = running.size();
     }
 
-    /** Samples the sequence's next token from a logits row and sends it; ends the sequence when it stops. */
-    private void take(Sequence s, int off) {
-        if (s.logprobs) System.arraycopy(logits, off, raw, 0, vocab);
-        int token = s.sampler.sample(logits, off);
-        s.sampler.accept(token);
-        s.generated[s.generatedCount++] = token;
-        metrics.tokenGenerated();
-        GenerateResponse.Builder out = GenerateResponse.newBuilder().addTokenIds(token);
-        if (s.logprobs) out.addLogprobs(logprob(token, s.topLogprobs));
-        FinishReason reason = null;
-        if (s.isStop(token)) reason = FinishReason.FINISH_REASON_STOP;
-        else if (s.generatedCount >= s.maxNew || s.length() >= maxContext) reason = FinishReason.FINISH_REASON_LENGTH;
-        if (reason == null) {
-            s.emitter.emit(out.build());
-            return;
-        }
-        out.setFinishReason(reason).setUsage(Usage.newBuilder().setPromptTokens(s.prompt.length).setCompletionTokens(s.generatedCount));
-        s.emitter.emit(out.build());
-        s.emitter.complete();
-        releaseSlot(s);
-    }
-
-    /** log softmax of the raw row: the chosen token's and the top-n alternatives'. */
-    private TokenLogprob logprob(int token, int top) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < vocab; i++) max = Math.max(max, raw[i]);
-        double sum = 0;
-        for (int i = 0; i < vocab; i++) sum += Math.exp(raw[i] - max);
-        float lse = (float) (max + Math.log(sum));
-        TokenLogprob.Builder b = TokenLogprob.newBuilder().setTokenId(token).setLogprob(raw[token] - lse);
-        int n = Math.min(top, vocab);
-        // Insertion into a small sorted array: n ≤ 20, one pass over the vocabulary.
-        int filled = 0;
-        for (int i = 0; i < vocab; i++) {
-            float v = raw[i];
-            if (filled == n && (n == 0 || v <= topValues[n - 1])) continue;
-            int j = filled < n ? filled++ : n - 1;
-            while (j > 0 && topValues[j - 1] < v) {
-                topValues[j] = topValues[j - 1];
-                topIds[j] = topIds[j - 1];
-                j--;
-            }
-            topValues[j] = v;
-            topIds[j] = i;
-        }
-        for (int j = 0; j < filled; j++) b.addTopTokenIds(topIds[j]).addTopLogprobs(topValues[j] - lse);
-        return b.build();
-    }
-
-    private void failRows(int[] rows, Status status) {
-        for (int r : rows) {
-            Sequence s = rowOwner[r];
-            if (s.phase != Sequence.Phase.DONE) fail(s, status);
-        }
-        for (int i = running.size() - 1; i >= 0; i--) {
-            if (running.get(i).phase == Sequence.Phase.DONE) running.remove(i);
-        }
-        runningCount = running.size();
-    }
-
-    private void fail(Sequence s, Status status) {
-        if (s.phase == Sequence.Phase.DONE) return;
+    private void fail(RouterSequence s, Status status) {
+        if (s.phase() == Sequence.Phase.DONE) return;
         s.emitter.fail(status.asRuntimeException());
-        release(s);
-    }
-
-    /** Ends a running sequence without a message (cancelled) or after its last one. */
-    private void release(Sequence s) {
-        releaseSlot(s);
-        running.remove(s);
-        runningCount = running.size();
-    }
-
-    private void releaseSlot(Sequence s) {
-        if (s.phase == Sequence.Phase.DONE) return;
-        s.phase = Sequence.Phase.DONE;
-        if (s.slot >= 0) {
-            cache.release(s.slot);
-            s.slot = -1;
-            committedBlocks -= s.reservedBlocks;
-        }
+        loop.end(s);
     }
 
     @Override

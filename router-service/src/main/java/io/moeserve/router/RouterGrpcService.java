@@ -28,7 +28,7 @@ public class RouterGrpcService implements RouterService {
     public Multi<GenerateResponse> generate(GenerateRequest request) {
         Deadline deadline = Context.current().getDeadline();
         return Multi.createFrom().emitter(emitter -> {
-            Sequence s;
+            RouterSequence s;
             try {
                 s = served.requests().open(request, deadline);
             } catch (StatusRuntimeException e) {

@@ -102,9 +102,8 @@ public class ServedModel {
         cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
         stats = new RoutingStatistics(moe.config(), registry);
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
-                cache.blockSize(), cache.totalBlocks());
-        engine = new GenerationEngine(moe, cache, stepTokens, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats,
-                metrics);
+                cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, moe.config().vocabSize()));
+        engine = new GenerationEngine(moe, cache, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats, metrics);
         if (discovery != null) discovery.start();
         engine.start();
         LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB), context %d, loaded in %.1f s",

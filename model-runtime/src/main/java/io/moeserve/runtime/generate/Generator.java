@@ -9,26 +9,18 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Generates for a batch of sequences with one model and one KV cache: each prompt is prefilled in as few passes
- * as the step size allows (matrix-matrix products over the whole chunk), then all live sequences decode together,
- * one token each per step, whatever their lengths; finished sequences leave the batch and free their cache.
- *
- * <p>This is the building block of continuous batching (router-service adds arrivals between steps); here the
- * set of sequences is fixed at the start.
+ * Runs a fixed set of requests to completion on one model and one KV cache, through the same
+ * {@link GenerationLoop} the router's engine runs (which adds arrivals, deadlines and faults between steps): all
+ * requests are admitted at once, prompts are prefilled in chunks of the step size while the others decode, and
+ * each sequence leaves the batch, freeing its cache, when it ends. For the moe command, reference traces and tests.
  */
 public final class Generator {
     private final MoeModel model;
     private final KvCache cache;
-    private final int vocab;
-    private final StepBatch batch;
-    private final float[] logits;
 
     public Generator(MoeModel model, KvCache cache) {
         this.model = model;
         this.cache = cache;
-        this.vocab = model.config().vocabSize();
-        this.batch = new StepBatch(model.maxStepTokens());
-        this.logits = new float[Math.max(cache.maxSequences(), 1) * vocab];
     }
 
     public GenerationResult generate(GenerationRequest request) {
@@ -44,86 +36,56 @@ public final class Generator {
                                            RoutingObserver observer, float[][] promptLogits) {
         int n = requests.size();
         if (n > cache.maxSequences()) throw new IllegalArgumentException(n + " sequences exceed the cache's " + cache.maxSequences() + " slots");
-        int[] slots = new int[n];
-        Arrays.fill(slots, -1);
-        Sampler[] samplers = new Sampler[n];
-        int[][] outputs = new int[n][];
-        int[] produced = new int[n];
-        int[] lengths = new int[n];
-        FinishReason[] reasons = new FinishReason[n];
-        boolean[] live = new boolean[n];
+        GenerationLoop loop = new GenerationLoop(model, cache, n, observer);
+        List<Request> sequences = new ArrayList<>(n);
         try {
             for (int s = 0; s < n; s++) {
-                GenerationRequest r = requests.get(s);
-                if (r.promptTokens().length >= model.maxContext()) {
-                    throw new IllegalArgumentException("prompt of " + r.promptTokens().length + " tokens does not fit the context limit " + model.maxContext());
-                }
-                slots[s] = cache.allocateSequence();
-                if (slots[s] < 0) throw new IllegalStateException("no free KV-cache slot");
-                samplers[s] = new Sampler(r.sampling(), vocab, r.promptTokens());
-                outputs[s] = new int[r.maxNewTokens()];
+                Request sequence = new Request(s, requests.get(s), model.config().vocabSize(), listener, promptLogits);
+                if (!loop.admit(sequence)) throw new IllegalStateException("no free KV-cache slot");
+                sequences.add(sequence);
             }
-            for (int s = 0; s < n; s++) {
-                GenerationRequest r = requests.get(s);
-                prefill(r.promptTokens(), slots[s], observer);
-                lengths[s] = r.promptTokens().length;
-                if (promptLogits != null) promptLogits[s] = Arrays.copyOf(logits, vocab);
-                live[s] = r.maxNewTokens() > 0;
-                if (!live[s]) reasons[s] = FinishReason.LENGTH;
-                else live[s] = take(s, r, samplers[s], logits, 0, outputs, produced, reasons, listener, lengths);
-            }
-            while (true) {
-                batch.clear();
-                for (int s = 0; s < n; s++) {
-                    if (live[s]) batch.add(outputs[s][produced[s] - 1], slots[s], lengths[s] - 1, true);
-                }
-                if (batch.size() == 0) break;
-                model.forward(batch, cache, logits, observer);
-                int row = 0;
-                for (int s = 0; s < n; s++) {
-                    if (!live[s]) continue;
-                    live[s] = take(s, requests.get(s), samplers[s], logits, row * vocab, outputs, produced, reasons, listener, lengths);
-                    row++;
-                    if (!live[s]) {
-                        cache.release(slots[s]);
-                        slots[s] = -1;
-                    }
-                }
-            }
+            while (!loop.running().isEmpty()) loop.step();
         } finally {
-            for (int slot : slots) if (slot >= 0) cache.release(slot);
+            for (Request s : sequences) loop.end(s);
         }
         List<GenerationResult> results = new ArrayList<>(n);
-        for (int s = 0; s < n; s++) {
-            results.add(new GenerationResult(requests.get(s).promptTokens(), Arrays.copyOf(outputs[s], produced[s]), reasons[s]));
-        }
+        for (Request s : sequences) results.add(new GenerationResult(s.prompt(), s.generated(), s.finishReason()));
         return results;
     }
 
-    /** Samples sequence s's next token from a logits row; returns whether it goes on. */
-    private boolean take(int s, GenerationRequest r, Sampler sampler, float[] rowLogits, int off, int[][] outputs,
-                         int[] produced, FinishReason[] reasons, TokenListener listener, int[] lengths) {
-        int token = sampler.sample(rowLogits, off);
-        sampler.accept(token);
-        outputs[s][produced[s]++] = token;
-        lengths[s]++;
-        listener.onToken(s, token);
-        if (r.isStop(token)) {
-            reasons[s] = FinishReason.STOP;
-            return false;
+    /** One request as the loop runs it: its tokens go to the listener, its prompt's logits to promptLogits. */
+    private static final class Request extends Sequence {
+        private final int index;
+        private final TokenListener listener;
+        private final float[][] promptLogits;
+
+        Request(int index, GenerationRequest r, int vocab, TokenListener listener, float[][] promptLogits) {
+            super(r.promptTokens(), r.maxNewTokens(), new Sampler(r.sampling(), vocab, r.promptTokens()), r.stopTokenIds());
+            this.index = index;
+            this.listener = listener;
+            this.promptLogits = promptLogits;
         }
-        if (produced[s] >= r.maxNewTokens() || lengths[s] >= model.maxContext()) {
-            reasons[s] = FinishReason.LENGTH;
-            return false;
+
+        @Override
+        protected void onLogits(float[] logits, int offset, int vocab) {
+            if (promptLogits != null && generatedCount() == 0) promptLogits[index] = Arrays.copyOfRange(logits, offset, offset + vocab);
         }
-        return true;
+
+        @Override
+        protected void onToken(int token, FinishReason finish) {
+            listener.onToken(index, token);
+        }
     }
 
-    /** Runs the prompt through the model in chunks of the step size; leaves the last position's logits in row 0. */
+    /**
+     * Runs one prompt through the model in chunks of the step size, into a slot the caller holds, leaving the KV
+     * cache filled; no token is sampled. For benchmarks and tests that time or inspect the forward pass alone.
+     */
     public void prefill(int[] prompt, int slot, RoutingObserver observer) {
-        int step = batch.capacity();
-        for (int from = 0; from < prompt.length; from += step) {
-            int to = Math.min(prompt.length, from + step);
+        StepBatch batch = new StepBatch(model.maxStepTokens());
+        float[] logits = new float[model.config().vocabSize()];
+        for (int from = 0; from < prompt.length; from += batch.capacity()) {
+            int to = Math.min(prompt.length, from + batch.capacity());
             batch.clear();
             for (int p = from; p < to; p++) batch.add(prompt[p], slot, p, p == prompt.length - 1);
             model.forward(batch, cache, logits, observer);

@@ -77,7 +77,7 @@ class MoeCliTest {
         Run r = run("inspect", dir.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("DeepseekV3ForCausalLM") && r.out().contains("multi-head latent")
-                && r.out().contains("BF16") && r.out().contains("SIGMOID_GROUP_LIMITED"), r.out());
+                && r.out().contains("BF16") && r.out().contains("sigmoid with selection bias, top 2 of 4 groups"), r.out());
     }
 
     @Test

@@ -1,0 +1,178 @@
+package io.moeserve.runtime.generate;
+
+import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.MoeModel;
+import io.moeserve.runtime.model.RoutingObserver;
+import io.moeserve.runtime.model.StepBatch;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * The generation loop: forward steps over every sequence in flight, with sequences joining and leaving between
+ * steps (continuous batching). The router's engine and the {@link Generator} of the moe command and the tests both
+ * run it; they differ only in who admits sequences and what happens to their tokens.
+ *
+ * <p>Design. Each {@link #step} holds one decode token of every decoding sequence, then fills what is left of the
+ * step's token budget with prompt chunks of the sequences still prefilling, in the order they were admitted, so a
+ * long prompt is prefilled in chunks while the others keep decoding. After the forward step, every sequence whose
+ * last position got logits samples its next token; a sequence ends at a stop token, at its max_new_tokens or at the
+ * context limit, and its KV-cache slot is freed at once. A step either completes or throws before anything is
+ * committed: the KV cache keeps only completed steps' lengths, prefill progress advances and tokens are sampled
+ * only afterwards. So a caller that catches a failed step (an expert group down, {@code ExpertUnavailableException},
+ * naming the step rows that needed it) can {@link #end} the sequences of those rows ({@link #ownerOfRow}) and
+ * step again.
+ *
+ * <p>Everything per step is preallocated: the step batch, the logits rows, the row-to-sequence tables. Not thread-safe:
+ * one thread admits, steps and ends sequences.
+ */
+public final class GenerationLoop {
+    private final MoeModel model;
+    private final KvCache cache;
+    private final RoutingObserver observer;
+    private final int vocab;
+    private final StepBatch batch;
+    private final float[] logits;
+    private final Sequence[] rowOwner;
+    private final Sequence[] logitOwner;
+    private final List<Sequence> running = new ArrayList<>();
+    private final List<Sequence> runningView = Collections.unmodifiableList(running);
+
+    /**
+     * @param maxSequences most sequences admitted at once (logits rows are allocated for them)
+     * @param observer     sees every routing decision of every step
+     */
+    public GenerationLoop(MoeModel model, KvCache cache, int maxSequences, RoutingObserver observer) {
+        this.model = model;
+        this.cache = cache;
+        this.observer = observer;
+        this.vocab = model.config().vocabSize();
+        int stepTokens = model.maxStepTokens();
+        this.batch = new StepBatch(stepTokens);
+        this.logits = new float[Math.max(1, Math.min(maxSequences, stepTokens)) * vocab];
+        this.rowOwner = new Sequence[stepTokens];
+        this.logitOwner = new Sequence[Math.max(1, maxSequences)];
+    }
+
+    /**
+     * Takes a KV-cache slot for the sequence and adds it to those running; false, and nothing changed, when the
+     * cache has no free slot or the loop already runs as many sequences as it has logits rows.
+     *
+     * @throws IllegalArgumentException if the prompt does not fit the context limit
+     */
+    public boolean admit(Sequence s) {
+        if (s.phase != Sequence.Phase.WAITING) throw new IllegalStateException("sequence already admitted");
+        if (s.prompt().length >= model.maxContext()) {
+            throw new IllegalArgumentException("prompt of " + s.prompt().length + " tokens does not fit the context limit "
+                    + model.maxContext());
+        }
+        if (running.size() == logitOwner.length) return false;
+        int slot = cache.allocateSequence();
+        if (slot < 0) return false;
+        s.slot = slot;
+        s.phase = Sequence.Phase.PREFILL;
+        running.add(s);
+        return true;
+    }
+
+    /** The sequences admitted and not ended, in admission order. */
+    public List<Sequence> running() {
+        return runningView;
+    }
+
+    /** Runs one forward step over the running sequences (none: nothing happens). */
+    public void step() {
+        if (running.isEmpty()) return;
+        int logitRows = build();
+        model.forward(batch, cache, logits, observer);
+        for (Sequence s : running) {
+            if (s.phase == Sequence.Phase.PREFILL) s.prefilled += s.chunk;
+        }
+        for (int row = 0; row < logitRows; row++) {
+            Sequence s = logitOwner[row];
+            if (s.phase == Sequence.Phase.PREFILL) s.phase = Sequence.Phase.DECODE;
+            take(s, row * vocab);
+        }
+        for (int i = running.size() - 1; i >= 0; i--) {
+            if (running.get(i).phase == Sequence.Phase.DONE) running.remove(i);
+        }
+    }
+
+    /** The sequence whose token is row {@code row} of the step last built (for a failed step's rows). */
+    public Sequence ownerOfRow(int row) {
+        return rowOwner[row];
+    }
+
+    /** The step last built: which rows hold which slots (for a failed step's KV-cache slot). */
+    public StepBatch batch() {
+        return batch;
+    }
+
+    /** Ends a running sequence from outside (cancelled, failed, expired): frees its slot; no callback. */
+    public void end(Sequence s) {
+        release(s);
+        running.remove(s);
+    }
+
+    /** Fills the step batch: decode tokens first, then prompt chunks; returns the number of logit rows. */
+    private int build() {
+        batch.clear();
+        int logitRows = 0;
+        for (Sequence s : running) {
+            if (s.phase != Sequence.Phase.DECODE) continue;
+            rowOwner[batch.size()] = s;
+            batch.add(s.generated[s.generatedCount - 1], s.slot, s.length() - 1, true);
+            logitOwner[logitRows++] = s;
+        }
+        for (Sequence s : running) {
+            if (s.phase != Sequence.Phase.PREFILL) continue;
+            int budget = batch.remaining();
+            if (budget == 0) {
+                s.chunk = 0;
+                continue;
+            }
+            int[] prompt = s.prompt();
+            int chunk = Math.min(budget, prompt.length - s.prefilled);
+            s.chunk = chunk;
+            for (int p = s.prefilled; p < s.prefilled + chunk; p++) {
+                boolean last = p == prompt.length - 1;
+                rowOwner[batch.size()] = s;
+                batch.add(prompt[p], s.slot, p, last);
+                if (last) logitOwner[logitRows++] = s;
+            }
+        }
+        return logitRows;
+    }
+
+    /** Samples the sequence's next token from its logits row; ends the sequence when that token is its last. */
+    private void take(Sequence s, int off) {
+        s.onLogits(logits, off, vocab);
+        if (s.maxNewTokens() == 0) {
+            finish(s, FinishReason.LENGTH);
+            return;
+        }
+        Sampler sampler = s.sampler();
+        int token = sampler.sample(logits, off);
+        sampler.accept(token);
+        s.generated[s.generatedCount++] = token;
+        FinishReason reason = null;
+        if (s.isStop(token)) reason = FinishReason.STOP;
+        else if (s.generatedCount >= s.maxNewTokens() || s.length() >= model.maxContext()) reason = FinishReason.LENGTH;
+        if (reason != null) finish(s, reason);
+        s.onToken(token, reason);
+    }
+
+    private void finish(Sequence s, FinishReason reason) {
+        s.finishReason = reason;
+        release(s);
+    }
+
+    private void release(Sequence s) {
+        if (s.phase == Sequence.Phase.DONE) return;
+        s.phase = Sequence.Phase.DONE;
+        if (s.slot >= 0) {
+            cache.release(s.slot);
+            s.slot = -1;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+package io.moeserve.runtime.generate;
+
+/**
+ * One sequence in the {@link GenerationLoop}: its prompt and limits, its sampler, where it stands, and the tokens
+ * it has produced. Subclasses add where the tokens go ({@link #onToken}) and whatever their server needs (a
+ * stream, a deadline).
+ *
+ * <p>The loop's fields are package-private and changed only by the thread that runs the loop; subclasses and
+ * other threads read them through the accessors from that thread only, or after the sequence is done.
+ */
+public class Sequence {
+    /** Where a sequence stands: not yet admitted, running its prompt through the model, generating, ended. */
+    public enum Phase { WAITING, PREFILL, DECODE, DONE }
+
+    private final int[] prompt;
+    private final int maxNewTokens;
+    private final Sampler sampler;
+    private final int[] stopIds;
+    final int[] generated;
+
+    // Changed by the loop's thread only.
+    Phase phase = Phase.WAITING;
+    int slot = -1;
+    /** Prompt tokens already run through the model. */
+    int prefilled;
+    /** Prompt tokens in the step being computed. */
+    int chunk;
+    int generatedCount;
+    FinishReason finishReason;
+
+    /**
+     * @param prompt       at least one token
+     * @param maxNewTokens most tokens to generate; 0 ends the sequence with LENGTH once its prompt has run
+     * @param stopIds      tokens that end the sequence (the stop token is the last one produced)
+     */
+    public Sequence(int[] prompt, int maxNewTokens, Sampler sampler, int[] stopIds) {
+        if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token");
+        if (maxNewTokens < 0) throw new IllegalArgumentException("max_new_tokens must be ≥ 0, got " + maxNewTokens);
+        this.prompt = prompt;
+        this.maxNewTokens = maxNewTokens;
+        this.sampler = sampler;
+        this.stopIds = stopIds;
+        this.generated = new int[maxNewTokens];
+    }
+
+    /**
+     * The logits of the sequence's last position, about to be sampled from (after its prompt, then after each
+     * token). Called on the loop's thread; the row must not be changed, nor kept after the call.
+     */
+    protected void onLogits(float[] logits, int offset, int vocab) {}
+
+    /**
+     * A token was produced. {@code finish} is null unless this token ends the sequence (STOP: it is a stop token;
+     * LENGTH: the last allowed). Called on the loop's thread, which must not block on it.
+     */
+    protected void onToken(int token, FinishReason finish) {}
+
+    public final boolean isStop(int token) {
+        for (int s : stopIds) if (s == token) return true;
+        return false;
+    }
+
+    /** Position of the next token fed to the model: prompt plus generated tokens. */
+    public final int length() {
+        return prompt.length + generatedCount;
+    }
+
+    public final int[] prompt() {
+        return prompt;
+    }
+
+    public final int maxNewTokens() {
+        return maxNewTokens;
+    }
+
+    public final Sampler sampler() {
+        return sampler;
+    }
+
+    public final Phase phase() {
+        return phase;
+    }
+
+    /** The sequence's KV-cache slot, -1 when it holds none. */
+    public final int slot() {
+        return slot;
+    }
+
+    public final int generatedCount() {
+        return generatedCount;
+    }
+
+    /** A copy of the tokens produced so far. */
+    public final int[] generated() {
+        return java.util.Arrays.copyOf(generated, generatedCount);
+    }
+
+    /** Why the sequence ended, or null while it runs (or when it was ended from outside, {@link GenerationLoop#end}). */
+    public final FinishReason finishReason() {
+        return finishReason;
+    }
+}
