@@ -4,7 +4,7 @@ compare it with transformers (--hf, needs torch) and/or another implementation (
 
     python3 check_suite.py ROOT [--hf] [--cmd TEMPLATE] [--out DIR] [--atol 1e-4] [--only NAME ...]
 
-TEMPLATE is a shell command printing moe-serve.generation.v1 JSON on stdout, with the
+TEMPLATE is a shell command printing moe-serve.generation.v2 JSON on stdout, with the
 placeholders {dir} {ids} {n} {ignore_eos} (the last expands to "--ignore-eos" or ""), e.g.
     --cmd 'java -jar moe-serve-cli.jar generate {dir} --prompt-ids {ids} --max-new-tokens {n} {ignore_eos}'
 Exit status 0 only if every comparison passes (skipped MoE++ HF entries do not count as failures).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare two moe-serve.generation.v1 JSON files (reference vs Java, reference vs HF, ...).
+"""Compare two moe-serve.generation.v2 JSON files (reference vs Java, reference vs HF, ...).
 
     python3 compare.py A.json B.json [--atol 1e-4] [--weights-atol X]
 
@@ -7,9 +7,9 @@ Checks (one summary line each; exit 0 only if all pass, 1 if any fails, 2 on unu
   header     same format, architecture and prompt_token_ids
   logits     max |A - B| over last_prompt_logits <= atol (prints the max and where)
   generated  generated_token_ids identical (prints the first divergence)
-  experts    router experts identical per layer and prompt position as ORDERED lists
+  experts    gate experts identical per layer and prompt position as ORDERED lists
              (reports separately how many positions differ only in order)
-  weights    router weights within atol, matched by expert id where the expert sets agree
+  weights    gate weights within atol, matched by expert id where the expert sets agree
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import math
 import sys
 
-FORMAT = "moe-serve.generation.v1"
+FORMAT = "moe-serve.generation.v2"
 
 
 def load(path):
@@ -85,8 +85,8 @@ def compare(a, b, atol=1e-4, weights_atol=None, out=print):
             msg = f"identical for {n} tokens, then lengths differ ({len(ga)} vs {len(gb)})"
         report("generated", False, msg + f"; A={ga} B={gb}")
 
-    # router ---------------------------------------------------------------------------
-    ra, rb = a.get("router") or [], b.get("router") or []
+    # gate -----------------------------------------------------------------------------
+    ra, rb = a.get("gate") or [], b.get("gate") or []
     layers_a = [r.get("layer") for r in ra]
     layers_b = [r.get("layer") for r in rb]
     if layers_a != layers_b:
@@ -148,11 +148,11 @@ def compare(a, b, atol=1e-4, weights_atol=None, out=print):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="compare two moe-serve.generation.v1 JSON files")
+    ap = argparse.ArgumentParser(description="compare two moe-serve.generation.v2 JSON files")
     ap.add_argument("a")
     ap.add_argument("b")
-    ap.add_argument("--atol", type=float, default=1e-4, help="tolerance for logits and router weights")
-    ap.add_argument("--weights-atol", type=float, default=None, help="separate tolerance for router weights")
+    ap.add_argument("--atol", type=float, default=1e-4, help="tolerance for logits and gate weights")
+    ap.add_argument("--weights-atol", type=float, default=None, help="separate tolerance for gate weights")
     args = ap.parse_args(argv)
     a, b = load(args.a), load(args.b)
     for side, r in (("A", a), ("B", b)):

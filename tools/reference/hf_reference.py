@@ -10,7 +10,7 @@ safetensors. Cannot run on the CPU-only CI machines; it fails loudly when an ass
 * The model is loaded with AutoModelForCausalLM.from_pretrained(dir, dtype=float32) so BF16/F16
   weights are widened to float32; TF32 matmuls are disabled; eager attention by default.
 * last_prompt_logits: logits of the last prompt position from one forward pass over the prompt.
-* router: captured with forward hooks during that forward pass. Primary path (transformers v5):
+* gate: captured with forward hooks during that forward pass. Primary path (transformers v5):
   a pre-hook on each MoE block's `experts` module, whose call signature is
   (hidden_states, top_k_index, top_k_weights) -- exactly what HF combines. Older layouts
   (v4: experts is a plain ModuleList) fall back to the gate output (see README).
@@ -37,7 +37,7 @@ import os
 import re
 import sys
 
-FORMAT = "moe-serve.generation.v1"
+FORMAT = "moe-serve.generation.v2"
 SUPPORTED = ["MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM",
              "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"]
 MOEPP_NAMES = {"MoeForCausalLM", "MoEPlusPlusForCausalLM"}
@@ -264,14 +264,14 @@ def _routing_from_gate_fallback(arch, cfg, rec, layer):
         for it in ints:
             for ft in floats:
                 if ft.shape == it.shape:
-                    note(f"layer {layer}: router taken from the gate's (indices, weights) output")
+                    note(f"layer {layer}: gate output taken from the gate's (indices, weights) output")
                     return it.detach().cpu(), ft.detach().float().cpu()
         die(f"layer {layer}: cannot interpret gate output tuple of {[getattr(t, 'shape', t) for t in out]}")
     if not torch.is_tensor(out):
         die(f"layer {layer}: gate returned {type(out)}")
     logits = out.detach().float().cpu()
     k = int(cfg["num_experts_per_tok"])
-    note(f"layer {layer}: router recomputed from gate logits (transformers-4.x layout)")
+    note(f"layer {layer}: gate recomputed from gate logits (transformers-4.x layout)")
     if arch == "MixtralForCausalLM":
         p = torch.softmax(logits, dim=-1)
         w, idx = torch.topk(p, k, dim=-1)
@@ -285,7 +285,7 @@ def _routing_from_gate_fallback(arch, cfg, rec, layer):
     die(f"layer {layer}: no gate-logits fallback for {arch}")
 
 
-def collect_router(arch, cfg, blocks, cap, T):
+def collect_gates(arch, cfg, blocks, cap, T):
     import torch
     E = num_experts(arch, cfg)
     k = int(cfg["num_experts_per_tok"])
@@ -293,7 +293,7 @@ def collect_router(arch, cfg, blocks, cap, T):
     for layer in sorted(blocks):
         rec = cap.rec.get(layer)
         if rec is None:
-            die(f"layer {layer}: no router capture (MoE block not called?)")
+            die(f"layer {layer}: no gate capture (MoE block not called?)")
         if "experts_in" in rec:
             idx, w = rec["experts_in"]
             idx = idx.reshape(-1, idx.shape[-1]).long()
@@ -305,7 +305,7 @@ def collect_router(arch, cfg, blocks, cap, T):
             idx = idx.reshape(-1, idx.shape[-1]).long()
             w = w.reshape(-1, w.shape[-1])
         if tuple(idx.shape) != (T, k) or tuple(w.shape) != (T, k):
-            die(f"layer {layer}: router shapes idx {tuple(idx.shape)} w {tuple(w.shape)}, expected ({T}, {k})")
+            die(f"layer {layer}: gate shapes idx {tuple(idx.shape)} w {tuple(w.shape)}, expected ({T}, {k})")
         if idx.min() < 0 or idx.max() >= E:
             die(f"layer {layer}: expert index out of range")
         # canonical order: descending selection score, ties keep HF's order
@@ -468,7 +468,7 @@ def run(model_dir, prompt_ids, n_new, ignore_eos=False, device=None, attn="eager
         out = model(input_ids=ids, use_cache=False)
         cap.active = False
         last = out.logits[0, -1].detach().to("cpu", torch.float64)
-        router = collect_router(arch, cfg, blocks, cap, len(prompt_ids))
+        gates = collect_gates(arch, cfg, blocks, cap, len(prompt_ids))
         for h in handles:
             h.remove()
         eos = [] if ignore_eos else eos_ids(model_dir, cfg)
@@ -484,7 +484,7 @@ def run(model_dir, prompt_ids, n_new, ignore_eos=False, device=None, attn="eager
         "prompt_token_ids": [int(t) for t in prompt_ids],
         "generated_token_ids": [int(t) for t in gen],
         "last_prompt_logits": [float(v) for v in last.tolist()],
-        "router": router,
+        "gate": gates,
     }, 0
 
 

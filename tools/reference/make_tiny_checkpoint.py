@@ -274,7 +274,7 @@ def _mla_attention(t, g, c, p):
         t[p + "o_proj.bias"] = g.vec(H, 0.1)
 
 
-ROUTER_GAIN = 3.0  # router logits of std ~3: well separated choices, few near-ties
+GATE_GAIN = 3.0  # gate logits of std ~3: well separated choices, few near-ties
 
 
 def build_tensors(arch, c, seed=0, fused_experts=False):
@@ -298,13 +298,13 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
         if arch == "mixtral":
             E, I = c["num_local_experts"], c["intermediate_size"]
             if fused_experts:  # transformers-v5 in-memory layout (test-only; not a hub layout)
-                t[p + "mlp.gate.weight"] = g.lin(E, H, ROUTER_GAIN)
+                t[p + "mlp.gate.weight"] = g.lin(E, H, GATE_GAIN)
                 gate = np.stack([g.lin(I, H) for _ in range(E)])
                 up = np.stack([g.lin(I, H) for _ in range(E)])
                 t[p + "mlp.experts.gate_up_proj"] = np.concatenate([gate, up], axis=1)
                 t[p + "mlp.experts.down_proj"] = np.stack([g.lin(H, I) for _ in range(E)])
             else:
-                t[p + "block_sparse_moe.gate.weight"] = g.lin(E, H, ROUTER_GAIN)
+                t[p + "block_sparse_moe.gate.weight"] = g.lin(E, H, GATE_GAIN)
                 for e in range(E):
                     q = p + f"block_sparse_moe.experts.{e}."
                     t[q + "w1.weight"] = g.lin(I, H)
@@ -315,7 +315,7 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
                 _mlp(t, g, p + "mlp.", H, c["intermediate_size"])
                 continue
             E, mi = c["num_experts"], c["moe_intermediate_size"]
-            t[p + "mlp.gate.weight"] = g.lin(E, H, ROUTER_GAIN)
+            t[p + "mlp.gate.weight"] = g.lin(E, H, GATE_GAIN)
             for e in range(E):
                 _mlp(t, g, p + f"mlp.experts.{e}.", H, mi)
             if arch == "qwen2_moe":
@@ -323,7 +323,7 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
                 t[p + "mlp.shared_expert_gate.weight"] = g.lin(1, H)
         elif arch == "olmoe":
             E, I = c["num_experts"], c["intermediate_size"]
-            t[p + "mlp.gate.weight"] = g.lin(E, H, ROUTER_GAIN)
+            t[p + "mlp.gate.weight"] = g.lin(E, H, GATE_GAIN)
             for e in range(E):
                 _mlp(t, g, p + f"mlp.experts.{e}.", H, I)
         elif arch in ("deepseek_v2", "deepseek_v3"):
@@ -331,7 +331,7 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
                 _mlp(t, g, p + "mlp.", H, c["intermediate_size"])
             else:
                 E, mi = c["n_routed_experts"], c["moe_intermediate_size"]
-                t[p + "mlp.gate.weight"] = g.lin(E, H, ROUTER_GAIN)
+                t[p + "mlp.gate.weight"] = g.lin(E, H, GATE_GAIN)
                 if arch == "deepseek_v3":
                     name = p + "mlp.gate.e_score_correction_bias"
                     t[name] = g.vec(E, 0.1)
@@ -357,9 +357,9 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
             q = p + "mlp.moe."
             if c.get("moe_2layer_gate", True):
                 t[q + "gate.wg.0.weight"] = g.lin(8 * E, H)
-                t[q + "gate.wg.2.weight"] = g.lin(E, 8 * E, ROUTER_GAIN)
+                t[q + "gate.wg.2.weight"] = g.lin(E, 8 * E, GATE_GAIN)
             else:
-                t[q + "gate.wg.weight"] = g.lin(E, H, ROUTER_GAIN)
+                t[q + "gate.wg.weight"] = g.lin(E, H, GATE_GAIN)
             t[q + "gate.gate_map.weight"] = g.lin(E, E, 0.5)
             for e in range(E - 4):
                 t[q + f"experts.experts.{e}.up_proj.weight"] = g.lin(2 * I, H)

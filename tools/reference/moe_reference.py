@@ -15,7 +15,7 @@ Architectures (config.json `architectures[0]`):
 
 CLI:
     python3 moe_reference.py MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N [--ignore-eos]
-prints one JSON object (format "moe-serve.generation.v1", see README.md).
+prints one JSON object (format "moe-serve.generation.v2", see README.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-FORMAT = "moe-serve.generation.v1"
+FORMAT = "moe-serve.generation.v2"
 
 # ----------------------------------------------------------------------------------------
 # safetensors (minimal reader)
@@ -682,7 +682,7 @@ class ReferenceModel:
         d = self.W(fused_d, (self.E, self.H, inter))[e]
         return gu[:inter], gu[inter:], d
 
-    def _router_weight(self, prefix, style):
+    def _gate_weight(self, prefix, style):
         if style == "mixtral":
             for n in (f"{prefix}block_sparse_moe.gate.weight", f"{prefix}mlp.gate.weight"):
                 if self.ckpt.has(n):
@@ -765,18 +765,18 @@ class ReferenceModel:
 
     # --- feed-forward blocks ---------------------------------------------------------------
     def _ffn(self, x, i, state):
-        """Returns (y, router_record or None). `state` carries MoE++'s gate residual."""
+        """Returns (y, gate_record or None). `state` carries MoE++'s gate residual."""
         f, pre = self.family, f"model.layers.{i}."
         moe = i in self.moe_layers
         if f == MIXTRAL:
-            logits = linear(x, self._router_weight(pre, "mixtral"))
+            logits = linear(x, self._gate_weight(pre, "mixtral"))
             idx, w = route_softmax_topk(logits, self.k, True)
             return self._routed_experts(x, idx, w, pre, self.I, "mixtral"), (idx, w)
         if f in (QWEN2, QWEN3):
             if not moe:
                 return self._swiglu_mlp(x, pre + "mlp.", int(self.cfg["intermediate_size"])), None
             mi = int(self.cfg["moe_intermediate_size"])
-            logits = linear(x, self._router_weight(pre, "std"))
+            logits = linear(x, self._gate_weight(pre, "std"))
             idx, w = route_softmax_topk(logits, self.k, self.norm_topk)
             y = self._routed_experts(x, idx, w, pre, mi, "std")
             if f == QWEN2:
@@ -786,14 +786,14 @@ class ReferenceModel:
                 y = y + gate * shared
             return y, (idx, w)
         if f == OLMOE:
-            logits = linear(x, self._router_weight(pre, "std"))
+            logits = linear(x, self._gate_weight(pre, "std"))
             idx, w = route_softmax_topk(logits, self.k, self.norm_topk)
             return self._routed_experts(x, idx, w, pre, self.I, "std"), (idx, w)
         if f in (DSV2, DSV3):
             if not moe:
                 return self._swiglu_mlp(x, pre + "mlp.", int(self.cfg["intermediate_size"])), None
             mi = int(self.cfg["moe_intermediate_size"])
-            logits = linear(x, self._router_weight(pre, "std"))
+            logits = linear(x, self._gate_weight(pre, "std"))
             if f == DSV2:
                 idx, w = route_deepseek_v2(logits, int(self.k), self.topk_method, self.n_group, self.topk_group,
                                            self.norm_topk, self.routed_scale)
@@ -839,7 +839,7 @@ class ReferenceModel:
         emb = self.W("model.embed_tokens.weight", (self.V, self.H))
         h = emb[ids]
         positions = np.arange(len(ids))
-        routers = []
+        gates = []
         state = {}
         for i in range(self.L):
             pre = f"model.layers.{i}."
@@ -852,7 +852,7 @@ class ReferenceModel:
             xn = rms_norm(h, self.W(pre + "post_attention_layernorm.weight", (self.H,)), self.eps)
             y, rec = self._ffn(xn, i, state)
             if rec is not None:
-                routers.append((i, rec[0], rec[1]))
+                gates.append((i, rec[0], rec[1]))
             h = h + y
         h = rms_norm(h, self.W("model.norm.weight", (self.H,)), self.eps)
         if self.tie:
@@ -865,7 +865,7 @@ class ReferenceModel:
         if not self._checked_coverage:
             self._checked_coverage = True
             self._check_coverage()
-        return logits, routers
+        return logits, gates
 
     def unused_tensors(self):
         out = []
@@ -932,9 +932,9 @@ class ReferenceModel:
         return {int(e) for e in eos}
 
     def generate(self, prompt_ids, max_new_tokens, ignore_eos=False):
-        """Greedy decoding without KV cache. Returns (generated ids, last prompt logits, routers)."""
+        """Greedy decoding without KV cache. Returns (generated ids, last prompt logits, gates)."""
         prompt_ids = [int(t) for t in prompt_ids]
-        logits, routers = self.forward(prompt_ids)
+        logits, gates = self.forward(prompt_ids)
         last_prompt_logits = logits[-1].copy()
         eos = set() if ignore_eos else self.eos_ids()
         seq = list(prompt_ids)
@@ -948,7 +948,7 @@ class ReferenceModel:
             seq.append(tok)
             if tok in eos:
                 break
-        return generated, last_prompt_logits, routers
+        return generated, last_prompt_logits, gates
 
 
 def moepp_experts(xin, idx, gates, get, E, H, I, act=silu):
@@ -978,18 +978,18 @@ def moepp_experts(xin, idx, gates, get, E, H, I, act=silu):
 # output
 # ----------------------------------------------------------------------------------------
 
-def result_json(architecture, prompt_ids, generated, last_prompt_logits, routers):
+def result_json(architecture, prompt_ids, generated, last_prompt_logits, gates):
     return {
         "format": FORMAT,
         "architecture": architecture,
         "prompt_token_ids": [int(t) for t in prompt_ids],
         "generated_token_ids": [int(t) for t in generated],
         "last_prompt_logits": [float(v) for v in last_prompt_logits],
-        "router": [
+        "gate": [
             {"layer": int(layer),
              "experts": [[int(e) for e in row] for row in idx],
              "weights": [[float(v) for v in row] for row in w]}
-            for layer, idx, w in routers
+            for layer, idx, w in gates
         ],
     }
 
@@ -1006,8 +1006,8 @@ def parse_ids(s):
 
 def run(model_dir, prompt_ids, max_new_tokens, ignore_eos=False, strict=False):
     model = ReferenceModel(model_dir, strict=strict)
-    gen, lpl, routers = model.generate(prompt_ids, max_new_tokens, ignore_eos)
-    return result_json(model.architecture, prompt_ids, gen, lpl, routers)
+    gen, lpl, gates = model.generate(prompt_ids, max_new_tokens, ignore_eos)
+    return result_json(model.architecture, prompt_ids, gen, lpl, gates)
 
 
 def main(argv=None):

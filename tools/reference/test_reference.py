@@ -251,7 +251,7 @@ class RoutingTests(unittest.TestCase):
 class MoEPlusPlusForcedRoutingTests(TmpDirCase):
     """End-to-end: attention output is zeroed (o_proj = 0) and embeddings/norm weights are made
     positive, so the MoE input x is positive; with gate.wg.0 = ones, tanh(W1 x) == 1 exactly and
-    the router logits equal the row sums of gate.wg.2, which the test sets at will."""
+    the gate logits equal the row sums of gate.wg.2, which the test sets at will."""
 
     H, V, E, I = 32, 96, 8, 16
 
@@ -289,33 +289,33 @@ class MoEPlusPlusForcedRoutingTests(TmpDirCase):
 
     def run_model(self, d, ids=(3, 9, 4)):
         m = ref.ReferenceModel(d, strict=True)
-        logits, routers = m.forward(list(ids))
-        return m, logits, routers
+        logits, gates = m.forward(list(ids))
+        return m, logits, gates
 
     def test_zero_plus_copy_gives_2x(self):
         E = self.E
         d, c, t = self.build([[0, 0, 0, 0, 0, 0, 3.0, 5.0]])  # zero (7) first, copy (6) second
-        _, logits, routers = self.run_model(d)
-        self.assertEqual(routers[0][1].tolist(), [[7, 6]] * 3)
-        np.testing.assert_allclose(routers[0][2], [[0.0, 1.0]] * 3)
+        _, logits, gates = self.run_model(d)
+        self.assertEqual(gates[0][1].tolist(), [[7, 6]] * 3)
+        np.testing.assert_allclose(gates[0][2], [[0.0, 1.0]] * 3)
         exp = self.expected_logits(c, t, lambda x: 2.0 * x, [3, 9, 4])
         np.testing.assert_allclose(logits, exp, atol=1e-11)
         self.assertEqual(E, 8)
 
     def test_ffn_plus_zero_gives_ffn_of_2x(self):
         d, c, t = self.build([[4.0, 0, 0, 0, 0, 0, 0, 2.0]])
-        _, logits, routers = self.run_model(d)
-        self.assertEqual(routers[0][1].tolist(), [[0, 7]] * 3)
-        np.testing.assert_allclose(routers[0][2], [[1.0, 0.0]] * 3)
+        _, logits, gates = self.run_model(d)
+        self.assertEqual(gates[0][1].tolist(), [[0, 7]] * 3)
+        np.testing.assert_allclose(gates[0][2], [[1.0, 0.0]] * 3)
         exp = self.expected_logits(c, t, lambda x: self.ffn(t, 0, 2.0 * x), [3, 9, 4])
         np.testing.assert_allclose(logits, exp, atol=1e-11)
 
     def test_constant_plus_ffn(self):
         d, c, t = self.build([[0, 1.0, 0, 0, 2.0, 0, 0, 0]])  # constant expert 4 (=E-4), FFN 1
-        _, logits, routers = self.run_model(d)
-        self.assertEqual(routers[0][1].tolist(), [[4, 1]] * 3)
+        _, logits, gates = self.run_model(d)
+        self.assertEqual(gates[0][1].tolist(), [[4, 1]] * 3)
         g4 = 1.0 / (1.0 + math.exp(-1.0))
-        np.testing.assert_allclose(routers[0][2], [[g4, 1 - g4]] * 3, rtol=1e-12)
+        np.testing.assert_allclose(gates[0][2], [[g4, 1 - g4]] * 3, rtol=1e-12)
         p = "model.layers.0.mlp.moe.experts.experts.4."
         wc, v = t[p + "wg.weight"].astype(np.float64), t[p + "constant"].astype(np.float64)
 
@@ -328,10 +328,10 @@ class MoEPlusPlusForcedRoutingTests(TmpDirCase):
 
     def test_mixtral_gating_no_x2_and_zero_expert_weight_kept(self):
         d, c, t = self.build([[0, 0, 0, 0, 0, 0, 3.0, 5.0]], {"moe_use_mixtral_gating": True})
-        _, logits, routers = self.run_model(d)
+        _, logits, gates = self.run_model(d)
         g = np.exp([5.0, 3.0]) / np.exp([5.0, 3.0]).sum()
-        self.assertEqual(routers[0][1].tolist(), [[7, 6]] * 3)
-        np.testing.assert_allclose(routers[0][2], [g] * 3, rtol=1e-12)
+        self.assertEqual(gates[0][1].tolist(), [[7, 6]] * 3)
+        np.testing.assert_allclose(gates[0][2], [g] * 3, rtol=1e-12)
         np.testing.assert_allclose(logits, self.expected_logits(c, t, lambda x: g[1] * x, [3, 9, 4]), atol=1e-11)
 
     def test_no_mul_topk_flag(self):
@@ -344,12 +344,12 @@ class MoEPlusPlusForcedRoutingTests(TmpDirCase):
         L0 = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 5.0])
         perm = np.roll(np.eye(8), 1, axis=0)  # (G v)[i] = v[i-1]
         d, c, t = self.build([L0, np.zeros(8), np.zeros(8)], layers=3, gate_map=perm)
-        _, _, routers = self.run_model(d)
-        self.assertEqual(routers[0][1].tolist()[0], [7, 6])
-        self.assertEqual(routers[1][1].tolist()[0], [0, 7])  # L1 = roll(L0): 5 at index 0, 3 at index 7
-        np.testing.assert_allclose(routers[1][2][0], [1.0, 0.0])
-        self.assertEqual(routers[2][1].tolist()[0], [1, 0])  # L2 = roll(L1)
-        np.testing.assert_allclose(routers[2][2][0], [1.0 / (1.0 + math.exp(-2.0)), 1.0 / (1.0 + math.exp(2.0))])
+        _, _, gates = self.run_model(d)
+        self.assertEqual(gates[0][1].tolist()[0], [7, 6])
+        self.assertEqual(gates[1][1].tolist()[0], [0, 7])  # L1 = roll(L0): 5 at index 0, 3 at index 7
+        np.testing.assert_allclose(gates[1][2][0], [1.0, 0.0])
+        self.assertEqual(gates[2][1].tolist()[0], [1, 0])  # L2 = roll(L1)
+        np.testing.assert_allclose(gates[2][2][0], [1.0 / (1.0 + math.exp(-2.0)), 1.0 / (1.0 + math.exp(2.0))])
 
 
 # ----------------------------------------------------------------------------------------
@@ -361,13 +361,13 @@ class ModelTests(TmpDirCase):
                     d = self.path(f"{arch}_{dtype}")
                     c = mk.make(arch, d, dtype, seed=3)
                     m = ref.ReferenceModel(d, strict=True)
-                    gen, lpl, routers = m.generate(PROMPT, 3, ignore_eos=True)
+                    gen, lpl, gates = m.generate(PROMPT, 3, ignore_eos=True)
                     self.assertEqual(len(gen), 3)
                     self.assertEqual(lpl.shape, (c["vocab_size"],))
                     self.assertTrue(np.all(np.isfinite(lpl)))
-                    self.assertEqual([r[0] for r in routers], sorted(m.moe_layers))
+                    self.assertEqual([r[0] for r in gates], sorted(m.moe_layers))
                     k = m.k
-                    for layer, idx, w in routers:
+                    for layer, idx, w in gates:
                         self.assertEqual(idx.shape, (len(PROMPT), k))
                         self.assertTrue(all(len(set(row)) == k for row in idx.tolist()))
                         sums = w.sum(axis=1)
@@ -566,10 +566,10 @@ class CliAndCompareTests(TmpDirCase):
         with open(out_a) as f:
             r = json.load(f)
         self.assertEqual(list(r.keys()), ["format", "architecture", "prompt_token_ids", "generated_token_ids",
-                                          "last_prompt_logits", "router"])
-        self.assertEqual(r["format"], "moe-serve.generation.v1")
+                                          "last_prompt_logits", "gate"])
+        self.assertEqual(r["format"], "moe-serve.generation.v2")
         self.assertEqual(r["architecture"], "DeepseekV2ForCausalLM")
-        self.assertEqual(list(r["router"][0].keys()), ["layer", "experts", "weights"])
+        self.assertEqual(list(r["gate"][0].keys()), ["layer", "experts", "weights"])
         rc, text = self.quiet(compare.main, [out_a, out_a])
         self.assertEqual(rc, 0, text)
         self.assertEqual(sum(1 for ln in text.splitlines() if ln.startswith("PASS ")), 5)
@@ -578,9 +578,9 @@ class CliAndCompareTests(TmpDirCase):
         b = json.loads(json.dumps(r))
         b["last_prompt_logits"][7] += 2e-4
         b["generated_token_ids"][2] = (b["generated_token_ids"][2] + 1) % 96
-        row = b["router"][0]["experts"][3]
+        row = b["gate"][0]["experts"][3]
         row.reverse()
-        b["router"][0]["weights"][3].reverse()
+        b["gate"][0]["weights"][3].reverse()
         out_b = self.path("b.json")
         with open(out_b, "w") as f:
             json.dump(b, f)

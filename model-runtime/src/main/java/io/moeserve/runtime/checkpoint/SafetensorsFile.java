@@ -28,7 +28,7 @@ import java.util.Set;
  * threads). {@link #close()} unmaps it; tensors handed out before become invalid, and reading them then fails
  * with {@link IllegalStateException} instead of touching unmapped memory.
  */
-public final class SafetensorsFile implements AutoCloseable {
+final class SafetensorsFile implements AutoCloseable {
 
     /** The same limit as the reference implementation: a larger header is a corrupt or foreign file. */
     public static final long MAX_HEADER_BYTES = 100_000_000L;

@@ -34,7 +34,7 @@ import java.util.Set;
  * slice of the mapping: a multi-GiB checkpoint is produced without any heap copy, and regions no filler touches
  * stay holes in a sparse file. A filler that throws leaves no file behind.
  */
-public final class SafetensorsWriter {
+final class SafetensorsWriter {
 
     /** What transformers puts in every checkpoint it saves from PyTorch. */
     public static final Map<String, String> DEFAULT_METADATA = Map.of("format", "pt");

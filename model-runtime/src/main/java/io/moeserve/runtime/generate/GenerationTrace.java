@@ -11,8 +11,8 @@ import java.util.List;
 
 /**
  * One prompt's generation with everything a reference implementation can be compared on: the generated ids, the
- * raw logits at the last prompt position, and the router's choices at every prompt position of every MoE layer.
- * Its JSON form ({@code moe-serve.generation.v1}) is what {@code moe generate --json} prints and what
+ * raw logits at the last prompt position, and the gates' choices at every prompt position of every MoE layer.
+ * Its JSON form ({@code moe-serve.generation.v2}) is what {@code moe generate --json} prints and what
  * tools/reference/compare.py reads.
  *
  * @param experts  [moe layer][prompt position][k] chosen experts, descending selection score
@@ -58,7 +58,7 @@ public record GenerationTrace(String architecture, int[] promptTokens, Generatio
 
     public ObjectNode toJson(ObjectMapper json) {
         ObjectNode root = json.createObjectNode();
-        root.put("format", "moe-serve.generation.v1");
+        root.put("format", "moe-serve.generation.v2");
         root.put("architecture", architecture);
         ArrayNode p = root.putArray("prompt_token_ids");
         for (int t : promptTokens) p.add(t);
@@ -67,9 +67,9 @@ public record GenerationTrace(String architecture, int[] promptTokens, Generatio
         root.put("finish_reason", result.finishReason().name().toLowerCase());
         ArrayNode l = root.putArray("last_prompt_logits");
         for (float x : lastPromptLogits) l.add(x);
-        ArrayNode router = root.putArray("router");
+        ArrayNode gate = root.putArray("gate");
         for (int m = 0; m < moeLayers.length; m++) {
-            ObjectNode layer = router.addObject();
+            ObjectNode layer = gate.addObject();
             layer.put("layer", moeLayers[m]);
             ArrayNode ex = layer.putArray("experts");
             ArrayNode we = layer.putArray("weights");

@@ -13,7 +13,7 @@ import io.moeserve.runtime.kernel.VectorOps;
  * does: the angle pos·inv_freq rounded to float32 (this rounding is visible at late positions, so it must match),
  * then cos/sin, then times the attention factor.
  */
-public final class RopeTable {
+final class RopeTable {
     private final RopeConfig rope;
     private final int half;
     private final int maxPositions;

@@ -15,7 +15,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * The runtime against an independent implementation of each architecture (tools/reference, numpy in float64,
  * written from the Hugging Face modeling code): logits at the last prompt position within 1e-4, greedy
- * continuations identical, router choices identical at every prompt position of every MoE layer. BF16 checkpoints
+ * continuations identical, gate choices identical at every prompt position of every MoE layer. BF16 checkpoints
  * are compared with the same bf16 weights widened, as the issue prescribes.
  */
 class ReferenceComparisonTest {
@@ -54,10 +54,10 @@ class ReferenceComparisonTest {
         int[] got = actual.result().outputTokens();
         assertEquals(ids.size(), got.length, arch + ": generated length");
         for (int i = 0; i < got.length; i++) assertEquals(ids.get(i).asInt(), got[i], arch + ": generated token " + i);
-        JsonNode router = expected.get("router");
-        assertEquals(router.size(), actual.moeLayers().length, arch + ": MoE layer count");
-        for (int m = 0; m < router.size(); m++) {
-            JsonNode layer = router.get(m);
+        JsonNode gate = expected.get("gate");
+        assertEquals(gate.size(), actual.moeLayers().length, arch + ": MoE layer count");
+        for (int m = 0; m < gate.size(); m++) {
+            JsonNode layer = gate.get(m);
             assertEquals(layer.get("layer").asInt(), actual.moeLayers()[m]);
             for (int pos = 0; pos < promptLength; pos++) {
                 for (int j = 0; j < actual.experts()[m][pos].length; j++) {

@@ -20,8 +20,8 @@ import picocli.CommandLine.Parameters;
 
 /**
  * `moe generate DIR`: generates from a text prompt (needs tokenizer.json) or from prompt token ids (needs only
- * config.json and safetensors), greedy or sampled; with --json, prints the moe-serve.generation.v1 trace (ids,
- * last-prompt logits, router choices) that tools/reference/compare.py checks against a reference.
+ * config.json and safetensors), greedy or sampled; with --json, prints the moe-serve.generation.v2 trace (ids,
+ * last-prompt logits, gate choices) that tools/reference/compare.py checks against a reference.
  */
 @Command(name = "generate", description = "Generate from a text prompt or from prompt token ids.")
 final class GenerateCommand implements Callable<Integer> {
@@ -78,7 +78,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Do not stop at the model's eos_token_id.")
     boolean ignoreEos;
 
-    @Option(names = "--json", description = "Print JSON: generated ids, last-prompt logits and router choices.")
+    @Option(names = "--json", description = "Print JSON: generated ids, last-prompt logits and gate choices.")
     boolean json;
 
     @Mixin

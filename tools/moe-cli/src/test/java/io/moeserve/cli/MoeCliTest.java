@@ -46,12 +46,12 @@ class MoeCliTest {
         Run r = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "4", "--ignore-eos", "--json");
         assertEquals(0, r.exit(), r.err());
         JsonNode json = new ObjectMapper().readTree(r.out());
-        assertEquals("moe-serve.generation.v1", json.get("format").asText());
+        assertEquals("moe-serve.generation.v2", json.get("format").asText());
         assertEquals("OlmoeForCausalLM", json.get("architecture").asText());
         assertEquals(4, json.get("generated_token_ids").size());
         assertEquals(384, json.get("last_prompt_logits").size());
-        assertEquals(3, json.get("router").size(), "one entry per MoE layer");
-        assertEquals(5, json.get("router").get(0).get("experts").size(), "one row per prompt position");
+        assertEquals(3, json.get("gate").size(), "one entry per MoE layer");
+        assertEquals(5, json.get("gate").get(0).get("experts").size(), "one row per prompt position");
 
         Run plain = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "4", "--ignore-eos");
         assertEquals(0, plain.exit(), plain.err());

@@ -29,7 +29,7 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        ReplanBenchmark.Config c = new ReplanBenchmark.Config(layers, experts, topK, zipf, sigma, drift, groups, slots, replans, interval, slack, seed);
+        ReplanBenchmark.Scenario c = new ReplanBenchmark.Scenario(layers, experts, topK, zipf, sigma, drift, groups, slots, replans, interval, slack, seed);
         long t0 = System.nanoTime();
         ReplanBenchmark.Row[] rows = ReplanBenchmark.run(c);
         double secs = (System.nanoTime() - t0) / 1e9;

@@ -38,8 +38,8 @@ final class SimulateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        DaySimulation.Config d = DaySimulation.Config.defaults();
-        DaySimulation.Config c = new DaySimulation.Config(layers, experts, topK, zipf, sigma, drift, groups, plannedGroups, plannedSlots,
+        DaySimulation.Scenario d = DaySimulation.Scenario.defaults();
+        DaySimulation.Scenario c = new DaySimulation.Scenario(layers, experts, topK, zipf, sigma, drift, groups, plannedGroups, plannedSlots,
                 peak, trough, podRate, startup, latency, lateBudget, d.syncSeconds(), d.rateWindowSeconds(), d.tolerance(),
                 d.maxReplicas(), d.targets(), seed);
         SimulationReport report = SimulationReport.run(c);

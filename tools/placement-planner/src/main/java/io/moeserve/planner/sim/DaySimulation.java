@@ -34,13 +34,13 @@ import java.util.SplittableRandom;
  */
 public final class DaySimulation {
 
-    public record Config(int layers, int experts, int topK, double zipf, double driftSigma, double driftHours, int groups,
+    public record Scenario(int layers, int experts, int topK, double zipf, double driftSigma, double driftHours, int groups,
                          int plannedGroups, int plannedSlots, double peakTokensPerSecond, double troughFraction,
                          double podPairsPerSecond, int startupSeconds, double latencyFactor, double lateBudget,
                          int syncSeconds, int rateWindowSeconds, double tolerance, int maxReplicas, double[] targets,
                          long seed) {
-        public static Config defaults() {
-            return new Config(24, 64, 6, 0.9, 1.0, 12, 8, 9, 8, 5000, 0.15, 20000, 120, 5, 0.001, 15, 60, 0.1, 64,
+        public static Scenario defaults() {
+            return new Scenario(24, 64, 6, 0.9, 1.0, 12, 8, 9, 8, 5000, 0.15, 20000, 120, 5, 0.001, 15, 60, 0.1, 64,
                     new double[]{0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75}, 20261202L);
         }
 
@@ -70,9 +70,9 @@ public final class DaySimulation {
     /** Precomputed load: tokens/s and each group's pairs/s at every sync, for both layouts. */
     public record Day(double[] tokensPerSecond, double[][] contiguous, double[][] planned) {}
 
-    private final Config c;
+    private final Scenario c;
 
-    public DaySimulation(Config c) {
+    public DaySimulation(Scenario c) {
         this.c = c;
         if (c.experts() % c.groups() != 0) throw new IllegalArgumentException("experts must split evenly into the groups");
     }

@@ -9,10 +9,10 @@ import io.moeserve.planner.StablePlanner;
  * previous plan's, and the migration-aware planner with and without slack. Reports balance and moves.
  */
 public final class ReplanBenchmark {
-    public record Config(int layers, int experts, int topK, double zipf, double driftSigma, double driftHours, int groups, int slots,
+    public record Scenario(int layers, int experts, int topK, double zipf, double driftSigma, double driftHours, int groups, int slots,
                          int replans, double intervalHours, double slack, long seed) {
-        public static Config defaults() {
-            return new Config(24, 64, 6, 0.9, 1.0, 12, 9, 8, 24, 1.0, 0.02, 20261202L);
+        public static Scenario defaults() {
+            return new Scenario(24, 64, 6, 0.9, 1.0, 12, 9, 8, 24, 1.0, 0.02, 20261202L);
         }
     }
 
@@ -20,7 +20,7 @@ public final class ReplanBenchmark {
     public record Row(String variant, double meanImbalance, double worstImbalance, double meanMaxLoadVsEplb,
                       double worstMaxLoadVsEplb, double meanMoves, double meanMovesFraction, double meanGroupsChanged) {}
 
-    public static Row[] run(Config c) {
+    public static Row[] run(Scenario c) {
         SkewedLoad load = new SkewedLoad(c.layers(), c.experts(), c.topK(), c.zipf(), c.driftSigma(), c.driftHours(), c.seed());
         StablePlanner.Options base = StablePlanner.Options.global(c.groups(), c.slots());
         String[] names = {"EPLB (from scratch)", "EPLB, groups matched to the previous plan", "migration-aware, slack 0",

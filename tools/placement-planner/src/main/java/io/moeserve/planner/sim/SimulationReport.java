@@ -12,22 +12,22 @@ import java.util.Map;
 
 /** The day simulation's results: the best run of every strategy, as a markdown table, JSON and an SVG picture. */
 public final class SimulationReport {
-    private final DaySimulation.Config config;
+    private final DaySimulation.Scenario scenario;
     private final DaySimulation.Day day;
     private final List<DaySimulation.Run> best;
     private final List<DaySimulation.Run> atCommonTarget;
     private final double commonTarget;
 
-    private SimulationReport(DaySimulation.Config config, DaySimulation.Day day, List<DaySimulation.Run> best,
+    private SimulationReport(DaySimulation.Scenario scenario, DaySimulation.Day day, List<DaySimulation.Run> best,
                              List<DaySimulation.Run> atCommonTarget, double commonTarget) {
-        this.config = config;
+        this.scenario = scenario;
         this.day = day;
         this.best = best;
         this.atCommonTarget = atCommonTarget;
         this.commonTarget = commonTarget;
     }
 
-    public static SimulationReport run(DaySimulation.Config c) {
+    public static SimulationReport run(DaySimulation.Scenario c) {
         DaySimulation sim = new DaySimulation(c);
         DaySimulation.Day day = sim.day();
         List<DaySimulation.Run> best = new ArrayList<>(), common = new ArrayList<>();
@@ -53,16 +53,16 @@ public final class SimulationReport {
                         + "peak %.0f tokens/s, trough %.0f %%; pod %.0f pairs/s; start-up %d s; latency target %.1fx unloaded "
                         + "(every group <= %.0f %% busy); late-token budget %.2f %%; HPA sync %d s, tolerance %.2f, "
                         + "scale-down window 300 s, rate window %d s; seed %d%n%n",
-                config.layers(), config.experts(), config.topK(), config.zipf(), config.driftHours(), config.peakTokensPerSecond(),
-                100 * config.troughFraction(), config.podPairsPerSecond(), config.startupSeconds(), config.latencyFactor(),
-                100 * config.maxUtilisation(), 100 * config.lateBudget(), config.syncSeconds(), config.tolerance(),
-                config.rateWindowSeconds(), config.seed()));
+                scenario.layers(), scenario.experts(), scenario.topK(), scenario.zipf(), scenario.driftHours(), scenario.peakTokensPerSecond(),
+                100 * scenario.troughFraction(), scenario.podPairsPerSecond(), scenario.startupSeconds(), scenario.latencyFactor(),
+                100 * scenario.maxUtilisation(), 100 * scenario.lateBudget(), scenario.syncSeconds(), scenario.tolerance(),
+                scenario.rateWindowSeconds(), scenario.seed()));
         sb.append("| strategy | groups | best target | expert-pod-hours | vs uniform HPA | peak pods | late tokens |\n");
         sb.append("| --- | --- | --- | --- | --- | --- | --- |\n");
         DaySimulation.Run uniform = best(DaySimulation.Strategy.UNIFORM_HPA);
         for (DaySimulation.Run r : best) {
             if (r == null) continue;
-            int groups = r.strategy().name().startsWith("PLANNED") ? config.plannedGroups() : config.groups();
+            int groups = r.strategy().name().startsWith("PLANNED") ? scenario.plannedGroups() : scenario.groups();
             sb.append(String.format(Locale.ROOT, "| %s | %d | %.2f | %.1f | %s | %d | %.3f %% |%n", r.strategy().label, groups, r.target(), r.podHours(),
                     uniform == null ? "-" : String.format(Locale.ROOT, "%.2f", r.podHours() / uniform.podHours()), r.peakPods(), 100 * r.lateFraction()));
         }
@@ -79,7 +79,7 @@ public final class SimulationReport {
     public String json() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("schema", "moe-serve.autoscaling-simulation.v1");
-        m.put("seed", config.seed());
+        m.put("seed", scenario.seed());
         List<Map<String, Object>> rows = new ArrayList<>();
         for (DaySimulation.Run r : best) {
             if (r == null) continue;

@@ -9,9 +9,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The day simulation: reproducible, the HPA's rules as Kubernetes applies them, and the comparison it exists for. */
 class DaySimulationTest {
-    static DaySimulation.Config small() {
-        DaySimulation.Config d = DaySimulation.Config.defaults();
-        return new DaySimulation.Config(8, 32, 4, 0.9, 1.0, 12, 8, 9, 4, 2500, 0.15, 20000, 120, 5, 0.001, 15, 60, 0.1, 64,
+    static DaySimulation.Scenario small() {
+        DaySimulation.Scenario d = DaySimulation.Scenario.defaults();
+        return new DaySimulation.Scenario(8, 32, 4, 0.9, 1.0, 12, 8, 9, 4, 2500, 0.15, 20000, 120, 5, 0.001, 15, 60, 0.1, 64,
                 new double[]{0.5, 0.6, 0.7}, 7L);
     }
 
