@@ -80,7 +80,8 @@ final class ExpertCallParser {
                 float w = r.getRoutingWeights(i);
                 if (e >= ffn) throw error(Status.INVALID_ARGUMENT, "expert id " + e + " is not a routed FFN expert (the model has " + ffn + ")");
                 if (!hosted.hosts(layer, e)) {
-                    throw error(Status.FAILED_PRECONDITION, "expert " + e + " of layer " + layer + " is not hosted by this pod (it hosts " + hostsSpec + ")");
+                    throw error(Status.FAILED_PRECONDITION, "expert " + e + " of layer " + layer + " is not hosted by this pod (it hosts "
+                            + hostsSpec + ")");
                 }
                 if (!Float.isFinite(w)) throw error(Status.INVALID_ARGUMENT, "routing weight " + w + " of token " + t + " is not finite");
                 for (int j = 0; j < i - from; j++) {

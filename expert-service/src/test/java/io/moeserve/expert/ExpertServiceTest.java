@@ -213,7 +213,8 @@ class ExpertServiceTest {
         assertStatus(Status.Code.FAILED_PRECONDITION, "routing table version 7", ok.toBuilder().setRoutingTableVersion(3).build());
         assertStatus(Status.Code.FAILED_PRECONDITION, "of layer 1 is not hosted by this pod (it hosts *:0-3)",
                 request(4, new int[] {4, 5, 6, 7}, 6, null, null, null));
-        assertStatus(Status.Code.INVALID_ARGUMENT, "hidden_states has", ok.toBuilder().setNumTokens(5).addPairOffsets(ok.getExpertIdsCount()).build());
+        assertStatus(Status.Code.INVALID_ARGUMENT, "hidden_states has",
+                ok.toBuilder().setNumTokens(5).addPairOffsets(ok.getExpertIdsCount()).build());
         assertStatus(Status.Code.INVALID_ARGUMENT, "pair_offsets has", ok.toBuilder().addPairOffsets(1).build());
         assertStatus(Status.Code.INVALID_ARGUMENT, "not a MoE layer", ok.toBuilder().setLayer(99).build());
         assertStatus(Status.Code.INVALID_ARGUMENT, "not finite", ok.toBuilder().setRoutingWeights(0, Float.NaN).build());

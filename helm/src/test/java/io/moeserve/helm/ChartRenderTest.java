@@ -1,19 +1,5 @@
 package io.moeserve.helm;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.marcnuri.helm.LintResult;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.MethodSource;
-
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Set;
-
 import static io.moeserve.helm.Charts.env;
 import static io.moeserve.helm.Charts.named;
 import static io.moeserve.helm.Charts.ofKind;
@@ -21,6 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.marcnuri.helm.LintResult;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The chart with every example values file: lint --strict, template, and every rendered object valid against the
@@ -43,7 +41,8 @@ class ChartRenderTest {
 
     @Test
     void theExamplesCoverWhatTheIssueAsks() {
-        assertTrue(Charts.examples().containsAll(List.of("cpu-only", "gpu", "hpa", "keda", "many-groups", "autoscaling-off")), Charts.examples().toString());
+        assertTrue(Charts.examples().containsAll(List.of("cpu-only", "gpu", "hpa", "keda", "many-groups", "autoscaling-off")),
+                Charts.examples().toString());
     }
 
     @ParameterizedTest(name = "lint --strict {0}")
@@ -84,14 +83,16 @@ class ChartRenderTest {
         ((ObjectNode) dep.path("spec").path("template").path("spec").path("containers").get(0)).put("imagePullPolicyy", "Always");
         assertTrue(KubeSchemas.problems(dep).toString().contains("imagePullPolicyy"), KubeSchemas.problems(dep).toString());
         JsonNode hpaBehaviour = named(docs, "ScaledObject", "moe-moe-serve-expert-g0").deepCopy();
-        ((ObjectNode) hpaBehaviour.path("spec").path("advanced").path("horizontalPodAutoscalerConfig").path("behavior").path("scaleUp")).put("stabilisationWindowSeconds", 0);
+        JsonNode scaleUp = hpaBehaviour.path("spec").path("advanced").path("horizontalPodAutoscalerConfig").path("behavior").path("scaleUp");
+        ((ObjectNode) scaleUp).put("stabilisationWindowSeconds", 0);
         assertTrue(KubeSchemas.problems(hpaBehaviour).toString().contains("stabilisationWindowSeconds"));
         JsonNode so = named(docs, "ScaledObject", "moe-moe-serve-expert-g0").deepCopy();
         ((ObjectNode) so.path("spec")).put("minReplicas", 1);
         ((ObjectNode) so.path("spec").path("triggers").get(0).path("metadata")).put("treshold", "1");
         JsonNode wrongType = named(docs, "Service", "moe-moe-serve-gateway").deepCopy();
         ((ObjectNode) wrongType.path("spec").path("ports").get(0)).put("port", "eighty");
-        Tools.Result r = Tools.nodeValidate(List.of(so, wrongType), Charts.YAML.readTree("rules: [{seriesQuery: 'x', resources: {}, name: {as: y}, metricsQuery: q, seriesQuerry: z}]"), work);
+        Tools.Result r = Tools.nodeValidate(List.of(so, wrongType),
+                Charts.YAML.readTree("rules: [{seriesQuery: 'x', resources: {}, name: {as: y}, metricsQuery: q, seriesQuerry: z}]"), work);
         assertNotEquals(0, r.exitCode());
         assertTrue(r.output().contains("'minReplicas'") && r.output().contains("'treshold'") && r.output().contains("'seriesQuerry'")
                 && r.output().contains("port must be integer"), r.output());
@@ -140,7 +141,8 @@ class ChartRenderTest {
         assertEquals("hub-token", env(init, "HF_TOKEN").path("valueFrom").path("secretKeyRef").path("name").asText());
         assertEquals("Qwen/Qwen1.5-MoE-A2.7B", env(init, "MOE_HUB_REPO").path("value").asText());
         assertEquals("40Gi", pod.path("volumes").get(1).path("emptyDir").path("sizeLimit").asText());
-        assertTrue(ofKind(docs, "Secret").stream().noneMatch(s -> s.path("metadata").path("name").asText().contains("hub-token")), "existing Secret used");
+        assertTrue(ofKind(docs, "Secret").stream().noneMatch(s -> s.path("metadata").path("name").asText().contains("hub-token")),
+                "existing Secret used");
         JsonNode np = named(docs, "NetworkPolicy", "moe-moe-serve-experts");
         assertTrue(np.path("spec").path("egress").toString().contains("443"), "the init step may reach the hub");
     }
@@ -179,7 +181,8 @@ class ChartRenderTest {
         JsonNode t = g0.path("triggers").get(0);
         assertEquals("prometheus", t.path("type").asText());
         assertEquals("AverageValue", t.path("metricType").asText());
-        assertEquals("sum(rate(moe_expert_pod_busy_seconds_total{namespace=\"serving\",group=\"g0\"}[1m]))", t.path("metadata").path("query").asText());
+        assertEquals("sum(rate(moe_expert_pod_busy_seconds_total{namespace=\"serving\",group=\"g0\"}[1m]))",
+                t.path("metadata").path("query").asText());
         assertEquals("0.6", t.path("metadata").path("threshold").asText());
         assertEquals("false", t.path("metadata").path("ignoreNullValues").asText());
         assertEquals(3, g0.path("fallback").path("replicas").asInt());
@@ -199,11 +202,13 @@ class ChartRenderTest {
         for (int g = 0; g < 16; g++) {
             String n = String.format("g%02d", g);
             assertTrue(map.contains("moe.router.experts.groups." + n + ".hosts=*:" + 4 * g + "-" + (4 * g + 3) + "\n"), map);
-            assertTrue(map.contains("moe.router.experts.groups." + n + ".endpoints=dns:moe-moe-serve-expert-" + n + ".serving.svc.cluster.local:9000"), map);
+            assertTrue(map.contains("moe.router.experts.groups." + n + ".endpoints=dns:moe-moe-serve-expert-" + n
+                    + ".serving.svc.cluster.local:9000"), map);
             JsonNode svc = named(docs, "Service", "moe-moe-serve-expert-" + n);
             assertEquals("None", svc.path("spec").path("clusterIP").asText(), "headless, for the router's discovery");
         }
-        assertTrue(map.contains("moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\nmoe.router.experts.refresh-interval=5s\n"), map);
+        assertTrue(map.contains("moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\n"
+                + "moe.router.experts.refresh-interval=5s\n"), map);
     }
 
     @Test
@@ -230,13 +235,15 @@ class ChartRenderTest {
                 JsonNode sc = c.path("securityContext");
                 assertTrue(sc.path("readOnlyRootFilesystem").asBoolean() && !sc.path("allowPrivilegeEscalation").asBoolean(true), c.toString());
                 assertEquals("[\"ALL\"]", sc.path("capabilities").path("drop").toString());
-                assertTrue(c.path("volumeMounts").toString().contains("\"/tmp\"") || c.path("name").asText().equals("test"), "writable /tmp for " + c.path("name"));
+                assertTrue(c.path("volumeMounts").toString().contains("\"/tmp\"") || c.path("name").asText().equals("test"), "writable /tmp for "
+                        + c.path("name"));
             }
         }
         for (JsonNode d : ofKind(docs, "Deployment")) {
             JsonNode pod = d.path("spec").path("template").path("spec");
             JsonNode c = pod.path("containers").get(0);
-            for (String p : Set.of("startupProbe", "readinessProbe", "livenessProbe")) assertFalse(c.path(p).isMissingNode(), p + " on " + d.path("metadata").path("name"));
+            for (String p : Set.of("startupProbe", "readinessProbe", "livenessProbe")) assertFalse(c.path(p).isMissingNode(), p + " on "
+                    + d.path("metadata").path("name"));
             int preStop = c.path("lifecycle").path("preStop").path("sleep").path("seconds").asInt();
             int grace = pod.path("terminationGracePeriodSeconds").asInt();
             if ("expert".equals(d.path("metadata").path("labels").path("app.kubernetes.io/component").asText())) {

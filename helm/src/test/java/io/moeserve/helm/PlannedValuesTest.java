@@ -1,20 +1,19 @@
 package io.moeserve.helm;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import io.moeserve.planner.cli.PlanCli;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-
 import static io.moeserve.helm.Charts.env;
 import static io.moeserve.helm.Charts.named;
 import static io.moeserve.helm.Charts.ofKind;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.moeserve.planner.cli.PlanCli;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** bin/moe-plan's values file installs as is: the chart renders it, valid, and router and pods agree on it. */
 class PlannedValuesTest {

@@ -1,21 +1,20 @@
 package io.moeserve.helm;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static io.moeserve.helm.Charts.named;
+import static io.moeserve.helm.Charts.ofKind;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static io.moeserve.helm.Charts.named;
-import static io.moeserve.helm.Charts.ofKind;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The PromQL that will run, checked by promtool. promtool checks Prometheus rule files, not adapter configs, so
@@ -52,7 +51,8 @@ class PromQlTest {
             Path values = example.equals("keda") ? Charts.example("keda") : null;
             List<JsonNode> docs = Charts.renderDocs(values);
             if (values == null) docs = Charts.documents(Charts.render(Charts.example("many-groups"), java.util.Map.of("autoscaling.engine", "keda")));
-            for (JsonNode so : ofKind(docs, "ScaledObject")) exprs.add(so.path("spec").path("triggers").get(0).path("metadata").path("query").asText());
+            for (JsonNode so : ofKind(docs,
+                    "ScaledObject")) exprs.add(so.path("spec").path("triggers").get(0).path("metadata").path("query").asText());
         }
         assertTrue(exprs.size() >= 4 + 3 + 16, "queries: " + exprs.size());
         Tools.Result r = Tools.promtoolCheckRules(rulesFile(exprs, "ok.yaml"));

@@ -54,7 +54,8 @@ final class ExpertDiscovery implements AutoCloseable {
         this.config = config;
         this.maxMessageBytes = maxMessageBytes;
         this.refreshInterval = refreshInterval;
-        if (transportThreads < 1) throw new IllegalArgumentException("moe.router.experts.transport-threads must be at least 1, got " + transportThreads);
+        if (transportThreads < 1) throw new IllegalArgumentException("moe.router.experts.transport-threads must be at least 1, got "
+                + transportThreads);
         // DNS answers are cached for RouterMain.DNS_TTL_SECONDS (set before the JVM's resolver first runs).
         this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-discovery").daemon().unstarted(r));
         this.transport = new NioEventLoopGroup(transportThreads, new DefaultThreadFactory("expert-transport", true));

@@ -72,7 +72,8 @@ final class GenerateRequests {
         Set<Integer> stops = new LinkedHashSet<>();
         if (!r.getIgnoreEos()) stops.addAll(eosIds);
         for (int s : r.getStopTokenIdsList()) {
-            if (s < 0 || s >= vocab) throw error(Status.INVALID_ARGUMENT, "stop token id " + Integer.toUnsignedString(s) + " is outside the vocabulary");
+            if (s < 0 || s >= vocab) throw error(Status.INVALID_ARGUMENT, "stop token id " + Integer.toUnsignedString(s)
+                    + " is outside the vocabulary");
             stops.add(s);
         }
         SamplingParams sampling;

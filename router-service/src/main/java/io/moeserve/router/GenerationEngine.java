@@ -126,8 +126,9 @@ final class GenerationEngine implements AutoCloseable {
             account();
         }
         for (RouterSequence s : running()) fail(s, Status.UNAVAILABLE.withDescription("the router is shutting down"));
-        for (RouterSequence s; (s = waiting.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
-        for (RouterSequence s; (s = arrivals.poll()) != null; ) s.emitter.fail(Status.UNAVAILABLE.withDescription("the router is shutting down").asRuntimeException());
+        Status shutdown = Status.UNAVAILABLE.withDescription("the router is shutting down");
+        for (RouterSequence s; (s = waiting.poll()) != null; ) s.emitter.fail(shutdown.asRuntimeException());
+        for (RouterSequence s; (s = arrivals.poll()) != null; ) s.emitter.fail(shutdown.asRuntimeException());
     }
 
     /** Takes arrivals, drops cancelled and expired sequences, admits what fits. */

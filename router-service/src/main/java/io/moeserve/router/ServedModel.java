@@ -68,7 +68,8 @@ public class ServedModel {
         List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {
             if (x.groups().isEmpty()) {
-                throw new IllegalStateException("moe.router.experts.mode=remote needs expert groups: moe.router.experts.groups.<name>.hosts and .endpoints");
+                throw new IllegalStateException("moe.router.experts.mode=remote needs expert groups: "
+                        + "moe.router.experts.groups.<name>.hosts and .endpoints");
             }
             for (Map.Entry<String, RouterSettings.Group> e : new TreeMap<>(x.groups()).entrySet()) {
                 ExpertSet set = ExpertSet.parse(e.getValue().hosts()).validate(config);

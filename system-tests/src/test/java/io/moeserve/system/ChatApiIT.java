@@ -18,7 +18,6 @@ import io.moeserve.runtime.family.Architecture;
 import io.moeserve.tokenizer.HfTokenizer;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.HttpURLConnection;
 import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -151,11 +150,15 @@ class ChatApiIT {
                 () -> streamed(chat("Keep going.", 80).putAdditionalBodyProperty("ignore_eos", com.openai.core.JsonValue.from(true)).build()));
         assertError(post("{not json", "application/json"), 400, "invalid_request_error");
         assertError(post("{\"model\": \"mixtral\", \"messages\": \"hello\"}", "application/json"), 400, "messages");
-        assertError(post("{\"model\": \"gpt-4\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "application/json"), 404, "model_not_found");
+        assertError(post("{\"model\": \"gpt-4\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "application/json"), 404,
+                "model_not_found");
         assertError(post("{\"model\": \"mixtral\", \"messages\": []}", "application/json"), 400, "messages");
-        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": -5}", "application/json"), 400, "max_tokens");
-        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 100000000}", "application/json"), 400, "context_length_exceeded");
-        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(2000) + "\"}]}", "application/json"), 400, "context_length_exceeded");
+        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": -5}",
+                "application/json"), 400, "max_tokens");
+        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 100000000}",
+                "application/json"), 400, "context_length_exceeded");
+        assertError(post("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(2000) + "\"}]}",
+                "application/json"), 400, "context_length_exceeded");
         java.io.ByteArrayOutputStream bad = new java.io.ByteArrayOutputStream();
         bad.writeBytes("{\"model\": \"mixtral\", \"messages\": [{\"role\": \"user\", \"content\": \"".getBytes(StandardCharsets.UTF_8));
         bad.writeBytes(new byte[] {(byte) 0xC3, (byte) 0x28}); // a lead byte without its continuation: not UTF-8

@@ -81,7 +81,8 @@ public final class ExpertCallBenchmark {
         for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
         ExpertBatchRequest.Builder b = ExpertBatchRequest.newBuilder().setModelId("bench").setRoutingTableVersion(1)
                 .setLayer(layer).setNumTokens(tokens).setHiddenSize(hidden).setDtype(WireDType.WIRE_DTYPE_F32)
-                .setOutputDtype(WireDType.WIRE_DTYPE_F32).setHiddenStates(WireTensors.encode(x, 0, x.length, WireDType.WIRE_DTYPE_F32)).addPairOffsets(0);
+                .setOutputDtype(WireDType.WIRE_DTYPE_F32).setHiddenStates(WireTensors.encode(x, 0, x.length,
+                        WireDType.WIRE_DTYPE_F32)).addPairOffsets(0);
         int pairs = 0;
         for (int t = 0; t < tokens; t++) {
             if (routed) {

@@ -70,7 +70,8 @@ class PrometheusAutoscalingIT {
                 d.awaitReady();
                 awaitSamples(prom, pods.values().stream().flatMap(List::stream).toList());
 
-                Map<String, Double> routed0 = routedPairs(d), tokens0 = podCounter(d, "moe_expert_pod_tokens_total"), busy0 = podCounter(d, "moe_expert_pod_busy_seconds_total");
+                Map<String, Double> routed0 = routedPairs(d), tokens0 = podCounter(d, "moe_expert_pod_tokens_total"), busy0 = podCounter(d,
+                        "moe_expert_pod_busy_seconds_total");
                 double start = now();
                 int requests = load(d);
                 double stop = now();
@@ -124,7 +125,8 @@ class PrometheusAutoscalingIT {
             for (var g : m.getValue().entrySet()) {
                 String key = m.getKey() + " " + g.getKey();
                 Map<String, Double> group = prom.values(g.getValue().kedaQuery(), at, "");
-                if (group.size() != 1) throw new AssertionError(key + ": the KEDA query must return one value, got " + group + " (" + g.getValue().kedaQuery() + ")");
+                if (group.size() != 1) throw new AssertionError(key + ": the KEDA query must return one value, got " + group + " ("
+                        + g.getValue().kedaQuery() + ")");
                 out.put(key + " keda", group.values().iterator().next());
                 Map<String, Double> perPod = prom.values(g.getValue().hpaQuery(pods.get(g.getKey())), at, "pod");
                 if (!pods.get(g.getKey()).containsAll(perPod.keySet())) {
@@ -144,13 +146,15 @@ class PrometheusAutoscalingIT {
                                double start, double stop, double after, int requests, Map<String, Double> routed, Map<String, Double> tokens,
                                Map<String, Double> busy, Map<String, Double> atStart, Map<String, Double> atPeak, Map<String, Double> atEnd) {
         StringBuilder r = new StringBuilder();
-        r.append(String.format("load: %d requests in %.1f s; pairs routed %s, computed by the pods %s, busy seconds %s%n", requests, stop - start, routed, tokens, busy));
+        r.append(String.format("load: %d requests in %.1f s; pairs routed %s, computed by the pods %s, busy seconds %s%n", requests, stop - start,
+                routed, tokens, busy));
         for (var m : queries.entrySet()) {
             for (var g : m.getValue().entrySet()) {
                 String key = m.getKey() + " " + g.getKey();
                 AutoscalerQueries.Group q = g.getValue();
                 double perPod = atPeak.get(key + " hpa sum") / pods.get(g.getKey()).size();
-                r.append(String.format("%s: before %.4f, peak %.4f, a window after %.4f; HPA per pod %s -> average %.4f, target %.3f: %d -> %d pod(s)%n",
+                r.append(String.format("%s: before %.4f, peak %.4f, a window after %.4f; "
+                        + "HPA per pod %s -> average %.4f, target %.3f: %d -> %d pod(s)%n",
                         key, atStart.get(key + " keda"), atPeak.get(key + " keda"), atEnd.get(key + " keda"),
                         perPodValues(atPeak, key, pods.get(g.getKey())), perPod, q.target(), pods.get(g.getKey()).size(),
                         (int) Math.ceil(pods.get(g.getKey()).size() * perPod / q.target())));
@@ -205,7 +209,8 @@ class PrometheusAutoscalingIT {
         Matcher m = ROUTED.matcher(d.router.get("/q/metrics"));
         while (m.find()) {
             int layer = Integer.parseInt(label(m.group(1), "layer")), expert = Integer.parseInt(label(m.group(1), "expert"));
-            for (String g : GROUPS.keySet()) if (ExpertSet.parse(GROUPS.get(g)).hosts(layer, expert)) out.merge(g, Double.parseDouble(m.group(2)), Double::sum);
+            for (String g : GROUPS.keySet()) if (ExpertSet.parse(GROUPS.get(g)).hosts(layer, expert)) out.merge(g, Double.parseDouble(m.group(2)),
+                    Double::sum);
         }
         return out;
     }
@@ -251,7 +256,8 @@ class PrometheusAutoscalingIT {
     }
 
     private static void assertWithin(double actual, double expected, double relative, String what) {
-        assertTrue(Math.abs(actual - expected) <= relative * Math.abs(expected), what + ": " + actual + ", expected " + expected + " ± " + (100 * relative) + " %");
+        assertTrue(Math.abs(actual - expected) <= relative * Math.abs(expected), what + ": " + actual + ", expected " + expected + " ± "
+                + (100 * relative) + " %");
     }
 
     private static double now() {

@@ -44,7 +44,8 @@ final class PrometheusServer implements AutoCloseable {
         StringBuilder config = new StringBuilder();
         String every = interval.toMillis() + "ms";
         config.append("global:\n  scrape_interval: ").append(every).append("\n  scrape_timeout: ").append(every)
-                .append("\n  evaluation_interval: ").append(every).append("\nscrape_configs:\n  - job_name: moe-serve\n    metrics_path: /q/metrics\n    static_configs:\n");
+                .append("\n  evaluation_interval: ").append(every)
+                .append("\nscrape_configs:\n  - job_name: moe-serve\n    metrics_path: /q/metrics\n    static_configs:\n");
         for (Target t : targets) {
             config.append("      - targets: ['127.0.0.1:").append(t.port()).append("']\n        labels: {namespace: ").append(t.namespace())
                     .append(", pod: ").append(t.pod()).append("}\n");

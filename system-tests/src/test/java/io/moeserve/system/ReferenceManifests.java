@@ -106,7 +106,8 @@ final class ReferenceManifests {
             chartEnv.replaceAll((k, v) -> CHART_SERVICE.matcher(v).replaceAll("moe-serve-$1"));
             same(out, where, "env", env(rc), chartEnv);
             for (String v : env(rc).values()) {
-                if (v.startsWith("moe-serve-") && Charts.ofKind(reference, "Service").stream().noneMatch(x -> v.equals(x.path("metadata").path("name").asText()))) {
+                if (v.startsWith("moe-serve-") && Charts.ofKind(reference, "Service").stream().noneMatch(x
+                        -> v.equals(x.path("metadata").path("name").asText()))) {
                     out.add(where + ": env value " + v + " names no Service of k8s/");
                 }
             }
@@ -128,7 +129,8 @@ final class ReferenceManifests {
             for (String key : List.of(COMPONENT, GROUP)) {
                 if (chartSelector.has(key)) {
                     same(out, where, "pod label " + key, podLabels.path(key), chartSelector.path(key));
-                    same(out, where, "Deployment selector " + key, d.path("spec").path("selector").path("matchLabels").path(key), chartSelector.path(key));
+                    same(out, where, "Deployment selector " + key, d.path("spec").path("selector").path("matchLabels").path(key),
+                            chartSelector.path(key));
                 }
             }
             selects(out, name + ": Deployment", d.path("spec").path("selector").path("matchLabels"), podLabels);
@@ -170,13 +172,15 @@ final class ReferenceManifests {
                 continue;
             }
             String svc = v.substring(4, v.lastIndexOf(':'));
-            JsonNode s = reference.stream().filter(d -> "Service".equals(d.path("kind").asText()) && svc.equals(d.path("metadata").path("name").asText()))
+            JsonNode s = reference.stream().filter(d -> "Service".equals(d.path("kind").asText())
+                    && svc.equals(d.path("metadata").path("name").asText()))
                     .findFirst().orElse(null);
             if (s == null) {
                 out.add("expert map: " + e.getKey() + " names Service " + svc + ", which k8s/ does not have");
             } else if (!"None".equals(s.path("spec").path("clusterIP").asText())) {
                 out.add("expert map: Service " + svc + " is not headless, so its name resolves to one address, not every pod");
-            } else if (Charts.ofKind(reference, "Deployment").stream().noneMatch(d -> matches(s.path("spec").path("selector"), d.path("spec").path("template").path("metadata").path("labels")))) {
+            } else if (Charts.ofKind(reference, "Deployment").stream().noneMatch(d -> matches(s.path("spec").path("selector"),
+                    d.path("spec").path("template").path("metadata").path("labels")))) {
                 out.add("expert map: Service " + svc + " selects no Deployment's pods");
             }
         }
@@ -234,7 +238,8 @@ final class ReferenceManifests {
 
     private static Map<String, String> env(JsonNode container) {
         Map<String, String> m = new TreeMap<>();
-        for (JsonNode e : container.path("env")) m.put(e.path("name").asText(), e.has("value") ? e.path("value").asText() : e.path("valueFrom").toString());
+        for (JsonNode e : container.path("env")) m.put(e.path("name").asText(), e.has("value") ? e.path("value").asText()
+                : e.path("valueFrom").toString());
         return m;
     }
 
@@ -255,7 +260,8 @@ final class ReferenceManifests {
 
     private static Map<String, String> mounts(JsonNode container) {
         Map<String, String> m = new TreeMap<>();
-        for (JsonNode v : container.path("volumeMounts")) m.put(v.path("mountPath").asText(), v.path("name").asText() + (v.path("readOnly").asBoolean() ? " ro" : " rw"));
+        for (JsonNode v : container.path("volumeMounts")) m.put(v.path("mountPath").asText(), v.path("name").asText()
+                + (v.path("readOnly").asBoolean() ? " ro" : " rw"));
         return m;
     }
 

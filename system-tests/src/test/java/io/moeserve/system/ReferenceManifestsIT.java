@@ -40,7 +40,8 @@ class ReferenceManifestsIT {
         List<String> services = services();
         assertEquals(List.of("expert-service", "gateway-service", "router-service"), services);
         try (Stream<Path> files = Files.list(ReferenceManifests.K8S)) {
-            List<String> yaml = files.map(p -> p.getFileName().toString()).filter(f -> f.endsWith(".yaml") || f.endsWith(".yml") || f.endsWith(".json"))
+            List<String> yaml = files.map(p -> p.getFileName().toString()).filter(f -> f.endsWith(".yaml") || f.endsWith(".yml")
+                    || f.endsWith(".json"))
                     .map(f -> f.substring(0, f.lastIndexOf('.'))).sorted().toList();
             assertEquals(services, yaml, "k8s/ holds one <service>.yaml per service with quarkus.kubernetes.name (scripts/update-k8s.sh)");
         }
@@ -52,7 +53,8 @@ class ReferenceManifestsIT {
     void committedManifestIsWhatTheBuildGenerates(String service) {
         String generated = ReferenceManifests.generated(service);
         assertEquals(Charts.documents(generated), Charts.documents(ReferenceManifests.committed(service)),
-                "k8s/" + service + ".yaml differs from " + service + "/target/kubernetes/kubernetes.yml (run scripts/update-k8s.sh), which is:\n" + generated);
+                "k8s/" + service + ".yaml differs from " + service + "/target/kubernetes/kubernetes.yml (run scripts/update-k8s.sh), which is:\n"
+                        + generated);
     }
 
     @Test
@@ -67,7 +69,8 @@ class ReferenceManifestsIT {
     @Test
     void theValidationRefusesABrokenObject() throws Exception {
         List<JsonNode> docs = ReferenceManifests.documents();
-        ObjectNode container = (ObjectNode) Charts.ofKind(docs, "Deployment").getFirst().path("spec").path("template").path("spec").path("containers").get(0);
+        ObjectNode container = (ObjectNode) Charts.ofKind(docs,
+                "Deployment").getFirst().path("spec").path("template").path("spec").path("containers").get(0);
         container.put("imagePullPolicyy", "Always");
         assertFalse(problems(docs).isEmpty(), "a misspelt field is refused");
     }
@@ -82,13 +85,16 @@ class ReferenceManifestsIT {
     void theComparisonNoticesEachKindOfDifference() {
         List<JsonNode> chart = Charts.renderDocs(null);
         List<Consumer<List<JsonNode>>> breaks = List.of(
-                docs -> container(docs, "expert").path("ports").forEach(p -> { if (p.path("name").asText().equals("grpc")) ((ObjectNode) p).put("containerPort", 9001); }),
+                docs -> container(docs, "expert").path("ports").forEach(p
+                        -> { if (p.path("name").asText().equals("grpc")) ((ObjectNode) p).put("containerPort", 9001); }),
                 docs -> ((ObjectNode) container(docs, "expert").path("env").get(0)).put("value", "/elsewhere"),
                 docs -> ((ObjectNode) pod(docs, "expert").path("metadata").path("labels")).put("moe-serve.io/expert-group", "other"),
                 docs -> ((ObjectNode) service(docs, "moe-serve-expert-all").path("spec")).remove("clusterIP"),
                 docs -> ((ObjectNode) container(docs, "router").path("readinessProbe").path("httpGet")).put("path", "/q/health/live"),
                 docs -> ((ObjectNode) container(docs, "router").path("securityContext")).put("readOnlyRootFilesystem", false),
-                docs -> container(docs, "gateway").path("env").forEach(e -> { if (e.path("name").asText().equals("QUARKUS_GRPC_CLIENTS_ROUTER_HOST")) ((ObjectNode) e).put("value", "moe-serve-ruoter"); }),
+                docs -> container(docs, "gateway").path("env").forEach(e
+                        -> { if (e.path("name").asText().equals("QUARKUS_GRPC_CLIENTS_ROUTER_HOST")) ((ObjectNode) e).put("value",
+                                "moe-serve-ruoter"); }),
                 docs -> ((ObjectNode) Charts.ofKind(docs, "ConfigMap").getFirst().path("data")).put("application.properties",
                         "moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\nmoe.router.experts.refresh-interval=5s\n"
                                 + "moe.router.experts.groups.all.hosts=*\nmoe.router.experts.groups.all.endpoints=dns:moe-serve-expert-none:9000\n"));
@@ -108,7 +114,8 @@ class ReferenceManifestsIT {
         for (JsonNode d : Charts.ofKind(docs, "Deployment")) {
             JsonNode ru = d.path("spec").path("strategy").path("rollingUpdate");
             for (String f : List.of("maxSurge", "maxUnavailable")) {
-                if (ru.path(f).isTextual() && !ru.path(f).asText().endsWith("%")) problems.add(d.path("metadata").path("name").asText() + ": " + f + " '" + ru.path(f).asText() + "' is neither a number nor a percentage");
+                if (ru.path(f).isTextual() && !ru.path(f).asText().endsWith("%")) problems.add(d.path("metadata").path("name").asText() + ": " + f
+                        + " '" + ru.path(f).asText() + "' is neither a number nor a percentage");
             }
         }
         return problems;
@@ -116,7 +123,8 @@ class ReferenceManifestsIT {
 
     private static JsonNode pod(List<JsonNode> docs, String component) {
         return Charts.ofKind(docs, "Deployment").stream()
-                .filter(d -> component.equals(d.path("spec").path("template").path("metadata").path("labels").path("app.kubernetes.io/component").asText()))
+                .filter(d -> component.equals(
+                        d.path("spec").path("template").path("metadata").path("labels").path("app.kubernetes.io/component").asText()))
                 .findFirst().orElseThrow().path("spec").path("template");
     }
 

@@ -84,7 +84,8 @@ public final class ServingBenchmark {
                 d.startExpert("low", "*:" + halves[0], pod);
                 d.startExpert("high", "*:" + halves[1], pod);
                 d.startRouter(routerSettings);
-                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings) + ")");
+                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings)
+                        + ")");
             }
             List<RouterServiceGrpc.RouterServiceBlockingStub> stubs = new ArrayList<>();
             for (Deployment d : deployments) {
@@ -186,7 +187,8 @@ public final class ServingBenchmark {
                 handling += sum(m, "grpc_server_processing_duration_seconds_sum", "method=\"ComputeExperts\"");
                 podCpu += pods.get(i).cpuNanos();
             }
-            return new Snapshot(sum(router, "moe_router_wire_bytes_total"), sum(router, "moe_router_step_seconds_count"), sum(router, "moe_router_step_seconds_sum"),
+            return new Snapshot(sum(router, "moe_router_wire_bytes_total"), sum(router, "moe_router_step_seconds_count"), sum(router,
+                    "moe_router_step_seconds_sum"),
                     sum(router, "moe_router_expert_layer_seconds_count"), sum(router, "moe_router_expert_layer_seconds_sum"),
                     sum(router, "moe_router_expert_send_seconds_sum"),
                     sum(router, "moe_router_expert_call_seconds_count"), sum(router, "moe_router_expert_call_seconds_sum"),

@@ -1,7 +1,6 @@
 package io.moeserve.runtime.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.moeserve.runtime.family.ModelFamily;
 import java.util.ArrayList;
 import java.util.List;
 

@@ -1,6 +1,6 @@
 package io.moeserve.runtime.expert;
 
-import io.moeserve.runtime.model.StepBatch;
+
 
 
 

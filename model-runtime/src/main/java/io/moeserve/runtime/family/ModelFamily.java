@@ -2,7 +2,6 @@ package io.moeserve.runtime.family;
 
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.AttentionConfig;
-import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ConfigReader;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.config.MoeConfig;
@@ -10,7 +9,6 @@ import io.moeserve.runtime.config.RopeConfig;
 import io.moeserve.runtime.config.RopeParameters;
 import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.model.MoeBlock;
-import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.SharedExpert;
 import io.moeserve.runtime.model.SoftmaxTopKGate;
 import io.moeserve.runtime.tensor.WeightMatrix;

@@ -146,7 +146,8 @@ public final class MoeModel implements AutoCloseable {
             int token = batch.tokens[t];
             int pos = batch.positions[t];
             if (token < 0 || token >= v) throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + v + ")");
-            if (pos < 0 || pos >= maxContext()) throw new IllegalArgumentException("position " + pos + " is beyond the context limit " + maxContext());
+            if (pos < 0 || pos >= maxContext()) throw new IllegalArgumentException("position " + pos + " is beyond the context limit "
+                    + maxContext());
             if (!cache.reserve(batch.slots[t], pos + 1)) throw new KvCacheFullException(batch.slots[t], pos + 1);
             embed(token, buffers.hidden, t * h);
         }

@@ -1,11 +1,11 @@
 package io.moeserve.tokenizer.synthetic;
 
-import io.moeserve.tokenizer.ByteLevelAlphabet;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.core.util.Separators;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.ObjectWriter;
+import io.moeserve.tokenizer.ByteLevelAlphabet;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;

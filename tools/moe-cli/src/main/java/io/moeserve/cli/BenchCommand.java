@@ -156,7 +156,8 @@ final class BenchCommand implements Callable<Integer> {
     static String cpuName() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim() + ", " + Runtime.getRuntime().availableProcessors() + " cores";
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim() + ", "
+                        + Runtime.getRuntime().availableProcessors() + " cores";
             }
         } catch (IOException e) {
             return "unknown CPU";

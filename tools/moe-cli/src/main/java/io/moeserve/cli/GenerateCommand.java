@@ -91,7 +91,8 @@ final class GenerateCommand implements Callable<Integer> {
             int[] ids = prompt.ids != null ? prompt.ids : text.encode(prompt.text, chat, system);
             for (int id : ids) {
                 if (id < 0 || id >= model.config().vocabSize()) {
-                    throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, " + model.config().vocabSize() + ")");
+                    throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, " + model.config().vocabSize()
+                            + ")");
                 }
             }
             SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty,

@@ -49,14 +49,16 @@ final class InspectCommand implements Callable<Integer> {
                     m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate());
             System.out.printf("gate           %s%n", m.gate().describe());
             if (m.sharedIntermediate() > 0) System.out.printf("shared expert  width %d%n", m.sharedIntermediate());
-            System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams), human(active));
+            System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams),
+                    human(active));
             for (Map.Entry<DType, Long> e : ck.parameterCountByDType().entrySet()) {
                 System.out.printf("  %-5s        %s parameters%n", e.getKey(), human(e.getValue()));
             }
             System.out.printf("weights        %.2f GiB on disk (memory-mapped)%n", ck.totalBytes() / (double) (1L << 30));
             System.out.printf("kv cache       %d KiB per token (float32)%n", KvCache.bytesPerToken(c) / 1024);
             System.out.printf("eos token ids  %s%n", c.eosTokenIds());
-            System.out.printf("tokenizer      %s%n", Files.isRegularFile(dir.resolve("tokenizer.json")) ? "tokenizer.json" : "none (use --prompt-ids)");
+            System.out.printf("tokenizer      %s%n", Files.isRegularFile(dir.resolve("tokenizer.json")) ? "tokenizer.json"
+                    : "none (use --prompt-ids)");
         }
         return 0;
     }

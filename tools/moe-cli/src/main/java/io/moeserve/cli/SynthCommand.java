@@ -55,7 +55,8 @@ final class SynthCommand implements Callable<Integer> {
             case "deepseek-v3" -> Architecture.DEEPSEEK_V3;
             case "moe-plus-plus", "moe++", "moepp" -> Architecture.MOE_PLUS_PLUS;
             default -> Architecture.fromHfClassName(s).orElseThrow(() ->
-                    new IllegalArgumentException("unknown architecture " + s + " (mixtral, qwen2-moe, qwen3-moe, olmoe, deepseek-v2, deepseek-v3, moe-plus-plus)"));
+                    new IllegalArgumentException("unknown architecture " + s
+                            + " (mixtral, qwen2-moe, qwen3-moe, olmoe, deepseek-v2, deepseek-v3, moe-plus-plus)"));
         };
     }
 }

@@ -1,10 +1,10 @@
 package io.moeserve.planner;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import org.junit.jupiter.api.Test;
 
 /** EPLB reimplemented to its specification: the README example, bit for bit, and the primitives' tie rules. */
 class EplbTest {

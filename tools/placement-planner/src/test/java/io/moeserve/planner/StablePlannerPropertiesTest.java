@@ -1,5 +1,7 @@
 package io.moeserve.planner;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.moeserve.planner.sim.SkewedLoad;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
@@ -9,9 +11,6 @@ import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
 import net.jqwik.api.constraints.IntRange;
 import net.jqwik.api.constraints.LongRange;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Properties of the migration-aware planner against EPLB: never a larger per-layer maximum group load (with slack
@@ -41,9 +40,11 @@ class StablePlannerPropertiesTest {
         StablePlanner.Options o = StablePlanner.Options.global(c.groups(), c.slots());
         StablePlanner.Outcome out = StablePlanner.plan(c.weight(), o, null);
         double[] ours = out.placement().maxLoads(c.weight()), eplb = out.eplb().maxLoads(c.weight());
-        for (int l = 0; l < ours.length; l++) assertTrue(ours[l] <= eplb[l] * (1 + 1e-9) + 1e-9, "layer " + l + ": " + ours[l] + " > EPLB " + eplb[l]);
+        for (int l = 0; l < ours.length; l++) assertTrue(ours[l] <= eplb[l] * (1 + 1e-9) + 1e-9, "layer " + l + ": " + ours[l] + " > EPLB "
+                + eplb[l]);
         out.placement().checkCoverage(c.weight()[0].length);
-        for (int[][] layer : out.placement().experts()) for (int[] g : layer) assertTrue(g.length <= c.slots() && Placement.distinct(g).cardinality() == g.length, "within the slots, no expert twice");
+        for (int[][] layer : out.placement().experts()) for (int[] g : layer) assertTrue(g.length <= c.slots()
+                && Placement.distinct(g).cardinality() == g.length, "within the slots, no expert twice");
     }
 
     @Property(tries = 100)

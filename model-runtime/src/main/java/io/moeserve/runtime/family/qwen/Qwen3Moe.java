@@ -11,6 +11,7 @@ import io.moeserve.runtime.model.SoftmaxTopKGate;
 
 
 
+
 /**
  * {@code Qwen3MoeForCausalLM}: {@code head_dim} independent of hidden/heads; RMSNorm on each head of q and k;
  * softmax top-k, renormalised with {@code norm_topk_prob}; no shared expert; dense layers as Qwen2-MoE.

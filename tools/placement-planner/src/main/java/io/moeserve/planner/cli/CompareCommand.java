@@ -1,13 +1,12 @@
 package io.moeserve.planner.cli;
 
 import io.moeserve.planner.sim.ReplanBenchmark;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 @Command(name = "compare", mixinStandardHelpOptions = true,
         description = {"Replans hourly for a day of drifting Zipf load and compares EPLB from scratch, EPLB with its",
@@ -29,18 +28,23 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        ReplanBenchmark.Scenario c = new ReplanBenchmark.Scenario(layers, experts, topK, zipf, sigma, drift, groups, slots, replans, interval, slack, seed);
+        ReplanBenchmark.Scenario c = new ReplanBenchmark.Scenario(layers, experts, topK, zipf, sigma, drift, groups, slots, replans, interval,
+                slack, seed);
         long t0 = System.nanoTime();
         ReplanBenchmark.Row[] rows = ReplanBenchmark.run(c);
         double secs = (System.nanoTime() - t0) / 1e9;
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%d MoE layers x %d experts (top-%d, Zipf %.2f, drift sigma %.2f over %.1f h), %d groups x %d slots, %d replans every %.1f h, seed %d%n%n",
+        sb.append(String.format(Locale.ROOT,
+                "%d MoE layers x %d experts (top-%d, Zipf %.2f, drift sigma %.2f over %.1f h), %d groups x %d slots, "
+                        + "%d replans every %.1f h, seed %d%n%n",
                 layers, experts, topK, zipf, sigma, drift, groups, slots, replans, interval, seed));
-        sb.append("| planner | max/mean group load (mean, worst) | max load vs EPLB (mean, worst) | moves per replan | share of slots moved | groups changed per replan |\n");
+        sb.append("| planner | max/mean group load (mean, worst) | max load vs EPLB (mean, worst) | moves per replan "
+                + "| share of slots moved | groups changed per replan |\n");
         sb.append("| --- | --- | --- | --- | --- | --- |\n");
         for (ReplanBenchmark.Row r : rows) {
             sb.append(String.format(Locale.ROOT, "| %s | %.4f, %.4f | %.4f, %.4f | %.1f | %.1f %% | %.1f |%n", r.variant(), r.meanImbalance(),
-                    r.worstImbalance(), r.meanMaxLoadVsEplb(), r.worstMaxLoadVsEplb(), r.meanMoves(), 100 * r.meanMovesFraction(), r.meanGroupsChanged()));
+                    r.worstImbalance(), r.meanMaxLoadVsEplb(), r.worstMaxLoadVsEplb(), r.meanMoves(), 100 * r.meanMovesFraction(),
+                            r.meanGroupsChanged()));
         }
         sb.append(String.format(Locale.ROOT, "%n(%.1f s)%n", secs));
         System.out.print(sb);

@@ -44,7 +44,9 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--bytes-per-expert", paramLabel = "BYTES", description = "instead of --model-config: 3 × hidden × intermediate × dtype bytes")
     Long bytesPerExpert;
 
-    @Option(names = "--pod-expert-memory", paramLabel = "SIZE", description = "memory a pod has for expert weights: host memory for CPU pods, GPU memory x GPUs for GPU pods, less what the runtime needs (e.g. 24Gi, 80G, 512Mi)")
+    @Option(names = "--pod-expert-memory", paramLabel = "SIZE",
+            description = "memory a pod has for expert weights: host memory for CPU pods, GPU memory x GPUs for GPU pods, "
+                    + "less what the runtime needs (e.g. 24Gi, 80G, 512Mi)")
     String podMemory;
 
     @Option(names = "--slots-per-group", paramLabel = "N", description = "experts per MoE layer a pod holds (instead of memory)")
@@ -54,7 +56,8 @@ final class PlanCommand implements Callable<Integer> {
     Integer groups;
 
     @Option(names = "--redundancy", defaultValue = "0.25", paramLabel = "FRACTION",
-            description = "spare slots for replicating hot experts, as a fraction of the experts (when --groups is not given); default ${DEFAULT-VALUE}")
+            description = "spare slots for replicating hot experts, as a fraction of the experts (when --groups is not given); "
+                    + "default ${DEFAULT-VALUE}")
     double redundancy;
 
     @Option(names = "--eplb-groups", defaultValue = "1", description = "EPLB's expert groups (group-limited routing); default ${DEFAULT-VALUE}")
@@ -66,7 +69,8 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--algorithm", defaultValue = "stable", description = "stable (migration-aware, default) or eplb (from scratch)")
     String algorithm;
 
-    @Option(names = "--slack", defaultValue = "0", description = "accepted excess of the largest group load over EPLB's (fraction); default ${DEFAULT-VALUE}")
+    @Option(names = "--slack", defaultValue = "0",
+            description = "accepted excess of the largest group load over EPLB's (fraction); default ${DEFAULT-VALUE}")
     double slack;
 
     @Option(names = "--previous", paramLabel = "VALUES", description = "the previous plan's values file: keep moves from it small")
@@ -76,7 +80,8 @@ final class PlanCommand implements Callable<Integer> {
             description = "(token, expert) pairs/s one pod computes at the autoscaling target; sets replicas from the load")
     double podRate;
 
-    @Option(names = "--replicas", defaultValue = "1", description = "replicas per group when --pod-pairs-per-second is not given; default ${DEFAULT-VALUE}")
+    @Option(names = "--replicas", defaultValue = "1",
+            description = "replicas per group when --pod-pairs-per-second is not given; default ${DEFAULT-VALUE}")
     int replicas;
 
     @Option(names = "--min-factor", defaultValue = "0.5", description = "autoscaling minReplicas = replicas × this; default ${DEFAULT-VALUE}")
@@ -137,8 +142,10 @@ final class PlanCommand implements Callable<Integer> {
                 "Expert placement planned by moe-plan (" + algorithm + ") for model '" + last.model() + "'",
                 String.format(Locale.ROOT, "from %d routing-stats snapshot(s), newest at %d ms; %d MoE layers x %d experts",
                         snapshots.size(), last.atMillis(), moeLayers.length, experts),
-                String.format(Locale.ROOT, "%d groups x %d experts per layer; max/mean group load %.4f (EPLB from scratch %.4f)", g, slots, imb, eplbImb),
-                prev == null ? "first plan" : String.format(Locale.ROOT, "%d (layer, expert) loads onto groups since %s (EPLB from scratch: %d); %d group(s) change",
+                String.format(Locale.ROOT, "%d groups x %d experts per layer; max/mean group load %.4f (EPLB from scratch %.4f)", g, slots, imb,
+                        eplbImb),
+                prev == null ? "first plan" : String.format(Locale.ROOT,
+                        "%d (layer, expert) loads onto groups since %s (EPLB from scratch: %d); %d group(s) change",
                         moves, previous.getFileName(), outcome.eplb().movesFrom(prev.placement()), changed),
                 "Layer it over your values: helm upgrade RELEASE helm/moe-serve -f values.yaml -f " + out.getFileName());
         if (out.toAbsolutePath().getParent() != null) Files.createDirectories(out.toAbsolutePath().getParent());
@@ -176,7 +183,9 @@ final class PlanCommand implements Callable<Integer> {
             if (slotsPerGroup <= 0) throw new IllegalArgumentException("--slots-per-group must be positive");
             return Math.min(slotsPerGroup, experts);
         }
-        if (podMemory == null) throw new IllegalArgumentException("give --slots-per-group, or --pod-expert-memory with --model-config or --bytes-per-expert");
+        if (podMemory == null) {
+            throw new IllegalArgumentException("give --slots-per-group, or --pod-expert-memory with --model-config or --bytes-per-expert");
+        }
         long perExpert = bytesPerExpert != null ? bytesPerExpert : expertBytes(modelDir);
         long perLayerSlot = perExpert * moeLayers;
         long mem = parseSize(podMemory);

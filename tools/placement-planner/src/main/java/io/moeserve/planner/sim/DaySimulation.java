@@ -2,7 +2,6 @@ package io.moeserve.planner.sim;
 
 import io.moeserve.planner.Placement;
 import io.moeserve.planner.StablePlanner;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -30,7 +29,8 @@ import java.util.SplittableRandom;
  * <p>Strategies, all over the same load: HPA per group on the chart's default layout (contiguous expert ids,
  * {@code *:a-b}); uniform replication under one HPA driven by the busiest group (every group the same count); HPA per
  * group and uniform replication on the planner's layout (planned once from the first hour, so the drift unbalances
- * it as the day goes on); and both static layouts provisioned for the day's peak. For each, targets from a grid are tried and the cheapest that keeps late tokens within the budget wins.
+ * it as the day goes on); and both static layouts provisioned for the day's peak. For each, targets from a grid are tried and the cheapest that
+ * keeps late tokens within the budget wins.
  */
 public final class DaySimulation {
 
@@ -97,7 +97,11 @@ public final class DaySimulation {
         // plan once from the first hour's mean load
         int hour = 3600 / c.syncSeconds();
         double[][] w = new double[c.layers()][c.experts()];
-        for (int i = 0; i < hour; i++) for (int l = 0; l < c.layers(); l++) for (int e = 0; e < c.experts(); e++) w[l][e] += tps[i] * c.topK() * shares[i][l][e] / hour;
+        for (int i = 0; i < hour; i++) {
+            for (int l = 0; l < c.layers(); l++) {
+                for (int e = 0; e < c.experts(); e++) w[l][e] += tps[i] * c.topK() * shares[i][l][e] / hour;
+            }
+        }
         StablePlanner.Outcome plan = StablePlanner.plan(w, StablePlanner.Options.global(c.plannedGroups(), c.plannedSlots()), null);
         Placement planned = plan.placement();
         double[][] gc = new double[steps][], gp = new double[steps][];
@@ -143,7 +147,8 @@ public final class DaySimulation {
             Arrays.fill(replicas, 0);
             for (double[] step : loads) for (int g = 0; g < groups; g++) replicas[g] = Math.max(replicas[g], needed(step[g], target));
         }
-        if (s == Strategy.UNIFORM_HPA || s == Strategy.PLANNED_UNIFORM_HPA || s == Strategy.STATIC_UNIFORM) Arrays.fill(replicas, Arrays.stream(replicas).max().orElse(1));
+        if (s == Strategy.UNIFORM_HPA || s == Strategy.PLANNED_UNIFORM_HPA || s == Strategy.STATIC_UNIFORM) Arrays.fill(replicas,
+                Arrays.stream(replicas).max().orElse(1));
         // pods: ready-at times per group
         List<List<Double>> pods = new ArrayList<>();
         for (int g = 0; g < groups; g++) {

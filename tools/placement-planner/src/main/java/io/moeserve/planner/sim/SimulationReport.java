@@ -3,7 +3,6 @@ package io.moeserve.planner.sim;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -63,13 +62,19 @@ public final class SimulationReport {
         for (DaySimulation.Run r : best) {
             if (r == null) continue;
             int groups = r.strategy().name().startsWith("PLANNED") ? scenario.plannedGroups() : scenario.groups();
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %.2f | %.1f | %s | %d | %.3f %% |%n", r.strategy().label, groups, r.target(), r.podHours(),
-                    uniform == null ? "-" : String.format(Locale.ROOT, "%.2f", r.podHours() / uniform.podHours()), r.peakPods(), 100 * r.lateFraction()));
+            sb.append(String.format(Locale.ROOT, "| %s | %d | %.2f | %.1f | %s | %d | %.3f %% |%n", r.strategy().label, groups, r.target(),
+                    r.podHours(),
+                    uniform == null ? "-" : String.format(Locale.ROOT, "%.2f", r.podHours() / uniform.podHours()), r.peakPods(),
+                            100 * r.lateFraction()));
         }
         for (int i = 0; i < best.size(); i++) {
-            if (best.get(i) == null) sb.append("| ").append(DaySimulation.Strategy.values()[i].label).append(" | no target on the grid meets the budget | | | | | |\n");
+            if (best.get(i) == null) {
+                sb.append("| ").append(DaySimulation.Strategy.values()[i].label)
+                        .append(" | no target on the grid meets the budget | | | | | |\n");
+            }
         }
-        sb.append(String.format(Locale.ROOT, "%nAll at target %.2f:%n%n| strategy | expert-pod-hours | late tokens |%n| --- | --- | --- |%n", commonTarget));
+        sb.append(String.format(Locale.ROOT, "%nAll at target %.2f:%n%n| strategy | expert-pod-hours | late tokens |%n| --- | --- | --- |%n",
+                commonTarget));
         for (DaySimulation.Run r : atCommonTarget) {
             sb.append(String.format(Locale.ROOT, "| %s | %.1f | %.3f %% |%n", r.strategy().label, r.podHours(), 100 * r.lateFraction()));
         }
@@ -140,7 +145,8 @@ public final class SimulationReport {
             svg.polyline(xs, y, col, 2, r.strategy().name().startsWith("STATIC") ? "stroke-dasharray=\"2 2\"" : null);
             svg.rect(left + pw + 12, ly - 8, 14, 4, col, null);
             svg.text(left + pw + 30, ly - 3, shortLabel(r), "start", 10, null);
-            svg.text(left + pw + 30, ly + 9, String.format(Locale.ROOT, "%.0f pod-h, target %.2f", r.podHours(), r.target()), "start", 9, "fill=\"#555\"");
+            svg.text(left + pw + 30, ly + 9, String.format(Locale.ROOT, "%.0f pod-h, target %.2f", r.podHours(), r.target()), "start", 9,
+                    "fill=\"#555\"");
             ly += 30;
         }
         svg.rect(left + pw + 12, ly - 8, 14, 2, "#bbbbbb", null);

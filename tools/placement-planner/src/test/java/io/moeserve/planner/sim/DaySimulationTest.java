@@ -1,11 +1,11 @@
 package io.moeserve.planner.sim;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
 
 /** The day simulation: reproducible, the HPA's rules as Kubernetes applies them, and the comparison it exists for. */
 class DaySimulationTest {
