@@ -26,7 +26,7 @@ public class GenerationPlanner {
     RouterClient router;
 
     @Inject
-    GatewayConfig config;
+    GatewaySettings settings;
 
     /**
      * @param promptParams the parameter each prompt came from (messages, prompt, prompt[2]), for errors
@@ -36,7 +36,7 @@ public class GenerationPlanner {
         ModelDescription d = router.description();
         int context = d.getMaxContext() > 0 ? d.getMaxContext()
                 : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
-        int maxPrompt = Math.min(context, config.maxPromptTokens().orElse(context));
+        int maxPrompt = Math.min(context, settings.maxPromptTokens().orElse(context));
         int vocab = d.getVocabSize() > 0 ? d.getVocabSize() : model.tokenizer().vocabSize();
         String what = endpoint == GenerationOptions.Endpoint.CHAT ? "messages" : "prompt";
         String maxParam = options.maxTokensParam();
@@ -91,11 +91,12 @@ public class GenerationPlanner {
         int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
         String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
         return new GenerationPlan(prefix + randomId(), System.currentTimeMillis() / 1000, model.id(), endpoint,
-                List.copyOf(prompts), maxNew, options, endIds, config.requestTimeout());
+                List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout());
     }
 
     private static String randomId() {
         ThreadLocalRandom r = ThreadLocalRandom.current();
-        return Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1) + Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1);
+        return Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1)
+                + Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1);
     }
 }

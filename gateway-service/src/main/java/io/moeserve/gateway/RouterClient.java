@@ -27,7 +27,7 @@ public class RouterClient {
     Channel channel;
 
     @Inject
-    GatewayConfig config;
+    GatewaySettings settings;
 
     private volatile RouterServiceGrpc.RouterServiceStub stub;
     private final AtomicReference<Cached> description = new AtomicReference<>();
@@ -52,7 +52,7 @@ public class RouterClient {
      */
     Uni<ModelDescription> describe() {
         Cached cached = description.get();
-        if (cached != null && System.nanoTime() - cached.atNanos() < config.describeCacheTtl().toNanos()) {
+        if (cached != null && System.nanoTime() - cached.atNanos() < settings.describeCacheTtl().toNanos()) {
             return Uni.createFrom().item(cached.value());
         }
         return fetch()
@@ -64,13 +64,13 @@ public class RouterClient {
 
     /** {@link #describe()} for a worker thread. */
     ModelDescription description() {
-        return describe().await().atMost(config.describeTimeout().plusSeconds(1));
+        return describe().await().atMost(settings.describeTimeout().plusSeconds(1));
     }
 
     /** A fresh DescribeModel call, for readiness. */
     Uni<ModelDescription> fetch() {
         return Uni.createFrom().emitter(emitter -> stub()
-                .withDeadlineAfter(config.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
+                .withDeadlineAfter(settings.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
                 .describeModel(DescribeModelRequest.getDefaultInstance(), new StreamObserver<>() {
                     @Override
                     public void onNext(ModelDescription value) {
