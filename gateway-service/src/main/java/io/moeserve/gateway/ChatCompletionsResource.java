@@ -35,6 +35,6 @@ public class ChatCompletionsResource {
         int[] prompt = model.chatPrompt(request.messages(), request.tools(), request.templateKwargs());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
                 request.options());
-        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+        return GenerationRun.respond(plan, model, router, metrics);
     }
 }

@@ -38,6 +38,6 @@ public class CompletionsResource {
             params.add(request.prompts().size() == 1 ? "prompt" : "prompt[" + i + "]");
         }
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.COMPLETION, prompts, params, request.options());
-        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+        return GenerationRun.respond(plan, model, router, metrics);
     }
 }

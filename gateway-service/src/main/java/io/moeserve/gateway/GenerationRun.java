@@ -1,146 +1,126 @@
 package io.moeserve.gateway;
 
-import io.moeserve.tokenizer.TokenTexts;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.SamplingParameters;
-import io.smallrye.mutiny.Multi;
-import io.smallrye.mutiny.Uni;
-import io.smallrye.mutiny.subscription.MultiEmitter;
-import io.smallrye.mutiny.subscription.UniEmitter;
-import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.resteasy.reactive.RestMulti;
 
 /**
- * One completion request in flight: its n router Generate streams (n × prompts), assembled into an SSE stream or
- * into one JSON body. Built by a resource, used once.
+ * One completion request in flight: its n router Generate streams (n × prompts), assembled into what the client
+ * gets, an SSE stream ({@link StreamingRun}) or one JSON body ({@link NonStreamingRun}). Built by a resource
+ * through {@link #respond}, used once.
  */
-final class GenerationRun {
+abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
     /*
      * Shape. Each choice is one router call whose messages go through its ChoiceDecoder (detokenizing, stop
-     * strings, logprobs). A streaming response is one SSE stream in which the choices' chunks interleave; a
-     * non-streaming one waits for every choice and writes one body. Both come out of the same decoder steps.
-     *
-     * When the HTTP status is decided. A router that is saturated answers RESOURCE_EXHAUSTED, which must reach
-     * the client as 429 with Retry-After, and so must every other error before any output: an SSE response that
-     * has started can only carry errors inside the stream. So a streaming response is "committed" (status 200,
-     * headers, role chunks) only when every choice has delivered its first message, which the router sends once
-     * the sequence is admitted and prefilled. start() is the Uni that completes then, or fails with the error; the
-     * resource hands it to RestMulti.fromUniResponse, whose status and headers follow from it.
-     *
-     * Errors after the commit become a final event {@code data: {"error": {...}}} followed by
-     * {@code data: [DONE]}, what vLLM sends; the official OpenAI SDKs raise an exception when they read an
-     * "error" field, so a client never mistakes a failed stream for a finished one. The other choices' calls
-     * are cancelled.
+     * strings, logprobs). This class holds what both kinds of response share: starting the calls, decoding each
+     * message, counting choices as they begin and finish, failing, cancelling, and the drain loop that hands
+     * results to Mutiny. A subclass says what a decoded step becomes (an SSE chunk, or text kept for the body),
+     * what a failure looks like to the client, when to ask the router for the next message (flow control), and
+     * what there is to deliver; those hooks are listed together below. Both kinds of response come out of the
+     * same decoder steps, so they carry the same text.
      *
      * Cancellation. If the client goes away (RESTEasy cancels our Uni or Multi when the connection closes), or a
      * stop string matches, the router call is cancelled through gRPC, which ends the router's sequence and
-     * frees its KV cache. A call that has finished is never cancelled; errors that come back after we cancelled
-     * are ignored.
+     * frees its KV cache. When one choice fails, the other choices' calls are cancelled. A call that has
+     * finished is never cancelled; errors that come back after we cancelled are ignored.
      *
      * Threads and order. gRPC delivers each call's messages serially, but different choices on different
-     * threads, and the HTTP side requests and cancels from the event loop. All state is guarded by one lock;
-     * nothing is handed to Mutiny while holding it (emitters call subscribers inline, which may call back).
-     * Instead, chunks and signals go into an outbox under the lock, and a drain loop (the usual "work in
-     * progress" counter: one drainer at a time, others leave their work to it) delivers them in order outside
-     * it. gRPC requests and cancels also happen outside the lock.
-     *
-     * Flow control. Calls are started with one message requested (GenerationCall). When streaming, the next
-     * message is requested only while the HTTP subscriber has demand, so a slow reader slows the router stream
-     * (through HTTP/2 flow control) rather than piling chunks up in memory; otherwise the choice is "paused" and
-     * resumed by the subscriber's next request. The pause flag is set before demand is re-checked and cleared
-     * by compare-and-set, so a request that races with pausing is never lost. Without streaming, every message
-     * is requested as soon as the one before it is handled.
+     * threads, and the HTTP side requests and cancels from the event loop. All mutable state, here and in the
+     * subclasses, is guarded by one lock, the run itself; the hooks that change it are called holding it.
+     * Nothing is handed to Mutiny while holding it (emitters call subscribers inline, which may call back).
+     * Instead, what is due is decided under the lock (nextDelivery) and handed over outside it by a drain loop
+     * (the usual "work in progress" counter: one drainer at a time, others leave their work to it), which keeps
+     * deliveries in order. gRPC requests and cancels also happen outside the lock.
      */
 
-    private static final Object COMPLETE = new Object();
-
-    private final GenerationPlan plan;
-    private final ServedModel model;
+    final GenerationPlan plan;
+    /** One per choice, in choice order; the array never changes, each Choice says what guards its state. */
+    final Choice[] choices;
     private final RouterClient router;
     private final GatewayMetrics metrics;
-    private final Choice[] choices;
-    private final SseChunkWriter sse;
-    private final boolean streaming;
     private final long startNanos = System.nanoTime();
+    /** The drain loop's work-in-progress count: deliveries asked for and not yet looked at. */
+    private final AtomicInteger wip = new AtomicInteger();
 
     // Guarded by this.
-    private final ArrayDeque<Object> outbox = new ArrayDeque<>();
     private int awaitingFirst;
     private int running;
-    private boolean committed;
+    private boolean launched;
     private boolean ended;
     private boolean cancelled;
-    private boolean startSignalled;
-    private boolean launched;
-    private OpenAiException failure;
-    private byte[] result;
-    private UniEmitter<? super Void> startEmitter;
-    private UniEmitter<? super byte[]> resultEmitter;
-    /** Set once, under the lock; read by the drainer after nextDelivery saw it set. */
-    private volatile MultiEmitter<? super byte[]> sink;
-
-    private final AtomicInteger wip = new AtomicInteger();
 
     GenerationRun(GenerationPlan plan, ServedModel model, RouterClient router, GatewayMetrics metrics) {
         this.plan = plan;
-        this.model = model;
         this.router = router;
         this.metrics = metrics;
-        this.streaming = plan.options().stream();
-        this.sse = streaming ? new SseChunkWriter(plan, model.tokenTexts()) : null;
         this.choices = new Choice[plan.choiceCount()];
         boolean logprobs = plan.options().logprobs() >= 0;
         for (int c = 0; c < choices.length; c++) {
             choices[c] = new Choice(c, new ChoiceDecoder(model, plan.promptOf(c), plan.options().stop(),
-                    plan.endTokenIds(), logprobs), !streaming && logprobs);
+                    plan.endTokenIds(), logprobs));
         }
         this.awaitingFirst = choices.length;
         this.running = choices.length;
     }
 
-    /** Streaming: completes when the response can be committed (every choice has begun), or fails before. */
-    Uni<Void> start() {
-        return Uni.createFrom().<Void>emitter(e -> {
-            synchronized (this) {
-                startEmitter = e;
-            }
-            launch();
-        }).onCancellation().invoke(() -> cancel("client went away before the stream started"));
+    /** The HTTP response of a new run, streamed or whole as the request asks; the run starts on subscription. */
+    static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
+                                     GatewayMetrics metrics) {
+        GenerationRun run = plan.options().stream()
+                ? new StreamingRun(plan, model, router, metrics)
+                : new NonStreamingRun(plan, model, router, metrics);
+        return run.response();
     }
 
-    /** Streaming, after {@link #start()}: the SSE bytes, chunk by chunk, ending with [DONE]. */
-    Multi<byte[]> events() {
-        return Multi.createFrom().<byte[]>emitter(e -> {
-            e.onRequest(n -> resumePaused());
-            e.onCancellation(() -> cancel("client went away"));
-            synchronized (this) {
-                sink = e;
-            }
-            drain();
-            resumePaused();
-        });
-    }
+    // ---- what the two kinds of response do differently ----
 
-    /** Not streaming: the whole response body once every choice has finished. */
-    Uni<byte[]> result() {
-        return Uni.createFrom().<byte[]>emitter(e -> {
-            synchronized (this) {
-                resultEmitter = e;
-            }
-            launch();
-        }).onCancellation().invoke(() -> cancel("client went away"));
-    }
+    /**
+     * The run's bytes as a RestMulti, whose status and headers are decided only when the run has begun (or
+     * failed, which goes through the exception mappers instead). Subscribing to it calls {@link #launch()}.
+     *
+     * <p>Why raw bytes: RESTEasy's own SSE support writes {@code data:} without the space OpenAI sends and has
+     * no {@code [DONE]}; with no {@code @Produces}, a RestMulti of byte arrays is written as it is, chunk by chunk.
+     */
+    abstract RestMulti<byte[]> response();
 
-    private void launch() {
+    /**
+     * Under the lock: what one decoded step adds to the response. {@code first}: the choice's first message;
+     * {@link Choice#finishReason} and {@link Choice#completionTokens} are set when the step ends the choice.
+     */
+    abstract void accepted(Choice choice, ChoiceDecoder.Step step, boolean first);
+
+    /** Under the lock: every choice has finished, having generated {@code completionTokens} in all. */
+    abstract void finished(int completionTokens);
+
+    /** Under the lock: the run has failed (once, and it has ended). */
+    abstract void failed(OpenAiException e);
+
+    /** Under the lock: the client went away and nothing more will be delivered; drop what is pending. */
+    void discarded() {}
+
+    /** Outside the lock: the choice's last message was handled and it wants the next one (flow control). */
+    abstract void requestNext(Choice choice);
+
+    /**
+     * Under the lock, never once cancelled: the next thing to hand to Mutiny, or null when nothing is due. One-off
+     * signals (the response can start, the run failed, the body is ready) are Runnables.
+     */
+    abstract Object nextDelivery();
+
+    /** Outside the lock, by the one drainer, in order: hands over what {@link #nextDelivery()} returned. */
+    abstract void deliver(Object next);
+
+    // ---- the router calls ----
+
+    /** Starts every choice's router call; called once, when the client subscribes. */
+    final void launch() {
         synchronized (this) {
             if (ended) return;
             launched = true;
         }
-        metrics.runStarted(streaming);
+        metrics.runStarted(plan.options().stream());
         GenerateRequest.Builder base = baseRequest();
         for (Choice choice : choices) {
             synchronized (this) {
@@ -152,7 +132,8 @@ final class GenerationRun {
             for (int id : plan.promptOf(choice.index)) request.addPromptTokenIds(id);
             if (plan.options().seed().isPresent()) {
                 // seed + i for the i-th choice of a prompt: reproducible, yet not n copies of one answer.
-                request.getSamplingBuilder().setSeed(plan.options().seed().getAsLong() + choice.index % plan.options().n());
+                request.getSamplingBuilder().setSeed(plan.options().seed().getAsLong()
+                        + choice.index % plan.options().n());
             }
             try {
                 router.generate(request.build(), plan.timeout(), choice.call);
@@ -205,43 +186,28 @@ final class GenerationRun {
         } else if (step.stopStringMatched()) {
             choice.call.cancel("stop sequence matched");
         } else if (step.finishReason() == null) {
-            if (!streaming) {
-                choice.call.requestNext();
-            } else if (hasDemand() && choice.paused.compareAndSet(true, false)) {
-                choice.call.requestNext();
-            }
+            requestNext(choice);
         }
     }
 
     /** Under the lock: what one decoded message changes. */
     private void accept(Choice choice, ChoiceDecoder.Step step, GenerateResponse message) {
-        if (awaitingFirst > 0 && !choice.begun) {
+        boolean first = !choice.begun;
+        if (first) {
             choice.begun = true;
             awaitingFirst--;
             if (choice.index == 0) metrics.firstToken(System.nanoTime() - startNanos);
-            if (streaming && plan.chat()) outbox.add(sse.role(choice.index));
-        }
-        if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
-            if (streaming) {
-                outbox.add(sse.content(choice.index, step.text(), plan.options().logprobs() >= 0
-                        ? step.logprobs() : null));
-            } else {
-                choice.text.append(step.text());
-                if (choice.logprobs != null) choice.logprobs.addAll(step.logprobs());
-            }
         }
         if (step.finishReason() != null) {
             choice.finishReason = step.finishReason();
             // The router's count includes the EOS token; after a stop string, what was received counts.
             boolean routerCount = !step.stopStringMatched() && message.hasUsage()
                     && message.getUsage().getCompletionTokens() > 0;
-            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens() : choice.decoder.tokens();
-            if (streaming) outbox.add(sse.finish(choice.index, choice.finishReason));
-            if (--running == 0) finish();
-        } else {
-            choice.paused.set(streaming);
+            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens()
+                    : choice.decoder.tokens();
         }
-        if (streaming && awaitingFirst == 0 && !committed) committed = true;
+        accepted(choice, step, first);
+        if (step.finishReason() != null && --running == 0) finish();
     }
 
     private void onError(Choice choice, Throwable error) {
@@ -262,47 +228,35 @@ final class GenerationRun {
         drain();
     }
 
+    /** Under the lock: whether every choice has had its first message. */
+    final boolean allBegun() {
+        return awaitingFirst == 0;
+    }
+
     /** Under the lock: every choice has finished. */
     private void finish() {
         ended = true;
         int completionTokens = 0;
         for (Choice c : choices) completionTokens += c.completionTokens;
         metrics.runFinished(plan.promptTokens(), completionTokens);
-        if (streaming) {
-            if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens));
-            outbox.add(SseChunkWriter.DONE);
-            outbox.add(COMPLETE);
-        } else {
-            List<CompletionResponseWriter.ChoiceResult> results = new ArrayList<>(choices.length);
-            for (Choice c : choices) {
-                results.add(new CompletionResponseWriter.ChoiceResult(c.index, c.text.toString(), c.logprobs,
-                        c.finishReason, c.completionTokens));
-            }
-            result = CompletionResponseWriter.write(plan, results, model.tokenTexts());
-        }
+        finished(completionTokens);
     }
 
-    /** Under the lock: the run fails; before the commit as the HTTP error, after it inside the stream. */
+    /** Under the lock: the run fails; how the client learns of it is the subclass's to say. */
     private void fail(OpenAiException e) {
         ended = true;
         metrics.runFailed(e.status());
-        if (streaming && committed) {
-            outbox.add(sse.error(e.error()));
-            outbox.add(SseChunkWriter.DONE);
-            outbox.add(COMPLETE);
-        } else {
-            failure = e;
-        }
+        failed(e);
     }
 
     /** The client went away: cancel everything, send nothing more. */
-    private void cancel(String reason) {
+    final void cancel(String reason) {
         synchronized (this) {
             if (cancelled) return;
             cancelled = true;
             if (!ended && launched) metrics.runCancelled();
             ended = true;
-            outbox.clear();
+            discarded();
         }
         cancelCalls(reason);
     }
@@ -319,90 +273,36 @@ final class GenerationRun {
 
     // ---- delivery ----
 
-    private boolean hasDemand() {
-        MultiEmitter<? super byte[]> s = sink;
-        return s != null && s.requested() > 0;
-    }
-
-    private void resumePaused() {
-        for (Choice c : choices) {
-            if (c.paused.compareAndSet(true, false)) c.call.requestNext();
-        }
-    }
-
-    /** Delivers the outbox in order, outside the lock, one drainer at a time. */
-    private void drain() {
+    /** Delivers what is due, in order, outside the lock, one drainer at a time. */
+    final void drain() {
         if (wip.getAndIncrement() != 0) return;
         int missed = 1;
         do {
             Object next;
-            while ((next = nextDelivery()) != null) {
-                if (next instanceof byte[] chunk) {
-                    sink.emit(chunk);
-                } else if (next == COMPLETE) {
-                    sink.complete();
-                } else {
-                    ((Runnable) next).run();
-                }
-            }
+            while ((next = nextDue()) != null) deliver(next);
             missed = wip.addAndGet(-missed);
         } while (missed != 0);
     }
 
-    /**
-     * The next thing to hand to Mutiny: a chunk or COMPLETE for the SSE sink, or a one-off signal (the stream can
-     * start, the run failed, the whole body is ready) as a Runnable; null when there is nothing deliverable.
-     */
-    private Object nextDelivery() {
-        synchronized (this) {
-            if (cancelled) return null;
-            if (streaming) {
-                if (!startSignalled && startEmitter != null) {
-                    UniEmitter<? super Void> e = startEmitter;
-                    if (failure != null) {
-                        startSignalled = true;
-                        OpenAiException f = failure;
-                        return (Runnable) () -> e.fail(f);
-                    }
-                    if (committed) {
-                        startSignalled = true;
-                        return (Runnable) () -> e.complete(null);
-                    }
-                }
-                return sink == null ? null : outbox.poll();
-            }
-            if (resultEmitter == null || startSignalled) return null;
-            UniEmitter<? super byte[]> e = resultEmitter;
-            if (failure != null) {
-                startSignalled = true;
-                OpenAiException f = failure;
-                return (Runnable) () -> e.fail(f);
-            }
-            if (result != null) {
-                startSignalled = true;
-                byte[] body = result;
-                return (Runnable) () -> e.complete(body);
-            }
-            return null;
-        }
+    private synchronized Object nextDue() {
+        return cancelled ? null : nextDelivery();
     }
 
-    /** One router call and what it has produced so far. */
-    private final class Choice implements GenerationListener {
+    /** One router call and what the run knows of it. */
+    final class Choice implements GenerationListener {
         final int index;
+        /** Guarded by the run (GenerationRun.this): the decoder is not thread-safe. */
         final ChoiceDecoder decoder;
         final GenerationCall call = new GenerationCall(this);
-        final AtomicBoolean paused = new AtomicBoolean();
-        final StringBuilder text = new StringBuilder();
-        final List<LogprobEntry> logprobs;
+
+        // Guarded by GenerationRun.this.
         boolean begun;
         String finishReason;
         int completionTokens;
 
-        Choice(int index, ChoiceDecoder decoder, boolean collectLogprobs) {
+        Choice(int index, ChoiceDecoder decoder) {
             this.index = index;
             this.decoder = decoder;
-            this.logprobs = collectLogprobs ? new ArrayList<>() : null;
         }
 
         @Override
