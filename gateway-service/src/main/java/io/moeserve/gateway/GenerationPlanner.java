@@ -90,8 +90,9 @@ public class GenerationPlanner {
         }
         int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
         String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
-        return new GenerationPlan(prefix + randomId(), System.currentTimeMillis() / 1000, model.id(), endpoint,
-                List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout());
+        CompletionIdentity identity = new CompletionIdentity(prefix + randomId(), System.currentTimeMillis() / 1000,
+                model.id(), endpoint);
+        return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout());
     }
 
     private static String randomId() {

@@ -58,7 +58,7 @@ abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
         this.choices = new Choice[plan.choiceCount()];
         boolean logprobs = plan.options().logprobs() >= 0;
         for (int c = 0; c < choices.length; c++) {
-            choices[c] = new Choice(c, new ChoiceDecoder(model, plan.promptOf(c), plan.options().stop(),
+            choices[c] = new Choice(c, new ChoiceDecoder(model.tokenizer(), plan.promptOf(c), plan.options().stop(),
                     plan.endTokenIds(), logprobs));
         }
         this.awaitingFirst = choices.length;
@@ -127,7 +127,7 @@ abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
                 if (ended) return;
             }
             GenerateRequest.Builder request = base.clone()
-                    .setRequestId(plan.id() + "-" + choice.index)
+                    .setRequestId(plan.identity().id() + "-" + choice.index)
                     .setMaxNewTokens(plan.maxNewTokensOf(choice.index));
             for (int id : plan.promptOf(choice.index)) request.addPromptTokenIds(id);
             if (plan.options().seed().isPresent()) {
@@ -154,7 +154,7 @@ abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
         if (o.topP() != 1) sampling.setTopP((float) o.topP());
         o.repetitionPenalty().ifPresent(r -> sampling.setRepetitionPenalty((float) r));
         GenerateRequest.Builder b = GenerateRequest.newBuilder()
-                .setModelId(plan.model())
+                .setModelId(plan.identity().model())
                 .setSampling(sampling)
                 .setIgnoreEos(o.ignoreEos())
                 .setLogprobs(o.logprobs() >= 0)

@@ -48,7 +48,7 @@ final class NonStreamingRun extends GenerationRun {
     RestMulti<byte[]> response() {
         Map<String, List<String>> headers = Map.of(
                 "Content-Type", List.of("application/json"),
-                "X-Request-Id", List.of(plan.id()));
+                "X-Request-Id", List.of(plan.identity().id()));
         return RestMulti.fromUniResponse(result(), b -> Multi.createFrom().item(b), b -> headers, b -> 200);
     }
 
@@ -77,7 +77,7 @@ final class NonStreamingRun extends GenerationRun {
             results.add(new CompletionResponseWriter.ChoiceResult(c.index, out.text.toString(), out.logprobs,
                     c.finishReason, c.completionTokens));
         }
-        body = CompletionResponseWriter.write(plan, results, texts);
+        body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), results, texts);
     }
 
     @Override

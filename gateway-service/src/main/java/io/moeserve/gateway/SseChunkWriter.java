@@ -1,7 +1,7 @@
 package io.moeserve.gateway;
 
-import io.moeserve.tokenizer.TokenTexts;
 import com.fasterxml.jackson.core.JsonGenerator;
+import io.moeserve.tokenizer.TokenTexts;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -18,16 +18,19 @@ final class SseChunkWriter {
     private static final byte[] DATA = "data: ".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] END = "\n\n".getBytes(StandardCharsets.US_ASCII);
 
-    private final GenerationPlan plan;
+    private final CompletionIdentity identity;
+    private final boolean includeUsage;
     private final TokenTexts texts;
     private final String object;
     private final ByteArrayOutputStream buffer = new ByteArrayOutputStream(512);
     private final JsonGenerator g;
 
-    SseChunkWriter(GenerationPlan plan, TokenTexts texts) {
-        this.plan = plan;
+    /** @param includeUsage stream_options.include_usage: every chunk has {@code "usage": null}, and a last one the usage */
+    SseChunkWriter(CompletionIdentity identity, boolean includeUsage, TokenTexts texts) {
+        this.identity = identity;
+        this.includeUsage = includeUsage;
         this.texts = texts;
-        this.object = plan.chat() ? "chat.completion.chunk" : "text_completion";
+        this.object = identity.chat() ? "chat.completion.chunk" : "text_completion";
         try {
             g = JsonOutput.FACTORY.createGenerator(buffer);
         } catch (IOException e) {
@@ -58,7 +61,7 @@ final class SseChunkWriter {
         try {
             begin();
             choiceStart(index);
-            if (plan.chat()) {
+            if (identity.chat()) {
                 g.writeObjectFieldStart("delta");
                 g.writeStringField("content", text);
                 g.writeEndObject();
@@ -79,7 +82,7 @@ final class SseChunkWriter {
         try {
             begin();
             choiceStart(index);
-            if (plan.chat()) {
+            if (identity.chat()) {
                 g.writeObjectFieldStart("delta");
                 g.writeEndObject();
             } else {
@@ -131,17 +134,17 @@ final class SseChunkWriter {
         buffer.reset();
         buffer.write(DATA);
         g.writeStartObject();
-        g.writeStringField("id", plan.id());
+        g.writeStringField("id", identity.id());
         g.writeStringField("object", object);
-        g.writeNumberField("created", plan.created());
-        g.writeStringField("model", plan.model());
+        g.writeNumberField("created", identity.created());
+        g.writeStringField("model", identity.model());
         g.writeArrayFieldStart("choices");
     }
 
     private void choiceStart(int index) throws IOException {
         g.writeStartObject();
         // OpenAI's key order: chat choices start with "index", completion choices with "text".
-        if (plan.chat()) g.writeNumberField("index", index);
+        if (identity.chat()) g.writeNumberField("index", index);
     }
 
     private byte[] choiceEnd() throws IOException {
@@ -151,7 +154,7 @@ final class SseChunkWriter {
     }
 
     private byte[] end() throws IOException {
-        if (plan.options().includeUsage()) g.writeNullField("usage");
+        if (includeUsage) g.writeNullField("usage");
         g.writeEndObject();
         g.flush();
         buffer.write(END);
@@ -163,7 +166,7 @@ final class SseChunkWriter {
             g.writeNullField("logprobs");
         } else {
             g.writeFieldName("logprobs");
-            if (plan.chat()) LogprobsJson.writeChat(g, logprobs, texts);
+            if (identity.chat()) LogprobsJson.writeChat(g, logprobs, texts);
             else LogprobsJson.writeCompletion(g, logprobs, texts);
         }
     }

@@ -61,7 +61,7 @@ final class StreamingRun extends GenerationRun {
 
     StreamingRun(GenerationPlan plan, ServedModel model, RouterClient router, GatewayMetrics metrics) {
         super(plan, model, router, metrics);
-        this.sse = new SseChunkWriter(plan, model.tokenTexts());
+        this.sse = new SseChunkWriter(plan.identity(), plan.options().includeUsage(), model.tokenTexts());
         this.paused = new AtomicBoolean[choices.length];
         for (int c = 0; c < paused.length; c++) paused[c] = new AtomicBoolean();
     }
@@ -73,7 +73,7 @@ final class StreamingRun extends GenerationRun {
                 "Cache-Control", List.of("no-cache"),
                 // nginx and similar proxies otherwise buffer the stream
                 "X-Accel-Buffering", List.of("no"),
-                "X-Request-Id", List.of(plan.id()));
+                "X-Request-Id", List.of(plan.identity().id()));
         return RestMulti.fromUniResponse(start(), started -> events(), started -> headers, started -> 200);
     }
 
@@ -102,7 +102,7 @@ final class StreamingRun extends GenerationRun {
 
     @Override
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
-        if (first && plan.chat()) outbox.add(sse.role(choice.index));
+        if (first && plan.identity().chat()) outbox.add(sse.role(choice.index));
         if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
             outbox.add(sse.content(choice.index, step.text(), plan.options().logprobs() >= 0
                     ? step.logprobs() : null));
