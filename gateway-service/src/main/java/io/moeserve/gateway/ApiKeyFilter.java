@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.openai.OpenAiError;
 import io.vertx.core.Handler;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.ext.web.RoutingContext;

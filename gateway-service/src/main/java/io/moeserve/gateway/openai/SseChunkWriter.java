@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.moeserve.tokenizer.TokenTexts;
@@ -13,8 +13,8 @@ import java.util.List;
  * per chunk, {@code data: [DONE]\n\n} at the end. One generator and buffer serve the whole stream, so a chunk
  * costs its own bytes and nothing else. Not thread-safe (the stream assembly calls it under its lock).
  */
-final class SseChunkWriter {
-    static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+public final class SseChunkWriter {
+    private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] DATA = "data: ".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] END = "\n\n".getBytes(StandardCharsets.US_ASCII);
 
@@ -26,7 +26,7 @@ final class SseChunkWriter {
     private final JsonGenerator g;
 
     /** @param includeUsage stream_options.include_usage: every chunk has {@code "usage": null}, and a last one the usage */
-    SseChunkWriter(CompletionIdentity identity, boolean includeUsage, TokenTexts texts) {
+    public SseChunkWriter(CompletionIdentity identity, boolean includeUsage, TokenTexts texts) {
         this.identity = identity;
         this.includeUsage = includeUsage;
         this.texts = texts;
@@ -40,7 +40,7 @@ final class SseChunkWriter {
     }
 
     /** A chat choice's first chunk: {@code "delta": {"role": "assistant", "content": ""}}. */
-    byte[] role(int index) {
+    public byte[] role(int index) {
         try {
             begin();
             choiceStart(index);
@@ -57,7 +57,7 @@ final class SseChunkWriter {
     }
 
     /** New text of a choice, with the logprobs of its tokens when they were asked for (null otherwise). */
-    byte[] content(int index, String text, List<LogprobEntry> logprobs) {
+    public byte[] content(int index, String text, List<LogprobEntry> logprobs) {
         try {
             begin();
             choiceStart(index);
@@ -78,7 +78,7 @@ final class SseChunkWriter {
     }
 
     /** A choice's last chunk: empty delta (or text) and the finish reason. */
-    byte[] finish(int index, String finishReason) {
+    public byte[] finish(int index, String finishReason) {
         try {
             begin();
             choiceStart(index);
@@ -98,7 +98,7 @@ final class SseChunkWriter {
     }
 
     /** stream_options.include_usage: the last chunk, with no choices and the whole request's usage. */
-    byte[] usage(int promptTokens, int completionTokens) {
+    public byte[] usage(int promptTokens, int completionTokens) {
         try {
             begin();
             g.writeEndArray();
@@ -114,7 +114,7 @@ final class SseChunkWriter {
     }
 
     /** An error after the stream has started: {@code data: {"error": {...}}} (then [DONE] follows). */
-    byte[] error(OpenAiError error) {
+    public byte[] error(OpenAiError error) {
         try {
             buffer.reset();
             buffer.write(DATA);
@@ -128,6 +128,11 @@ final class SseChunkWriter {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** The end of the stream: {@code data: [DONE]}. */
+    public byte[] done() {
+        return DONE;
     }
 
     private void begin() throws IOException {

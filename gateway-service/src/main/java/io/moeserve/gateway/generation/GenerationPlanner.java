@@ -1,5 +1,11 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.GatewaySettings;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.CompletionIdentity;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.proto.router.v1.ModelDescription;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
@@ -31,8 +37,8 @@ public class GenerationPlanner {
     /**
      * @param promptParams the parameter each prompt came from (messages, prompt, prompt[2]), for errors
      */
-    GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
-                        GenerationOptions options) {
+    public GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
+                               GenerationOptions options) {
         ModelDescription d = router.description();
         int context = d.getMaxContext() > 0 ? d.getMaxContext()
                 : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));

@@ -1,5 +1,6 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.openai.LogprobEntry;
 import io.moeserve.proto.router.v1.FinishReason;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.tokenizer.HfTokenizer;

@@ -1,5 +1,13 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.GatewayMetrics;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.router.GenerationCall;
+import io.moeserve.gateway.router.GenerationListener;
+import io.moeserve.gateway.router.RouterClient;
+import io.moeserve.gateway.router.RouterErrors;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.SamplingParameters;
@@ -11,7 +19,7 @@ import org.jboss.resteasy.reactive.RestMulti;
  * gets, an SSE stream ({@link StreamingRun}) or one JSON body ({@link NonStreamingRun}). Built by a resource
  * through {@link #respond}, used once.
  */
-abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
+public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
     /*
      * Shape. Each choice is one router call whose messages go through its ChoiceDecoder (detokenizing, stop
      * strings, logprobs). This class holds what both kinds of response share: starting the calls, decoding each
@@ -66,8 +74,8 @@ abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
     }
 
     /** The HTTP response of a new run, streamed or whole as the request asks; the run starts on subscription. */
-    static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
-                                     GatewayMetrics metrics) {
+    public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
+                                            GatewayMetrics metrics) {
         GenerationRun run = plan.options().stream()
                 ? new StreamingRun(plan, model, router, metrics)
                 : new NonStreamingRun(plan, model, router, metrics);

@@ -1,5 +1,11 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.GatewayMetrics;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.CompletionResponseWriter;
+import io.moeserve.gateway.openai.LogprobEntry;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.tokenizer.TokenTexts;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;

@@ -1,5 +1,10 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.GatewayMetrics;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.SseChunkWriter;
+import io.moeserve.gateway.router.RouterClient;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.MultiEmitter;
@@ -118,7 +123,7 @@ final class StreamingRun extends GenerationRun {
     @Override
     void finished(int completionTokens) {
         if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens));
-        outbox.add(SseChunkWriter.DONE);
+        outbox.add(sse.done());
         outbox.add(COMPLETE);
     }
 
@@ -127,7 +132,7 @@ final class StreamingRun extends GenerationRun {
     void failed(OpenAiException e) {
         if (committed) {
             outbox.add(sse.error(e.error()));
-            outbox.add(SseChunkWriter.DONE);
+            outbox.add(sse.done());
             outbox.add(COMPLETE);
         } else {
             failure = e;

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.moeserve.tokenizer.TokenTexts;
@@ -8,20 +8,20 @@ import java.io.UncheckedIOException;
 import java.util.List;
 
 /** Writes a whole (non-streaming) chat.completion or text_completion body. */
-final class CompletionResponseWriter {
+public final class CompletionResponseWriter {
 
     /**
      * One finished choice.
      *
      * @param logprobs null when logprobs were not asked for
      */
-    record ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason,
+    public record ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason,
                         int completionTokens) {}
 
     private CompletionResponseWriter() {}
 
     /** @param promptTokens for usage: each prompt once, however many choices it has */
-    static byte[] write(CompletionIdentity identity, int promptTokens, List<ChoiceResult> choices, TokenTexts texts) {
+    public static byte[] write(CompletionIdentity identity, int promptTokens, List<ChoiceResult> choices, TokenTexts texts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(512);
         int completionTokens = 0;
         try (JsonGenerator g = JsonOutput.FACTORY.createGenerator(out)) {

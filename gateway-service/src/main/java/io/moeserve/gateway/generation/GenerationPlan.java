@@ -1,5 +1,7 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.openai.CompletionIdentity;
+import io.moeserve.gateway.openai.GenerationOptions;
 import java.time.Duration;
 import java.util.List;
 
@@ -11,8 +13,8 @@ import java.util.List;
  * @param maxNewTokens per prompt: max_tokens, or what fits the context when it was not given
  * @param endTokenIds  the model's end-of-sequence ids plus stop_token_ids: never shown as text
  */
-record GenerationPlan(CompletionIdentity identity, List<int[]> prompts, int[] maxNewTokens, GenerationOptions options,
-                      int[] endTokenIds, Duration timeout) {
+public record GenerationPlan(CompletionIdentity identity, List<int[]> prompts, int[] maxNewTokens,
+                             GenerationOptions options, int[] endTokenIds, Duration timeout) {
 
     int choiceCount() {
         return prompts.size() * options.n();
