@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.openai.OpenAiError;
 import io.vertx.core.Handler;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.ext.web.RoutingContext;
@@ -19,11 +20,11 @@ public class ApiKeyFilter implements Handler<RoutingContext> {
     private final byte[][] keys;
 
     @Inject
-    ApiKeyFilter(GatewayConfig config) {
-        List<String> configured = config.apiKeys().orElse(List.of()).stream().map(String::trim)
+    ApiKeyFilter(GatewaySettings settings) {
+        List<String> accepted = settings.apiKeys().orElse(List.of()).stream().map(String::trim)
                 .filter(k -> !k.isEmpty()).toList();
-        keys = new byte[configured.size()][];
-        for (int i = 0; i < keys.length; i++) keys[i] = configured.get(i).getBytes(StandardCharsets.UTF_8);
+        keys = new byte[accepted.size()][];
+        for (int i = 0; i < keys.length; i++) keys[i] = accepted.get(i).getBytes(StandardCharsets.UTF_8);
     }
 
     @Override

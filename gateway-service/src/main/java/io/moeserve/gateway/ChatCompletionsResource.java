@@ -1,5 +1,11 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.generation.GenerationPlan;
+import io.moeserve.gateway.generation.GenerationPlanner;
+import io.moeserve.gateway.generation.GenerationRun;
+import io.moeserve.gateway.openai.ChatCompletionRequest;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.router.RouterClient;
 import io.smallrye.common.annotation.Blocking;
 import jakarta.inject.Inject;
 import jakarta.ws.rs.POST;
@@ -30,11 +36,11 @@ public class ChatCompletionsResource {
     @POST
     @Blocking
     public RestMulti<byte[]> create(byte[] body) {
-        ChatCompletionRequest request = ChatCompletionRequest.parse(JsonBody.parse(body));
+        ChatCompletionRequest request = ChatCompletionRequest.parse(body);
         model.requireServed(request.model());
         int[] prompt = model.chatPrompt(request.messages(), request.tools(), request.templateKwargs());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
                 request.options());
-        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+        return GenerationRun.respond(plan, model, router, metrics);
     }
 }

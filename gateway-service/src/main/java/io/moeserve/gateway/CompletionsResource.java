@@ -1,5 +1,11 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.generation.GenerationPlan;
+import io.moeserve.gateway.generation.GenerationPlanner;
+import io.moeserve.gateway.generation.GenerationRun;
+import io.moeserve.gateway.openai.CompletionRequest;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.router.RouterClient;
 import io.smallrye.common.annotation.Blocking;
 import jakarta.inject.Inject;
 import jakarta.ws.rs.POST;
@@ -28,7 +34,7 @@ public class CompletionsResource {
     @POST
     @Blocking
     public RestMulti<byte[]> create(byte[] body) {
-        CompletionRequest request = CompletionRequest.parse(JsonBody.parse(body));
+        CompletionRequest request = CompletionRequest.parse(body);
         model.requireServed(request.model());
         List<int[]> prompts = new ArrayList<>(request.prompts().size());
         List<String> params = new ArrayList<>(request.prompts().size());
@@ -38,6 +44,6 @@ public class CompletionsResource {
             params.add(request.prompts().size() == 1 ? "prompt" : "prompt[" + i + "]");
         }
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.COMPLETION, prompts, params, request.options());
-        return GenerationResponses.of(new GenerationRun(plan, model, router, metrics), plan);
+        return GenerationRun.respond(plan, model, router, metrics);
     }
 }

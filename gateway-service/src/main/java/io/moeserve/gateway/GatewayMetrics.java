@@ -44,27 +44,27 @@ public class GatewayMetrics {
         registry.gauge("moe.gateway.active.generations", active);
     }
 
-    void runStarted(boolean stream) {
+    public void runStarted(boolean stream) {
         active.incrementAndGet();
         (stream ? streamed : whole).increment();
     }
 
-    void firstToken(long nanos) {
+    public void firstToken(long nanos) {
         firstToken.record(nanos, TimeUnit.NANOSECONDS);
     }
 
-    void runFinished(int prompt, int completion) {
+    public void runFinished(int prompt, int completion) {
         active.decrementAndGet();
         promptTokens.increment(prompt);
         completionTokens.increment(completion);
     }
 
-    void runFailed(int httpStatus) {
+    public void runFailed(int httpStatus) {
         active.decrementAndGet();
         registry.counter("moe.gateway.failed", "status", Integer.toString(httpStatus)).increment();
     }
 
-    void runCancelled() {
+    public void runCancelled() {
         active.decrementAndGet();
         cancelled.increment();
     }

@@ -18,8 +18,8 @@ public class HttpRoutes {
     @Inject
     RequestBodyReader bodies;
 
-    void register(@Observes Router router) {
-        router.route("/v1/*").order(API_KEY_ORDER).handler(apiKeys);
-        router.route("/v1/*").order(BODY_ORDER).handler(bodies);
+    void register(@Observes Router http) {
+        http.route("/v1/*").order(API_KEY_ORDER).handler(apiKeys);
+        http.route("/v1/*").order(BODY_ORDER).handler(bodies);
     }
 }

@@ -2,6 +2,7 @@ package io.moeserve.gateway;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.proto.router.v1.ModelDescription;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;

@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.openai.OpenAiError;
 import io.quarkus.runtime.configuration.MemorySize;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;

@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.moeserve.gateway.openai.OpenAiException;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.tokenizer.ChatMessage;
 import io.moeserve.tokenizer.ChatTemplate;
@@ -71,11 +72,11 @@ public class ServedModel {
         return id;
     }
 
-    HfTokenizer tokenizer() {
+    public HfTokenizer tokenizer() {
         return tokenizer;
     }
 
-    TokenTexts tokenTexts() {
+    public TokenTexts tokenTexts() {
         return tokenTexts;
     }
 

@@ -1,7 +1,7 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
-import io.moeserve.tokenizer.TokenTexts;
 import com.fasterxml.jackson.core.JsonGenerator;
+import io.moeserve.tokenizer.TokenTexts;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,21 +13,24 @@ import java.util.List;
  * per chunk, {@code data: [DONE]\n\n} at the end. One generator and buffer serve the whole stream, so a chunk
  * costs its own bytes and nothing else. Not thread-safe (the stream assembly calls it under its lock).
  */
-final class SseChunkWriter {
-    static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+public final class SseChunkWriter {
+    private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] DATA = "data: ".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] END = "\n\n".getBytes(StandardCharsets.US_ASCII);
 
-    private final GenerationPlan plan;
+    private final CompletionIdentity identity;
+    private final boolean includeUsage;
     private final TokenTexts texts;
     private final String object;
     private final ByteArrayOutputStream buffer = new ByteArrayOutputStream(512);
     private final JsonGenerator g;
 
-    SseChunkWriter(GenerationPlan plan, TokenTexts texts) {
-        this.plan = plan;
+    /** @param includeUsage stream_options.include_usage: every chunk has {@code "usage": null}, and a last one the usage */
+    public SseChunkWriter(CompletionIdentity identity, boolean includeUsage, TokenTexts texts) {
+        this.identity = identity;
+        this.includeUsage = includeUsage;
         this.texts = texts;
-        this.object = plan.chat() ? "chat.completion.chunk" : "text_completion";
+        this.object = identity.chat() ? "chat.completion.chunk" : "text_completion";
         try {
             g = JsonOutput.FACTORY.createGenerator(buffer);
         } catch (IOException e) {
@@ -37,7 +40,7 @@ final class SseChunkWriter {
     }
 
     /** A chat choice's first chunk: {@code "delta": {"role": "assistant", "content": ""}}. */
-    byte[] role(int index) {
+    public byte[] role(int index) {
         try {
             begin();
             choiceStart(index);
@@ -54,11 +57,11 @@ final class SseChunkWriter {
     }
 
     /** New text of a choice, with the logprobs of its tokens when they were asked for (null otherwise). */
-    byte[] content(int index, String text, List<LogprobEntry> logprobs) {
+    public byte[] content(int index, String text, List<LogprobEntry> logprobs) {
         try {
             begin();
             choiceStart(index);
-            if (plan.chat()) {
+            if (identity.chat()) {
                 g.writeObjectFieldStart("delta");
                 g.writeStringField("content", text);
                 g.writeEndObject();
@@ -75,11 +78,11 @@ final class SseChunkWriter {
     }
 
     /** A choice's last chunk: empty delta (or text) and the finish reason. */
-    byte[] finish(int index, String finishReason) {
+    public byte[] finish(int index, String finishReason) {
         try {
             begin();
             choiceStart(index);
-            if (plan.chat()) {
+            if (identity.chat()) {
                 g.writeObjectFieldStart("delta");
                 g.writeEndObject();
             } else {
@@ -95,7 +98,7 @@ final class SseChunkWriter {
     }
 
     /** stream_options.include_usage: the last chunk, with no choices and the whole request's usage. */
-    byte[] usage(int promptTokens, int completionTokens) {
+    public byte[] usage(int promptTokens, int completionTokens) {
         try {
             begin();
             g.writeEndArray();
@@ -111,7 +114,7 @@ final class SseChunkWriter {
     }
 
     /** An error after the stream has started: {@code data: {"error": {...}}} (then [DONE] follows). */
-    byte[] error(OpenAiError error) {
+    public byte[] error(OpenAiError error) {
         try {
             buffer.reset();
             buffer.write(DATA);
@@ -127,21 +130,26 @@ final class SseChunkWriter {
         }
     }
 
+    /** The end of the stream: {@code data: [DONE]}. */
+    public byte[] done() {
+        return DONE;
+    }
+
     private void begin() throws IOException {
         buffer.reset();
         buffer.write(DATA);
         g.writeStartObject();
-        g.writeStringField("id", plan.id());
+        g.writeStringField("id", identity.id());
         g.writeStringField("object", object);
-        g.writeNumberField("created", plan.created());
-        g.writeStringField("model", plan.model());
+        g.writeNumberField("created", identity.created());
+        g.writeStringField("model", identity.model());
         g.writeArrayFieldStart("choices");
     }
 
     private void choiceStart(int index) throws IOException {
         g.writeStartObject();
         // OpenAI's key order: chat choices start with "index", completion choices with "text".
-        if (plan.chat()) g.writeNumberField("index", index);
+        if (identity.chat()) g.writeNumberField("index", index);
     }
 
     private byte[] choiceEnd() throws IOException {
@@ -151,7 +159,7 @@ final class SseChunkWriter {
     }
 
     private byte[] end() throws IOException {
-        if (plan.options().includeUsage()) g.writeNullField("usage");
+        if (includeUsage) g.writeNullField("usage");
         g.writeEndObject();
         g.flush();
         buffer.write(END);
@@ -163,7 +171,7 @@ final class SseChunkWriter {
             g.writeNullField("logprobs");
         } else {
             g.writeFieldName("logprobs");
-            if (plan.chat()) LogprobsJson.writeChat(g, logprobs, texts);
+            if (identity.chat()) LogprobsJson.writeChat(g, logprobs, texts);
             else LogprobsJson.writeCompletion(g, logprobs, texts);
         }
     }

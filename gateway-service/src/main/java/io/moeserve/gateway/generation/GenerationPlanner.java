@@ -1,5 +1,11 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.GatewaySettings;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.CompletionIdentity;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.proto.router.v1.ModelDescription;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
@@ -26,17 +32,17 @@ public class GenerationPlanner {
     RouterClient router;
 
     @Inject
-    GatewayConfig config;
+    GatewaySettings settings;
 
     /**
      * @param promptParams the parameter each prompt came from (messages, prompt, prompt[2]), for errors
      */
-    GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
-                        GenerationOptions options) {
+    public GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
+                               GenerationOptions options) {
         ModelDescription d = router.description();
         int context = d.getMaxContext() > 0 ? d.getMaxContext()
                 : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
-        int maxPrompt = Math.min(context, config.maxPromptTokens().orElse(context));
+        int maxPrompt = Math.min(context, settings.maxPromptTokens().orElse(context));
         int vocab = d.getVocabSize() > 0 ? d.getVocabSize() : model.tokenizer().vocabSize();
         String what = endpoint == GenerationOptions.Endpoint.CHAT ? "messages" : "prompt";
         String maxParam = options.maxTokensParam();
@@ -90,12 +96,14 @@ public class GenerationPlanner {
         }
         int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
         String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
-        return new GenerationPlan(prefix + randomId(), System.currentTimeMillis() / 1000, model.id(), endpoint,
-                List.copyOf(prompts), maxNew, options, endIds, config.requestTimeout());
+        CompletionIdentity identity = new CompletionIdentity(prefix + randomId(), System.currentTimeMillis() / 1000,
+                model.id(), endpoint);
+        return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout());
     }
 
     private static String randomId() {
         ThreadLocalRandom r = ThreadLocalRandom.current();
-        return Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1) + Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1);
+        return Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1)
+                + Long.toHexString(r.nextLong() | Long.MIN_VALUE).substring(1);
     }
 }

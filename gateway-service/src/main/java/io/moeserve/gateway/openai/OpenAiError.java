@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import java.io.ByteArrayOutputStream;
@@ -16,9 +16,9 @@ import java.io.UncheckedIOException;
  */
 public record OpenAiError(String message, String type, String param, String code) {
 
-    static final String INVALID_REQUEST = "invalid_request_error";
-    static final String RATE_LIMIT = "rate_limit_error";
-    static final String SERVER_ERROR = "server_error";
+    public static final String INVALID_REQUEST = "invalid_request_error";
+    public static final String RATE_LIMIT = "rate_limit_error";
+    public static final String SERVER_ERROR = "server_error";
 
 
     /** The error object alone, {@code {"message": ...}}, as the value of an "error" field. */

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -12,12 +12,17 @@ import java.util.List;
  * @param prompts one entry per prompt (a string, an array of strings, an array of token ids or an array of such
  *                arrays); each gets n choices
  */
-record CompletionRequest(String model, List<Prompt> prompts, GenerationOptions options) {
+public record CompletionRequest(String model, List<Prompt> prompts, GenerationOptions options) {
 
     /** One prompt: text to encode, or token ids to use as they are. */
-    record Prompt(String text, int[] tokenIds) {}
+    public record Prompt(String text, int[] tokenIds) {}
 
-    static CompletionRequest parse(ObjectNode body) {
+    /** Parses and validates a request body; every problem is a 400 naming the parameter. */
+    public static CompletionRequest parse(byte[] body) {
+        return parse(JsonBody.parse(body));
+    }
+
+    private static CompletionRequest parse(ObjectNode body) {
         JsonFields f = new JsonFields(body, "");
         String model = f.requiredString("model");
         List<Prompt> prompts = prompts(f);

@@ -1,7 +1,9 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.openai.LogprobEntry;
 import io.moeserve.proto.router.v1.FinishReason;
 import io.moeserve.proto.router.v1.GenerateResponse;
+import io.moeserve.tokenizer.HfTokenizer;
 import io.moeserve.tokenizer.IncrementalDetokenizer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -37,8 +39,9 @@ final class ChoiceDecoder {
      * @param endTokenIds the model's end-of-sequence ids and the request's stop_token_ids: when the router ends
      *                    with STOP on one of them, that token is not text
      */
-    ChoiceDecoder(ServedModel model, int[] promptIds, List<String> stopStrings, int[] endTokenIds, boolean logprobs) {
-        this.detokenizer = new IncrementalDetokenizer(model.tokenizer(), true, promptIds);
+    ChoiceDecoder(HfTokenizer tokenizer, int[] promptIds, List<String> stopStrings, int[] endTokenIds,
+                  boolean logprobs) {
+        this.detokenizer = new IncrementalDetokenizer(tokenizer, true, promptIds);
         this.stops = new StopSequenceMatcher(stopStrings);
         this.endTokenIds = endTokenIds;
         this.logprobs = logprobs;

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
 import java.util.List;
 

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import io.moeserve.proto.router.v1.TokenLogprob;
 
@@ -6,4 +6,4 @@ import io.moeserve.proto.router.v1.TokenLogprob;
  * The log-probabilities of one generated token, as the router sent them, and where the token's text starts in
  * the choice's output (in code points, as Python and so OpenAI count {@code text_offset}).
  */
-record LogprobEntry(TokenLogprob logprob, int textOffset) {}
+public record LogprobEntry(TokenLogprob logprob, int textOffset) {}

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import java.util.OptionalLong;
 

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -17,12 +17,17 @@ import java.util.Optional;
  * @param tools          OpenAI tool definitions, passed to the chat template as they came; null for none
  * @param templateKwargs vLLM's chat_template_kwargs (e.g. enable_thinking), extra template variables
  */
-record ChatCompletionRequest(String model, List<ChatMessage> messages, List<Map<String, Object>> tools,
+public record ChatCompletionRequest(String model, List<ChatMessage> messages, List<Map<String, Object>> tools,
                              Map<String, Object> templateKwargs, GenerationOptions options) {
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
-    static ChatCompletionRequest parse(ObjectNode body) {
+    /** Parses and validates a request body; every problem is a 400 naming the parameter. */
+    public static ChatCompletionRequest parse(byte[] body) {
+        return parse(JsonBody.parse(body));
+    }
+
+    private static ChatCompletionRequest parse(ObjectNode body) {
         JsonFields f = new JsonFields(body, "");
         String model = f.requiredString("model");
         ArrayNode messages = f.array("messages").orElseThrow(() -> f.missing("messages"));

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.router;
 
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -10,12 +10,12 @@ import io.moeserve.proto.router.v1.GenerateResponse;
  * handed on, so a slow HTTP client slows the router stream instead of filling the gateway's memory; and
  * cancellation, so that a client that goes away (or a stop string) frees the router's sequence at once.
  */
-final class GenerationCall implements ClientResponseObserver<GenerateRequest, GenerateResponse> {
+public final class GenerationCall implements ClientResponseObserver<GenerateRequest, GenerateResponse> {
     private final GenerationListener listener;
     private volatile ClientCallStreamObserver<GenerateRequest> call;
     private volatile boolean cancelled;
 
-    GenerationCall(GenerationListener listener) {
+    public GenerationCall(GenerationListener listener) {
         this.listener = listener;
     }
 
@@ -32,13 +32,13 @@ final class GenerationCall implements ClientResponseObserver<GenerateRequest, Ge
     }
 
     /** Asks the router for the next message. */
-    void requestNext() {
+    public void requestNext() {
         ClientCallStreamObserver<GenerateRequest> c = call;
         if (c != null && !cancelled) c.request(1);
     }
 
     /** Cancels the call (gRPC CANCELLED reaches the router); idempotent. */
-    void cancel(String reason) {
+    public void cancel(String reason) {
         if (cancelled) return;
         cancelled = true;
         ClientCallStreamObserver<GenerateRequest> c = call;

@@ -9,7 +9,7 @@ import java.util.OptionalInt;
 
 /** The gateway's own settings ({@code moe.gateway.*}). */
 @ConfigMapping(prefix = "moe.gateway")
-public interface GatewayConfig {
+public interface GatewaySettings {
 
     /**
      * API keys accepted as {@code Authorization: Bearer <key>} on {@code /v1/*}. Unset: no authentication.

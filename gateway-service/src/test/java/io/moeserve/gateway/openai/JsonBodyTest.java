@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

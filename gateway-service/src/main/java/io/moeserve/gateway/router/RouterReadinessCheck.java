@@ -1,5 +1,6 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.router;
 
+import io.moeserve.gateway.ServedModel;
 import io.smallrye.health.api.AsyncHealthCheck;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;

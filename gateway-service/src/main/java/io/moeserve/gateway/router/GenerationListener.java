@@ -1,9 +1,9 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.router;
 
 import io.moeserve.proto.router.v1.GenerateResponse;
 
 /** Receives one router Generate stream; calls are serialised by gRPC. */
-interface GenerationListener {
+public interface GenerationListener {
     void onResponse(GenerateResponse response);
 
     void onError(Throwable error);

@@ -1,16 +1,18 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.router;
 
 import io.grpc.Metadata;
 import io.grpc.Status;
+import io.moeserve.gateway.openai.OpenAiError;
+import io.moeserve.gateway.openai.OpenAiException;
 import java.util.OptionalLong;
 
 /** Maps the router's gRPC statuses to OpenAI errors and HTTP statuses (the contract in router.proto). */
-final class RouterErrors {
+public final class RouterErrors {
     static final Metadata.Key<String> RETRY_AFTER_MS = Metadata.Key.of("retry-after-ms", Metadata.ASCII_STRING_MARSHALLER);
 
     private RouterErrors() {}
 
-    static OpenAiException translate(Throwable t) {
+    public static OpenAiException translate(Throwable t) {
         if (t instanceof OpenAiException e) return e;
         Status status = Status.fromThrowable(t);
         String description = status.getDescription();

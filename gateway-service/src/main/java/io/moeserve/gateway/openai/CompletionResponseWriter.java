@@ -1,39 +1,40 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
-import io.moeserve.tokenizer.TokenTexts;
 import com.fasterxml.jackson.core.JsonGenerator;
+import io.moeserve.tokenizer.TokenTexts;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
 
 /** Writes a whole (non-streaming) chat.completion or text_completion body. */
-final class CompletionResponseWriter {
+public final class CompletionResponseWriter {
 
     /**
      * One finished choice.
      *
      * @param logprobs null when logprobs were not asked for
      */
-    record ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason,
+    public record ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason,
                         int completionTokens) {}
 
     private CompletionResponseWriter() {}
 
-    static byte[] write(GenerationPlan plan, List<ChoiceResult> choices, TokenTexts texts) {
+    /** @param promptTokens for usage: each prompt once, however many choices it has */
+    public static byte[] write(CompletionIdentity identity, int promptTokens, List<ChoiceResult> choices, TokenTexts texts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(512);
         int completionTokens = 0;
         try (JsonGenerator g = JsonOutput.FACTORY.createGenerator(out)) {
             g.writeStartObject();
-            g.writeStringField("id", plan.id());
-            g.writeStringField("object", plan.chat() ? "chat.completion" : "text_completion");
-            g.writeNumberField("created", plan.created());
-            g.writeStringField("model", plan.model());
+            g.writeStringField("id", identity.id());
+            g.writeStringField("object", identity.chat() ? "chat.completion" : "text_completion");
+            g.writeNumberField("created", identity.created());
+            g.writeStringField("model", identity.model());
             g.writeArrayFieldStart("choices");
             for (ChoiceResult c : choices) {
                 completionTokens += c.completionTokens();
                 g.writeStartObject();
-                if (plan.chat()) {
+                if (identity.chat()) {
                     g.writeNumberField("index", c.index());
                     g.writeObjectFieldStart("message");
                     g.writeStringField("role", "assistant");
@@ -48,7 +49,7 @@ final class CompletionResponseWriter {
                     g.writeNullField("logprobs");
                 } else {
                     g.writeFieldName("logprobs");
-                    if (plan.chat()) LogprobsJson.writeChat(g, c.logprobs(), texts);
+                    if (identity.chat()) LogprobsJson.writeChat(g, c.logprobs(), texts);
                     else LogprobsJson.writeCompletion(g, c.logprobs(), texts);
                 }
                 g.writeStringField("finish_reason", c.finishReason());
@@ -56,7 +57,7 @@ final class CompletionResponseWriter {
             }
             g.writeEndArray();
             g.writeFieldName("usage");
-            writeUsage(g, plan.promptTokens(), completionTokens);
+            writeUsage(g, promptTokens, completionTokens);
             g.writeEndObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -66,7 +66,9 @@ class StopSequenceMatcherTest {
         String alphabet = "ab\n:";
         for (int round = 0; round < 5000; round++) {
             List<String> stops = new ArrayList<>();
-            for (int s = 0, count = 1 + random.nextInt(3); s < count; s++) stops.add(randomText(random, alphabet, 1 + random.nextInt(4)));
+            for (int s = 0, count = 1 + random.nextInt(3); s < count; s++) {
+                stops.add(randomText(random, alphabet, 1 + random.nextInt(4)));
+            }
             String text = randomText(random, alphabet, random.nextInt(30));
             int cut = text.length();
             int cutEnd = Integer.MAX_VALUE;
@@ -85,7 +87,8 @@ class StopSequenceMatcherTest {
                 int len = 1 + random.nextInt(Math.min(5, text.length() - i));
                 out.append(m.push(text.substring(i, i + len)));
                 // What went out is never more than the final answer.
-                assertTrue(expected.startsWith(out.toString()), () -> "released too early: " + out + " of " + expected + " text " + text.replace("\n", "\\n") + " stops " + stops.toString().replace("\n", "\\n"));
+                assertTrue(expected.startsWith(out.toString()), () -> "released too early: " + out + " of " + expected
+                        + " text " + text.replace("\n", "\\n") + " stops " + stops.toString().replace("\n", "\\n"));
                 i += len;
             }
             out.append(m.flush());

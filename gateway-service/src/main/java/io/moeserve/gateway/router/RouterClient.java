@@ -1,7 +1,8 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.router;
 
 import io.grpc.Channel;
 import io.grpc.stub.StreamObserver;
+import io.moeserve.gateway.GatewaySettings;
 import io.moeserve.proto.router.v1.DescribeModelRequest;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.ModelDescription;
@@ -27,7 +28,7 @@ public class RouterClient {
     Channel channel;
 
     @Inject
-    GatewayConfig config;
+    GatewaySettings settings;
 
     private volatile RouterServiceGrpc.RouterServiceStub stub;
     private final AtomicReference<Cached> description = new AtomicReference<>();
@@ -41,7 +42,7 @@ public class RouterClient {
     }
 
     /** Starts a Generate call; its listener hears the messages and the end. */
-    void generate(GenerateRequest request, Duration timeout, GenerationCall call) {
+    public void generate(GenerateRequest request, Duration timeout, GenerationCall call) {
         stub().withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).generate(request, call);
         call.started();
     }
@@ -50,9 +51,9 @@ public class RouterClient {
      * The router's model description, reused for moe.gateway.describe-cache-ttl; when the router does not answer,
      * the last answer if there was one, else the failure as an OpenAiException (503 for an unreachable router).
      */
-    Uni<ModelDescription> describe() {
+    public Uni<ModelDescription> describe() {
         Cached cached = description.get();
-        if (cached != null && System.nanoTime() - cached.atNanos() < config.describeCacheTtl().toNanos()) {
+        if (cached != null && System.nanoTime() - cached.atNanos() < settings.describeCacheTtl().toNanos()) {
             return Uni.createFrom().item(cached.value());
         }
         return fetch()
@@ -63,14 +64,14 @@ public class RouterClient {
     }
 
     /** {@link #describe()} for a worker thread. */
-    ModelDescription description() {
-        return describe().await().atMost(config.describeTimeout().plusSeconds(1));
+    public ModelDescription description() {
+        return describe().await().atMost(settings.describeTimeout().plusSeconds(1));
     }
 
     /** A fresh DescribeModel call, for readiness. */
     Uni<ModelDescription> fetch() {
         return Uni.createFrom().emitter(emitter -> stub()
-                .withDeadlineAfter(config.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
+                .withDeadlineAfter(settings.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
                 .describeModel(DescribeModelRequest.getDefaultInstance(), new StreamObserver<>() {
                     @Override
                     public void onNext(ModelDescription value) {

@@ -1,5 +1,7 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.generation;
 
+import io.moeserve.gateway.openai.CompletionIdentity;
+import io.moeserve.gateway.openai.GenerationOptions;
 import java.time.Duration;
 import java.util.List;
 
@@ -7,12 +9,12 @@ import java.util.List;
  * A validated request, ready for the router: the response's identity, the encoded prompts, the token budget of
  * each, and the options. Choice {@code c} generates from prompt {@code c / n} (OpenAI's order for a prompt array).
  *
+ * @param identity     the completion's id, created time, model and endpoint; the router call's model_id too
  * @param maxNewTokens per prompt: max_tokens, or what fits the context when it was not given
  * @param endTokenIds  the model's end-of-sequence ids plus stop_token_ids: never shown as text
  */
-record GenerationPlan(String id, long created, String model, GenerationOptions.Endpoint endpoint,
-                      List<int[]> prompts, int[] maxNewTokens, GenerationOptions options, int[] endTokenIds,
-                      Duration timeout) {
+public record GenerationPlan(CompletionIdentity identity, List<int[]> prompts, int[] maxNewTokens,
+                             GenerationOptions options, int[] endTokenIds, Duration timeout) {
 
     int choiceCount() {
         return prompts.size() * options.n();
@@ -24,10 +26,6 @@ record GenerationPlan(String id, long created, String model, GenerationOptions.E
 
     int maxNewTokensOf(int choice) {
         return maxNewTokens[choice / options.n()];
-    }
-
-    boolean chat() {
-        return endpoint == GenerationOptions.Endpoint.CHAT;
     }
 
     /** Prompt tokens for usage: each prompt once, however many choices it has. */

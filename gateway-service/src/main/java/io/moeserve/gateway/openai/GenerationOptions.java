@@ -1,4 +1,4 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -19,7 +19,7 @@ import java.util.OptionalLong;
  * @param stop         up to 4 non-empty stop strings
  * @param stopTokenIds token ids that end generation besides the model's end-of-sequence ids
  */
-record GenerationOptions(double temperature, double topP, int topK, double minP, OptionalDouble repetitionPenalty,
+public record GenerationOptions(double temperature, double topP, int topK, double minP, OptionalDouble repetitionPenalty,
                          double presencePenalty, double frequencyPenalty, OptionalLong seed, int n,
                          List<String> stop, int[] stopTokenIds, boolean ignoreEos, OptionalLong maxTokens,
                          String maxTokensParam, int logprobs, boolean stream, boolean includeUsage) {
@@ -28,7 +28,7 @@ record GenerationOptions(double temperature, double topP, int topK, double minP,
     static final int MAX_STOP = 4;
     static final int MAX_TOP_LOGPROBS = 20;
 
-    enum Endpoint { CHAT, COMPLETION }
+    public enum Endpoint { CHAT, COMPLETION }
 
     static GenerationOptions parse(JsonFields f, Endpoint endpoint) {
         double temperature = f.number("temperature", 0, 2, 1);

@@ -1,8 +1,8 @@
-package io.moeserve.gateway;
+package io.moeserve.gateway.openai;
 
-import io.moeserve.tokenizer.TokenTexts;
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.moeserve.proto.router.v1.TokenLogprob;
+import io.moeserve.tokenizer.TokenTexts;
 import java.io.IOException;
 import java.util.List;
 

@@ -1,0 +1,331 @@
+package io.moeserve.gateway.generation;
+
+import io.moeserve.gateway.GatewayMetrics;
+import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.GenerationOptions;
+import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.router.GenerationCall;
+import io.moeserve.gateway.router.GenerationListener;
+import io.moeserve.gateway.router.RouterClient;
+import io.moeserve.gateway.router.RouterErrors;
+import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.GenerateResponse;
+import io.moeserve.proto.router.v1.SamplingParameters;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.resteasy.reactive.RestMulti;
+
+/**
+ * One completion request in flight: its n router Generate streams (n × prompts), assembled into what the client
+ * gets, an SSE stream ({@link StreamingRun}) or one JSON body ({@link NonStreamingRun}). Built by a resource
+ * through {@link #respond}, used once.
+ */
+public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun {
+    /*
+     * Shape. Each choice is one router call whose messages go through its ChoiceDecoder (detokenizing, stop
+     * strings, logprobs). This class holds what both kinds of response share: starting the calls, decoding each
+     * message, counting choices as they begin and finish, failing, cancelling, and the drain loop that hands
+     * results to Mutiny. A subclass says what a decoded step becomes (an SSE chunk, or text kept for the body),
+     * what a failure looks like to the client, when to ask the router for the next message (flow control), and
+     * what there is to deliver; those hooks are listed together below. Both kinds of response come out of the
+     * same decoder steps, so they carry the same text.
+     *
+     * Cancellation. If the client goes away (RESTEasy cancels our Uni or Multi when the connection closes), or a
+     * stop string matches, the router call is cancelled through gRPC, which ends the router's sequence and
+     * frees its KV cache. When one choice fails, the other choices' calls are cancelled. A call that has
+     * finished is never cancelled; errors that come back after we cancelled are ignored.
+     *
+     * Threads and order. gRPC delivers each call's messages serially, but different choices on different
+     * threads, and the HTTP side requests and cancels from the event loop. All mutable state, here and in the
+     * subclasses, is guarded by one lock, the run itself; the hooks that change it are called holding it.
+     * Nothing is handed to Mutiny while holding it (emitters call subscribers inline, which may call back).
+     * Instead, what is due is decided under the lock (nextDelivery) and handed over outside it by a drain loop
+     * (the usual "work in progress" counter: one drainer at a time, others leave their work to it), which keeps
+     * deliveries in order. gRPC requests and cancels also happen outside the lock.
+     */
+
+    final GenerationPlan plan;
+    /** One per choice, in choice order; the array never changes, each Choice says what guards its state. */
+    final Choice[] choices;
+    private final RouterClient router;
+    private final GatewayMetrics metrics;
+    private final long startNanos = System.nanoTime();
+    /** The drain loop's work-in-progress count: deliveries asked for and not yet looked at. */
+    private final AtomicInteger wip = new AtomicInteger();
+
+    // Guarded by this.
+    private int awaitingFirst;
+    private int running;
+    private boolean launched;
+    private boolean ended;
+    private boolean cancelled;
+
+    GenerationRun(GenerationPlan plan, ServedModel model, RouterClient router, GatewayMetrics metrics) {
+        this.plan = plan;
+        this.router = router;
+        this.metrics = metrics;
+        this.choices = new Choice[plan.choiceCount()];
+        boolean logprobs = plan.options().logprobs() >= 0;
+        for (int c = 0; c < choices.length; c++) {
+            choices[c] = new Choice(c, new ChoiceDecoder(model.tokenizer(), plan.promptOf(c), plan.options().stop(),
+                    plan.endTokenIds(), logprobs));
+        }
+        this.awaitingFirst = choices.length;
+        this.running = choices.length;
+    }
+
+    /** The HTTP response of a new run, streamed or whole as the request asks; the run starts on subscription. */
+    public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
+                                            GatewayMetrics metrics) {
+        GenerationRun run = plan.options().stream()
+                ? new StreamingRun(plan, model, router, metrics)
+                : new NonStreamingRun(plan, model, router, metrics);
+        return run.response();
+    }
+
+    // ---- what the two kinds of response do differently ----
+
+    /**
+     * The run's bytes as a RestMulti, whose status and headers are decided only when the run has begun (or
+     * failed, which goes through the exception mappers instead). Subscribing to it calls {@link #launch()}.
+     *
+     * <p>Why raw bytes: RESTEasy's own SSE support writes {@code data:} without the space OpenAI sends and has
+     * no {@code [DONE]}; with no {@code @Produces}, a RestMulti of byte arrays is written as it is, chunk by chunk.
+     */
+    abstract RestMulti<byte[]> response();
+
+    /**
+     * Under the lock: what one decoded step adds to the response. {@code first}: the choice's first message;
+     * {@link Choice#finishReason} and {@link Choice#completionTokens} are set when the step ends the choice.
+     */
+    abstract void accepted(Choice choice, ChoiceDecoder.Step step, boolean first);
+
+    /** Under the lock: every choice has finished, having generated {@code completionTokens} in all. */
+    abstract void finished(int completionTokens);
+
+    /** Under the lock: the run has failed (once, and it has ended). */
+    abstract void failed(OpenAiException e);
+
+    /** Under the lock: the client went away and nothing more will be delivered; drop what is pending. */
+    void discarded() {}
+
+    /** Outside the lock: the choice's last message was handled and it wants the next one (flow control). */
+    abstract void requestNext(Choice choice);
+
+    /**
+     * Under the lock, never once cancelled: the next thing to hand to Mutiny, or null when nothing is due. One-off
+     * signals (the response can start, the run failed, the body is ready) are Runnables.
+     */
+    abstract Object nextDelivery();
+
+    /** Outside the lock, by the one drainer, in order: hands over what {@link #nextDelivery()} returned. */
+    abstract void deliver(Object next);
+
+    // ---- the router calls ----
+
+    /** Starts every choice's router call; called once, when the client subscribes. */
+    final void launch() {
+        synchronized (this) {
+            if (ended) return;
+            launched = true;
+        }
+        metrics.runStarted(plan.options().stream());
+        GenerateRequest.Builder base = baseRequest();
+        for (Choice choice : choices) {
+            synchronized (this) {
+                if (ended) return;
+            }
+            GenerateRequest.Builder request = base.clone()
+                    .setRequestId(plan.identity().id() + "-" + choice.index)
+                    .setMaxNewTokens(plan.maxNewTokensOf(choice.index));
+            for (int id : plan.promptOf(choice.index)) request.addPromptTokenIds(id);
+            if (plan.options().seed().isPresent()) {
+                // seed + i for the i-th choice of a prompt: reproducible, yet not n copies of one answer.
+                request.getSamplingBuilder().setSeed(plan.options().seed().getAsLong()
+                        + choice.index % plan.options().n());
+            }
+            try {
+                router.generate(request.build(), plan.timeout(), choice.call);
+            } catch (RuntimeException e) {
+                choice.onError(e);
+            }
+        }
+    }
+
+    private GenerateRequest.Builder baseRequest() {
+        GenerationOptions o = plan.options();
+        SamplingParameters.Builder sampling = SamplingParameters.newBuilder()
+                .setTemperature((float) o.temperature())
+                .setTopK(o.topK())
+                .setMinP((float) o.minP())
+                .setFrequencyPenalty((float) o.frequencyPenalty())
+                .setPresencePenalty((float) o.presencePenalty());
+        if (o.topP() != 1) sampling.setTopP((float) o.topP());
+        o.repetitionPenalty().ifPresent(r -> sampling.setRepetitionPenalty((float) r));
+        GenerateRequest.Builder b = GenerateRequest.newBuilder()
+                .setModelId(plan.identity().model())
+                .setSampling(sampling)
+                .setIgnoreEos(o.ignoreEos())
+                .setLogprobs(o.logprobs() >= 0)
+                .setTopLogprobs(Math.max(0, o.logprobs()))
+                .setDeadlineUnixMillis(System.currentTimeMillis() + plan.timeout().toMillis());
+        for (int id : o.stopTokenIds()) b.addStopTokenIds(id);
+        return b;
+    }
+
+    // ---- router events ----
+
+    private void onResponse(Choice choice, GenerateResponse message) {
+        ChoiceDecoder.Step step;
+        synchronized (this) {
+            if (ended || choice.decoder.finished()) return;
+            try {
+                step = choice.decoder.accept(message);
+            } catch (RuntimeException e) {
+                // A token id the tokenizer cannot decode (outside its vocabulary, or above 2^31 as uint32).
+                fail(OpenAiException.server(500, null, "The router sent output that cannot be decoded: "
+                        + e.getMessage()));
+                step = null;
+            }
+            if (step != null) accept(choice, step, message);
+        }
+        drain();
+        if (step == null) {
+            cancelCalls("the router's output cannot be decoded");
+        } else if (step.stopStringMatched()) {
+            choice.call.cancel("stop sequence matched");
+        } else if (step.finishReason() == null) {
+            requestNext(choice);
+        }
+    }
+
+    /** Under the lock: what one decoded message changes. */
+    private void accept(Choice choice, ChoiceDecoder.Step step, GenerateResponse message) {
+        boolean first = !choice.begun;
+        if (first) {
+            choice.begun = true;
+            awaitingFirst--;
+            if (choice.index == 0) metrics.firstToken(System.nanoTime() - startNanos);
+        }
+        if (step.finishReason() != null) {
+            choice.finishReason = step.finishReason();
+            // The router's count includes the EOS token; after a stop string, what was received counts.
+            boolean routerCount = !step.stopStringMatched() && message.hasUsage()
+                    && message.getUsage().getCompletionTokens() > 0;
+            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens()
+                    : choice.decoder.tokens();
+        }
+        accepted(choice, step, first);
+        if (step.finishReason() != null && --running == 0) finish();
+    }
+
+    private void onError(Choice choice, Throwable error) {
+        synchronized (this) {
+            if (ended || choice.decoder.finished()) return;
+            fail(RouterErrors.translate(error));
+        }
+        cancelCalls("another choice failed");
+        drain();
+    }
+
+    private void onCompleted(Choice choice) {
+        synchronized (this) {
+            if (ended || choice.decoder.finished()) return;
+            fail(OpenAiException.server(500, null, "The router ended the generation without a finish reason."));
+        }
+        cancelCalls("another choice failed");
+        drain();
+    }
+
+    /** Under the lock: whether every choice has had its first message. */
+    final boolean allBegun() {
+        return awaitingFirst == 0;
+    }
+
+    /** Under the lock: every choice has finished. */
+    private void finish() {
+        ended = true;
+        int completionTokens = 0;
+        for (Choice c : choices) completionTokens += c.completionTokens;
+        metrics.runFinished(plan.promptTokens(), completionTokens);
+        finished(completionTokens);
+    }
+
+    /** Under the lock: the run fails; how the client learns of it is the subclass's to say. */
+    private void fail(OpenAiException e) {
+        ended = true;
+        metrics.runFailed(e.status());
+        failed(e);
+    }
+
+    /** The client went away: cancel everything, send nothing more. */
+    final void cancel(String reason) {
+        synchronized (this) {
+            if (cancelled) return;
+            cancelled = true;
+            if (!ended && launched) metrics.runCancelled();
+            ended = true;
+            discarded();
+        }
+        cancelCalls(reason);
+    }
+
+    private void cancelCalls(String reason) {
+        for (Choice c : choices) {
+            boolean finished;
+            synchronized (this) {
+                finished = c.decoder.finished();
+            }
+            if (!finished) c.call.cancel(reason);
+        }
+    }
+
+    // ---- delivery ----
+
+    /** Delivers what is due, in order, outside the lock, one drainer at a time. */
+    final void drain() {
+        if (wip.getAndIncrement() != 0) return;
+        int missed = 1;
+        do {
+            Object next;
+            while ((next = nextDue()) != null) deliver(next);
+            missed = wip.addAndGet(-missed);
+        } while (missed != 0);
+    }
+
+    private synchronized Object nextDue() {
+        return cancelled ? null : nextDelivery();
+    }
+
+    /** One router call and what the run knows of it. */
+    final class Choice implements GenerationListener {
+        final int index;
+        /** Guarded by the run (GenerationRun.this): the decoder is not thread-safe. */
+        final ChoiceDecoder decoder;
+        final GenerationCall call = new GenerationCall(this);
+
+        // Guarded by GenerationRun.this.
+        boolean begun;
+        String finishReason;
+        int completionTokens;
+
+        Choice(int index, ChoiceDecoder decoder) {
+            this.index = index;
+            this.decoder = decoder;
+        }
+
+        @Override
+        public void onResponse(GenerateResponse response) {
+            GenerationRun.this.onResponse(this, response);
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            GenerationRun.this.onError(this, error);
+        }
+
+        @Override
+        public void onCompleted() {
+            GenerationRun.this.onCompleted(this);
+        }
+    }
+}
