@@ -117,7 +117,8 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         this.vocab = ByteLevelVocabulary.read(checkpoint.resolve("tokenizer.json"));
         this.eos = vocab.id("<|im_end|>");
         this.endOfText = vocab.id("<|endoftext|>");
-        this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", port)).addService(RouterServiceGrpc.bindService(this)).build().start();
+        this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", port))
+                .addService(RouterServiceGrpc.bindService(this)).build().start();
     }
 
     int port() {

@@ -57,7 +57,8 @@ class ModelsAndKeysTest {
                 HttpResponse.BodyHandlers.ofString()).statusCode());
         HttpResponse<String> r = h2.send(java.net.http.HttpRequest.newBuilder(Http.uri("/v1/chat/completions"))
                 .header("Content-Type", "application/json").header("Authorization", "Bearer " + FakeRouterResource.API_KEY)
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"model\":\"tiny-moe\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"))
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(
+                        "{\"model\":\"tiny-moe\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"))
                 .build(), HttpResponse.BodyHandlers.ofString());
         assertEquals(200, r.statusCode(), r.body());
         assertEquals(java.net.http.HttpClient.Version.HTTP_1_1, r.version());

@@ -73,8 +73,9 @@ class RouterErrorsTest {
     /** Once the stream has started: a final data: {"error": ...} event, then [DONE]; never a silent cut. */
     @Test
     void anErrorAfterTheStreamStartedIsAFinalErrorEventThenDone() {
-        String body = streaming(ChatCompletionsTest.chat(ChatCompletionsTest.script(
-                "{\"reply\":\"abcdef\",\"tokenize\":\"bytes\",\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"expert pod lost\",\"after\":3}}"), ""));
+        String script = ChatCompletionsTest.script("{\"reply\":\"abcdef\",\"tokenize\":\"bytes\","
+                + "\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"expert pod lost\",\"after\":3}}");
+        String body = streaming(ChatCompletionsTest.chat(script, ""));
         HttpResponse<byte[]> r = Http.post(PATH, body);
         List<String> events = Http.sseData(r);
         assertEquals("abc", Http.streamedText(events, 0));
