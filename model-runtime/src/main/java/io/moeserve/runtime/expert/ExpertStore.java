@@ -5,7 +5,7 @@ public interface ExpertStore {
     /** The weights of expert e of layer l, or null if this store does not host it. */
     ExpertWeights expert(int layer, int expert);
 
-    /** Number of router outputs per layer (ids range over [0, numExperts)). */
+    /** Number of gate outputs per layer (ids range over [0, numExperts)). */
     int numExperts();
 
     int hiddenSize();

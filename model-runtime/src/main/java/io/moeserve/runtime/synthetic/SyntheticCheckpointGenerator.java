@@ -29,7 +29,7 @@ import java.util.List;
  * tests need only these.
  *
  * <p>Weights are deterministic in (seed, tensor name), independent of write order, and scaled so activations stay
- * O(1) through the layers (linear weights ~ U with std 1/√fan_in; norms near 1). Router weights are scaled up so
+ * O(1) through the layers (linear weights ~ U with std 1/√fan_in; norms near 1). Gate weights are scaled up so
  * that expert choices are clear-cut rather than near-ties, which makes routing comparisons between implementations
  * meaningful.
  */
@@ -128,12 +128,12 @@ public final class SyntheticCheckpointGenerator {
     private static void fill(MemorySegment target, DType dtype, ExpectedTensor t, long seed) {
         long state = mix(seed ^ mix(t.name().hashCode() * 0x9E3779B97F4A7C15L + t.name().length()));
         long n = t.numElements();
-        boolean router = t.name().contains(".gate.") || t.name().endsWith("gate.weight") && !t.name().contains("experts");
+        boolean gate = t.name().contains(".gate.") || t.name().endsWith("gate.weight") && !t.name().contains("experts");
         float halfWidth; // uniform on [-halfWidth, halfWidth] has std halfWidth/√3
         float center = 0f;
         switch (t.role()) {
             case EMBEDDING, CONSTANT_VECTOR -> halfWidth = (float) Math.sqrt(3);
-            case LINEAR -> halfWidth = (float) (Math.sqrt(3) / Math.sqrt(t.fanIn()) * (router ? 4 : 1));
+            case LINEAR -> halfWidth = (float) (Math.sqrt(3) / Math.sqrt(t.fanIn()) * (gate ? 4 : 1));
             case NORM -> {
                 center = 1f;
                 halfWidth = 0.2f;
