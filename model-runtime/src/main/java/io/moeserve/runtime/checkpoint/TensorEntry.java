@@ -9,6 +9,7 @@ import io.moeserve.runtime.tensor.DType;
 
 
 
+
 /**
  * One validated tensor entry of a safetensors header: where its bytes lie, relative to the data region.
  *

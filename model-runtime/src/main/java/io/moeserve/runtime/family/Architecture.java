@@ -7,6 +7,8 @@ import io.moeserve.runtime.family.olmoe.Olmoe;
 import io.moeserve.runtime.family.qwen.Qwen2Moe;
 import io.moeserve.runtime.family.qwen.Qwen3Moe;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 
 /**
@@ -14,21 +16,24 @@ import java.util.Optional;
  * line per family, naming the {@link ModelFamily} that reads, lays out and assembles it.
  */
 public enum Architecture {
-    MIXTRAL("MixtralForCausalLM", new Mixtral()),
-    QWEN2_MOE("Qwen2MoeForCausalLM", new Qwen2Moe()),
-    QWEN3_MOE("Qwen3MoeForCausalLM", new Qwen3Moe()),
-    OLMOE("OlmoeForCausalLM", new Olmoe()),
-    DEEPSEEK_V2("DeepseekV2ForCausalLM", DeepSeek.V2),
-    DEEPSEEK_V3("DeepseekV3ForCausalLM", DeepSeek.V3),
+    MIXTRAL("MixtralForCausalLM", new Mixtral(), "mixtral"),
+    QWEN2_MOE("Qwen2MoeForCausalLM", new Qwen2Moe(), "qwen2-moe", "qwen2moe"),
+    QWEN3_MOE("Qwen3MoeForCausalLM", new Qwen3Moe(), "qwen3-moe", "qwen3moe"),
+    OLMOE("OlmoeForCausalLM", new Olmoe(), "olmoe"),
+    DEEPSEEK_V2("DeepseekV2ForCausalLM", DeepSeek.V2, "deepseek-v2"),
+    DEEPSEEK_V3("DeepseekV3ForCausalLM", DeepSeek.V3, "deepseek-v3"),
     /** MoE++ (SkyworkAI/MoE-plus-plus remote code, class {@code MoeForCausalLM}). */
-    MOE_PLUS_PLUS("MoeForCausalLM", new MoePlusPlus());
+    MOE_PLUS_PLUS("MoeForCausalLM", new MoePlusPlus(), "moe-plus-plus", "moe++", "moepp");
 
     private final String hfClassName;
     private final ModelFamily family;
+    private final List<String> shortNames;
 
-    Architecture(String hfClassName, ModelFamily family) {
+    /** @param shortNames what the moe command accepts for it, the first being its name there */
+    Architecture(String hfClassName, ModelFamily family, String... shortNames) {
         this.hfClassName = hfClassName;
         this.family = family;
+        this.shortNames = List.of(shortNames);
     }
 
     /** The value of {@code architectures[0]} in config.json. */
@@ -39,6 +44,17 @@ public enum Architecture {
     /** What this runtime knows of the family. */
     public ModelFamily family() {
         return family;
+    }
+
+    /** The family's name in the moe command, e.g. {@code qwen2-moe}. */
+    public String shortName() {
+        return shortNames.getFirst();
+    }
+
+    /** By short name (any case, {@code _} for {@code -}) or by Hugging Face class name. */
+    public static Optional<Architecture> fromName(String name) {
+        String k = name.toLowerCase(Locale.ROOT).replace('_', '-');
+        return Arrays.stream(values()).filter(a -> a.shortNames.contains(k)).findFirst().or(() -> fromHfClassName(name));
     }
 
     public static Optional<Architecture> fromHfClassName(String name) {

@@ -1,5 +1,6 @@
 package io.moeserve.runtime.family;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
@@ -32,7 +33,8 @@ import java.util.List;
  * </ul>
  * The defaults follow the most common Hugging Face conventions (Qwen's and OLMoE's): a {@code mlp.} prefix,
  * {@code gate_proj/up_proj/down_proj} experts, one linear gate with softmax top-k. A new family is a package under
- * {@code family/} holding one subclass (and its gate, if it has its own), plus its line in {@link Architecture}.
+ * {@code family/} holding one subclass (and its gate, if it has its own), plus its line in {@link Architecture};
+ * the subclass also writes the family's config.json for synthetic checkpoints ({@link #writeSampleConfig}).
  *
  * <p>Families are stateless singletons; the per-model state of a family's blocks lives in what
  * {@link #moeLayers} returns.
@@ -120,6 +122,32 @@ public abstract class ModelFamily {
     /** Appends a shared expert's SwiGLU MLP under {@code prefix}. */
     protected static void sharedExpertTensors(ModelConfig c, String prefix, List<ExpectedTensor> out) {
         TensorLayout.mlp(prefix, c.moe().sharedIntermediate(), c.hiddenSize(), out);
+    }
+
+    // ---------------------------------------------------------------- sample checkpoints
+
+    /**
+     * The sizes a synthetic checkpoint asks a family for ({@code synthetic.SyntheticConfigs}).
+     *
+     * @param hidden      hidden_size
+     * @param heads       num_attention_heads
+     * @param expertWidth a routed expert's FFN width
+     * @param experts     routed FFN experts per MoE layer
+     */
+    public record SampleShape(int hidden, int heads, int expertWidth, int experts) {}
+
+    /**
+     * Writes this family's own keys of a config.json for a synthetic checkpoint of this shape, in the family's
+     * spelling and with the features its tests should exercise (the shared keys are already in {@code c}).
+     */
+    public abstract void writeSampleConfig(ObjectNode c, SampleShape shape);
+
+    /**
+     * Tensors that checkpoints of this family ship but this runtime does not use ({@link #isIgnored} lets the
+     * loader leave them), for synthetic checkpoints to carry as real ones do. By default none.
+     */
+    public List<ExpectedTensor> unusedTensors(ModelConfig c) {
+        return List.of();
     }
 
     // ---------------------------------------------------------------- block assembly

@@ -9,6 +9,7 @@ import io.moeserve.runtime.model.MoeBlock;
 
 
 
+
 /** Builds the MoE block of each MoE layer of one model, its tensors taken from the checkpoint being loaded. */
 @FunctionalInterface
 public interface MoeLayers {

@@ -9,6 +9,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 
 
+
 /**
  * The matrix products the model math is built on; the seam where a faster backend plugs in.
  *

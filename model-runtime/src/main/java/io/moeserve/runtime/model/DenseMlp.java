@@ -10,6 +10,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 
 
+
 /** SwiGLU MLP, down(silu(gate·x) ⊙ up·x): dense layers, and the shared experts of Qwen2-MoE and DeepSeek. */
 final class DenseMlp implements FeedForward {
     private final WeightMatrix gate, up, down;

@@ -11,6 +11,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 
 
+
 /**
  * Llama-style grouped-query attention with the family variants: q/k/v biases (Qwen2-MoE), an o bias, per-head
  * q/k RMSNorm (Qwen3-MoE), RMSNorm over the whole q and k projections then clamping (OLMoE), half-split RoPE

@@ -9,6 +9,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 
 
+
 /**
  * A gate whose logits are one linear map of the hidden state ({@code gate.weight [E, H]}: every family but
  * MoE++), followed by a per-token selection rule that subclasses supply.

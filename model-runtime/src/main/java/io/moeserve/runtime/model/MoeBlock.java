@@ -9,6 +9,7 @@ import io.moeserve.runtime.expert.ExpertExecutor;
 
 
 
+
 /**
  * A Mixture-of-Experts FFN, in the order every family computes it: the {@link Gate} picks each token's experts and
  * weights; the routed FFN experts run through an {@link ExpertExecutor} (here, or in expert pods); experts that

@@ -9,6 +9,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 
 
+
 /**
  * The expert every token goes through beside its routed ones (Qwen2-MoE's shared_expert, DeepSeek's
  * shared_experts, which several experts' widths fused into one MLP): a SwiGLU MLP whose output is added to the

@@ -105,23 +105,13 @@ public final class SyntheticCheckpointGenerator {
                 DType dtype = t.role() == TensorRole.SCORE_BIAS ? DType.F32 : spec.dtype();
                 tensors.add(new TensorSpec(t.name(), dtype, t.shape(), target -> fill(target, dtype, t, spec.seed())));
             }
-            if (spec.arch() == Architecture.DEEPSEEK_V3) addMtpLayer(parsed, tensors, spec);
+            for (ExpectedTensor t : spec.arch().family().unusedTensors(parsed)) {
+                tensors.add(new TensorSpec(t.name(), spec.dtype(), t.shape(), target -> fill(target, spec.dtype(), t, spec.seed())));
+            }
             ShardedCheckpointWriter.write(dir, tensors, spec.maxShardBytes(), spec.forceSharded());
             return ConfigParser.load(dir);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write synthetic checkpoint to " + dir, e);
-        }
-    }
-
-    /** DeepSeek-V3 checkpoints carry one multi-token-prediction layer after the last; loaders must skip it. */
-    private static void addMtpLayer(ModelConfig c, List<TensorSpec> tensors, Spec spec) {
-        String p = TensorLayout.layer(c.numLayers());
-        long h = c.hiddenSize();
-        for (ExpectedTensor t : List.of(
-                new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM),
-                new ExpectedTensor(p + "hnorm.weight", new long[] {h}, TensorRole.NORM),
-                new ExpectedTensor(p + "eh_proj.weight", new long[] {h, 2 * h}, TensorRole.LINEAR))) {
-            tensors.add(new TensorSpec(t.name(), spec.dtype(), t.shape(), target -> fill(target, spec.dtype(), t, spec.seed())));
         }
     }
 

@@ -6,6 +6,7 @@ import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -14,7 +15,8 @@ import picocli.CommandLine.Option;
 /** `moe synth`: writes a synthetic checkpoint of any supported architecture in the exact Hugging Face layout. */
 @Command(name = "synth", description = "Generate a synthetic checkpoint (random weights, real files) of any architecture.")
 final class SynthCommand implements Callable<Integer> {
-    @Option(names = "--arch", required = true, description = "mixtral, qwen2-moe, qwen3-moe, olmoe, deepseek-v2, deepseek-v3, moe-plus-plus")
+    @Option(names = "--arch", required = true,
+            description = "the family, by short name (e.g. mixtral, deepseek-v3) or Hugging Face class name; an unknown one lists them")
     String arch;
 
     @Option(names = "--size", defaultValue = "tiny", description = "tiny, small or bench (Mixtral-shaped ~1.2 B); default ${DEFAULT-VALUE}")
@@ -45,18 +47,7 @@ final class SynthCommand implements Callable<Integer> {
     }
 
     static Architecture parseArchitecture(String s) {
-        String k = s.toLowerCase(Locale.ROOT).replace('_', '-');
-        return switch (k) {
-            case "mixtral" -> Architecture.MIXTRAL;
-            case "qwen2-moe", "qwen2moe" -> Architecture.QWEN2_MOE;
-            case "qwen3-moe", "qwen3moe" -> Architecture.QWEN3_MOE;
-            case "olmoe" -> Architecture.OLMOE;
-            case "deepseek-v2" -> Architecture.DEEPSEEK_V2;
-            case "deepseek-v3" -> Architecture.DEEPSEEK_V3;
-            case "moe-plus-plus", "moe++", "moepp" -> Architecture.MOE_PLUS_PLUS;
-            default -> Architecture.fromHfClassName(s).orElseThrow(() ->
-                    new IllegalArgumentException("unknown architecture " + s
-                            + " (mixtral, qwen2-moe, qwen3-moe, olmoe, deepseek-v2, deepseek-v3, moe-plus-plus)"));
-        };
+        return Architecture.fromName(s).orElseThrow(() -> new IllegalArgumentException("unknown architecture " + s + " ("
+                + String.join(", ", Arrays.stream(Architecture.values()).map(Architecture::shortName).toList()) + ")"));
     }
 }

@@ -1,5 +1,6 @@
 package io.moeserve.runtime.family.deepseek;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
@@ -11,12 +12,14 @@ import io.moeserve.runtime.config.RopeParameters;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.ModelFamily;
 import io.moeserve.runtime.family.MoeLayers;
+import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.family.TensorRole;
 import io.moeserve.runtime.model.Gate;
 import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.model.MoeBlock;
 import io.moeserve.runtime.model.SharedExpert;
 import io.moeserve.runtime.model.SoftmaxTopKGate;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -149,5 +152,65 @@ public final class DeepSeek extends ModelFamily {
             SharedExpert shared = m.sharedIntermediate() > 0 ? sharedExpert(c, ck, p + "shared_experts.", null) : null;
             return new MoeBlock(m, c.hiddenSize(), maxTokens, gate, routed, shared);
         };
+    }
+
+    /**
+     * V2: group-limited routing, a scaling factor and YaRN; V3: a q LoRA, sigmoid routing with a correction bias,
+     * and an MTP layer to be ignored; both a dense first layer and shared experts.
+     */
+    @Override
+    public void writeSampleConfig(ObjectNode c, SampleShape s) {
+        int hidden = s.hidden();
+        int heads = s.heads();
+        c.put("model_type", v3 ? "deepseek_v3" : "deepseek_v2");
+        c.put("num_key_value_heads", heads);
+        c.put("intermediate_size", s.expertWidth() * 2);
+        c.put("moe_intermediate_size", s.expertWidth());
+        c.put("n_routed_experts", s.experts());
+        c.put("n_shared_experts", 1);
+        c.put("num_experts_per_tok", 2);
+        c.put("first_k_dense_replace", 1);
+        c.put("moe_layer_freq", 1);
+        c.put("n_group", 4);
+        c.put("topk_group", 2);
+        c.put("topk_method", v3 ? "noaux_tc" : "group_limited_greedy");
+        c.put("scoring_func", v3 ? "sigmoid" : "softmax");
+        c.put("norm_topk_prob", v3);
+        c.put("routed_scaling_factor", v3 ? 2.5 : 2.0);
+        if (v3) c.put("q_lora_rank", Math.max(16, hidden / 2));
+        else c.putNull("q_lora_rank");
+        c.put("kv_lora_rank", Math.max(16, hidden / 2));
+        c.put("qk_nope_head_dim", Math.max(8, hidden / heads));
+        c.put("qk_rope_head_dim", Math.max(8, hidden / heads / 2));
+        c.put("v_head_dim", Math.max(8, hidden / heads));
+        c.put("attention_bias", false);
+        c.put("rms_norm_eps", 1e-6);
+        c.put("rope_theta", 1e4);
+        c.put("max_position_embeddings", 4096);
+        ObjectNode yarn = c.putObject("rope_scaling");
+        yarn.put("type", "yarn");
+        yarn.put("factor", 4.0);
+        yarn.put("original_max_position_embeddings", 1024);
+        yarn.put("beta_fast", 32);
+        yarn.put("beta_slow", 1);
+        yarn.put("mscale", v3 ? 1.0 : 0.707);
+        yarn.put("mscale_all_dim", v3 ? 1.0 : 0.707);
+        if (v3) {
+            c.put("rope_interleave", true);
+            c.put("num_nextn_predict_layers", 1);
+        }
+    }
+
+    /** V3 checkpoints carry one multi-token-prediction layer after the last (its own norms and projection). */
+    @Override
+    public List<ExpectedTensor> unusedTensors(ModelConfig c) {
+        if (!v3) return List.of();
+        String p = TensorLayout.layer(c.numLayers());
+        long h = c.hiddenSize();
+        List<ExpectedTensor> out = new ArrayList<>();
+        out.add(new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM));
+        out.add(new ExpectedTensor(p + "hnorm.weight", new long[] {h}, TensorRole.NORM));
+        out.add(new ExpectedTensor(p + "eh_proj.weight", new long[] {h, 2 * h}, TensorRole.LINEAR));
+        return out;
     }
 }

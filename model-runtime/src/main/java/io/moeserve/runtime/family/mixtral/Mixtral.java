@@ -1,5 +1,6 @@
 package io.moeserve.runtime.family.mixtral;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
 import io.moeserve.runtime.config.MoeConfig;
@@ -49,5 +50,18 @@ public final class Mixtral extends ModelFamily {
     @Override
     public ExpertProjections expertProjections() {
         return new ExpertProjections("w1.weight", "w3.weight", "w2.weight");
+    }
+
+    @Override
+    public void writeSampleConfig(ObjectNode c, SampleShape s) {
+        c.put("model_type", "mixtral");
+        c.put("intermediate_size", s.expertWidth());
+        c.put("num_local_experts", s.experts());
+        c.put("num_experts_per_tok", 2);
+        c.put("rms_norm_eps", 1e-5);
+        c.put("rope_theta", 1e6);
+        c.putNull("sliding_window");
+        c.put("head_dim", s.hidden() / s.heads());
+        c.put("router_jitter_noise", 0.0);
     }
 }

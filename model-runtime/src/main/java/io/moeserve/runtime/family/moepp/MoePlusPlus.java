@@ -1,6 +1,8 @@
 package io.moeserve.runtime.family.moepp;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
@@ -155,5 +157,24 @@ public final class MoePlusPlus extends ModelFamily {
 
     private static MoePlusPlusGate.Config gateConfig(ModelConfig c) {
         return (MoePlusPlusGate.Config) c.moe().gate();
+    }
+
+    /** All four zero-computation experts beside the FFN experts, and the two-layer gate. */
+    @Override
+    public void writeSampleConfig(ObjectNode c, SampleShape s) {
+        c.put("model_type", "MoE++");
+        c.put("intermediate_size", s.expertWidth());
+        ArrayNode e = c.putArray("num_experts");
+        e.add(s.experts() + 4);
+        c.put("moe_expert_interval", 1);
+        c.put("moe_use_mixtral_gating", false);
+        c.put("moe_2layer_gate", true);
+        c.put("moe_use_logits_norm", false);
+        c.put("moe_gate_norm_std", 1.0);
+        c.put("moe_feature_no_mul_topk", false);
+        c.put("rms_norm_eps", 1e-6);
+        c.put("rope_theta", 1e4);
+        c.putNull("rope_scaling");
+        c.put("pretraining_tp", 1);
     }
 }

@@ -1,5 +1,6 @@
 package io.moeserve.runtime.family.olmoe;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
 import io.moeserve.runtime.config.MoeConfig;
@@ -40,5 +41,20 @@ public final class Olmoe extends ModelFamily {
         float clip = (float) c.doubleOr("clip_qkv", 0);
         if (!(clip > 0)) throw c.error("clip_qkv", "must be positive or null");
         return a.withClipQkv(clip);
+    }
+
+    /** clip_qkv, and as many key/value heads as query heads, as OLMoE has. */
+    @Override
+    public void writeSampleConfig(ObjectNode c, SampleShape s) {
+        c.put("model_type", "olmoe");
+        c.put("intermediate_size", s.expertWidth());
+        c.put("num_experts", s.experts());
+        c.put("num_experts_per_tok", 4);
+        c.put("norm_topk_prob", false);
+        c.put("clip_qkv", 3.0);
+        c.put("attention_bias", false);
+        c.put("rms_norm_eps", 1e-5);
+        c.put("rope_theta", 1e4);
+        c.put("num_key_value_heads", s.heads());
     }
 }

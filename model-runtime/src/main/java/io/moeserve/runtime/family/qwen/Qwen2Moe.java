@@ -1,5 +1,6 @@
 package io.moeserve.runtime.family.qwen;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigReader;
@@ -60,5 +61,23 @@ public final class Qwen2Moe extends ModelFamily {
                     new SoftmaxTopKGate(linearGate(c, ck, layer), m.topK(), gateConfig, scratch), routed,
                     sharedExpert(c, ck, p + "shared_expert.", sharedGate));
         };
+    }
+
+    /** A dense layer, a gated shared expert and q/k/v biases. */
+    @Override
+    public void writeSampleConfig(ObjectNode c, SampleShape s) {
+        c.put("model_type", "qwen2_moe");
+        c.put("intermediate_size", s.expertWidth() * 2);
+        c.put("moe_intermediate_size", s.expertWidth());
+        c.put("shared_expert_intermediate_size", s.expertWidth() * 2);
+        c.put("num_experts", s.experts());
+        c.put("num_experts_per_tok", 4);
+        c.put("norm_topk_prob", false);
+        c.put("decoder_sparse_step", 1);
+        c.putArray("mlp_only_layers").add(1);
+        c.put("rms_norm_eps", 1e-6);
+        c.put("rope_theta", 1e6);
+        c.put("use_sliding_window", false);
+        c.put("qkv_bias", true);
     }
 }
