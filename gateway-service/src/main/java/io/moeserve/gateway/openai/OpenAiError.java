@@ -20,7 +20,6 @@ public record OpenAiError(String message, String type, String param, String code
     public static final String RATE_LIMIT = "rate_limit_error";
     public static final String SERVER_ERROR = "server_error";
 
-
     /** The error object alone, {@code {"message": ...}}, as the value of an "error" field. */
     void writeFields(JsonGenerator g) throws IOException {
         g.writeStartObject();

@@ -2,14 +2,6 @@ package io.moeserve.runtime.checkpoint;
 
 import io.moeserve.runtime.tensor.DType;
 
-
-
-
-
-
-
-
-
 /**
  * One validated tensor entry of a safetensors header: where its bytes lie, relative to the data region.
  *

@@ -17,7 +17,6 @@ public final class ConfigReader {
         this.file = file;
     }
 
-
     public boolean has(String key) {
         JsonNode n = root.get(key);
         return n != null && !n.isNull();

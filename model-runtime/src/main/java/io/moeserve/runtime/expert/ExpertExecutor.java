@@ -1,11 +1,5 @@
 package io.moeserve.runtime.expert;
 
-
-
-
-
-
-
 /**
  * Computes the routed experts of one MoE layer for a batch of tokens: the seam between the router's math and
  * wherever the experts live (this process's CPU kernels, a GPU, or expert pods over the network).
@@ -23,4 +17,9 @@ public interface ExpertExecutor {
      * @param out n rows of hidden_size floats, overwritten
      */
     void computeExperts(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out);
+
+    /** Whether a call waits on other processes (expert pods) rather than computing on this machine's cores. */
+    default boolean waitsOnOtherProcesses() {
+        return false;
+    }
 }

@@ -9,14 +9,6 @@ import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.tensor.Tensor;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
-
 /**
  * Finds the routed experts' weights in a checkpoint, in the hub's per-expert layout or transformers v5's fused one,
  * and keeps views (never copies) of the experts a process hosts.

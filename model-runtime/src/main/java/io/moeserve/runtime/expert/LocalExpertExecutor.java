@@ -76,10 +76,7 @@ public final class LocalExpertExecutor implements ExpertExecutor {
                 int t = order[from + r] / k;
                 System.arraycopy(x, t * hidden, gathered, r * hidden, hidden);
             }
-            int width = w.intermediate();
-            kernels.matmul(w.gate(), gathered, 0, gate, 0, rows);
-            kernels.matmul(w.up(), gathered, 0, up, 0, rows);
-            VectorOps.swiglu(gate, 0, up, 0, rows * width);
+            kernels.swiglu(w.gate(), w.up(), gathered, 0, gate, 0, up, 0, rows);
             kernels.matmul(w.down(), gate, 0, down, 0, rows);
             for (int r = 0; r < rows; r++) {
                 int i = order[from + r];

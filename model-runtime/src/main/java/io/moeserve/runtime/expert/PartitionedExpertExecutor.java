@@ -103,6 +103,12 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
         }
     }
 
+    /** The groups are expert pods, reached over the network. */
+    @Override
+    public boolean waitsOnOtherProcesses() {
+        return true;
+    }
+
     /** Chooses {@link #groupOfExpert} for every replicated expert of the call (the design note above). */
     private void assignReplicated(int[][] layerCandidates, int slots, int[] experts) {
         Arrays.fill(tokensPerExpert, 0);

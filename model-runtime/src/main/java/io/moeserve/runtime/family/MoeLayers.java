@@ -3,13 +3,6 @@ package io.moeserve.runtime.family;
 import io.moeserve.runtime.expert.ExpertExecutor;
 import io.moeserve.runtime.model.MoeBlock;
 
-
-
-
-
-
-
-
 /** Builds the MoE block of each MoE layer of one model, its tensors taken from the checkpoint being loaded. */
 @FunctionalInterface
 public interface MoeLayers {

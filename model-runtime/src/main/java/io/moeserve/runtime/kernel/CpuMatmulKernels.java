@@ -64,6 +64,32 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
     }
 
+    /**
+     * For one token, fused: each thread computes its rows of the gate and up projections and their SwiGLU, so the
+     * element-wise step runs in parallel and the pool is called once instead of twice. The same bits as the
+     * default's.
+     */
+    @Override
+    public void swiglu(WeightMatrix gate, WeightMatrix up, float[] x, int xOffset, float[] h, int hOffset,
+                       float[] scratch, int scratchOffset, int n) {
+        if (n != 1 || gate.dtype() != up.dtype() || gate.rows() != up.rows() || gate.cols() != up.cols()) {
+            MatmulKernels.super.swiglu(gate, up, x, xOffset, h, hOffset, scratch, scratchOffset, n);
+            return;
+        }
+        checkRange("x", x.length, xOffset, gate.cols());
+        checkRange("h", h.length, hOffset, gate.rows());
+        checkRange("scratch", scratch.length, scratchOffset, gate.rows());
+        if (!busy.compareAndSet(false, true)) {
+            new Call(1).executeSwiglu(gate, up, x, xOffset, h, hOffset, scratch, scratchOffset, false);
+            return;
+        }
+        try {
+            call.executeSwiglu(gate, up, x, xOffset, h, hOffset, scratch, scratchOffset, true);
+        } finally {
+            busy.set(false);
+        }
+    }
+
     @Override
     public String name() {
         return "cpu-vector" + Simd.FLOATS.vectorBitSize() + "x" + parallel.threads();
@@ -92,6 +118,10 @@ public final class CpuMatmulKernels implements MatmulKernels {
         private boolean splitRows;
         private int units;
         private int slots;
+        // The fused SwiGLU's up projection and its output, or null for a plain product.
+        private MemorySegment upData;
+        private float[] upY;
+        private int upYOffset;
 
         Call(int slots) {
             this.scratch = new GemmKernel.Scratch[slots];
@@ -128,9 +158,31 @@ public final class CpuMatmulKernels implements MatmulKernels {
             }
         }
 
+        /** One token's SwiGLU over gate and up: rows split as for a matrix-vector product (see the method above). */
+        void executeSwiglu(WeightMatrix gate, WeightMatrix up, float[] x, int xOffset, float[] h, int hOffset,
+                           float[] upOut, int upOffset, boolean mayFork) {
+            this.upData = up.data();
+            this.upY = upOut;
+            this.upYOffset = upOffset;
+            try {
+                execute(gate, x, xOffset, h, hOffset, 1, mayFork && up.data().isAccessibleBy(FOREIGN_THREAD));
+            } finally {
+                this.upData = null;
+                this.upY = null;
+            }
+        }
+
         @Override
         public void run(int from, int to) {
             for (int slot = from; slot < to; slot++) runSlot(slot);
+        }
+
+        private void matvec(MemorySegment w, float[] out, int outOffset, int rowFrom, int rowTo) {
+            switch (dtype) {
+                case F32 -> MatvecKernel.f32(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
+                case BF16 -> MatvecKernel.bf16(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
+                case F16 -> MatvecKernel.f16(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
+            }
         }
 
         private void runSlot(int slot) {
@@ -146,10 +198,10 @@ public final class CpuMatmulKernels implements MatmulKernels {
             }
             if (rowFrom >= rowTo || tokenFrom >= tokenTo) return;
             if (n == 1) {
-                switch (dtype) {
-                    case F32 -> MatvecKernel.f32(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
-                    case BF16 -> MatvecKernel.bf16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
-                    case F16 -> MatvecKernel.f16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+                matvec(data, y, yOffset, rowFrom, rowTo);
+                if (upData != null) {
+                    matvec(upData, upY, upYOffset, rowFrom, rowTo);
+                    VectorOps.swiglu(y, yOffset + rowFrom, upY, upYOffset + rowFrom, rowTo - rowFrom);
                 }
                 return;
             }

@@ -2,14 +2,6 @@ package io.moeserve.runtime.kernel;
 
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
-
 /**
  * The matrix products the model math is built on; the seam where a faster backend plugs in.
  *
@@ -25,6 +17,19 @@ public interface MatmulKernels {
      * n = 1 is a matrix-vector product (decode); larger n is a matrix-matrix product (prefill, batched experts).
      */
     void matmul(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n);
+
+    /**
+     * The first half of a SwiGLU FFN, {@code h[t][r] = silu(x[t] · G[r]) · (x[t] · U[r])} for gate and up
+     * projections of the same shape: n rows of G.rows floats into {@code h} from {@code hOffset}; {@code scratch}
+     * (as large) receives the up projection. By default the two products, then {@link VectorOps#swiglu}; a backend
+     * may fuse them, with the same result.
+     */
+    default void swiglu(WeightMatrix gate, WeightMatrix up, float[] x, int xOffset, float[] h, int hOffset,
+                        float[] scratch, int scratchOffset, int n) {
+        matmul(gate, x, xOffset, h, hOffset, n);
+        matmul(up, x, xOffset, scratch, scratchOffset, n);
+        VectorOps.swiglu(h, hOffset, scratch, scratchOffset, n * gate.rows());
+    }
 
     /** A short name for logs and benchmark tables. */
     String name();

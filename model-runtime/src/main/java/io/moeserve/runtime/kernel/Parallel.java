@@ -18,6 +18,11 @@ import java.util.concurrent.locks.LockSupport;
  * (sequentially consistent) accesses one of them always sees the other and no wake-up is lost. Completion is an
  * atomic countdown; the caller spins on it, then parks, and the worker that brings it to zero unparks the caller.
  *
+ * <p>Staying awake. Waking a parked thread costs tens to hundreds of microseconds on the VMs we run on, more than
+ * many of a decode step's products take, and a step's serial parts (attention, the gate, the SwiGLU) leave gaps
+ * longer than the spin. So while the caller says more calls are coming ({@link #stayAwake}, a forward step), idle
+ * workers spin without a time limit; otherwise they park after {@code spinNanos}.
+ *
  * <p>Chunk {@code p} of {@code P = min(threads, n)} is {@code [n·p/P, n·(p+1)/P)}: contiguous, non-empty, and
  * the same for the same (n, threads), so callers that want one chunk per thread (per-thread scratch) can call
  * {@code forRange(threads(), ...)} and treat the index as a slot number.
@@ -43,6 +48,7 @@ public final class Parallel implements AutoCloseable {
     private final AtomicInteger pending = new AtomicInteger();
     private volatile Thread waitingCaller;
     private volatile boolean closed;
+    private volatile boolean awake;
 
     // The call in flight; written by the caller before the tickets, so the ticket's volatile write publishes them.
     private RangeTask task;
@@ -77,6 +83,15 @@ public final class Parallel implements AutoCloseable {
     /** The process-wide pool, sized by system property {@code moe.threads}, else by the available processors. */
     public static Parallel shared() {
         return Shared.INSTANCE;
+    }
+
+    /**
+     * While {@code on}, idle workers spin instead of parking, so the next call finds them running: set it for the
+     * length of a burst of calls (a forward step), and clear it when the caller will wait on something else. Costs
+     * the idle workers' CPU for that long.
+     */
+    public void stayAwake(boolean on) {
+        awake = on;
     }
 
     /** Participants in a call, the calling thread included. */
@@ -222,7 +237,7 @@ public final class Parallel implements AutoCloseable {
                 if (t != seen) return t;
                 if ((spins & 63) == 0) {
                     long now = System.nanoTime();
-                    if (deadline == 0) deadline = now + spinNanos;
+                    if (deadline == 0 || awake) deadline = now + spinNanos;
                     else if (now - deadline > 0) break;
                 }
                 Thread.onSpinWait();

@@ -1,15 +1,6 @@
 package io.moeserve.runtime.model;
 
-import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
-
-
-
-
-
-
-
-
 
 /** SwiGLU MLP, down(silu(gate·x) ⊙ up·x): dense layers, and the shared experts of Qwen2-MoE and DeepSeek. */
 final class DenseMlp implements FeedForward {
@@ -28,10 +19,7 @@ final class DenseMlp implements FeedForward {
 
     /** out = MLP(x) for n rows. */
     void compute(int n, float[] x, float[] out, ForwardBuffers b, Compute c) {
-        int w = gate.rows();
-        c.kernels().matmul(gate, x, 0, b.ffnGate, 0, n);
-        c.kernels().matmul(up, x, 0, b.ffnUp, 0, n);
-        VectorOps.swiglu(b.ffnGate, 0, b.ffnUp, 0, n * w);
+        c.kernels().swiglu(gate, up, x, 0, b.ffnGate, 0, b.ffnUp, 0, n);
         c.kernels().matmul(down, b.ffnGate, 0, out, 0, n);
     }
 }

@@ -4,13 +4,6 @@ import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.config.MoeConfig;
 
-
-
-
-
-
-
-
 /**
  * Every activation buffer a forward step needs, allocated once for the largest step (maxTokens tokens), so that
  * the per-token path allocates nothing. Rows are token-major: row t of a buffer of width w is [t·w, (t+1)·w).

@@ -2,12 +2,6 @@ package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.kernel.MatmulKernels;
 
-
-
-
-
-
-
 /**
  * The gating function of one MoE layer: from each token's normed hidden state, the experts it goes to and the
  * weights their outputs are combined with. One implementation per rule: {@link SoftmaxTopKGate} here (Mixtral,

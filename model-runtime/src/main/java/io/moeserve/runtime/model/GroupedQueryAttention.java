@@ -4,14 +4,6 @@ import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
-
 /**
  * Llama-style grouped-query attention with the family variants: q/k/v biases (Qwen2-MoE), an o bias, per-head
  * q/k RMSNorm (Qwen3-MoE), RMSNorm over the whole q and k projections then clamping (OLMoE), half-split RoPE

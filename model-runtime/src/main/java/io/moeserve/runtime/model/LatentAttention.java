@@ -4,14 +4,6 @@ import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
-
 /**
  * DeepSeek's multi-head latent attention (MLA), computed as transformers does: queries through an optional
  * low-rank pair (q_a, RMSNorm, q_b); keys and values expanded per head from a normed 512-wide latent (kv_b), plus

@@ -3,13 +3,6 @@ package io.moeserve.runtime.model;
 import io.moeserve.runtime.kernel.MatmulKernels;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * A gate whose logits are one linear map of the hidden state ({@code gate.weight [E, H]}: every family but
  * MoE++), followed by a per-token selection rule that subclasses supply.

@@ -3,13 +3,6 @@ package io.moeserve.runtime.model;
 import io.moeserve.runtime.config.MoeConfig;
 import io.moeserve.runtime.expert.ExpertExecutor;
 
-
-
-
-
-
-
-
 /**
  * A Mixture-of-Experts FFN, in the order every family computes it: the {@link Gate} picks each token's experts and
  * weights; the routed FFN experts run through an {@link ExpertExecutor} (here, or in expert pods); experts that
@@ -73,7 +66,17 @@ public final class MoeBlock implements FeedForward {
         }
         // The executor sees the FFN experts only; the slots of experts computed here are marked -1 for it.
         for (int i = 0; i < n * k; i++) routedExperts[i] = b.experts[i] < numFfnExperts ? b.experts[i] : -1;
-        routed.computeExperts(batch.id(), layer, n, k, x, routedExperts, b.weights, b.projected);
+        if (routed.waitsOnOtherProcesses()) {
+            // Expert pods compute while this thread waits: the pool's workers need not spin meanwhile.
+            c.parallel().stayAwake(false);
+            try {
+                routed.computeExperts(batch.id(), layer, n, k, x, routedExperts, b.weights, b.projected);
+            } finally {
+                c.parallel().stayAwake(true);
+            }
+        } else {
+            routed.computeExperts(batch.id(), layer, n, k, x, routedExperts, b.weights, b.projected);
+        }
         routerSide.add(n, k, x, b.experts, b.weights, b.projected);
         if (shared != null) shared.add(n, hidden, b.normed, b.projected, b, c);
     }

@@ -151,6 +151,19 @@ public final class MoeModel implements AutoCloseable {
             if (!cache.reserve(batch.slots[t], pos + 1)) throw new KvCacheFullException(batch.slots[t], pos + 1);
             embed(token, buffers.hidden, t * h);
         }
+        // The pool's workers spin through the step's serial parts instead of parking between its products.
+        compute.parallel().stayAwake(true);
+        try {
+            layers(batch, cache, logits, observer);
+        } finally {
+            compute.parallel().stayAwake(false);
+        }
+    }
+
+    private void layers(StepBatch batch, KvCache cache, float[] logits, RoutingObserver observer) {
+        int n = batch.size;
+        int h = config.hiddenSize();
+        int v = config.vocabSize();
         ForwardBuffers b = buffers;
         for (int l = 0; l < config.numLayers(); l++) {
             for (int t = 0; t < n; t++) VectorOps.rmsNorm(b.hidden, t * h, inputNorms[l], config.rmsNormEps(), b.normed, t * h, h);

@@ -3,13 +3,6 @@ package io.moeserve.runtime.model;
 import io.moeserve.runtime.config.RopeConfig;
 import io.moeserve.runtime.kernel.VectorOps;
 
-
-
-
-
-
-
-
 /**
  * cos and sin of every (position, frequency) pair up to a context length, computed once the way transformers
  * does: the angle pos·inv_freq rounded to float32 (this rounding is visible at late positions, so it must match),

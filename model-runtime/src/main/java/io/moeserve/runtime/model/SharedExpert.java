@@ -3,13 +3,6 @@ package io.moeserve.runtime.model;
 import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * The expert every token goes through beside its routed ones (Qwen2-MoE's shared_expert, DeepSeek's
  * shared_experts, which several experts' widths fused into one MLP): a SwiGLU MLP whose output is added to the

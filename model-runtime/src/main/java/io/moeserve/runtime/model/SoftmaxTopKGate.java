@@ -4,13 +4,6 @@ import io.moeserve.runtime.config.GateConfig;
 import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * Softmax over all experts, the k most probable, optionally renormalised and scaled: the gate of Mixtral, Qwen2-MoE,
  * Qwen3-MoE, OLMoE and DeepSeek-V2's greedy routing (moe-architectures-and-techniques.md §1.8).

@@ -21,7 +21,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  * The Vector API kernels against {@link NaiveMatmulKernels}, for every weight dtype, over shapes chosen to hit each
  * edge of the fast paths: columns that are not a multiple of the vector width, rows and token counts that leave
  * partial GEMM tiles, offsets into shared buffers, products large enough to be split across threads. The two may
- * differ only by float32 summation order, so the tolerance scales with Σ|x·w|.
+ * differ only by float32 summation order, so the tolerance scales with Σ|x·w|. Weights live in shared arenas, as
+ * mapped checkpoints do: a confined segment would keep every product on the calling thread.
  */
 class MatmulKernelsDifferentialTest {
     private static final int[][] SHAPES = {
@@ -40,7 +41,7 @@ class MatmulKernelsDifferentialTest {
     void fastKernelsMatchTheNaiveReference(DType dtype) {
         NaiveMatmulKernels naive = new NaiveMatmulKernels();
         Random random = new Random(7 + dtype.ordinal());
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             for (MatmulKernels fast : new MatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
                 for (int[] shape : SHAPES) {
                     WeightMatrix w = randomMatrix(arena, dtype, shape[0], shape[1], random);
@@ -80,7 +81,7 @@ class MatmulKernelsDifferentialTest {
     @Test
     void theSameProductGivesTheSameBitsOnOneThreadOrTwo() {
         // Splitting rows over threads must not change any output (splitting experts over pods relies on it).
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             WeightMatrix w = randomMatrix(arena, DType.BF16, 300, 1000, new Random(3));
             float[] x = new float[7 * 1000];
             Random random = new Random(4);
@@ -91,6 +92,42 @@ class MatmulKernelsDifferentialTest {
                 new CpuMatmulKernels(new Parallel(1)).matmul(w, x, 0, one, 0, n);
                 new CpuMatmulKernels(TWO_THREADS).matmul(w, x, 0, two, 0, n);
                 assertTrue(Arrays.equals(one, two), "n=" + n);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void theFusedSwigluGivesTheBitsOfTheProductsItReplaces(DType dtype) {
+        Random random = new Random(11 + dtype.ordinal());
+        try (Arena arena = Arena.ofShared()) {
+            for (CpuMatmulKernels fast : new CpuMatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
+                // The interface's default: two products, then the element-wise step on the calling thread.
+                MatmulKernels separate = new MatmulKernels() {
+                    @Override
+                    public void matmul(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n) {
+                        fast.matmul(w, x, xOffset, y, yOffset, n);
+                    }
+
+                    @Override
+                    public String name() {
+                        return "separate";
+                    }
+                };
+                for (int[] shape : SHAPES) {
+                    WeightMatrix gate = randomMatrix(arena, dtype, shape[0], shape[1], random);
+                    WeightMatrix up = randomMatrix(arena, dtype, shape[0], shape[1], random);
+                    for (int n : new int[] {1, 2, 5}) {
+                        float[] x = new float[2 + n * shape[1]];
+                        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+                        float[] expected = new float[3 + n * shape[0]];
+                        float[] actual = new float[expected.length];
+                        float[] scratch = new float[n * shape[0] + 1];
+                        separate.swiglu(gate, up, x, 2, expected, 3, scratch, 1, n);
+                        fast.swiglu(gate, up, x, 2, actual, 3, scratch, 1, n);
+                        assertTrue(Arrays.equals(expected, actual), fast.name() + " " + dtype + " " + shape[0] + "x" + shape[1] + " n=" + n);
+                    }
+                }
             }
         }
     }

@@ -7,13 +7,6 @@ import io.moeserve.runtime.model.LinearGate;
 import io.moeserve.runtime.model.TopK;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * DeepSeek's group-limited routing: the experts are split into {@code n_group} groups, only the {@code topk_group}
  * best groups stay, and the top-k is taken among their experts (moe-architectures-and-techniques.md §1.8).

@@ -8,13 +8,6 @@ import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.model.TopK;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * MoE++'s gate (SkyworkAI/MoE-plus-plus, moe-architectures-and-techniques.md §2.1): logits from a two-layer tanh
  * network ({@code wg.0 [8E, H]}, {@code wg.2 [E, 8E]}) or one linear map; from the second MoE layer on, the

@@ -4,13 +4,6 @@ import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.model.RouterSideExperts;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
-
-
-
-
-
-
-
 /**
  * MoE++'s zero-computation experts, computed where the gate runs (they cost less than sending the hidden state to
  * a pod would): the zero expert (the last id) adds nothing; the copy expert (the one before) adds its input; the

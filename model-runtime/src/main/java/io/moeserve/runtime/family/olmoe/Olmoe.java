@@ -7,12 +7,6 @@ import io.moeserve.runtime.config.MoeConfig;
 import io.moeserve.runtime.family.ModelFamily;
 import io.moeserve.runtime.model.SoftmaxTopKGate;
 
-
-
-
-
-
-
 /**
  * {@code OlmoeForCausalLM}: RMSNorm over the whole q and k projections; q, k and v clamped to
  * [-clip_qkv, clip_qkv] when set; softmax top-k, renormalised with {@code norm_topk_prob}; every layer MoE.

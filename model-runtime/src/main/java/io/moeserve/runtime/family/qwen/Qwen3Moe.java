@@ -7,12 +7,6 @@ import io.moeserve.runtime.config.MoeConfig;
 import io.moeserve.runtime.family.ModelFamily;
 import io.moeserve.runtime.model.SoftmaxTopKGate;
 
-
-
-
-
-
-
 /**
  * {@code Qwen3MoeForCausalLM}: {@code head_dim} independent of hidden/heads; RMSNorm on each head of q and k;
  * softmax top-k, renormalised with {@code norm_topk_prob}; no shared expert; dense layers as Qwen2-MoE.
