@@ -20,8 +20,11 @@ import jdk.incubator.vector.VectorMask;
  *
  * <p>Design. A tile is 4 weight rows × 4 tokens, 16 accumulator vectors (21 of the 32 AVX-512 registers live). The
  * token loop runs inside the row loop, so a 4-row group is read from memory once and from L1 for every further
- * group of 4 tokens. A partial group of rows or tokens repeats its last row or token (computed twice, written twice
- * with the same value) instead of needing another loop. The last partial vector of columns is zero-padded, and the
+ * group of 4 tokens. The four rows are a quarter of the row range apart, each read front to back: four sequential
+ * streams, which the prefetchers follow, where four adjacent rows are streams a few KiB apart that they follow
+ * badly ({@link MatvecKernel}). Where the range does not divide by four, the last rows of the last quarters repeat
+ * the range's last row (computed again, written again with the same value) instead of needing another loop; so
+ * does a partial group of tokens with its last token. The last partial vector of columns is zero-padded, and the
  * lanes are reduced by {@link Simd#sumEach}: each (row, token) result is then computed by exactly the operations the
  * packed {@link GemmKernel} uses, in the same order, so a token's output has the same bits whichever kernel its
  * batch size picks and whichever tokens share its batch (splitting experts over pods relies on that).
@@ -58,8 +61,10 @@ final class SmallBatchKernel {
         int rest = cols - upper;
         int lastRow = rowTo - 1;
         int lastToken = tokenTo - 1;
-        for (int r = rowFrom; r < rowTo; r += 4) {
-            int r1 = Math.min(r + 1, lastRow), r2 = Math.min(r + 2, lastRow), r3 = Math.min(r + 3, lastRow);
+        // A tile's four rows lie a quarter of the range apart: four sequential streams (see the class comment).
+        int quarter = (rowTo - rowFrom + 3) / 4;
+        for (int r = rowFrom; r < rowFrom + quarter; r++) {
+            int r1 = Math.min(r + quarter, lastRow), r2 = Math.min(r + 2 * quarter, lastRow), r3 = Math.min(r + 3 * quarter, lastRow);
             if (rest > 0) {
                 padTail(w, dtype, cols, upper, rest, r, scratch, TAILS);
                 padTail(w, dtype, cols, upper, rest, r1, scratch, TAILS + LANES);
