@@ -35,6 +35,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
     private final Parallel parallel;
     private final AtomicBoolean busy = new AtomicBoolean();
     private final Call call;
+    private final BatchCall batchCall = new BatchCall();
 
     /** Kernels on the process-wide pool, {@link Parallel#shared()}. */
     public CpuMatmulKernels() {
@@ -90,9 +91,44 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
     }
 
+    /**
+     * One parallel call for the whole batch: each thread takes the same share of every product's rows (and of the
+     * SwiGLU of a pair), so small products that would each cost a fork and join, and leave a thread idle at its
+     * end, share one.
+     */
+    @Override
+    public void run(MatvecBatch batch) {
+        for (int i = 0; i < batch.size; i++) {
+            WeightMatrix w = batch.weights[i];
+            checkRange("x", batch.xs[i].length, batch.xOffsets[i], w.cols());
+            checkRange("y", batch.ys[i].length, batch.yOffsets[i], w.rows());
+            if (batch.ups[i] != null) checkRange("scratch", batch.scratches[i].length, batch.scratchOffsets[i], w.rows());
+        }
+        if (batch.size == 0) return;
+        if (!busy.compareAndSet(false, true)) {
+            MatmulKernels.super.run(batch);
+            return;
+        }
+        try {
+            batchCall.execute(batch);
+        } finally {
+            busy.set(false);
+        }
+    }
+
     @Override
     public String name() {
         return "cpu-vector" + Simd.FLOATS.vectorBitSize() + "x" + parallel.threads();
+    }
+
+    /** Rows [rowFrom, rowTo) of a one-token product, with the kernel of the weights' dtype. */
+    static void matvec(DType dtype, MemorySegment w, int cols, float[] x, int xOffset, float[] y, int yOffset, int rowFrom,
+                       int rowTo) {
+        switch (dtype) {
+            case F32 -> MatvecKernel.f32(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+            case BF16 -> MatvecKernel.bf16(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+            case F16 -> MatvecKernel.f16(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+        }
     }
 
     private static void checkRange(String array, int length, int offset, long count) {
@@ -178,11 +214,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
 
         private void matvec(MemorySegment w, float[] out, int outOffset, int rowFrom, int rowTo) {
-            switch (dtype) {
-                case F32 -> MatvecKernel.f32(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
-                case BF16 -> MatvecKernel.bf16(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
-                case F16 -> MatvecKernel.f16(w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
-            }
+            CpuMatmulKernels.matvec(dtype, w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
         }
 
         private void runSlot(int slot) {
@@ -214,6 +246,50 @@ public final class CpuMatmulKernels implements MatmulKernels {
             GemmKernel.Scratch s = scratch[slot];
             if (s == null) scratch[slot] = s = new GemmKernel.Scratch();
             GemmKernel.multiply(data, dtype, rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, s);
+        }
+    }
+
+    /** A {@link MatvecBatch} in flight. */
+    private final class BatchCall implements RangeTask {
+        private MatvecBatch batch;
+        private int slots;
+
+        void execute(MatvecBatch b) {
+            long bytes = 0;
+            boolean shareable = true;
+            for (int i = 0; i < b.size; i++) {
+                bytes += b.weights[i].byteSize() * (b.ups[i] == null ? 1 : 2);
+                shareable &= b.weights[i].data().isAccessibleBy(FOREIGN_THREAD)
+                        && (b.ups[i] == null || b.ups[i].data().isAccessibleBy(FOREIGN_THREAD));
+            }
+            this.batch = b;
+            this.slots = bytes >= PARALLEL_MIN_BYTES && shareable ? parallel.threads() : 1;
+            try {
+                if (slots == 1) runSlot(0);
+                else parallel.forRange(slots, this);
+            } finally {
+                this.batch = null;
+            }
+        }
+
+        @Override
+        public void run(int from, int to) {
+            for (int slot = from; slot < to; slot++) runSlot(slot);
+        }
+
+        private void runSlot(int slot) {
+            MatvecBatch b = batch;
+            for (int i = 0; i < b.size; i++) {
+                WeightMatrix w = b.weights[i];
+                int rowFrom = (int) ((long) w.rows() * slot / slots);
+                int rowTo = (int) ((long) w.rows() * (slot + 1) / slots);
+                if (rowFrom >= rowTo) continue;
+                matvec(w.dtype(), w.data(), w.cols(), b.xs[i], b.xOffsets[i], b.ys[i], b.yOffsets[i], rowFrom, rowTo);
+                WeightMatrix up = b.ups[i];
+                if (up == null) continue;
+                matvec(up.dtype(), up.data(), up.cols(), b.xs[i], b.xOffsets[i], b.scratches[i], b.scratchOffsets[i], rowFrom, rowTo);
+                VectorOps.swiglu(b.ys[i], b.yOffsets[i] + rowFrom, b.scratches[i], b.scratchOffsets[i] + rowFrom, rowTo - rowFrom);
+            }
         }
     }
 }

@@ -31,6 +31,21 @@ public interface MatmulKernels {
         VectorOps.swiglu(h, hOffset, scratch, scratchOffset, n * gate.rows());
     }
 
+    /**
+     * Runs every product of the batch ({@link MatvecBatch}); by default one call after another, while a backend with
+     * threads may run them as one parallel call, with the same results.
+     */
+    default void run(MatvecBatch batch) {
+        for (int i = 0; i < batch.size; i++) {
+            if (batch.ups[i] == null) {
+                matmul(batch.weights[i], batch.xs[i], batch.xOffsets[i], batch.ys[i], batch.yOffsets[i], 1);
+            } else {
+                swiglu(batch.weights[i], batch.ups[i], batch.xs[i], batch.xOffsets[i], batch.ys[i], batch.yOffsets[i],
+                        batch.scratches[i], batch.scratchOffsets[i], 1);
+            }
+        }
+    }
+
     /** A short name for logs and benchmark tables. */
     String name();
 }

@@ -1,6 +1,7 @@
 package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.config.AttentionConfig;
+import io.moeserve.runtime.kernel.MatvecBatch;
 import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
@@ -16,6 +17,7 @@ final class GroupedQueryAttention implements Attention {
     private final float[] qNorm, kNorm;
     private final float eps;
     private final int window;
+    private final MatvecBatch qkv = new MatvecBatch(3);
 
     GroupedQueryAttention(AttentionConfig a, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
                           float[] bq, float[] bk, float[] bv, float[] bo, float[] qNorm, float[] kNorm, float eps,
@@ -41,9 +43,18 @@ final class GroupedQueryAttention implements Attention {
         int hd = a.headDim();
         int qW = a.numHeads() * hd;
         int kvW = a.numKvHeads() * hd;
-        c.kernels().matmul(wq, b.normed, 0, b.q, 0, n);
-        c.kernels().matmul(wk, b.normed, 0, b.k, 0, n);
-        c.kernels().matmul(wv, b.normed, 0, b.v, 0, n);
+        if (n == 1) {
+            // Decode: the three products of the one token in one call of the kernels.
+            qkv.clear();
+            qkv.add(wq, b.normed, 0, b.q, 0);
+            qkv.add(wk, b.normed, 0, b.k, 0);
+            qkv.add(wv, b.normed, 0, b.v, 0);
+            c.kernels().run(qkv);
+        } else {
+            c.kernels().matmul(wq, b.normed, 0, b.q, 0, n);
+            c.kernels().matmul(wk, b.normed, 0, b.k, 0, n);
+            c.kernels().matmul(wv, b.normed, 0, b.v, 0, n);
+        }
         if (bq != null) {
             VectorOps.addBias(b.q, n, qW, bq);
             VectorOps.addBias(b.k, n, kvW, bk);

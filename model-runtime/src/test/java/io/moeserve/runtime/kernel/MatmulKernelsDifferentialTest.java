@@ -134,6 +134,67 @@ class MatmulKernelsDifferentialTest {
 
     @ParameterizedTest
     @EnumSource(DType.class)
+    void aBatchGivesTheBitsOfItsSeparateCalls(DType dtype) {
+        // One parallel call splits every product's rows over the threads together; each row must come out as the
+        // product's own call computes it, whatever the mix of shapes, pairs and offsets in the batch.
+        Random random = new Random(31 + dtype.ordinal());
+        try (Arena arena = Arena.ofShared()) {
+            for (CpuMatmulKernels fast : new CpuMatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
+                MatvecBatch batch = new MatvecBatch(SHAPES.length);
+                float[][] expected = new float[SHAPES.length][];
+                float[][] actual = new float[SHAPES.length][];
+                for (int i = 0; i < SHAPES.length; i++) {
+                    int rows = SHAPES[i][0];
+                    int cols = SHAPES[i][1];
+                    WeightMatrix w = randomMatrix(arena, dtype, rows, cols, random);
+                    float[] x = new float[i + cols];
+                    for (int c = 0; c < x.length; c++) x[c] = (float) random.nextGaussian();
+                    expected[i] = new float[2 + rows];
+                    actual[i] = new float[2 + rows];
+                    if (i % 2 == 0) {
+                        fast.matmul(w, x, i, expected[i], 2, 1);
+                        batch.add(w, x, i, actual[i], 2);
+                    } else {
+                        WeightMatrix up = randomMatrix(arena, dtype, rows, cols, random);
+                        fast.swiglu(w, up, x, i, expected[i], 2, new float[rows], 0, 1);
+                        batch.addSwiglu(w, up, x, i, actual[i], 2, new float[1 + rows], 1);
+                    }
+                }
+                fast.run(batch);
+                for (int i = 0; i < SHAPES.length; i++) {
+                    assertTrue(Arrays.equals(expected[i], actual[i]), fast.name() + " " + dtype + " product " + i + " of the batch ("
+                            + SHAPES[i][0] + "x" + SHAPES[i][1] + ")");
+                }
+                assertThrows(IllegalStateException.class, () -> batch.add(batch.weights[0], new float[1], 0, new float[1], 0),
+                        "a full batch takes no more");
+                batch.clear();
+                assertEquals(0, batch.size());
+            }
+        }
+    }
+
+    @Test
+    void aBatchWithAnOutOfRangeBufferIsRefusedBeforeAnyWork() {
+        try (Arena arena = Arena.ofShared()) {
+            Random random = new Random(5);
+            WeightMatrix w = randomMatrix(arena, DType.F32, 4, 8, random);
+            WeightMatrix other = randomMatrix(arena, DType.F32, 4, 9, random);
+            CpuMatmulKernels kernels = new CpuMatmulKernels(TWO_THREADS);
+            MatvecBatch batch = new MatvecBatch(2);
+            float[] ones = new float[8];
+            Arrays.fill(ones, 1f);
+            float[] first = new float[4];
+            batch.add(w, ones, 0, first, 0);
+            batch.add(w, new float[8], 1, new float[4], 0);
+            assertThrows(IndexOutOfBoundsException.class, () -> kernels.run(batch));
+            assertTrue(Arrays.equals(new float[4], first), "the valid product of the batch did not run either");
+            assertThrows(IllegalArgumentException.class,
+                    () -> new MatvecBatch(1).addSwiglu(w, other, new float[8], 0, new float[4], 0, new float[4], 0));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
     void aTokensResultDoesNotDependOnTheOtherTokensOfItsProduct(DType dtype) {
         // Batched experts and split pods give an expert different sets of tokens from one step to the next; above one
         // token, every batch size (small-batch kernel or packed GEMM) must give each token the same bits.
