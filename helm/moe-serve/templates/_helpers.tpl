@@ -130,6 +130,17 @@ initContainers:
         snapshot_download(repo_id=os.environ["MOE_HUB_REPO"], revision=os.environ["MOE_HUB_REVISION"],
                           local_dir=os.environ["MOE_MODEL_PATH"],
                           allow_patterns=os.environ["MOE_HUB_ALLOW"].split(","))
+        # Files just written stay in the page cache in 4 KiB pages; evicted, they come back from disk in 2 MiB
+        # folios where the kernel can (ext4 from Linux 6.16, XFS), which the services then map with huge pages:
+        # about 10% faster decode (BENCHMARKS.md, "Huge pages").
+        for root, _, files in os.walk(os.environ["MOE_MODEL_PATH"]):
+            for name in files:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
         PY
     env:
       - name: MOE_MODEL_PATH
