@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -45,6 +46,7 @@ _ST_DTYPES = {
     "I8": ("i1", 1),
     "U8": ("u1", 1),
     "BOOL": ("?", 1),
+    "F8_E4M3": ("u1", 1),
 }
 
 
@@ -107,6 +109,124 @@ class SafetensorsFile:
         return np.asarray(arr, dtype=np.float64)
 
 
+def e4m3_table():
+    """float8_e4m3fn byte -> value (PyTorch c10/util/Float8_e4m3fn.h): bias 7, subnormals, NaN at 0x7f/0xff."""
+    t = np.zeros(256, dtype=np.float32)
+    for b in range(256):
+        s, e, m = b >> 7, (b >> 3) & 0xF, b & 7
+        if e == 15 and m == 7:
+            v = np.nan
+        elif e == 0:
+            v = m / 8.0 * 2.0 ** -6
+        else:
+            v = (1 + m / 8.0) * 2.0 ** (e - 7)
+        t[b] = -v if s else v
+    return t
+
+
+E4M3 = e4m3_table()
+
+
+class Quantization:
+    """quantization_config of config.json: which linear weights are stored quantized, and how.
+
+    Dequantization follows the formats' reference code, in float32 as they compute it, then widened:
+    fp8 (DeepSeek-V3 inference/kernel.py weight_dequant): W = fp8(q) * scale_inv[i // bm, j // bn];
+    compressed-tensors (lifecycle/forward.py _dequantize, compressors/pack_quantized.py unpack_from_int32):
+    W = (q - zp) * scale, q unpacked LSB-first along the input dimension and re-signed by -2^(b-1).
+    """
+
+    def __init__(self, qc):
+        self.qc = qc or {}
+        self.method = self.qc.get("quant_method")
+        if self.method not in (None, "fp8", "compressed-tensors"):
+            raise ValueError(f"quant_method {self.method!r} is not supported by the reference")
+
+    def _scheme(self, module):
+        if self.method == "fp8":
+            ignore = ["lm_head"] + list(self.qc.get("modules_to_not_convert") or [])
+            if any(module == m or module.startswith(m + ".") for m in ignore):
+                return None
+            bm, bn = self.qc.get("weight_block_size") or [128, 128]
+            return {"kind": "fp8", "block": (bm, bn), "symmetric": True}
+        if self.method == "compressed-tensors":
+            def match(entries):
+                for e in entries:
+                    if e.startswith("re:"):
+                        if re.match(e[3:], module):
+                            return True
+                    elif e == module or e == "Linear":
+                        return True
+                return False
+            if match(self.qc.get("ignore") or []):
+                return None
+            for g in self.qc["config_groups"].values():
+                w = g.get("weights")
+                if w and match(g.get("targets") or []):
+                    fmt = g.get("format") or self.qc.get("format")
+                    gs = w.get("group_size")
+                    strategy = w.get("strategy") or ("tensor" if gs is None else "channel" if gs == -1 else "group")
+                    block = {"tensor": (None, None), "channel": (1, None), "group": (1, gs),
+                             "block": tuple(w.get("block_structure") or (0, 0))}[strategy]
+                    return {"kind": fmt, "bits": w.get("num_bits", 8), "type": w.get("type", "int"),
+                            "block": block, "symmetric": w.get("symmetric", True)}
+        return None
+
+    def dequantize(self, ckpt, name):
+        """The float64 weight `name` (a .weight) if stored quantized, else None."""
+        if self.method is None or not name.endswith(".weight"):
+            return None
+        module = name[:-len(".weight")]
+        sch = self._scheme(module)
+        if sch is None:
+            return None
+        if sch["kind"] == "fp8" or sch["kind"] in ("float-quantized", "int-quantized", "naive-quantized"):
+            if not ckpt.has(name):
+                return None
+            arr, dtype = ckpt.raw(name)
+            if dtype in ("F32", "BF16", "F16"):
+                return None
+            scale_name = name + ("_scale_inv" if sch["kind"] == "fp8" else "_scale")
+            q = E4M3[arr] if dtype == "F8_E4M3" else arr.astype(np.float32)
+            rows, cols = arr.shape
+        else:  # pack-quantized
+            packed, _ = ckpt.raw(name + "_packed")
+            shape, _ = ckpt.raw(name + "_shape")
+            rows, cols = int(shape[0]), int(shape[1])
+            bits = sch["bits"]
+            per = 32 // bits
+            words = packed.astype(np.int64) & 0xFFFFFFFF
+            q = np.zeros((rows, words.shape[1] * per), dtype=np.int64)
+            for t in range(per):
+                q[:, t::per] = (words >> (bits * t)) & ((1 << bits) - 1)
+            q = (q[:, :cols] - (1 << (bits - 1))).astype(np.float32)
+            scale_name = name + "_scale"
+        scale = ckpt.get_f64(scale_name).astype(np.float32)
+        bm, bn = sch["block"]
+        bm = rows if bm is None else bm
+        bn = cols if bn is None else bn
+        scale = scale.reshape(-(-rows // bm), -(-cols // bn))
+        s = np.repeat(np.repeat(scale, bm, axis=0), bn, axis=1)[:rows, :cols]
+        if not sch["symmetric"]:
+            zp_raw, zdtype = ckpt.raw(name + "_zero_point")
+            if sch["kind"] == "pack-quantized":
+                bits = sch["bits"]
+                per = 32 // bits
+                zw = zp_raw.astype(np.int64) & 0xFFFFFFFF
+                z = np.zeros((zw.shape[0] * per, zw.shape[1]), dtype=np.int64)
+                for t in range(per):
+                    z[t::per, :] = (zw >> (bits * t)) & ((1 << bits) - 1)
+                z = z[:scale.shape[0]] - (1 << (bits - 1))
+            else:
+                z = zp_raw.astype(np.int64).reshape(scale.shape)
+            zz = np.repeat(np.repeat(z, bm, axis=0), bn, axis=1)[:rows, :cols].astype(np.float32)
+            q = q - zz
+        w = (q.astype(np.float32) * s.astype(np.float32)).astype(np.float32)
+        ckpt.used.update(n for n in (name, name + "_packed", name + "_shape", scale_name, name + "_zero_point")
+                         if ckpt.has(n))
+        return w.astype(np.float64)
+
+
 class Checkpoint:
     """model.safetensors, or shards listed in model.safetensors.index.json (weight_map)."""
 
@@ -133,17 +253,38 @@ class Checkpoint:
             raise FileNotFoundError(f"{model_dir}: neither model.safetensors nor model.safetensors.index.json")
         self._cache = {}
         self.used = set()
+        cfg_path = os.path.join(model_dir, "config.json")
+        qc = None
+        if os.path.exists(cfg_path):
+            with open(cfg_path) as f:
+                qc = json.load(f).get("quantization_config")
+        self.quantization = Quantization(qc)
 
     def has(self, name):
         return name in self.where
+
+    def has_weight(self, name):
+        """Whether weight `name` is there, as itself or as pack-quantized codes (name + "_packed")."""
+        return name in self.where or (name + "_packed") in self.where
+
+    def raw(self, name):
+        return self.files[self.where[name]].raw(name)
+
+    def get_f64(self, name):
+        return self.files[self.where[name]].get_f64(name)
 
     def names(self):
         return list(self.where.keys())
 
     def get(self, name, shape=None):
-        if name not in self.where:
+        if name not in self._cache:
+            w = self.quantization.dequantize(self, name)
+            if w is not None:
+                self._cache[name] = w
+        if name not in self._cache and name not in self.where:
             raise KeyError(f"tensor {name!r} not found in checkpoint {self.model_dir}")
-        self.used.add(name)
+        if name in self.where:
+            self.used.add(name)
         if name not in self._cache:
             self._cache[name] = self.files[self.where[name]].get_f64(name)
         arr = self._cache[name]
@@ -152,7 +293,7 @@ class Checkpoint:
         return arr
 
     def get_opt(self, name, shape=None):
-        return self.get(name, shape) if self.has(name) else None
+        return self.get(name, shape) if self.has(name) or self.has(name + "_packed") else None
 
 
 # ----------------------------------------------------------------------------------------
@@ -668,7 +809,7 @@ class ReferenceModel:
             names = (f"{prefix}mlp.experts.{e}.gate_proj.weight",
                      f"{prefix}mlp.experts.{e}.up_proj.weight",
                      f"{prefix}mlp.experts.{e}.down_proj.weight")
-        if self.ckpt.has(names[0]):
+        if self.ckpt.has_weight(names[0]):
             return (self.W(names[0], (inter, self.H)), self.W(names[1], (inter, self.H)),
                     self.W(names[2], (self.H, inter)))
         fused_gu = None
@@ -858,7 +999,7 @@ class ReferenceModel:
         if self.tie:
             head = emb
         else:
-            if not self.ckpt.has("lm_head.weight"):
+            if not self.ckpt.has_weight("lm_head.weight"):
                 raise KeyError("lm_head.weight missing and tie_word_embeddings is false")
             head = self.W("lm_head.weight", (self.V, self.H))
         logits = h @ head.T

@@ -12,6 +12,8 @@ import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.expert.LocalExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.quantize.TargetFormat;
+import io.moeserve.runtime.quantize.WeightQuantizer;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
@@ -20,6 +22,7 @@ import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
+import java.lang.foreign.Arena;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.jboss.logging.Logger;
 
@@ -67,6 +70,12 @@ public class ExpertPod {
             ExpertSet hosts = ExpertSet.parse(settings.hosts()).validate(config);
             Checkpoint checkpoint = Checkpoint.open(model.path());
             CheckpointExpertStore store = ExpertLoader.loadHosted(config, checkpoint, hosts);
+            if (settings.quantize() != ExpertPodSettings.Quantize.none && !checkpoint.quantization().isQuantized()) {
+                TargetFormat format = TargetFormat.parse(settings.quantize().name());
+                // Lives as long as the pod: the quantized experts are its weights from now on.
+                Arena arena = Arena.ofShared();
+                store = store.map(w -> WeightQuantizer.quantize(w, format, settings.quantizeGroupSize(), arena));
+            }
             long bytes = settings.prefault() ? store.prefault() : store.byteSize();
             CpuMatmulKernels kernels = new CpuMatmulKernels(Parallel.shared());
             int k = config.moe().topK();
@@ -97,6 +106,13 @@ public class ExpertPod {
      * passes use thin row slices of a real hosted expert (the same mapped memory and dtype, so the compiled code is
      * the code real calls take) and then the expert itself, matrix-vector and matrix-matrix both.
      */
+    /** A few rows of {@code m}: 4, or one block of rows of a quantized matrix, which cannot be cut inside one. */
+    private static WeightMatrix thinSlice(WeightMatrix m) {
+        int rows = m.isQuantized() ? Math.max(4, m.quantization().blockRows()) : 4;
+        if (m.isQuantized() && m.quantization().zeroPoints() != null) rows = Math.max(rows, 32);
+        return m.rowSlice("warm-up", 0, Math.min(rows, m.rows()));
+    }
+
     private static long warmUp(ModelConfig config, CheckpointExpertStore store, CpuMatmulKernels kernels, long budgetNanos) {
         int layer = -1;
         int[] ids = new int[0];
@@ -106,8 +122,7 @@ public class ExpertPod {
         }
         if (ids.length == 0) return 0;
         ExpertWeights w = store.expert(layer, ids[0]);
-        WeightMatrix[] thin = {w.gate().rowSlice("warm-up", 0, Math.min(4, w.gate().rows())),
-                w.down().rowSlice("warm-up", 0, Math.min(4, w.down().rows()))};
+        WeightMatrix[] thin = {thinSlice(w.gate()), thinSlice(w.down())};
         int tokens = 8;
         float[] x = new float[tokens * Math.max(w.gate().cols(), w.down().cols())];
         for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);

@@ -54,6 +54,20 @@ public interface ExpertPodSettings {
 
     enum Backend { auto, cpu, cuda }
 
+    /**
+     * Quantize the hosted experts at start, for a checkpoint that ships them in a float dtype: {@code none}, or
+     * {@code int4}/{@code int8} (groups of {@link #quantizeGroupSize()} columns) or {@code fp8} (128×128 blocks),
+     * the same weights {@code moe quantize} would write. A checkpoint that is already quantized is served as it is.
+     */
+    @WithDefault("none")
+    Quantize quantize();
+
+    enum Quantize { none, int4, int8, fp8 }
+
+    /** Columns per scale for {@code quantize=int4|int8}. */
+    @WithDefault("128")
+    int quantizeGroupSize();
+
     /** Name reported to routers; defaults to $HOSTNAME (the Kubernetes pod name), else host:port. */
     Optional<String> podName();
 }

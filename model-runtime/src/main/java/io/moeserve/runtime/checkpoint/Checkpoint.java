@@ -2,6 +2,7 @@ package io.moeserve.runtime.checkpoint;
 
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Tensor;
+import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,11 +45,14 @@ public final class Checkpoint implements AutoCloseable {
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile> byName;
     private final Set<String> consumed = ConcurrentHashMap.newKeySet();
+    private final QuantizationConfig quantization;
 
-    private Checkpoint(Path directory, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName) {
+    private Checkpoint(Path directory, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName,
+                       QuantizationConfig quantization) {
         this.directory = directory;
         this.files = files;
         this.byName = Collections.unmodifiableMap(byName);
+        this.quantization = quantization;
     }
 
     /** Opens the checkpoint in {@code directory}, mapping every shard and validating every header. */
@@ -57,14 +61,15 @@ public final class Checkpoint implements AutoCloseable {
             throw new CheckpointException("checkpoint directory " + directory
                     + " does not exist or is not a directory");
         }
+        QuantizationConfig quantization = QuantizationConfig.read(directory);
         Path index = directory.resolve(SafetensorsIndex.FILE_NAME);
-        if (Files.exists(index)) return openSharded(directory, index);
+        if (Files.exists(index)) return openSharded(directory, index, quantization);
         Path single = directory.resolve(ShardedCheckpointWriter.SINGLE_FILE);
         if (Files.exists(single)) {
             SafetensorsFile file = SafetensorsFile.open(single);
             Map<String, SafetensorsFile> byName = new TreeMap<>();
             for (String name : file.tensorNames()) byName.put(name, file);
-            return new Checkpoint(directory, List.of(file), byName);
+            return new Checkpoint(directory, List.of(file), byName, quantization);
         }
         List<String> others = safetensorsFilesIn(directory);
         if (others.isEmpty()) throw new CheckpointException("no safetensors files in " + directory);
@@ -73,7 +78,7 @@ public final class Checkpoint implements AutoCloseable {
                 + SafetensorsIndex.FILE_NAME + " that says which tensor is in which; the index file is missing");
     }
 
-    private static Checkpoint openSharded(Path directory, Path index) {
+    private static Checkpoint openSharded(Path directory, Path index, QuantizationConfig quantization) {
         Map<String, String> weightMap = SafetensorsIndex.readWeightMap(index);
         Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
         try {
@@ -110,7 +115,7 @@ public final class Checkpoint implements AutoCloseable {
                             + ", which " + index + " does not list");
                 }
             }
-            return new Checkpoint(directory, List.copyOf(shards.values()), byName);
+            return new Checkpoint(directory, List.copyOf(shards.values()), byName, quantization);
         } catch (RuntimeException | Error e) {
             shards.values().forEach(SafetensorsFile::close);
             throw e;
@@ -163,14 +168,23 @@ public final class Checkpoint implements AutoCloseable {
 
     /** The named tensor, marked consumed; throws {@link CheckpointException} when the checkpoint lacks it. */
     public Tensor tensor(String name) {
-        return find(name).orElseThrow(
-                () -> new CheckpointException("missing tensor " + name + " in checkpoint " + directory));
+        return find(name).orElseThrow(() -> missing(name));
+    }
+
+    /** "missing tensor", or, when the tensor is there in quantized form, that it is quantized where floats are read. */
+    private CheckpointException missing(String name) {
+        String packed = byName.containsKey(name + "_packed") ? name + "_packed" : name + "_scale";
+        if (name.endsWith(".weight") && byName.containsKey(packed)) {
+            return new CheckpointException("tensor " + name + " is stored quantized (" + packed + " in "
+                    + fileOf(packed) + "), but this runtime reads quantized weights only in linear layers");
+        }
+        return new CheckpointException("missing tensor " + name + " in checkpoint " + directory);
     }
 
     /** The named tensor, which must have exactly {@code expectedShape}; marked consumed only when it does. */
     public Tensor tensor(String name, long... expectedShape) {
         SafetensorsFile file = byName.get(name);
-        if (file == null) throw new CheckpointException("missing tensor " + name + " in checkpoint " + directory);
+        if (file == null) throw missing(name);
         Tensor t = file.tensor(name);
         if (!Arrays.equals(t.shape(), expectedShape)) {
             throw new CheckpointException("tensor " + name + " in " + file.path() + " has shape "
@@ -178,6 +192,32 @@ public final class Checkpoint implements AutoCloseable {
         }
         consumed.add(name);
         return t;
+    }
+
+    /** What config.json's quantization_config says ({@link QuantizationConfig#NONE} without one). */
+    public QuantizationConfig quantization() {
+        return quantization;
+    }
+
+    /**
+     * The weight of a linear layer, {@code name} being its {@code .weight} tensor, of {@code rows × cols}: the
+     * float tensor itself, or its quantized codes with their scales (and zero points) as the checkpoint's
+     * quantization_config says they are stored ({@link QuantizedWeights}). Every tensor it reads is marked consumed.
+     */
+    public WeightMatrix matrix(String name, long rows, long cols) {
+        return QuantizedWeights.matrix(this, name, rows, cols);
+    }
+
+    /** The file holding tensor {@code name}, for messages; null when there is none. */
+    Path fileOf(String name) {
+        SafetensorsFile f = byName.get(name);
+        return f == null ? null : f.path();
+    }
+
+    /** The named tensor without marking it consumed, or null. */
+    Tensor peek(String name) {
+        SafetensorsFile f = byName.get(name);
+        return f == null ? null : f.tensor(name);
     }
 
     /** Bytes of tensor data across all files (headers not counted). */

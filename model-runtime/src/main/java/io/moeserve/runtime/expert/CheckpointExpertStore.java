@@ -47,6 +47,23 @@ public final class CheckpointExpertStore implements ExpertStore {
         return ids;
     }
 
+    /**
+     * The same experts with each matrix replaced by {@code f} (quantized copies, say); the new store holds no
+     * reference to the old matrices, whose mapped pages the operating system may then drop.
+     */
+    public CheckpointExpertStore map(java.util.function.UnaryOperator<io.moeserve.runtime.tensor.WeightMatrix> f) {
+        ExpertWeights[][] out = new ExpertWeights[experts.length][];
+        for (int l = 0; l < experts.length; l++) {
+            if (experts[l] == null) continue;
+            out[l] = new ExpertWeights[experts[l].length];
+            for (int e = 0; e < experts[l].length; e++) {
+                ExpertWeights w = experts[l][e];
+                if (w != null) out[l][e] = new ExpertWeights(f.apply(w.gate()), f.apply(w.up()), f.apply(w.down()));
+            }
+        }
+        return new CheckpointExpertStore(out, numExperts, hidden, maxIntermediate);
+    }
+
     /** Number of decoder layers (hosted or not). */
     public int numLayers() {
         return experts.length;

@@ -67,14 +67,14 @@ public final class ExpertLoader {
                 String ep = family.expertPrefix(i, x);
                 WeightMatrix gate, up;
                 if (names.fusedGateUp()) {
-                    WeightMatrix gu = ck.tensor(ep + names.up(), 2L * w, h).asMatrix();
+                    WeightMatrix gu = ck.matrix(ep + names.up(), 2L * w, h);
                     gate = gu.rowSlice(gu.name() + "[gate]", 0, w);
                     up = gu.rowSlice(gu.name() + "[up]", w, w);
                 } else {
-                    gate = ck.tensor(ep + names.gate(), w, h).asMatrix();
-                    up = ck.tensor(ep + names.up(), w, h).asMatrix();
+                    gate = ck.matrix(ep + names.gate(), w, h);
+                    up = ck.matrix(ep + names.up(), w, h);
                 }
-                WeightMatrix down = ck.tensor(ep + names.down(), h, w).asMatrix();
+                WeightMatrix down = ck.matrix(ep + names.down(), h, w);
                 if (host) all[i][x] = new ExpertWeights(gate, up, down);
             }
         }

@@ -8,10 +8,15 @@ public record ExpertWeights(WeightMatrix gate, WeightMatrix up, WeightMatrix dow
         return gate.rows();
     }
 
-    /** Pages the three matrices into memory when they are mapped from a file (a no-op for heap or native memory). */
+    /** Pages the three matrices (codes, scales, zero points) into memory when they are mapped from a file (a no-op for heap or native memory). */
     public void prefault() {
         for (WeightMatrix m : new WeightMatrix[] {gate, up, down}) {
             if (m.data().isMapped()) m.data().load();
+            if (m.isQuantized()) {
+                if (m.quantization().scales().isMapped()) m.quantization().scales().load();
+                var zp = m.quantization().zeroPoints();
+                if (zp != null && zp.isMapped()) zp.load();
+            }
         }
     }
 

@@ -166,7 +166,7 @@ public abstract class ModelFamily {
 
     /** Layer i's {@code gate.weight [E, H]}. */
     protected final WeightMatrix linearGate(ModelConfig c, Checkpoint ck, int layer) {
-        return ck.tensor(moePrefix(layer) + "gate.weight", c.moe().numExperts(), c.hiddenSize()).asMatrix();
+        return ck.matrix(moePrefix(layer) + "gate.weight", c.moe().numExperts(), c.hiddenSize());
     }
 
     /** A shared expert's SwiGLU MLP under {@code prefix}, with an optional sigmoid gate. */
@@ -174,8 +174,8 @@ public abstract class ModelFamily {
                                                WeightMatrix sigmoidGate) {
         long w = c.moe().sharedIntermediate();
         long h = c.hiddenSize();
-        return new SharedExpert(ck.tensor(prefix + "gate_proj.weight", w, h).asMatrix(),
-                ck.tensor(prefix + "up_proj.weight", w, h).asMatrix(),
-                ck.tensor(prefix + "down_proj.weight", h, w).asMatrix(), sigmoidGate);
+        return new SharedExpert(ck.matrix(prefix + "gate_proj.weight", w, h),
+                ck.matrix(prefix + "up_proj.weight", w, h),
+                ck.matrix(prefix + "down_proj.weight", h, w), sigmoidGate);
     }
 }

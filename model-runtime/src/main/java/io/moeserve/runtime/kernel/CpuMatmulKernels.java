@@ -1,6 +1,5 @@
 package io.moeserve.runtime.kernel;
 
-import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -121,14 +120,28 @@ public final class CpuMatmulKernels implements MatmulKernels {
         return "cpu-vector" + Simd.FLOATS.vectorBitSize() + "x" + parallel.threads();
     }
 
-    /** Rows [rowFrom, rowTo) of a one-token product, with the kernel of the weights' dtype. */
-    static void matvec(DType dtype, MemorySegment w, int cols, float[] x, int xOffset, float[] y, int yOffset, int rowFrom,
-                       int rowTo) {
-        switch (dtype) {
-            case F32 -> MatvecKernel.f32(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
-            case BF16 -> MatvecKernel.bf16(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
-            case F16 -> MatvecKernel.f16(w, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+    /** Rows [rowFrom, rowTo) of a one-token product, with the kernel of the weights' dtype or quantization. */
+    static void matvec(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo) {
+        if (w.isQuantized()) {
+            QuantizedKernel.matvec(w, x, xOffset, y, yOffset, rowFrom, rowTo);
+            return;
         }
+        MemorySegment data = w.data();
+        int cols = w.cols();
+        switch (w.dtype()) {
+            case F32 -> MatvecKernel.f32(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+            case BF16 -> MatvecKernel.bf16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+            case F16 -> MatvecKernel.f16(data, cols, x, xOffset, y, yOffset, rowFrom, rowTo);
+            default -> throw new IllegalArgumentException(w.name() + ": " + w.dtype() + " weights without scales");
+        }
+    }
+
+    /** Whether pool threads may read the matrix: its codes, and its scales and zero points if it has them. */
+    private static boolean shareable(WeightMatrix w) {
+        if (!w.data().isAccessibleBy(FOREIGN_THREAD)) return false;
+        if (w.quantization() == null) return true;
+        MemorySegment zp = w.quantization().zeroPoints();
+        return w.quantization().scales().isAccessibleBy(FOREIGN_THREAD) && (zp == null || zp.isAccessibleBy(FOREIGN_THREAD));
     }
 
     private static void checkRange(String array, int length, int offset, long count) {
@@ -142,8 +155,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
     private final class Call implements RangeTask {
         private final GemmKernel.Scratch[] scratch;
         private final float[][] smallBatchScratch;
-        private MemorySegment data;
-        private DType dtype;
+        private WeightMatrix weights;
         private int rows;
         private int cols;
         private float[] x;
@@ -155,7 +167,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
         private int units;
         private int slots;
         // The fused SwiGLU's up projection and its output, or null for a plain product.
-        private MemorySegment upData;
+        private WeightMatrix up;
         private float[] upY;
         private int upYOffset;
 
@@ -165,8 +177,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
 
         void execute(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n, boolean mayFork) {
-            this.data = w.data();
-            this.dtype = w.dtype();
+            this.weights = w;
             this.rows = w.rows();
             this.cols = w.cols();
             this.x = x;
@@ -179,7 +190,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
             boolean big = n == 1
                     ? w.byteSize() >= PARALLEL_MIN_BYTES
                     : (long) n * rows * cols >= PARALLEL_MIN_MACS;
-            int threads = mayFork && big && data.isAccessibleBy(FOREIGN_THREAD) ? parallel.threads() : 1;
+            int threads = mayFork && big && shareable(w) ? parallel.threads() : 1;
             splitRows = rowGroups >= threads || rowGroups >= tokenGroups;
             units = splitRows ? rowGroups : tokenGroups;
             slots = Math.min(threads, Math.min(units, scratch.length));
@@ -188,7 +199,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
                 else parallel.forRange(slots, this);
             } finally {
                 // Drop references to the caller's arrays and weights.
-                this.data = null;
+                this.weights = null;
                 this.x = null;
                 this.y = null;
             }
@@ -197,13 +208,13 @@ public final class CpuMatmulKernels implements MatmulKernels {
         /** One token's SwiGLU over gate and up: rows split as for a matrix-vector product (see the method above). */
         void executeSwiglu(WeightMatrix gate, WeightMatrix up, float[] x, int xOffset, float[] h, int hOffset,
                            float[] upOut, int upOffset, boolean mayFork) {
-            this.upData = up.data();
+            this.up = up;
             this.upY = upOut;
             this.upYOffset = upOffset;
             try {
-                execute(gate, x, xOffset, h, hOffset, 1, mayFork && up.data().isAccessibleBy(FOREIGN_THREAD));
+                execute(gate, x, xOffset, h, hOffset, 1, mayFork && shareable(up));
             } finally {
-                this.upData = null;
+                this.up = null;
                 this.upY = null;
             }
         }
@@ -211,10 +222,6 @@ public final class CpuMatmulKernels implements MatmulKernels {
         @Override
         public void run(int from, int to) {
             for (int slot = from; slot < to; slot++) runSlot(slot);
-        }
-
-        private void matvec(MemorySegment w, float[] out, int outOffset, int rowFrom, int rowTo) {
-            CpuMatmulKernels.matvec(dtype, w, cols, x, xOffset, out, outOffset, rowFrom, rowTo);
         }
 
         private void runSlot(int slot) {
@@ -230,22 +237,23 @@ public final class CpuMatmulKernels implements MatmulKernels {
             }
             if (rowFrom >= rowTo || tokenFrom >= tokenTo) return;
             if (n == 1) {
-                matvec(data, y, yOffset, rowFrom, rowTo);
-                if (upData != null) {
-                    matvec(upData, upY, upYOffset, rowFrom, rowTo);
+                CpuMatmulKernels.matvec(weights, x, xOffset, y, yOffset, rowFrom, rowTo);
+                if (up != null) {
+                    CpuMatmulKernels.matvec(up, x, xOffset, upY, upYOffset, rowFrom, rowTo);
                     VectorOps.swiglu(y, yOffset + rowFrom, upY, upYOffset + rowFrom, rowTo - rowFrom);
                 }
                 return;
             }
-            if (n <= SmallBatchKernel.MAX_TOKENS) {
+            // Quantized weights go to the packed GEMM, which dequantizes each row once per block of tokens.
+            if (n <= SmallBatchKernel.MAX_TOKENS && !weights.isQuantized()) {
                 float[] t = smallBatchScratch[slot];
                 if (t == null) smallBatchScratch[slot] = t = SmallBatchKernel.newScratch();
-                SmallBatchKernel.multiply(data, dtype, rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
+                SmallBatchKernel.multiply(weights.data(), weights.dtype(), rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
                 return;
             }
             GemmKernel.Scratch s = scratch[slot];
             if (s == null) scratch[slot] = s = new GemmKernel.Scratch();
-            GemmKernel.multiply(data, dtype, rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, s);
+            GemmKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, s);
         }
     }
 
@@ -259,8 +267,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
             boolean shareable = true;
             for (int i = 0; i < b.size; i++) {
                 bytes += b.weights[i].byteSize() * (b.ups[i] == null ? 1 : 2);
-                shareable &= b.weights[i].data().isAccessibleBy(FOREIGN_THREAD)
-                        && (b.ups[i] == null || b.ups[i].data().isAccessibleBy(FOREIGN_THREAD));
+                shareable &= shareable(b.weights[i]) && (b.ups[i] == null || shareable(b.ups[i]));
             }
             this.batch = b;
             this.slots = bytes >= PARALLEL_MIN_BYTES && shareable ? parallel.threads() : 1;
@@ -284,10 +291,10 @@ public final class CpuMatmulKernels implements MatmulKernels {
                 int rowFrom = (int) ((long) w.rows() * slot / slots);
                 int rowTo = (int) ((long) w.rows() * (slot + 1) / slots);
                 if (rowFrom >= rowTo) continue;
-                matvec(w.dtype(), w.data(), w.cols(), b.xs[i], b.xOffsets[i], b.ys[i], b.yOffsets[i], rowFrom, rowTo);
+                matvec(w, b.xs[i], b.xOffsets[i], b.ys[i], b.yOffsets[i], rowFrom, rowTo);
                 WeightMatrix up = b.ups[i];
                 if (up == null) continue;
-                matvec(up.dtype(), up.data(), up.cols(), b.xs[i], b.xOffsets[i], b.scratches[i], b.scratchOffsets[i], rowFrom, rowTo);
+                matvec(up, b.xs[i], b.xOffsets[i], b.scratches[i], b.scratchOffsets[i], rowFrom, rowTo);
                 VectorOps.swiglu(b.ys[i], b.yOffsets[i] + rowFrom, b.scratches[i], b.scratchOffsets[i] + rowFrom, rowTo - rowFrom);
             }
         }

@@ -4,6 +4,7 @@ import static io.moeserve.runtime.kernel.Simd.FLOATS;
 import static io.moeserve.runtime.kernel.Simd.LANES;
 
 import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
@@ -51,8 +52,13 @@ final class GemmKernel {
      * {@code y[t][r] = Σ_c x[t][c] · W[r][c]} for {@code rowFrom <= r < rowTo}, {@code tokenFrom <= t < tokenTo},
      * with x rows of {@code cols} floats at {@code xOff} and y rows of {@code rows} floats at {@code yOff}.
      */
-    static void multiply(MemorySegment w, DType dtype, int rows, int cols, float[] x, int xOff, float[] y, int yOff,
+    static void multiply(WeightMatrix matrix, float[] x, int xOff, float[] y, int yOff,
                          int rowFrom, int rowTo, int tokenFrom, int tokenTo, Scratch s) {
+        MemorySegment w = matrix.data();
+        DType dtype = matrix.dtype();
+        int rows = matrix.rows();
+        int cols = matrix.cols();
+        boolean quantized = matrix.isQuantized();
         int stride = cols + (LANES - cols % LANES) % LANES;
         int block = Math.max(TOKENS, X_BLOCK_BYTES / (4 * stride) / TOKENS * TOKENS);
         block = Math.min(block, tokenTo - tokenFrom);
@@ -71,7 +77,8 @@ final class GemmKernel {
             for (int r = rowFrom; r < rowTo; r += ROWS) {
                 int vr = Math.min(ROWS, rowTo - r);
                 for (int i = 0; i < vr; i++) {
-                    WeightVectors.widen(w, dtype, (long) (r + i) * cols, cols, ws, i * stride, stride);
+                    if (quantized) QuantizedKernel.widen(matrix, r + i, ws, i * stride, stride);
+                    else WeightVectors.widen(w, dtype, (long) (r + i) * cols, cols, ws, i * stride, stride);
                 }
                 int yBase = yOff + t0 * rows + r;
                 int j = 0;

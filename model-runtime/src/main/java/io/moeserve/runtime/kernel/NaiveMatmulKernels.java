@@ -1,10 +1,12 @@
 package io.moeserve.runtime.kernel;
 
-import io.moeserve.runtime.tensor.TensorAccess;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.util.Objects;
 
-/** The obviously-correct reference product: plain loops, scalar conversions, float32 accumulation (for tests). */
+/**
+ * The obviously-correct reference product: plain loops, scalar conversions (a quantized weight by its format's
+ * formula, {@link WeightMatrix#get}), float32 accumulation (for tests).
+ */
 public final class NaiveMatmulKernels implements MatmulKernels {
 
     @Override
@@ -17,7 +19,7 @@ public final class NaiveMatmulKernels implements MatmulKernels {
             for (int r = 0; r < rows; r++) {
                 float acc = 0f;
                 for (int c = 0; c < cols; c++) {
-                    acc += x[xOffset + t * cols + c] * TensorAccess.getFloat(w.data(), w.dtype(), (long) r * cols + c);
+                    acc += x[xOffset + t * cols + c] * w.get(r, c);
                 }
                 y[yOffset + t * rows + r] = acc;
             }

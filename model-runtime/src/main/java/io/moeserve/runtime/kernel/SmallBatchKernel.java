@@ -79,6 +79,7 @@ final class SmallBatchKernel {
                     case F32 -> tileF32(w, b0, b1, b2, b3, x, x0, x1, x2, x3, upper, scratch);
                     case BF16 -> tileBf16(w, b0, b1, b2, b3, x, x0, x1, x2, x3, upper, scratch);
                     case F16 -> tileF16(w, b0, b1, b2, b3, x, x0, x1, x2, x3, upper, scratch);
+                    default -> throw new IllegalArgumentException(dtype + " weights without scales");
                 }
                 if (rest > 0) lastVector(x, x0 + upper, x1 + upper, x2 + upper, x3 + upper, rest, scratch);
                 Simd.sumEach(scratch, 16, scratch, SUMS);

@@ -68,6 +68,7 @@ final class WeightVectors {
             case F32 -> widenF32(m, element * 4, count, dst, dstOffset);
             case BF16 -> widenBf16(m, element * 2, count, dst, dstOffset);
             case F16 -> widenF16(m, element * 2, count, dst, dstOffset);
+            default -> throw new IllegalArgumentException(dtype + " weights without scales");
         }
         for (int i = count; i < paddedCount; i++) dst[dstOffset + i] = 0f;
     }

@@ -58,7 +58,7 @@ public final class MoeModel implements AutoCloseable {
         TensorLayout layout = new TensorLayout(config);
         int maxTokens = options.maxStepTokens();
         MoeLayers moeLayers = config.architecture().family().moeLayers(config, checkpoint, maxTokens);
-        this.embedding = matrix(checkpoint, TensorLayout.embedTokens(), v, h);
+        this.embedding = checkpoint.tensor(TensorLayout.embedTokens(), v, h).asMatrix();
         this.lmHead = config.tieWordEmbeddings() ? embedding : matrix(checkpoint, TensorLayout.lmHead(), v, h);
         this.finalNorm = vector(checkpoint, TensorLayout.finalNorm(), h);
         this.inputNorms = new float[layers][];
@@ -199,7 +199,7 @@ public final class MoeModel implements AutoCloseable {
     // ---------------------------------------------------------------- loading
 
     private static WeightMatrix matrix(Checkpoint ck, String name, long rows, long cols) {
-        return ck.tensor(name, rows, cols).asMatrix();
+        return ck.matrix(name, rows, cols);
     }
 
     private static float[] vector(Checkpoint ck, String name, long n) {

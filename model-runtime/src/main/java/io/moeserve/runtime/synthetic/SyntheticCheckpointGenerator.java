@@ -86,6 +86,7 @@ public final class SyntheticCheckpointGenerator {
                 case F32 -> "float32";
                 case BF16 -> "bfloat16";
                 case F16 -> "float16";
+                default -> throw new IllegalArgumentException("synthetic checkpoints are F32, BF16 or F16, not " + spec.dtype());
             };
             ObjectNode config = SyntheticConfigs.config(spec.arch(), spec.size(), torchDtype);
             config.put("eos_token_id", specials.eos());

@@ -42,6 +42,7 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data,
 
     /** Copies this tensor (any dtype) widened to a new float array; for small tensors only (norms, biases). */
     public float[] toFloatArray() {
+        requireFloat();
         long n = numElements();
         if (n > Integer.MAX_VALUE) throw new IllegalStateException(name + " is too large to widen onto the heap");
         float[] out = new float[(int) n];
@@ -51,10 +52,24 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data,
 
     /** Views this tensor as a weight matrix [rows = shape[0], cols = product of the rest]. */
     public WeightMatrix asMatrix() {
+        requireFloat();
         if (shape.length < 1) throw new IllegalStateException(name + " is a scalar, not a matrix");
         long rows = shape[0];
         long cols = shape.length == 1 ? 1 : numElements() / Math.max(1, rows);
         return new WeightMatrix(name, data, dtype, Math.toIntExact(rows), Math.toIntExact(cols));
+    }
+
+    /**
+     * Refuses a tensor whose elements are not float values (FP8 codes, integers), where the caller reads weights as
+     * floats: such a tensor is quantized, or belongs to a format this runtime does not read, and reading it as
+     * floats would compute garbage.
+     */
+    public void requireFloat() {
+        if (!dtype.isFloat()) {
+            throw new IllegalArgumentException("tensor " + name + (file == null ? "" : " in " + file) + " has dtype "
+                    + dtype + " where float weights (F32, BF16 or F16) are expected; a quantized weight needs its"
+                    + " checkpoint's quantization_config and scales");
+        }
     }
 
     @Override

@@ -245,10 +245,10 @@ class CheckpointTest {
         ShardedCheckpointWriter.write(dir, tinyModel(), 24);
         Path shard = dir.resolve("model-00003-of-00003.safetensors");
         RawSafetensors.write(shard,
-                "{\"norm.weight\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2);
+                "{\"norm.weight\":{\"dtype\":\"F8_E5M2\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2);
         CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoint.open(dir));
-        assertEquals("tensor norm.weight in " + shard + " has dtype F8_E4M3, which this runtime does not support"
-                + " (supported: F32, BF16, F16)", e.getMessage());
+        assertEquals("tensor norm.weight in " + shard + " has dtype F8_E5M2, which this runtime does not support"
+                + " (supported: F32, BF16, F16, F8_E4M3, I8, U8, I32)", e.getMessage());
     }
 
     private void writeIndex(String weightMapEntries) throws IOException {

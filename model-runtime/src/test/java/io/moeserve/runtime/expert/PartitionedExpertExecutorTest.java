@@ -96,12 +96,24 @@ class PartitionedExpertExecutorTest {
         compareSplitWithOneProcess(arch, true);
     }
 
+    @org.junit.jupiter.api.Test
+    void quantizedExpertsSplitOverTwoGroupsComputeWhatOneProcessComputes(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        Path dir = tmp.resolve("int4");
+        io.moeserve.runtime.quantize.CheckpointQuantizer.quantize(TinyModels.bf16Checkpoint(Architecture.MIXTRAL), dir,
+                new io.moeserve.runtime.quantize.CheckpointQuantizer.Options(io.moeserve.runtime.quantize.TargetFormat.INT4,
+                        io.moeserve.runtime.quantize.TargetFormat.INT8, 32, false));
+        compareSplitWithOneProcess(Architecture.MIXTRAL, dir, false);
+    }
+
     private void compareSplitWithOneProcess(Architecture arch, boolean shared) {
-        Path dir = TinyModels.checkpoint(arch);
+        compareSplitWithOneProcess(arch, TinyModels.checkpoint(arch), shared);
+    }
+
+    private void compareSplitWithOneProcess(Architecture arch, Path dir, boolean shared) {
         int[] expected = new int[10];
         int[] actual = new int[10];
         float[] expectedLogits;
-        try (MoeModel local = TinyModels.load(arch, 64)) {
+        try (MoeModel local = MoeModel.load(dir, TinyModels.options(64))) {
             expectedLogits = run(local, expected);
         }
         ModelConfig config = ConfigParser.load(dir);

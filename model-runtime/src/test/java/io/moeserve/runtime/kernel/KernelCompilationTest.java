@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.Quantization;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -41,7 +42,8 @@ class KernelCompilationTest {
         assertTrue(skipped.isEmpty(), "kernel compiles skipped:\n" + String.join("\n", skipped));
         for (String kernel : List.of("MatvecKernel::bf16", "MatvecKernel::f16", "MatvecKernel::f32",
                 "SmallBatchKernel::tileBf16", "SmallBatchKernel::tileF16", "SmallBatchKernel::tileF32",
-                "GemmKernel::tile4x4", "Simd::sumGroup")) {
+                "GemmKernel::tile4x4", "Simd::sumGroup", "QuantizedKernel::matvecE4m3", "QuantizedKernel::matvecInt8",
+                "QuantizedKernel::matvecPackedInt8", "QuantizedKernel::matvecPackedInt4", "QuantizedKernel::widen")) {
             // PrintCompilation: timestamp, compile id, flags, tier, method.
             boolean c2 = out.lines().anyMatch(l -> l.contains("io.moeserve.runtime.kernel." + kernel + " ")
                     && l.matches("\\s*\\d+\\s+\\d+\\s+[%sbn! ]*4\\s+.*") && !l.contains("made not entrant"));
@@ -58,13 +60,21 @@ class KernelCompilationTest {
                 int[] tokens = {1, 3, 8, 16};
                 float[] x = new float[16 * 1030];
                 float[] y = new float[16 * 4096];
-                WeightMatrix[] small = new WeightMatrix[DType.values().length];
-                for (DType dtype : DType.values()) {
+                DType[] dtypes = {DType.F32, DType.BF16, DType.F16};
+                Quantization.Scheme[] schemes = Quantization.Scheme.values();
+                WeightMatrix[] small = new WeightMatrix[dtypes.length + schemes.length];
+                for (DType dtype : dtypes) {
                     // Big enough that the first call's loops pass C1's on-stack-replacement threshold, as an
                     // expert's first products in a pod do.
                     WeightMatrix big = MatmulKernelsDifferentialTest.randomMatrix(arena, dtype, 4096, 1030, random);
                     for (int n : tokens) kernels.matmul(big, x, 0, y, 0, n);
                     small[dtype.ordinal()] = MatmulKernelsDifferentialTest.randomMatrix(arena, dtype, 8, 100, random);
+                }
+                for (Quantization.Scheme scheme : schemes) {
+                    WeightMatrix big = QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 4096, 1030, 1, 128, false, random);
+                    for (int n : tokens) kernels.matmul(big, x, 0, y, 0, n);
+                    small[dtypes.length + scheme.ordinal()] =
+                            QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 8, 100, 1, 32, false, random);
                 }
                 // Then many small products, long enough for C2's queue to reach every kernel.
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(4);

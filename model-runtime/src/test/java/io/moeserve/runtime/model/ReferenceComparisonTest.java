@@ -8,9 +8,15 @@ import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.GenerationTrace;
 import io.moeserve.runtime.generate.SamplingParams;
+import io.moeserve.runtime.quantize.CheckpointQuantizer;
+import io.moeserve.runtime.quantize.TargetFormat;
 import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The runtime against an independent implementation of each architecture (tools/reference, numpy in float64,
@@ -32,6 +38,25 @@ class ReferenceComparisonTest {
     @EnumSource(Architecture.class)
     void bfloat16CheckpointMatchesTheReferenceOnWidenedWeights(Architecture arch) throws Exception {
         compare(TinyModels.bf16Checkpoint(arch), arch);
+    }
+
+    static Stream<Arguments> quantized() {
+        return Stream.of(
+                Arguments.of(Architecture.MIXTRAL, TargetFormat.INT4, TargetFormat.INT8, false),
+                Arguments.of(Architecture.QWEN3_MOE, TargetFormat.FP8, TargetFormat.FP8, false),
+                Arguments.of(Architecture.QWEN3_MOE, TargetFormat.INT4, TargetFormat.KEEP, false),
+                Arguments.of(Architecture.DEEPSEEK_V3, TargetFormat.FP8, TargetFormat.FP8, true));
+    }
+
+    /** tools/reference dequantizes by its own reading of the formats (numpy, from their reference code). */
+    @ParameterizedTest(name = "{0} experts {1} dense {2} fp8 layout {3}")
+    @MethodSource("quantized")
+    void quantizedCheckpointMatchesTheReferenceDequantizingItself(Architecture arch, TargetFormat experts, TargetFormat dense,
+            boolean fp8Layout, @TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("quantized");
+        CheckpointQuantizer.quantize(TinyModels.bf16Checkpoint(arch), dir,
+                new CheckpointQuantizer.Options(experts, dense, 32, fp8Layout));
+        compare(dir, arch);
     }
 
     private static void compare(Path dir, Architecture arch) throws Exception {

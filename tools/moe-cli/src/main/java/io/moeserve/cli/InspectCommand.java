@@ -5,6 +5,9 @@ import io.moeserve.runtime.config.AttentionConfig;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.config.MoeConfig;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.ExpertSet;
+import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.model.KvCache;
@@ -29,7 +32,7 @@ final class InspectCommand implements Callable<Integer> {
             MoeConfig m = c.moe();
             AttentionConfig a = c.attention();
             long total = 0;
-            for (long n : ck.parameterCountByDType().values()) total += n;
+            for (ExpectedTensor t : new TensorLayout(c).expectedTensors()) total += t.numElements();
             long expertParams = 0;
             long perExpert = 3L * c.hiddenSize() * m.expertIntermediate();
             expertParams = perExpert * m.numFfnExperts() * c.numSparseLayers();
@@ -51,9 +54,15 @@ final class InspectCommand implements Callable<Integer> {
             if (m.sharedIntermediate() > 0) System.out.printf("shared expert  width %d%n", m.sharedIntermediate());
             System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams),
                     human(active));
+            System.out.printf("quantization   %s%n", ck.quantization().describe());
             for (Map.Entry<DType, Long> e : ck.parameterCountByDType().entrySet()) {
-                System.out.printf("  %-5s        %s parameters%n", e.getKey(), human(e.getValue()));
+                System.out.printf("  %-7s      %s elements stored%n", e.getKey(), human(e.getValue()));
             }
+            int layer = 0;
+            while (!c.isSparse(layer)) layer++;
+            ExpertWeights one = ExpertLoader.loadHosted(c, ck, ExpertSet.parse(layer + ":0")).expert(layer, 0);
+            System.out.printf("one expert     %s (%s), %.2f MiB%n", one.gate().formatName(), one.down().formatName(),
+                    one.byteSize() / (double) (1 << 20));
             System.out.printf("weights        %.2f GiB on disk (memory-mapped)%n", ck.totalBytes() / (double) (1L << 30));
             System.out.printf("kv cache       %d KiB per token (float32)%n", KvCache.bytesPerToken(c) / 1024);
             System.out.printf("eos token ids  %s%n", c.eosTokenIds());

@@ -6,8 +6,8 @@ import picocli.CommandLine.Command;
 /** The `moe` command-line tool: inspect, generate, synthesise and benchmark MoE checkpoints. */
 @Command(name = "moe", mixinStandardHelpOptions = true, version = "moe-serve 0.1.0",
         description = "Run Mixture-of-Experts checkpoints (Hugging Face format) on the CPU.",
-        subcommands = {InspectCommand.class, GenerateCommand.class, SynthCommand.class, BenchCommand.class, BandwidthCommand.class
-                })
+        subcommands = {InspectCommand.class, GenerateCommand.class, SynthCommand.class, BenchCommand.class, BandwidthCommand.class,
+                QuantizeCommand.class})
 public final class MoeCli implements Runnable {
 
     @CommandLine.Spec

@@ -135,18 +135,18 @@ public final class MoePlusPlus extends ModelFamily {
             WeightMatrix first;
             WeightMatrix second = null;
             if (config.twoLayerGate()) {
-                first = ck.tensor(p + "gate.wg.0.weight", 8L * e, h).asMatrix();
-                second = ck.tensor(p + "gate.wg.2.weight", e, 8L * e).asMatrix();
+                first = ck.matrix(p + "gate.wg.0.weight", 8L * e, h);
+                second = ck.matrix(p + "gate.wg.2.weight", e, 8L * e);
             } else {
-                first = ck.tensor(p + "gate.wg.weight", e, h).asMatrix();
+                first = ck.matrix(p + "gate.wg.weight", e, h);
             }
-            WeightMatrix gateMap = ck.tensor(p + "gate.gate_map.weight", e, e).asMatrix();
+            WeightMatrix gateMap = ck.matrix(p + "gate.gate_map.weight", e, e);
             float[][] constants = new float[CONSTANT_EXPERTS][];
             WeightMatrix[] constantGates = new WeightMatrix[CONSTANT_EXPERTS];
             for (int x = 0; x < CONSTANT_EXPERTS; x++) {
                 String ep = expertPrefix(layer, firstConstantExpertId(e) + x);
                 constants[x] = ck.tensor(ep + "constant", h).toFloatArray();
-                constantGates[x] = ck.tensor(ep + "wg.weight", 2, h).asMatrix();
+                constantGates[x] = ck.matrix(ep + "wg.weight", 2, h);
             }
             // Every MoE++ layer is a MoE layer (moe_expert_interval 1), so layers after the first carry a residual.
             var gate = new MoePlusPlusGate(config, first, second, gateMap, layer > 0, scratch, buffers);

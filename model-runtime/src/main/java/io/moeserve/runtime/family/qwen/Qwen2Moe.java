@@ -56,7 +56,7 @@ public final class Qwen2Moe extends ModelFamily {
         GateScratch scratch = new GateScratch(maxTokens, m.numExperts());
         return (layer, routed) -> {
             String p = moePrefix(layer);
-            var sharedGate = ck.tensor(p + "shared_expert_gate.weight", 1, c.hiddenSize()).asMatrix();
+            var sharedGate = ck.matrix(p + "shared_expert_gate.weight", 1, c.hiddenSize());
             return new MoeBlock(m, c.hiddenSize(), maxTokens,
                     new SoftmaxTopKGate(linearGate(c, ck, layer), m.topK(), gateConfig, scratch), routed,
                     sharedExpert(c, ck, p + "shared_expert.", sharedGate));

@@ -9,8 +9,11 @@ import io.moeserve.planner.PlanValues;
 import io.moeserve.planner.RoutingStats;
 import io.moeserve.planner.Specs;
 import io.moeserve.planner.StablePlanner;
+import io.moeserve.runtime.checkpoint.QuantizationConfig;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.ExpertProjections;
+import io.moeserve.runtime.family.ModelFamily;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -197,7 +200,11 @@ final class PlanCommand implements Callable<Integer> {
         return s;
     }
 
-    /** 3 × hidden × expert intermediate × dtype bytes (gate, up and down projections). */
+    /**
+     * The bytes of one routed expert's gate, up and down projections, as the checkpoint stores them: hidden ×
+     * expert intermediate weights each, at the dtype's size, or, in a quantized checkpoint, its codes, scales and
+     * zero points (quantization_config).
+     */
     static long expertBytes(Path dir) {
         if (dir == null) throw new IllegalArgumentException("--pod-expert-memory needs --model-config or --bytes-per-expert");
         ModelConfig cfg = ConfigParser.load(dir);
@@ -214,7 +221,20 @@ final class PlanCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        return 3L * cfg.hiddenSize() * cfg.moe().expertIntermediate() * dtype;
+        QuantizationConfig q = QuantizationConfig.read(dir);
+        int layer = 0;
+        while (!cfg.isSparse(layer)) layer++;
+        ModelFamily family = cfg.architecture().family();
+        ExpertProjections p = family.expertProjections();
+        String prefix = family.expertPrefix(layer, 0);
+        int h = cfg.hiddenSize(), w = cfg.moe().expertIntermediate();
+        long up = p.fusedGateUp() ? q.storedBytes(module(prefix + p.up()), 2 * w, h, dtype)
+                : q.storedBytes(module(prefix + p.gate()), w, h, dtype) + q.storedBytes(module(prefix + p.up()), w, h, dtype);
+        return up + q.storedBytes(module(prefix + p.down()), h, w, dtype);
+    }
+
+    private static String module(String weightName) {
+        return weightName.substring(0, weightName.length() - ".weight".length());
     }
 
     private static final Pattern SIZE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?");

@@ -1,0 +1,329 @@
+package io.moeserve.runtime.checkpoint;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * What a checkpoint's {@code config.json} says about quantized weights ({@code quantization_config}): which linear
+ * layers are stored quantized, and how. Two methods, as checkpoints ship them:
+ * <ul>
+ *   <li>{@code "fp8"} with {@code weight_block_size [bm, bn]} and {@code fmt "e4m3"}: DeepSeek-V3/R1, Kimi-K2 and
+ *       the Qwen3 {@code -FP8} checkpoints. Every linear layer may be FP8, except those in
+ *       {@code modules_to_not_convert}; the tensors say which are (a float8_e4m3fn weight with its
+ *       {@code weight_scale_inv}).
+ *   <li>{@code "compressed-tensors"} (llm-compressor): {@code config_groups} of schemes, each with {@code targets}
+ *       and weight arguments (bits, int or float, symmetric, strategy with group size or block), minus
+ *       {@code ignore}; stored {@code pack-quantized} (int4/int8 packed in int32), {@code int-quantized} or
+ *       {@code naive-quantized} (int8), or {@code float-quantized} (FP8).
+ * </ul>
+ * Anything else (another method, bit width, strategy or format) is refused when the checkpoint opens, with the
+ * setting named: computing with weights read the wrong way would give garbage, not an error.
+ *
+ * <p>Matching follows compressed-tensors: a target or ignore entry starting with {@code re:} is a regular expression
+ * matched at the start of the module name (Python's {@code re.match}); any other entry must equal the module's
+ * name, or name its class. Every module this runtime reads through {@link Checkpoint#matrix} is an
+ * {@code nn.Linear}, so the class name {@code Linear} matches all of them, and no other class name matches.
+ */
+public final class QuantizationConfig {
+
+    /** A checkpoint with no quantization_config: every weight is stored in a float dtype. */
+    public static final QuantizationConfig NONE = new QuantizationConfig("none", List.of(), List.of());
+
+    private static final JsonMapper MAPPER = JsonMapper.builder().build();
+
+    /** How one group of modules is stored. */
+    public enum Format {
+        /** float8_e4m3fn weight with {@code weight_scale_inv} (the {@code fp8} method). */
+        FP8_BLOCK,
+        /** int4/int8 codes packed in int32 words: {@code weight_packed}, {@code weight_scale}, {@code weight_shape}. */
+        PACK_QUANTIZED,
+        /** int8 codes as an I8 {@code weight}, with {@code weight_scale}. */
+        INT_QUANTIZED,
+        /** float8_e4m3fn codes as the {@code weight}, with {@code weight_scale}. */
+        FLOAT_QUANTIZED
+    }
+
+    /**
+     * One scheme: the storage format, bits per weight, symmetric or with zero points, and the scale block shape
+     * ({@code blockRows}/{@code blockCols} of 0 mean "all rows"/"all columns": a channel or whole-tensor scale).
+     */
+    public record Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description) {}
+
+    private record Group(List<String> targets, Scheme scheme, Matcher matcher) {
+        Group(List<String> targets, Scheme scheme) {
+            this(targets, scheme, new Matcher(targets));
+        }
+    }
+
+    /** Target or ignore entries, compiled once: exact names in a set, {@code re:} patterns, the class Linear. */
+    private static final class Matcher {
+        private final java.util.Set<String> names = new java.util.HashSet<>();
+        private final List<Pattern> patterns = new ArrayList<>();
+        private boolean linear;
+
+        Matcher(List<String> entries) {
+            for (String e : entries) {
+                if (e.startsWith("re:")) patterns.add(Pattern.compile(e.substring(3)));
+                else if (e.equals("Linear")) linear = true;
+                else names.add(e);
+            }
+        }
+
+        boolean matches(String module) {
+            if (linear || names.contains(module)) return true;
+            for (Pattern p : patterns) if (p.matcher(module).lookingAt()) return true;
+            return false;
+        }
+    }
+
+    private final String method;
+    private final List<Group> groups;
+    private final List<String> ignore;
+    private final Matcher ignoreMatcher;
+
+    private QuantizationConfig(String method, List<Group> groups, List<String> ignore) {
+        this.method = method;
+        this.groups = groups;
+        this.ignore = ignore;
+        this.ignoreMatcher = new Matcher(ignore);
+    }
+
+    /** The quantization of the checkpoint in {@code directory}, from its config.json ({@link #NONE} without one). */
+    public static QuantizationConfig read(Path directory) {
+        Path file = directory.resolve("config.json");
+        if (!Files.isRegularFile(file)) return NONE;
+        JsonNode root;
+        try {
+            root = MAPPER.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+        JsonNode qc = root == null ? null : root.get("quantization_config");
+        if (qc == null || qc.isNull()) return NONE;
+        return parse(qc, file + " quantization_config");
+    }
+
+    /** Parses a {@code quantization_config} object; {@code where} names it in errors. */
+    public static QuantizationConfig parse(JsonNode qc, String where) {
+        if (!qc.isObject()) throw new CheckpointException(where + " must be an object, found " + qc);
+        String method = text(qc, "quant_method", where);
+        if (method == null) throw new CheckpointException(where + " has no quant_method");
+        return switch (method) {
+            case "fp8" -> parseFp8(qc, where);
+            case "compressed-tensors" -> parseCompressedTensors(qc, where);
+            default -> throw new CheckpointException(where + ": quant_method \"" + method + "\" is not supported"
+                    + " (supported: fp8, compressed-tensors)");
+        };
+    }
+
+    private static QuantizationConfig parseFp8(JsonNode qc, String where) {
+        String fmt = text(qc, "fmt", where);
+        if (fmt != null && !fmt.equals("e4m3")) {
+            throw new CheckpointException(where + ": fp8 fmt \"" + fmt + "\" is not supported (supported: e4m3)");
+        }
+        int bm = 128, bn = 128;
+        JsonNode block = qc.get("weight_block_size");
+        if (block != null && !block.isNull()) {
+            if (!block.isArray() || block.size() != 2 || !block.get(0).canConvertToInt() || !block.get(1).canConvertToInt()
+                    || block.get(0).asInt() < 1 || block.get(1).asInt() < 1) {
+                throw new CheckpointException(where + ": weight_block_size must be two positive integers, found " + block);
+            }
+            bm = block.get(0).asInt();
+            bn = block.get(1).asInt();
+        }
+        Scheme scheme = new Scheme(Format.FP8_BLOCK, 8, true, bm, bn, "fp8 e4m3, blocks of " + bm + "x" + bn);
+        List<String> ignore = new ArrayList<>();
+        // transformers adds lm_head to the modules it never converts; DeepSeek-V3 keeps it in BF16 too.
+        ignore.add("lm_head");
+        // transformers matches these as prefixes of module names.
+        for (String m : strings(qc, "modules_to_not_convert", where)) ignore.add("re:" + Pattern.quote(m) + "(\\..*)?$");
+        return new QuantizationConfig("fp8", List.of(new Group(List.of("Linear"), scheme)), List.copyOf(ignore));
+    }
+
+    private static QuantizationConfig parseCompressedTensors(JsonNode qc, String where) {
+        String status = text(qc, "quantization_status", where);
+        if (status != null && !status.equals("compressed")) {
+            throw new CheckpointException(where + ": quantization_status \"" + status + "\" is not supported (only"
+                    + " \"compressed\" checkpoints, as llm-compressor saves them)");
+        }
+        String globalFormat = text(qc, "format", where);
+        JsonNode groupsNode = qc.get("config_groups");
+        if (groupsNode == null || !groupsNode.isObject() || groupsNode.isEmpty()) {
+            throw new CheckpointException(where + " has no config_groups");
+        }
+        List<Group> groups = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = groupsNode.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String at = where + ".config_groups." + e.getKey();
+            JsonNode g = e.getValue();
+            List<String> targets = strings(g, "targets", at);
+            checkPatterns(targets, at + ".targets");
+            JsonNode weights = g.get("weights");
+            if (weights == null || weights.isNull()) continue; // activation-only group: weights stay in float
+            String format = text(g, "format", at);
+            if (format == null) format = globalFormat;
+            groups.add(new Group(targets, ctScheme(weights, format, at)));
+        }
+        List<String> ignore = strings(qc, "ignore", where);
+        checkPatterns(ignore, where + ".ignore");
+        return new QuantizationConfig("compressed-tensors", List.copyOf(groups), ignore);
+    }
+
+    private static Scheme ctScheme(JsonNode w, String format, String where) {
+        String at = where + ".weights";
+        int bits = w.has("num_bits") ? w.get("num_bits").asInt() : 8;
+        String type = w.has("type") ? w.get("type").asText() : "int";
+        boolean symmetric = !w.has("symmetric") || w.get("symmetric").asBoolean();
+        Integer groupSize = w.hasNonNull("group_size") ? w.get("group_size").asInt() : null;
+        String strategy = w.hasNonNull("strategy") ? w.get("strategy").asText()
+                : groupSize == null ? "tensor" : groupSize == -1 ? "channel" : "group";
+        if (w.hasNonNull("actorder") && !w.get("actorder").asText().equals("weight")) {
+            // "group" stores a column permutation (weight_g_idx) that these kernels do not apply.
+            throw new CheckpointException(at + ": actorder \"" + w.get("actorder").asText() + "\" is not supported"
+                    + " (its weight_g_idx reorders columns; supported: none, weight)");
+        }
+        int blockRows, blockCols;
+        switch (strategy) {
+            case "tensor" -> { blockRows = 0; blockCols = 0; }
+            case "channel" -> { blockRows = 1; blockCols = 0; }
+            case "group" -> {
+                if (groupSize == null || groupSize < 1) {
+                    throw new CheckpointException(at + ": strategy group needs a positive group_size, found " + groupSize);
+                }
+                blockRows = 1;
+                blockCols = groupSize;
+            }
+            case "block" -> {
+                JsonNode b = w.get("block_structure");
+                if (b == null || !b.isArray() || b.size() != 2 || b.get(0).asInt() < 1 || b.get(1).asInt() < 1) {
+                    throw new CheckpointException(at + ": strategy block needs block_structure [rows, cols], found " + b);
+                }
+                blockRows = b.get(0).asInt();
+                blockCols = b.get(1).asInt();
+            }
+            default -> throw new CheckpointException(at + ": strategy \"" + strategy + "\" is not supported"
+                    + " (supported: tensor, channel, group, block)");
+        }
+        if (format == null) {
+            throw new CheckpointException(where + " has no format (neither its own nor the config's)");
+        }
+        Format f = switch (format) {
+            case "pack-quantized" -> {
+                if (!type.equals("int") || (bits != 4 && bits != 8)) {
+                    throw new CheckpointException(at + ": pack-quantized " + type + " with num_bits " + bits
+                            + " is not supported (supported: int with 4 or 8 bits)");
+                }
+                yield Format.PACK_QUANTIZED;
+            }
+            case "int-quantized", "naive-quantized" -> {
+                if (type.equals("float")) yield floatQuantized(bits, symmetric, at);
+                if (!type.equals("int") || bits != 8) {
+                    throw new CheckpointException(at + ": " + format + " " + type + " with num_bits " + bits
+                            + " is not supported (supported: int with 8 bits, float with 8 bits)");
+                }
+                yield Format.INT_QUANTIZED;
+            }
+            case "float-quantized" -> floatQuantized(bits, symmetric, at);
+            default -> throw new CheckpointException(where + ": format \"" + format + "\" is not supported"
+                    + " (supported: pack-quantized, int-quantized, naive-quantized, float-quantized)");
+        };
+        String shape = blockRows == 0 ? "per tensor" : blockCols == 0 ? "per channel"
+                : blockRows == 1 ? "groups of " + blockCols : "blocks of " + blockRows + "x" + blockCols;
+        String description = format + " " + (type.equals("float") ? "fp8 e4m3" : "int" + bits)
+                + (symmetric ? "" : " asymmetric") + ", " + shape;
+        return new Scheme(f, bits, symmetric, blockRows, blockCols, description);
+    }
+
+    private static Format floatQuantized(int bits, boolean symmetric, String at) {
+        if (bits != 8) throw new CheckpointException(at + ": float weights of " + bits + " bits are not supported (supported: 8, e4m3)");
+        if (!symmetric) throw new CheckpointException(at + ": asymmetric float weights are not supported");
+        return Format.FLOAT_QUANTIZED;
+    }
+
+    /** The scheme module {@code module} (a tensor name without {@code .weight}) is stored in, or null if float. */
+    public Scheme schemeFor(String module) {
+        if (groups.isEmpty() || ignoreMatcher.matches(module)) return null;
+        for (Group g : groups) if (g.matcher().matches(module)) return g.scheme();
+        return null;
+    }
+
+    /** Whether the config lists {@code module} among the modules it leaves in float. */
+    public boolean ignores(String module) {
+        return ignoreMatcher.matches(module);
+    }
+
+    /**
+     * Bytes a linear layer's weight takes as this config stores it: codes, scales and zero points for a quantized
+     * one, {@code rows × cols × floatBytes} for one left in float (whose dtype also sizes compressed-tensors' scales).
+     */
+    public long storedBytes(String module, int rows, int cols, int floatBytes) {
+        Scheme s = schemeFor(module);
+        if (s == null) return (long) rows * cols * floatBytes;
+        int br = s.blockRows() == 0 ? rows : s.blockRows();
+        int bc = s.blockCols() == 0 ? cols : s.blockCols();
+        long scaleCount = (long) ((rows + br - 1) / br) * ((cols + bc - 1) / bc);
+        long codes = switch (s.format()) {
+            case PACK_QUANTIZED -> (long) rows * 4 * ((cols + 32 / s.bits() - 1) / (32 / s.bits()));
+            default -> (long) rows * cols;
+        };
+        long scales = scaleCount * (s.format() == Format.FP8_BLOCK ? 4 : floatBytes);
+        long zeroPoints = s.symmetric() ? 0 : s.format() == Format.PACK_QUANTIZED
+                ? 4L * ((rows / br + 32 / s.bits() - 1) / (32 / s.bits())) * ((cols + bc - 1) / bc) : scaleCount;
+        return codes + scales + zeroPoints;
+    }
+
+    /** Whether the checkpoint has any quantized weights per its config. */
+    public boolean isQuantized() {
+        return !groups.isEmpty();
+    }
+
+    /** One line for humans: the method and each group's scheme. */
+    public String describe() {
+        if (groups.isEmpty()) return "none";
+        List<String> parts = new ArrayList<>();
+        for (Group g : groups) {
+            List<String> t = g.targets();
+            parts.add(g.scheme().description() + " for " + (t.size() <= 4 ? String.join(", ", t) : t.size() + " targets"));
+        }
+        return method + ": " + String.join("; ", parts) + (ignore.isEmpty() ? "" : "; ignoring " + String.join(", ", ignore));
+    }
+
+    private static void checkPatterns(List<String> patterns, String where) {
+        for (String p : patterns) {
+            if (!p.startsWith("re:")) continue;
+            try {
+                Pattern.compile(p.substring(3));
+            } catch (PatternSyntaxException e) {
+                throw new CheckpointException(where + ": invalid regular expression " + p + ": " + e.getDescription());
+            }
+        }
+    }
+
+    private static String text(JsonNode node, String field, String where) {
+        JsonNode v = node.get(field);
+        if (v == null || v.isNull()) return null;
+        if (!v.isTextual()) throw new CheckpointException(where + "." + field + " must be a string, found " + v);
+        return v.asText();
+    }
+
+    private static List<String> strings(JsonNode node, String field, String where) {
+        JsonNode v = node.get(field);
+        if (v == null || v.isNull()) return List.of();
+        if (!v.isArray()) throw new CheckpointException(where + "." + field + " must be a list of strings, found " + v);
+        List<String> out = new ArrayList<>();
+        for (JsonNode e : v) {
+            if (!e.isTextual()) throw new CheckpointException(where + "." + field + " must hold strings, found " + e);
+            out.add(e.asText());
+        }
+        return List.copyOf(out);
+    }
+}

@@ -1,0 +1,146 @@
+package io.moeserve.runtime.checkpoint;
+
+import io.moeserve.runtime.checkpoint.QuantizationConfig.Scheme;
+import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.Quantization;
+import io.moeserve.runtime.tensor.Tensor;
+import io.moeserve.runtime.tensor.WeightMatrix;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Reads one linear layer's weight as the checkpoint stores it: float, or quantized codes with their scales and zero
+ * points ({@link QuantizationConfig}). The config says what may be quantized, the tensors say what is: a layer the
+ * config quantizes may still be stored in a float dtype (then it is read as such), but a layer stored quantized that
+ * the config leaves in float (ignored, or matched by no target), codes without their scale, a scale or zero point of
+ * the wrong shape or dtype, or float scales beside a float weight, are errors naming the tensor and its file.
+ * Everything is a view of the mapped file: nothing is copied or converted at load.
+ */
+final class QuantizedWeights {
+
+    /** Companions a quantized weight {@code P.weight} may have, by suffix of its name. */
+    private static final List<String> COMPANIONS = List.of("_packed", "_scale", "_scale_inv", "_zero_point", "_shape", "_g_idx");
+
+    private QuantizedWeights() {}
+
+    static WeightMatrix matrix(Checkpoint ck, String name, long rows, long cols) {
+        String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : name;
+        QuantizationConfig config = ck.quantization();
+        Scheme scheme = config.schemeFor(module);
+        Tensor plain = ck.peek(name);
+        if (scheme == null || (plain != null && plain.dtype().isFloat())) {
+            for (String suffix : COMPANIONS) {
+                String companion = name + suffix;
+                if (!ck.contains(companion)) continue;
+                String why = plain != null && plain.dtype().isFloat()
+                        ? "but " + name + " itself is stored as " + plain.dtype()
+                        : config.ignores(module) ? "but quantization_config lists " + module + " among the modules it ignores"
+                        : config.isQuantized() ? "but no target of quantization_config matches " + module
+                        : "but config.json has no quantization_config";
+                throw new CheckpointException("tensor " + companion + " in " + ck.fileOf(companion)
+                        + " quantizes " + module + ", " + why);
+            }
+            if (plain != null && !plain.dtype().isFloat()) {
+                throw new CheckpointException("tensor " + name + " in " + ck.fileOf(name) + " is stored as " + plain.dtype()
+                        + ", but " + (config.ignores(module) ? "quantization_config lists " + module + " among the"
+                        + " modules it ignores" : config.isQuantized() ? "no target of quantization_config matches " + module
+                        : "config.json has no quantization_config") + "; it cannot be read as float weights");
+            }
+            return ck.tensor(name, rows, cols).asMatrix();
+        }
+        int r = Math.toIntExact(rows);
+        int c = Math.toIntExact(cols);
+        int br = scheme.blockRows() == 0 ? r : scheme.blockRows();
+        int bc = scheme.blockCols() == 0 ? c : scheme.blockCols();
+        if (ck.contains(name + "_g_idx")) {
+            throw new CheckpointException("tensor " + name + "_g_idx in " + ck.fileOf(name + "_g_idx")
+                    + ": activation ordering (a column permutation of " + module + ") is not supported");
+        }
+        Quantization.Scheme codes;
+        Tensor data;
+        String scaleName = name + "_scale";
+        switch (scheme.format()) {
+            case FP8_BLOCK -> {
+                codes = Quantization.Scheme.E4M3;
+                data = codes(ck, name, DType.F8_E4M3, rows, cols);
+                scaleName = name + "_scale_inv";
+            }
+            case FLOAT_QUANTIZED -> {
+                codes = Quantization.Scheme.E4M3;
+                data = codes(ck, name, DType.F8_E4M3, rows, cols);
+            }
+            case INT_QUANTIZED -> {
+                codes = Quantization.Scheme.INT8;
+                data = codes(ck, name, DType.I8, rows, cols);
+            }
+            case PACK_QUANTIZED -> {
+                codes = scheme.bits() == 4 ? Quantization.Scheme.PACKED_INT4 : Quantization.Scheme.PACKED_INT8;
+                int perWord = 32 / scheme.bits();
+                data = codes(ck, name + "_packed", DType.I32, rows, (cols + perWord - 1) / perWord);
+                Tensor shape = typed(ck, name + "_shape", DType.I32, 2);
+                long shapeRows = shape.data().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED
+                        .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
+                long shapeCols = shape.data().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED
+                        .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 4);
+                if (shapeRows != rows || shapeCols != cols) {
+                    throw new CheckpointException("tensor " + name + "_shape in " + ck.fileOf(name + "_shape") + " says "
+                            + shapeRows + "x" + shapeCols + ", expected " + rows + "x" + cols);
+                }
+            }
+            default -> throw new IllegalStateException("unknown format " + scheme.format());
+        }
+        if (!ck.contains(scaleName)) {
+            throw new CheckpointException("missing tensor " + scaleName + " in checkpoint " + ck.directory() + ": "
+                    + data.name() + " in " + data.file() + " holds " + scheme.description() + " codes, which need it");
+        }
+        int scaleRows = (r + br - 1) / br;
+        int scaleCols = (c + bc - 1) / bc;
+        Tensor scale = ck.tensor(scaleName);
+        if (!scale.dtype().isFloat() || scale.numElements() != (long) scaleRows * scaleCols
+                || (scale.rank() == 2 && (scale.shape()[0] != scaleRows || scale.shape()[1] != scaleCols))
+                || scale.rank() > 2 || (scale.rank() < 2 && scaleRows * (long) scaleCols != 1)) {
+            throw new CheckpointException("tensor " + scaleName + " in " + ck.fileOf(scaleName) + " is " + scale.dtype()
+                    + Arrays.toString(scale.shape()) + ", expected float scales of shape [" + scaleRows + ", " + scaleCols
+                    + "] (" + scheme.description() + " of a " + rows + "x" + cols + " weight)");
+        }
+        MemorySegment zeroPoints = null;
+        String zpName = name + "_zero_point";
+        if (!scheme.symmetric()) {
+            if (!ck.contains(zpName)) {
+                throw new CheckpointException("missing tensor " + zpName + " in checkpoint " + ck.directory() + ": "
+                        + scheme.description() + " needs zero points for " + module);
+            }
+            long[] expected = codes == Quantization.Scheme.INT8
+                    ? new long[] {scaleRows, scaleCols}
+                    : new long[] {(scaleRows + 32 / scheme.bits() - 1) / (32 / scheme.bits()), scaleCols};
+            zeroPoints = typed(ck, zpName, codes == Quantization.Scheme.INT8 ? DType.I8 : DType.I32, expected).data();
+        } else if (ck.contains(zpName)) {
+            throw new CheckpointException("tensor " + zpName + " in " + ck.fileOf(zpName) + " gives zero points, but"
+                    + " quantization_config says " + module + " is symmetric");
+        }
+        // Static activation scales belong to a w8a8 engine; weights-only dequantization does not read them.
+        ck.find(module + ".input_scale");
+        ck.find(module + ".input_zero_point");
+        try {
+            return new WeightMatrix(name, data.data(), codes.storage(), r, c,
+                    new Quantization(codes, scale.data(), scale.dtype(), br, bc, zeroPoints));
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException(module + " in " + data.file() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The codes tensor: present, of {@code dtype}, of shape [rows, cols]. */
+    private static Tensor codes(Checkpoint ck, String name, DType dtype, long rows, long cols) {
+        return typed(ck, name, dtype, rows, cols);
+    }
+
+    private static Tensor typed(Checkpoint ck, String name, DType dtype, long... shape) {
+        Tensor t = ck.tensor(name, shape);
+        if (t.dtype() != dtype) {
+            throw new CheckpointException("tensor " + name + " in " + ck.fileOf(name) + " is " + t.dtype() + ", expected "
+                    + dtype + " as its quantization_config says");
+        }
+        return t;
+    }
+}

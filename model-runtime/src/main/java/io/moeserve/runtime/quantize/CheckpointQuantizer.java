@@ -1,0 +1,272 @@
+package io.moeserve.runtime.quantize;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moeserve.runtime.checkpoint.Checkpoint;
+import io.moeserve.runtime.checkpoint.CheckpointException;
+import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
+import io.moeserve.runtime.checkpoint.TensorSpec;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.ExpectedTensor;
+import io.moeserve.runtime.family.ExpertProjections;
+import io.moeserve.runtime.family.ModelFamily;
+import io.moeserve.runtime.family.TensorLayout;
+import io.moeserve.runtime.family.TensorRole;
+import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.Tensor;
+import io.moeserve.runtime.tensor.WeightMatrix;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+
+/**
+ * Writes a quantized copy of a float checkpoint ({@code moe quantize}): routed experts and, optionally, the other
+ * linear layers (attention, dense and shared-expert MLPs) as int4, int8 or FP8; everything else (embeddings, norms,
+ * gates, the lm head) byte for byte. The copy is a compressed-tensors checkpoint (pack-quantized int4/int8 in groups
+ * of columns, float-quantized FP8 in 128×128 blocks), which this runtime, vLLM and transformers read; or, when only
+ * FP8 is asked for, DeepSeek-V3's {@code fp8} layout ({@code weight_scale_inv}). config.json gains the
+ * quantization_config; the tokenizer, chat template and generation config are copied as they are.
+ *
+ * <p>Which tensors are which comes from the model family's tensor layout, not from name guesses: the routed experts
+ * are the family's expert projections; the other linear layers are the layout's linear weights whose module name ends
+ * in a projection ({@code q_proj}, {@code kv_a_proj_with_mqa}, {@code gate_proj}, ...), which leaves out gates.
+ */
+public final class CheckpointQuantizer {
+
+    private static final JsonMapper MAPPER = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+    private static final long SHARD_BYTES = 4L << 30;
+    private static final int FP8_BLOCK = WeightQuantizer.FP8_BLOCK;
+
+    /** What to quantize, and how. */
+    public record Options(TargetFormat experts, TargetFormat dense, TargetFormat lmHead, int groupSize, boolean fp8Layout) {
+        /** Options that keep the lm head in its float dtype. */
+        public Options(TargetFormat experts, TargetFormat dense, int groupSize, boolean fp8Layout) {
+            this(experts, dense, TargetFormat.KEEP, groupSize, fp8Layout);
+        }
+
+        public Options {
+            if (groupSize < 1) throw new IllegalArgumentException("group size must be positive, got " + groupSize);
+            if (fp8Layout && ((experts != TargetFormat.FP8 && experts != TargetFormat.KEEP)
+                    || (dense != TargetFormat.FP8 && dense != TargetFormat.KEEP) || lmHead != TargetFormat.KEEP)) {
+                throw new IllegalArgumentException("the fp8 layout holds FP8 weights only and keeps the lm head in float"
+                        + " (as DeepSeek-V3 does); use compressed-tensors for int4/int8 or a quantized lm head");
+            }
+        }
+    }
+
+    /** One quantized tensor's line of the report. */
+    public record Report(String tensor, String format, WeightQuantizer.Error error) {}
+
+    private CheckpointQuantizer() {}
+
+    /** Quantizes the checkpoint in {@code source} into {@code target} (created; must not be {@code source}). */
+    public static List<Report> quantize(Path source, Path target, Options options) {
+        if (source.toAbsolutePath().normalize().equals(target.toAbsolutePath().normalize())) {
+            throw new IllegalArgumentException("the output directory must differ from the checkpoint's");
+        }
+        ModelConfig config = ConfigParser.load(source);
+        Map<String, Report> reports = new ConcurrentHashMap<>();
+        try (Checkpoint ck = Checkpoint.open(source)) {
+            if (ck.quantization().isQuantized()) {
+                throw new CheckpointException(source + " is already quantized (" + ck.quantization().describe() + ")");
+            }
+            Set<String> experts = new TreeSet<>();
+            Set<String> dense = new TreeSet<>();
+            classify(config, experts, dense);
+            for (String name : experts) {
+                if (!ck.contains(name)) {
+                    throw new CheckpointException(source + " lacks " + name + " (fused expert tensors must be split into"
+                            + " the per-expert layout before quantizing)");
+                }
+            }
+            List<TensorSpec> specs = new ArrayList<>();
+            for (String name : ck.names()) {
+                TargetFormat f = experts.contains(name) ? options.experts()
+                        : dense.contains(name) ? options.dense()
+                        : name.equals(TensorLayout.lmHead()) ? options.lmHead() : TargetFormat.KEEP;
+                Tensor t = ck.tensor(name);
+                if (f == TargetFormat.KEEP) {
+                    specs.add(TensorSpec.copyOf(name, t));
+                    continue;
+                }
+                addQuantized(t.asMatrix(), f, options, specs, reports);
+            }
+            Files.createDirectories(target);
+            ShardedCheckpointWriter.write(target, specs, SHARD_BYTES);
+            copyOtherFiles(source, target);
+            writeConfig(source, target, experts, dense, options);
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write " + target + ": " + e, e);
+        }
+        return reports.values().stream().sorted((a, b) -> a.tensor().compareTo(b.tensor())).toList();
+    }
+
+    /** Routed expert projections, and the other linear layers that are projections (not gates, not the lm head). */
+    static void classify(ModelConfig config, Set<String> experts, Set<String> dense) {
+        ModelFamily family = config.architecture().family();
+        ExpertProjections p = family.expertProjections();
+        for (int i = 0; i < config.numLayers(); i++) {
+            if (!config.isSparse(i)) continue;
+            for (int x = 0; x < config.moe().numFfnExperts(); x++) {
+                String ep = family.expertPrefix(i, x);
+                if (!p.fusedGateUp()) experts.add(ep + p.gate());
+                experts.add(ep + p.up());
+                experts.add(ep + p.down());
+            }
+        }
+        for (ExpectedTensor t : new TensorLayout(config).expectedTensors()) {
+            if (t.role() != TensorRole.LINEAR || experts.contains(t.name()) || !t.name().endsWith(".weight")) continue;
+            String module = t.name().substring(0, t.name().length() - ".weight".length());
+            String last = module.substring(module.lastIndexOf('.') + 1);
+            if (last.contains("proj")) dense.add(t.name());
+        }
+    }
+
+    private static void addQuantized(WeightMatrix w, TargetFormat f, Options options, List<TensorSpec> specs,
+                                     Map<String, Report> reports) {
+        String name = w.name();
+        int rows = w.rows(), cols = w.cols();
+        DType scaleType = options.fp8Layout() ? DType.F32 : w.dtype();
+        int br = f == TargetFormat.FP8 ? FP8_BLOCK : 1;
+        int bc = f == TargetFormat.FP8 ? FP8_BLOCK : options.groupSize();
+        long[] scaleShape = {(rows + br - 1) / br, (cols + bc - 1) / bc};
+        String description = f == TargetFormat.FP8 ? "fp8 e4m3, blocks of 128x128" : f.name().toLowerCase() + ", groups of " + bc;
+        TensorSpec.Filler codes = target -> reports.put(name,
+                new Report(name, description, WeightQuantizer.writeCodes(w, f, br, bc, scaleType, target)));
+        TensorSpec.Filler scales = target -> WeightQuantizer.writeScales(w, f, br, bc, scaleType, target);
+        if (f == TargetFormat.FP8) {
+            specs.add(new TensorSpec(name, DType.F8_E4M3, new long[] {rows, cols}, codes));
+            specs.add(new TensorSpec(name + (options.fp8Layout() ? "_scale_inv" : "_scale"), scaleType, scaleShape, scales));
+            return;
+        }
+        int perWord = 32 / f.bits();
+        specs.add(new TensorSpec(name + "_packed", DType.I32, new long[] {rows, (cols + perWord - 1) / perWord}, codes));
+        specs.add(new TensorSpec(name + "_scale", scaleType, scaleShape, scales));
+        specs.add(new TensorSpec(name + "_shape", DType.I32, new long[] {2}, target -> {
+            target.set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0, rows);
+            target.set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 4, cols);
+        }));
+    }
+
+    private static void copyOtherFiles(Path source, Path target) throws IOException {
+        try (Stream<Path> files = Files.list(source)) {
+            for (Path f : files.toList()) {
+                String n = f.getFileName().toString();
+                if (!Files.isRegularFile(f) || n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
+                        || n.equals("config.json")) {
+                    continue;
+                }
+                Files.copy(f, target.resolve(n), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
+
+    private static void writeConfig(Path source, Path target, Set<String> experts, Set<String> dense, Options o)
+            throws IOException {
+        ObjectNode config = (ObjectNode) MAPPER.readTree(source.resolve("config.json").toFile());
+        Set<String> all = new TreeSet<>();
+        try (Checkpoint ck = Checkpoint.open(source)) {
+            for (String n : ck.names()) if (n.endsWith(".weight")) all.add(module(n));
+        }
+        config.set("quantization_config", quantizationConfig(experts, dense, all, o));
+        MAPPER.writeValue(target.resolve("config.json").toFile(), config);
+    }
+
+    static JsonNode quantizationConfig(Set<String> experts, Set<String> dense, Set<String> allModules, Options o) {
+        ObjectNode q = MAPPER.createObjectNode();
+        if (o.fp8Layout()) {
+            // DeepSeek-V3's layout: every linear layer may be FP8; the ones kept in float are listed.
+            q.put("quant_method", "fp8");
+            q.put("fmt", "e4m3");
+            q.put("activation_scheme", "dynamic");
+            ArrayNode block = q.putArray("weight_block_size");
+            block.add(FP8_BLOCK).add(FP8_BLOCK);
+            ArrayNode keep = q.putArray("modules_to_not_convert");
+            if (o.experts() == TargetFormat.KEEP) experts.forEach(n -> keep.add(module(n)));
+            if (o.dense() == TargetFormat.KEEP) dense.forEach(n -> keep.add(module(n)));
+            return q;
+        }
+        q.put("quant_method", "compressed-tensors");
+        q.put("format", "mixed-precision");
+        q.put("quantization_status", "compressed");
+        ObjectNode groups = q.putObject("config_groups");
+        Map<String, Set<String>> byGroup = new LinkedHashMap<>();
+        if (o.experts() != TargetFormat.KEEP) byGroup.put("experts", experts);
+        if (o.dense() != TargetFormat.KEEP) byGroup.put("dense", dense);
+        if (o.lmHead() != TargetFormat.KEEP) byGroup.put("lm_head", Set.of(TensorLayout.lmHead()));
+        for (Map.Entry<String, Set<String>> e : byGroup.entrySet()) {
+            TargetFormat f = switch (e.getKey()) {
+                case "experts" -> o.experts();
+                case "dense" -> o.dense();
+                default -> o.lmHead();
+            };
+            ObjectNode g = groups.putObject("group_" + e.getKey());
+            ArrayNode targets = g.putArray("targets");
+            Set<String> modules = new TreeSet<>();
+            e.getValue().forEach(n -> modules.add(module(n)));
+            if (e.getKey().equals("lm_head")) targets.add("lm_head");
+            else targets(modules, allModules).forEach(targets::add);
+            ObjectNode w = g.putObject("weights");
+            w.put("num_bits", f.bits());
+            w.put("type", f == TargetFormat.FP8 ? "float" : "int");
+            w.put("symmetric", true);
+            w.put("dynamic", false);
+            if (f == TargetFormat.FP8) {
+                w.put("strategy", "block");
+                w.putArray("block_structure").add(FP8_BLOCK).add(FP8_BLOCK);
+                g.put("format", "float-quantized");
+            } else {
+                w.put("strategy", "group");
+                w.put("group_size", o.groupSize());
+                g.put("format", "pack-quantized");
+            }
+        }
+        if (o.lmHead() == TargetFormat.KEEP) q.putArray("ignore").add("lm_head");
+        else q.putArray("ignore");
+        return q;
+    }
+
+    /**
+     * Targets that select exactly {@code modules} among {@code all}: each name with its numbers (layers, experts)
+     * generalised to {@code \d+}, as a {@code re:} pattern, when those few patterns match no other module; else
+     * the names themselves. A DeepSeek-V3 has 44 thousand expert modules and three patterns for them.
+     */
+    static List<String> targets(Set<String> modules, Set<String> all) {
+        Set<String> patterns = new TreeSet<>();
+        for (String m : modules) patterns.add("re:" + escape(m).replaceAll("[0-9]+", "\\\\d+") + "$");
+        List<java.util.regex.Pattern> compiled = patterns.stream().map(p -> java.util.regex.Pattern.compile(p.substring(3))).toList();
+        for (String other : all) {
+            if (modules.contains(other)) continue;
+            for (java.util.regex.Pattern p : compiled) {
+                if (p.matcher(other).lookingAt()) return List.copyOf(modules);
+            }
+        }
+        return List.copyOf(patterns);
+    }
+
+    /** A literal for Python's and Java's regular expressions alike (module names hold letters, digits, _ and .). */
+    private static String escape(String literal) {
+        StringBuilder b = new StringBuilder();
+        for (char c : literal.toCharArray()) {
+            if (!Character.isLetterOrDigit(c) && c != '_') b.append('\\');
+            b.append(c);
+        }
+        return b.toString();
+    }
+
+    private static String module(String weightName) {
+        return weightName.substring(0, weightName.length() - ".weight".length());
+    }
+}
