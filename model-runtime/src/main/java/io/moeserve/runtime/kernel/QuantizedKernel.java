@@ -31,9 +31,13 @@ import jdk.incubator.vector.VectorSpecies;
  * bit for bit what the float32 matrix of its dequantized weights computes, at every vector width and batch size:
  * the exactness tests compare against that matrix, and a token's result does not depend on its batch.
  *
- * <p>Scales and zero points are per block of columns ({@link Quantization}); a run of whole vectors inside one block
- * uses one broadcast scale. A vector that straddles blocks (blocks narrower than a vector, or not a multiple of its
- * width) gets its scale lanes by blending, block by block, which costs more but computes the same weights.
+ * <p>Scales and zero points are per block of columns ({@link Quantization}). The common layout (integer codes, one
+ * scale per group of columns a whole number of vectors wide, no zero points: compressed-tensors' group and channel
+ * strategies, {@code moe quantize}'s output) takes the group path: two rows far apart at a time, as
+ * {@link MatvecKernel} reads them, one scale read and broadcast per group, one small loop per scheme (C2 compiles a
+ * loop holding every decoding badly). Everything else takes one general loop per row: a run of whole vectors inside
+ * one block uses one broadcast scale and zero point; a vector that straddles blocks gets its lanes' scales and zero
+ * points by blending, block by block, which costs more but computes the same weights.
  *
  * <p>Codes reach int lanes by scheme: bytes (FP8, int8) through a byte vector of LANES lanes; packed int4 (LANES / 2
  * bytes) as one scalar load whose nibbles are spread over the lanes by a variable shift. At 128 bits there is no
@@ -66,7 +70,7 @@ final class QuantizedKernel {
      * Then each group costs one scale read and broadcast per row, with no straddling checks, two rows at a time.
      */
     private static boolean groupPath(Quantization q) {
-        return q.blockRows() == 1 && q.blockCols() % LANES == 0 && q.zeroPoints() == null;
+        return q.scheme().isInteger() && q.blockRows() == 1 && q.blockCols() % LANES == 0 && q.zeroPoints() == null;
     }
 
     /** Scale {@code index}, widened to float: the switch on a loop-invariant dtype costs a predicted branch. */
@@ -78,15 +82,88 @@ final class QuantizedKernel {
 
     /** {@code y[yOff + r] = Σ_c x[xOff + c] · W[r][c]} for {@code rowFrom <= r < rowTo}. */
     static void matvec(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
-        switch (w.quantization().scheme()) {
-            case E4M3 -> matvecE4m3(w, x, xOff, y, yOff, rowFrom, rowTo);
-            case INT8 -> matvecInt8(w, x, xOff, y, yOff, rowFrom, rowTo);
-            case PACKED_INT8 -> matvecPackedInt8(w, x, xOff, y, yOff, rowFrom, rowTo);
-            case PACKED_INT4 -> matvecPackedInt4(w, x, xOff, y, yOff, rowFrom, rowTo);
+        Quantization q = w.quantization();
+        if (q.scheme() == Scheme.E4M3) {
+            matvecE4m3(w, x, xOff, y, yOff, rowFrom, rowTo);
+        } else if (groupPath(q)) {
+            matvecGroups(w, x, xOff, y, yOff, rowFrom, rowTo);
+        } else {
+            matvecIntegers(w, x, xOff, y, yOff, rowFrom, rowTo);
         }
     }
 
-    // One loop per scheme, as MatvecKernel has one per dtype: C2 compiles a loop holding every decoding badly.
+    /**
+     * The group fast path ({@link #groupPath}): two rows far apart at a time, as MatvecKernel reads them (two
+     * sequential streams for the prefetchers), each pair by the loop of its scheme.
+     */
+    private static void matvecGroups(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
+        int half = (rowTo - rowFrom) / 2;
+        for (int r = rowFrom; r < rowFrom + half; r++) rowPair(w, x, xOff, y, yOff, r, r + half);
+        if ((rowTo - rowFrom) % 2 != 0) rowPair(w, x, xOff, y, yOff, rowTo - 1, rowTo - 1);
+    }
+
+    /** Rows r0 and r1 (possibly the same) on the group path: whole vectors by the scheme's loop, then the tail. */
+    private static void rowPair(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        Quantization q = w.quantization();
+        MemorySegment data = w.data();
+        int cols = w.cols();
+        int upper = cols - cols % LANES;
+        long stride = w.rowBytes();
+        int sc = q.scaleColumns(cols);
+        int bc = q.blockCols();
+        switch (q.scheme()) {
+            case INT8 -> groupsInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
+            case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
+            default -> groupsPackedInt4(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
+        }
+        y[yOff + r0] = finish(w, r0, y[yOff + r0], x, xOff, upper);
+        if (r1 != r0) y[yOff + r1] = finish(w, r1, y[yOff + r1], x, xOff, upper);
+    }
+
+    /**
+     * Integer codes off the group path (zero points, blocks of several rows, blocks that straddle vectors): one row
+     * at a time, a run of whole vectors inside a block at a time. Rarer layouts, so one loop for all three schemes.
+     */
+    private static void matvecIntegers(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
+        Quantization q = w.quantization();
+        Scheme scheme = q.scheme();
+        MemorySegment data = w.data();
+        int cols = w.cols();
+        long stride = w.rowBytes();
+        int upper = cols - cols % LANES;
+        int bc = q.blockCols();
+        int sc = q.scaleColumns(cols);
+        for (int r = rowFrom; r < rowTo; r++) {
+            long row = r * stride;
+            int rb = r / q.blockRows();
+            FloatVector acc = FloatVector.zero(FLOATS);
+            for (int c = 0; c < upper; ) {
+                int end = runEnd(c, bc, upper);
+                if (end > c) {
+                    int cb = c / bc;
+                    FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
+                    int z = q.zeroPoint(rb, cb, sc);
+                    for (; c < end; c += LANES) {
+                        acc = dequantize(codes(scheme, data, row, c), z, s).fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
+                    }
+                } else {
+                    acc = dequantize(codes(scheme, data, row, c), q, rb, c, sc)
+                            .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
+                    c += LANES;
+                }
+            }
+            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
+        }
+    }
+
+    /** The LANES integer codes of columns [c, c + LANES) of the row at byte {@code row}. */
+    private static IntVector codes(Scheme scheme, MemorySegment data, long row, int c) {
+        return switch (scheme) {
+            case INT8 -> signedBytes(data, row + c);
+            case PACKED_INT8 -> offsetBytes(data, row + c);
+            default -> nibbles(data, row + c / 2);
+        };
+    }
 
     private static void matvecE4m3(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
         Quantization q = w.quantization();
@@ -108,53 +185,6 @@ final class QuantizedKernel {
                     }
                 } else {
                     acc = e4m3(data, row + c).mul(straddlingScales(q, rb, c, sc))
-                            .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    c += LANES;
-                }
-            }
-            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
-        }
-    }
-
-    private static void matvecInt8(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
-        Quantization q = w.quantization();
-        MemorySegment data = w.data();
-        int cols = w.cols();
-        int upper = cols - cols % LANES;
-        int bc = q.blockCols();
-        int sc = q.scaleColumns(cols);
-        boolean groups = groupPath(q);
-        if (groups) {
-            // Two rows far apart at a time, as MatvecKernel reads them: two sequential streams for the prefetchers.
-            long stride = cols;
-            int half = (rowTo - rowFrom) / 2;
-            for (int r = rowFrom; r < rowFrom + half; r++) {
-                groupsInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r + half);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-                y[yOff + r + half] = finish(w, r + half, y[yOff + r + half], x, xOff, upper);
-            }
-            if ((rowTo - rowFrom) % 2 != 0) {
-                int r = rowTo - 1;
-                groupsInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-            }
-            return;
-        }
-        for (int r = rowFrom; r < rowTo; r++) {
-            long row = r * (long) cols;
-            int rb = r / q.blockRows();
-            FloatVector acc = FloatVector.zero(FLOATS);
-            for (int c = 0; c < upper; ) {
-                int end = runEnd(c, bc, upper);
-                if (end > c) {
-                    int cb = c / bc;
-                    FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
-                    int z = q.zeroPoint(rb, cb, sc);
-                    for (; c < end; c += LANES) {
-                        acc = dequantize(signedBytes(data, row + c), z, s).fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    }
-                } else {
-                    acc = dequantize(signedBytes(data, row + c), q, rb, c, sc)
                             .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
                     c += LANES;
                 }
@@ -190,54 +220,6 @@ final class QuantizedKernel {
         y[yOff + r1] = Simd.sum(a1);
     }
 
-    private static void matvecPackedInt8(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
-        Quantization q = w.quantization();
-        MemorySegment data = w.data();
-        int cols = w.cols();
-        long rowBytes = w.rowBytes();
-        int upper = cols - cols % LANES;
-        int bc = q.blockCols();
-        int sc = q.scaleColumns(cols);
-        boolean groups = groupPath(q);
-        if (groups) {
-            // Two rows far apart at a time, as MatvecKernel reads them: two sequential streams for the prefetchers.
-            long stride = w.rowBytes();
-            int half = (rowTo - rowFrom) / 2;
-            for (int r = rowFrom; r < rowFrom + half; r++) {
-                groupsPackedInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r + half);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-                y[yOff + r + half] = finish(w, r + half, y[yOff + r + half], x, xOff, upper);
-            }
-            if ((rowTo - rowFrom) % 2 != 0) {
-                int r = rowTo - 1;
-                groupsPackedInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-            }
-            return;
-        }
-        for (int r = rowFrom; r < rowTo; r++) {
-            long row = r * rowBytes;
-            int rb = r / q.blockRows();
-            FloatVector acc = FloatVector.zero(FLOATS);
-            for (int c = 0; c < upper; ) {
-                int end = runEnd(c, bc, upper);
-                if (end > c) {
-                    int cb = c / bc;
-                    FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
-                    int z = q.zeroPoint(rb, cb, sc);
-                    for (; c < end; c += LANES) {
-                        acc = dequantize(offsetBytes(data, row + c), z, s).fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    }
-                } else {
-                    acc = dequantize(offsetBytes(data, row + c), q, rb, c, sc)
-                            .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    c += LANES;
-                }
-            }
-            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
-        }
-    }
-
     /**
      * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
      * ({@link #groupPath}), into y. Vectors stay inside this method: one returned from a loop-carrying method is
@@ -263,54 +245,6 @@ final class QuantizedKernel {
         }
         y[yOff + r0] = Simd.sum(a0);
         y[yOff + r1] = Simd.sum(a1);
-    }
-
-    private static void matvecPackedInt4(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
-        Quantization q = w.quantization();
-        MemorySegment data = w.data();
-        int cols = w.cols();
-        long rowBytes = w.rowBytes();
-        int upper = cols - cols % LANES;
-        int bc = q.blockCols();
-        int sc = q.scaleColumns(cols);
-        boolean groups = groupPath(q);
-        if (groups) {
-            // Two rows far apart at a time, as MatvecKernel reads them: two sequential streams for the prefetchers.
-            long stride = w.rowBytes();
-            int half = (rowTo - rowFrom) / 2;
-            for (int r = rowFrom; r < rowFrom + half; r++) {
-                groupsPackedInt4(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r + half);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-                y[yOff + r + half] = finish(w, r + half, y[yOff + r + half], x, xOff, upper);
-            }
-            if ((rowTo - rowFrom) % 2 != 0) {
-                int r = rowTo - 1;
-                groupsPackedInt4(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r, r);
-                y[yOff + r] = finish(w, r, y[yOff + r], x, xOff, upper);
-            }
-            return;
-        }
-        for (int r = rowFrom; r < rowTo; r++) {
-            long row = r * rowBytes;
-            int rb = r / q.blockRows();
-            FloatVector acc = FloatVector.zero(FLOATS);
-            for (int c = 0; c < upper; ) {
-                int end = runEnd(c, bc, upper);
-                if (end > c) {
-                    int cb = c / bc;
-                    FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
-                    int z = q.zeroPoint(rb, cb, sc);
-                    for (; c < end; c += LANES) {
-                        acc = dequantize(nibbles(data, row + c / 2), z, s).fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    }
-                } else {
-                    acc = dequantize(nibbles(data, row + c / 2), q, rb, c, sc)
-                            .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
-                    c += LANES;
-                }
-            }
-            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
-        }
     }
 
     /**
@@ -357,9 +291,7 @@ final class QuantizedKernel {
         for (int c = 0; c < upper; c += LANES) {
             FloatVector v = switch (scheme) {
                 case E4M3 -> e4m3(data, rowStart + c).mul(scales(q, rb, c, sc, bc));
-                case INT8 -> dequantize(signedBytes(data, rowStart + c), q, rb, c, sc);
-                case PACKED_INT8 -> dequantize(offsetBytes(data, rowStart + c), q, rb, c, sc);
-                case PACKED_INT4 -> dequantize(nibbles(data, rowStart + c / 2), q, rb, c, sc);
+                default -> dequantize(codes(scheme, data, rowStart, c), q, rb, c, sc);
             };
             v.intoArray(dst, dstOffset + c);
         }

@@ -42,8 +42,8 @@ class KernelCompilationTest {
         assertTrue(skipped.isEmpty(), "kernel compiles skipped:\n" + String.join("\n", skipped));
         for (String kernel : List.of("MatvecKernel::bf16", "MatvecKernel::f16", "MatvecKernel::f32",
                 "SmallBatchKernel::tileBf16", "SmallBatchKernel::tileF16", "SmallBatchKernel::tileF32",
-                "GemmKernel::tile4x4", "Simd::sumGroup", "QuantizedKernel::matvecE4m3", "QuantizedKernel::matvecInt8",
-                "QuantizedKernel::matvecPackedInt8", "QuantizedKernel::matvecPackedInt4", "QuantizedKernel::widen")) {
+                "GemmKernel::tile4x4", "Simd::sumGroup", "QuantizedKernel::matvecE4m3", "QuantizedKernel::groupsInt8",
+                "QuantizedKernel::groupsPackedInt8", "QuantizedKernel::groupsPackedInt4", "QuantizedKernel::widen")) {
             // PrintCompilation: timestamp, compile id, flags, tier, method.
             boolean c2 = out.lines().anyMatch(l -> l.contains("io.moeserve.runtime.kernel." + kernel + " ")
                     && l.matches("\\s*\\d+\\s+\\d+\\s+[%sbn! ]*4\\s+.*") && !l.contains("made not entrant"));
