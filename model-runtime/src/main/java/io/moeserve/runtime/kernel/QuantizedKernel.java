@@ -288,6 +288,19 @@ final class QuantizedKernel {
         int sc = q.scaleColumns(cols);
         int rb = row / q.blockRows();
         Scheme scheme = q.scheme();
+        if (groupPath(q)) {
+            // One scale per group, read once: the weights are those of the general loop below.
+            for (int c = 0; c < upper; ) {
+                int g = c / bc;
+                FloatVector s = FloatVector.broadcast(FLOATS, scale(q.scales(), q.scaleType(), (long) row * sc + g));
+                for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
+                    ((FloatVector) codes(scheme, data, rowStart, c).convert(VectorOperators.I2F, 0)).mul(s).intoArray(dst, dstOffset + c);
+                }
+            }
+            for (int c = upper; c < cols; c++) dst[dstOffset + c] = q.weight(data, cols, row, c);
+            for (int c = cols; c < paddedCount; c++) dst[dstOffset + c] = 0f;
+            return;
+        }
         for (int c = 0; c < upper; c += LANES) {
             FloatVector v = switch (scheme) {
                 case E4M3 -> e4m3(data, rowStart + c).mul(scales(q, rb, c, sc, bc));
