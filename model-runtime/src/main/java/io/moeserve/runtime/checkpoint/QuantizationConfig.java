@@ -2,7 +2,10 @@ package io.moeserve.runtime.checkpoint;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import io.moeserve.runtime.tensor.DType;
+import io.moeserve.runtime.tensor.Quantization;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -56,7 +59,16 @@ public final class QuantizationConfig {
      * One scheme: the storage format, bits per weight, symmetric or with zero points, and the scale block shape
      * ({@code blockRows}/{@code blockCols} of 0 mean "all rows"/"all columns": a channel or whole-tensor scale).
      */
-    public record Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description) {}
+    public record Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description) {
+        /** How the codes of this scheme are stored in memory, as the kernels read them. */
+        public Quantization.Scheme codes() {
+            return switch (format) {
+                case FP8_BLOCK, FLOAT_QUANTIZED -> Quantization.Scheme.E4M3;
+                case INT_QUANTIZED -> Quantization.Scheme.INT8;
+                case PACK_QUANTIZED -> bits == 4 ? Quantization.Scheme.PACKED_INT4 : Quantization.Scheme.PACKED_INT8;
+            };
+        }
+    }
 
     private record Group(List<String> targets, Scheme scheme, Matcher matcher) {
         Group(List<String> targets, Scheme scheme) {
@@ -268,17 +280,11 @@ public final class QuantizationConfig {
     public long storedBytes(String module, int rows, int cols, int floatBytes) {
         Scheme s = schemeFor(module);
         if (s == null) return (long) rows * cols * floatBytes;
-        int br = s.blockRows() == 0 ? rows : s.blockRows();
-        int bc = s.blockCols() == 0 ? cols : s.blockCols();
-        long scaleCount = (long) ((rows + br - 1) / br) * ((cols + bc - 1) / bc);
-        long codes = switch (s.format()) {
-            case PACK_QUANTIZED -> (long) rows * 4 * ((cols + 32 / s.bits() - 1) / (32 / s.bits()));
-            default -> (long) rows * cols;
-        };
-        long scales = scaleCount * (s.format() == Format.FP8_BLOCK ? 4 : floatBytes);
-        long zeroPoints = s.symmetric() ? 0 : s.format() == Format.PACK_QUANTIZED
-                ? 4L * ((rows / br + 32 / s.bits() - 1) / (32 / s.bits())) * ((cols + bc - 1) / bc) : scaleCount;
-        return codes + scales + zeroPoints;
+        DType scaleType = s.format() == Format.FP8_BLOCK || floatBytes == 4 ? DType.F32 : DType.BF16;
+        Quantization shape = new Quantization(s.codes(), MemorySegment.NULL, scaleType,
+                s.blockRows() == 0 ? rows : s.blockRows(), s.blockCols() == 0 ? cols : s.blockCols(),
+                s.symmetric() ? null : MemorySegment.NULL);
+        return rows * s.codes().rowBytes(cols) + shape.scaleBytes(rows, cols) + shape.zeroPointBytes(rows, cols);
     }
 
     /** Whether the checkpoint has any quantized weights per its config. */

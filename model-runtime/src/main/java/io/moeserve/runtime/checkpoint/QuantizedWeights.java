@@ -4,6 +4,7 @@ import io.moeserve.runtime.checkpoint.QuantizationConfig.Scheme;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Quantization;
 import io.moeserve.runtime.tensor.Tensor;
+import io.moeserve.runtime.tensor.TensorAccess;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -57,32 +58,22 @@ final class QuantizedWeights {
             throw new CheckpointException("tensor " + name + "_g_idx in " + ck.fileOf(name + "_g_idx")
                     + ": activation ordering (a column permutation of " + module + ") is not supported");
         }
-        Quantization.Scheme codes;
+        Quantization.Scheme codes = scheme.codes();
         Tensor data;
         String scaleName = name + "_scale";
         switch (scheme.format()) {
             case FP8_BLOCK -> {
-                codes = Quantization.Scheme.E4M3;
-                data = codes(ck, name, DType.F8_E4M3, rows, cols);
+                data = typed(ck, name, DType.F8_E4M3, rows, cols);
                 scaleName = name + "_scale_inv";
             }
-            case FLOAT_QUANTIZED -> {
-                codes = Quantization.Scheme.E4M3;
-                data = codes(ck, name, DType.F8_E4M3, rows, cols);
-            }
-            case INT_QUANTIZED -> {
-                codes = Quantization.Scheme.INT8;
-                data = codes(ck, name, DType.I8, rows, cols);
-            }
+            case FLOAT_QUANTIZED -> data = typed(ck, name, DType.F8_E4M3, rows, cols);
+            case INT_QUANTIZED -> data = typed(ck, name, DType.I8, rows, cols);
             case PACK_QUANTIZED -> {
-                codes = scheme.bits() == 4 ? Quantization.Scheme.PACKED_INT4 : Quantization.Scheme.PACKED_INT8;
                 int perWord = 32 / scheme.bits();
-                data = codes(ck, name + "_packed", DType.I32, rows, (cols + perWord - 1) / perWord);
+                data = typed(ck, name + "_packed", DType.I32, rows, (cols + perWord - 1) / perWord);
                 Tensor shape = typed(ck, name + "_shape", DType.I32, 2);
-                long shapeRows = shape.data().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED
-                        .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
-                long shapeCols = shape.data().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED
-                        .withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 4);
+                long shapeRows = shape.data().get(TensorAccess.I32_LE, 0);
+                long shapeCols = shape.data().get(TensorAccess.I32_LE, 4);
                 if (shapeRows != rows || shapeCols != cols) {
                     throw new CheckpointException("tensor " + name + "_shape in " + ck.fileOf(name + "_shape") + " says "
                             + shapeRows + "x" + shapeCols + ", expected " + rows + "x" + cols);
@@ -130,11 +121,7 @@ final class QuantizedWeights {
         }
     }
 
-    /** The codes tensor: present, of {@code dtype}, of shape [rows, cols]. */
-    private static Tensor codes(Checkpoint ck, String name, DType dtype, long rows, long cols) {
-        return typed(ck, name, dtype, rows, cols);
-    }
-
+    /** The tensor {@code name}: present, of {@code dtype}, of {@code shape}. */
     private static Tensor typed(Checkpoint ck, String name, DType dtype, long... shape) {
         Tensor t = ck.tensor(name, shape);
         if (t.dtype() != dtype) {

@@ -46,7 +46,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class QuantizedKernel {
 
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
@@ -184,7 +183,7 @@ final class QuantizedKernel {
                         acc = e4m3(data, row + c).mul(s).fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
                     }
                 } else {
-                    acc = e4m3(data, row + c).mul(straddlingScales(q, rb, c, sc))
+                    acc = e4m3(data, row + c).mul(blockScales(q, rb, c, sc))
                             .fma(FloatVector.fromArray(FLOATS, x, xOff + c), acc);
                     c += LANES;
                 }
@@ -303,7 +302,7 @@ final class QuantizedKernel {
         }
         for (int c = 0; c < upper; c += LANES) {
             FloatVector v = switch (scheme) {
-                case E4M3 -> e4m3(data, rowStart + c).mul(scales(q, rb, c, sc, bc));
+                case E4M3 -> e4m3(data, rowStart + c).mul(blockScales(q, rb, c, sc));
                 default -> dequantize(codes(scheme, data, rowStart, c), q, rb, c, sc);
             };
             v.intoArray(dst, dstOffset + c);
@@ -333,25 +332,11 @@ final class QuantizedKernel {
 
     /** As above for a vector that may straddle scale blocks: each lane with its own block's scale and zero point. */
     private static FloatVector dequantize(IntVector codes, Quantization q, int rb, int c, int sc) {
-        int bc = q.blockCols();
-        int cb = c / bc;
-        FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
-        IntVector z = IntVector.broadcast(INTS, q.zeroPoint(rb, cb, sc));
-        for (int b = cb + 1; b * bc < c + LANES && b < sc; b++) {
-            int firstLane = b * bc - c;
-            s = s.blend(q.scale(rb, b, sc), FLOAT_IOTA.compare(VectorOperators.GE, firstLane));
-            z = z.blend(q.zeroPoint(rb, b, sc), INT_IOTA.compare(VectorOperators.GE, firstLane));
-        }
-        return ((FloatVector) codes.sub(z).convert(VectorOperators.I2F, 0)).mul(s);
+        return ((FloatVector) codes.sub(blockZeros(q, rb, c, sc)).convert(VectorOperators.I2F, 0)).mul(blockScales(q, rb, c, sc));
     }
 
-    /** The scales of the LANES columns from c, one broadcast when they share a block. */
-    private static FloatVector scales(Quantization q, int rb, int c, int sc, int bc) {
-        return c / bc == (c + LANES - 1) / bc ? FloatVector.broadcast(FLOATS, q.scale(rb, c / bc, sc))
-                : straddlingScales(q, rb, c, sc);
-    }
-
-    private static FloatVector straddlingScales(Quantization q, int rb, int c, int sc) {
+    /** The scales of the LANES columns from c: one broadcast, blended block by block where they straddle blocks. */
+    private static FloatVector blockScales(Quantization q, int rb, int c, int sc) {
         int bc = q.blockCols();
         int cb = c / bc;
         FloatVector s = FloatVector.broadcast(FLOATS, q.scale(rb, cb, sc));
@@ -361,13 +346,25 @@ final class QuantizedKernel {
         return s;
     }
 
+    /** As {@link #blockScales}, for the zero points (all 0 when symmetric). */
+    private static IntVector blockZeros(Quantization q, int rb, int c, int sc) {
+        int bc = q.blockCols();
+        int cb = c / bc;
+        IntVector z = IntVector.broadcast(INTS, q.zeroPoint(rb, cb, sc));
+        if (q.zeroPoints() == null) return z;
+        for (int b = cb + 1; b * bc < c + LANES && b < sc; b++) {
+            z = z.blend(q.zeroPoint(rb, b, sc), INT_IOTA.compare(VectorOperators.GE, b * bc - c));
+        }
+        return z;
+    }
+
     /** LANES signed bytes from {@code offset}, sign-extended to ints. */
     private static IntVector signedBytes(MemorySegment m, long offset) {
         if (BYTES != null) {
             return (IntVector) ByteVector.fromMemorySegment(BYTES, m, offset, LE).convertShape(VectorOperators.B2I, INTS, 0);
         }
         // 4 lanes: byte i to the top of lane i, then an arithmetic shift back down sign-extends it.
-        return IntVector.broadcast(INTS, m.get(I32, offset)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS)
+        return IntVector.broadcast(INTS, m.get(TensorAccess.I32_LE, offset)).lanewise(VectorOperators.LSHL, BYTE_SHIFTS)
                 .lanewise(VectorOperators.ASHR, 24);
     }
 
@@ -384,7 +381,7 @@ final class QuantizedKernel {
             long bits = m.get(I64, offset);
             words = IntVector.broadcast(INTS, (int) bits).blend((int) (bits >>> 32), UPPER_EIGHT);
         } else if (LANES == 8) {
-            words = IntVector.broadcast(INTS, m.get(I32, offset));
+            words = IntVector.broadcast(INTS, m.get(TensorAccess.I32_LE, offset));
         } else {
             words = IntVector.broadcast(INTS, m.get(I16, offset) & 0xffff);
         }

@@ -18,6 +18,7 @@ import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.family.TensorRole;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Tensor;
+import io.moeserve.runtime.tensor.TensorAccess;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -155,8 +156,8 @@ public final class CheckpointQuantizer {
         specs.add(new TensorSpec(name + "_packed", DType.I32, new long[] {rows, (cols + perWord - 1) / perWord}, codes));
         specs.add(new TensorSpec(name + "_scale", scaleType, scaleShape, scales));
         specs.add(new TensorSpec(name + "_shape", DType.I32, new long[] {2}, target -> {
-            target.set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0, rows);
-            target.set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 4, cols);
+            target.set(TensorAccess.I32_LE, 0, rows);
+            target.set(TensorAccess.I32_LE, 4, cols);
         }));
     }
 

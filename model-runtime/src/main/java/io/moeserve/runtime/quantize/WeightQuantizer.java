@@ -7,7 +7,6 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * Quantizes a float weight matrix, row by row, into the stored layouts {@link io.moeserve.runtime.tensor.Quantization}
@@ -24,7 +23,6 @@ import java.nio.ByteOrder;
  */
 public final class WeightQuantizer {
 
-    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final float E4M3_MAX = 448f;
     /** FP8 scale blocks, as DeepSeek-V3 ships them. */
     public static final int FP8_BLOCK = 128;
@@ -76,7 +74,7 @@ public final class WeightQuantizer {
         int perWord = 32 / bits;
         long wordsPerRow = (cols + perWord - 1) / perWord;
         for (int r = 0; r < rows; r++) {
-            if (r % blockRows == 0 || r == 0) {
+            if (r % blockRows == 0) {
                 for (int j = 0; j < sc; j++) scales[j] = scale(w, format, blockRows, blockCols, scaleType, r / blockRows, j);
             }
             double err = 0, norm = 0;
@@ -110,7 +108,7 @@ public final class WeightQuantizer {
                         int u = c < cols ? codes[c] + offset : offset;
                         word |= (u & mask) << (t * bits);
                     }
-                    target.set(I32, 4 * (r * wordsPerRow + k), word);
+                    target.set(TensorAccess.I32_LE, 4 * (r * wordsPerRow + k), word);
                 }
             }
             errAll += err;

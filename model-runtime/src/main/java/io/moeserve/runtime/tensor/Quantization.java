@@ -2,7 +2,6 @@ package io.moeserve.runtime.tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * How a quantized weight matrix is stored: the code of each weight, and the scales (and zero points) that turn codes
@@ -39,8 +38,6 @@ import java.nio.ByteOrder;
  */
 public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType, int blockRows, int blockCols,
                            MemorySegment zeroPoints) {
-
-    private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** How the codes of one row are stored. */
     public enum Scheme {
@@ -126,7 +123,7 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         if (scheme == Scheme.INT8) return zeroPoints.get(ValueLayout.JAVA_BYTE, (long) rowBlock * scaleColumns + colBlock);
         int bits = scheme.bits;
         int perWord = 32 / bits;
-        int word = zeroPoints.get(I32_LE, 4L * ((long) (rowBlock / perWord) * scaleColumns + colBlock));
+        int word = zeroPoints.get(TensorAccess.I32_LE, 4L * ((long) (rowBlock / perWord) * scaleColumns + colBlock));
         return ((word >>> ((rowBlock % perWord) * bits)) & ((1 << bits) - 1)) - (1 << (bits - 1));
     }
 

@@ -9,15 +9,10 @@ import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.family.Architecture;
-import io.moeserve.runtime.generate.GenerationRequest;
-import io.moeserve.runtime.generate.Generator;
-import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
-import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.TinyModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -75,13 +70,7 @@ class PartitionedExpertExecutorTest {
     }
 
     private static float[] run(MoeModel model, int[] out) {
-        KvCache cache = model.newKvCache(512, 1);
-        Generator g = new Generator(model, cache);
-        float[][] promptLogits = new float[1][];
-        int[] tokens = g.generate(List.of(new GenerationRequest(PROMPT, SamplingParams.GREEDY, out.length, new int[0])),
-                (s, t) -> { }, RoutingObserver.NONE, promptLogits).getFirst().outputTokens();
-        System.arraycopy(tokens, 0, out, 0, tokens.length);
-        return promptLogits[0];
+        return TinyModels.greedy(model, PROMPT, out);
     }
 
     @ParameterizedTest

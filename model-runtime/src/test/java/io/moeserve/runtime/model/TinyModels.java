@@ -2,6 +2,9 @@ package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.family.Architecture;
+import io.moeserve.runtime.generate.GenerationRequest;
+import io.moeserve.runtime.generate.Generator;
+import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
@@ -12,6 +15,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 
 /** Tiny synthetic checkpoints of every architecture, generated once per test JVM into a temporary directory. */
@@ -52,6 +56,19 @@ public final class TinyModels {
     public static ModelOptions options(int maxStepTokens) {
         Parallel parallel = Parallel.shared();
         return new ModelOptions(maxStepTokens, 256, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+    }
+
+    /**
+     * Generates {@code out.length} greedy tokens after {@code prompt} into {@code out}; returns the logits of the
+     * prompt's last position.
+     */
+    public static float[] greedy(MoeModel model, int[] prompt, int[] out) {
+        Generator g = new Generator(model, model.newKvCache(512, 1));
+        float[][] promptLogits = new float[1][];
+        int[] tokens = g.generate(List.of(new GenerationRequest(prompt, SamplingParams.GREEDY, out.length, new int[0])),
+                (s, t) -> { }, RoutingObserver.NONE, promptLogits).getFirst().outputTokens();
+        System.arraycopy(tokens, 0, out, 0, tokens.length);
+        return promptLogits[0];
     }
 
     public static MoeModel load(Architecture arch, int maxStepTokens) {

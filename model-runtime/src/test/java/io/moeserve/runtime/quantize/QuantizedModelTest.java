@@ -13,12 +13,7 @@ import io.moeserve.runtime.expert.ExpertLoader;
 import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.family.Architecture;
-import io.moeserve.runtime.generate.GenerationRequest;
-import io.moeserve.runtime.generate.Generator;
-import io.moeserve.runtime.generate.SamplingParams;
-import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.TinyModels;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Tensor;
@@ -165,12 +160,6 @@ class QuantizedModelTest {
     }
 
     static float[] run(MoeModel model, int[] out) {
-        KvCache cache = model.newKvCache(512, 1);
-        Generator g = new Generator(model, cache);
-        float[][] promptLogits = new float[1][];
-        int[] tokens = g.generate(List.of(new GenerationRequest(PROMPT, SamplingParams.GREEDY, out.length, new int[0])),
-                (s, t) -> { }, RoutingObserver.NONE, promptLogits).getFirst().outputTokens();
-        System.arraycopy(tokens, 0, out, 0, tokens.length);
-        return promptLogits[0];
+        return TinyModels.greedy(model, PROMPT, out);
     }
 }
