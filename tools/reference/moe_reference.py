@@ -10,7 +10,7 @@ the top half of a uint32) and then everything is computed in float64.
 
 Architectures (config.json `architectures[0]`):
     MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, OlmoeForCausalLM,
-    DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, and MoE++ (remote code of
+    DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, GptOssForCausalLM (float or MXFP4 experts), and MoE++ (remote code of
     SkyworkAI/MoE-plus-plus: class `MoeForCausalLM`, config `MoeConfig`, model_type "MoE++").
 
 CLI:
@@ -225,6 +225,30 @@ class Quantization:
         ckpt.used.update(n for n in (name, name + "_packed", name + "_shape", scale_name, name + "_zero_point")
                          if ckpt.has(n))
         return w.astype(np.float64)
+
+
+FP4_E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_dequantize(ckpt, name, shape):
+    """MXFP4 as transformers' convert_moe_packed_tensors reads it: name_blocks U8 [..., rows, cols/32, 16] (element
+    2k of a group in byte k's low nibble, 2k+1 in its high nibble) and name_scales U8 [..., rows, cols/32], an E8M0
+    exponent per group of 32: w = FP4[code] * 2^(scale - 127). Returns float64 [..., rows, cols] (output-major)."""
+    blocks = ckpt.raw(name + "_blocks")
+    scales = ckpt.raw(name + "_scales")
+    *lead, rows, cols = shape
+    groups = cols // 32
+    if cols % 32 or tuple(blocks.shape) != (*lead, rows, groups, 16) or tuple(scales.shape) != (*lead, rows, groups):
+        raise ValueError(f"{name}: blocks {blocks.shape} / scales {scales.shape} do not fit {shape}")
+    if np.any(scales == 255):
+        raise ValueError(f"{name}_scales holds 0xFF (NaN in E8M0)")
+    b = blocks.astype(np.int64)
+    codes = np.empty((*lead, rows, groups, 32), dtype=np.int64)
+    codes[..., 0::2] = b & 0x0F
+    codes[..., 1::2] = b >> 4
+    w = FP4_E2M1[codes] * np.exp2(scales.astype(np.float64) - 127.0)[..., None]
+    ckpt.used.update((name + "_blocks", name + "_scales"))
+    return w.reshape(shape)
 
 
 class Checkpoint:
@@ -487,9 +511,10 @@ def apply_rope_interleaved(x, ang, af):
 # attention core
 # ----------------------------------------------------------------------------------------
 
-def attention_core(q, k, v, scale, window=None):
+def attention_core(q, k, v, scale, window=None, sinks=None):
     """q [T,nh,dq], k [T,nkv,dq], v [T,nkv,dv] -> [T,nh,dv]; causal, optional sliding window W
-    (query i sees keys j with i - W < j <= i, as HF's sliding_window_overlay)."""
+    (query i sees keys j with i - W < j <= i, as HF's sliding_window_overlay), optional attention sinks
+    [nh] (gpt-oss eager_attention_forward: the sink is one more logit in each row's softmax, then dropped)."""
     T, nh, _ = q.shape
     nkv = k.shape[1]
     if nh % nkv:
@@ -504,7 +529,11 @@ def attention_core(q, k, v, scale, window=None):
     if window is not None:
         allowed &= j > i - window
     scores = np.where(allowed[None, :, :], scores, -np.inf)
-    p = softmax(scores, axis=-1)
+    if sinks is not None:
+        col = np.broadcast_to(np.asarray(sinks, dtype=np.float64)[:, None, None], (nh, T, 1))
+        p = softmax(np.concatenate([scores, col], axis=-1), axis=-1)[..., :-1]
+    else:
+        p = softmax(scores, axis=-1)
     return np.einsum("hij,jhd->ihd", p, v)
 
 
@@ -611,8 +640,9 @@ DSV2 = "DeepseekV2ForCausalLM"
 DSV3 = "DeepseekV3ForCausalLM"
 MOEPP = "MoeForCausalLM"  # SkyworkAI/MoE-plus-plus modeling_moe_plus_plus.py; model_type "MoE++"
 MOEPP_ALIASES = {"MoeForCausalLM", "MoEPlusPlusForCausalLM"}
+GPTOSS = "GptOssForCausalLM"
 
-SUPPORTED = [MIXTRAL, QWEN2, QWEN3, OLMOE, DSV2, DSV3, MOEPP]
+SUPPORTED = [MIXTRAL, QWEN2, QWEN3, OLMOE, DSV2, DSV3, MOEPP, GPTOSS]
 
 
 def detect_family(cfg):
@@ -623,7 +653,7 @@ def detect_family(cfg):
     if arch in SUPPORTED:
         return arch, arch
     by_type = {"mixtral": MIXTRAL, "qwen2_moe": QWEN2, "qwen3_moe": QWEN3, "olmoe": OLMOE,
-               "deepseek_v2": DSV2, "deepseek_v3": DSV3}
+               "deepseek_v2": DSV2, "deepseek_v3": DSV3, "gpt_oss": GPTOSS}
     if arch is None and cfg.get("model_type") in by_type:
         fam = by_type[cfg["model_type"]]
         return fam, fam
@@ -655,10 +685,11 @@ class ReferenceModel:
         self.nh = int(c["num_attention_heads"])
         self.nkv = int(c.get("num_key_value_heads") or self.nh)
         self.act = activation(c.get("hidden_act", "silu"))
-        eps_default = {MIXTRAL: 1e-5, QWEN2: 1e-6, QWEN3: 1e-6, OLMOE: 1e-5, DSV2: 1e-6, DSV3: 1e-6, MOEPP: 1e-6}[f]
+        eps_default = {MIXTRAL: 1e-5, QWEN2: 1e-6, QWEN3: 1e-6, OLMOE: 1e-5, DSV2: 1e-6, DSV3: 1e-6, MOEPP: 1e-6,
+                       GPTOSS: 1e-5}[f]
         self.eps = float(c.get("rms_norm_eps", eps_default))
         self.tie = bool(c.get("tie_word_embeddings", False))
-        default_theta = 1e6 if f == MIXTRAL else 1e4
+        default_theta = {MIXTRAL: 1e6, GPTOSS: 150000.0}.get(f, 1e4)
         self.rope = resolve_rope(c, default_theta, moepp=(f == MOEPP))
         if f in (DSV2, DSV3):
             self.head_dim = None
@@ -780,6 +811,21 @@ class ReferenceModel:
             self.logits_norm = bool(c.get("moe_use_logits_norm", False))
             self.norm_std = float(c.get("moe_gate_norm_std", 1.0))
             self.no_mul_topk = bool(c.get("moe_feature_no_mul_topk", False))
+        elif f == GPTOSS:
+            # HF GptOssConfig: layer_types default to sliding on even layers; every layer is MoE.
+            self.E = int(_first(c, "num_local_experts", "num_experts"))
+            self.k = int(_first(c, "num_experts_per_tok", "experts_per_token"))
+            self.I = int(c["intermediate_size"])
+            self.moe_layers = set(range(self.L))
+            self.attn_bias = bool(c.get("attention_bias", True))
+            self.swiglu_limit = float(c.get("swiglu_limit", 7.0))
+            sw = int(c.get("sliding_window") or 128)
+            types = c.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(self.L)]
+            for i, t in enumerate(types):
+                if t == "sliding_attention":
+                    self.window[i] = sw
+                elif t != "full_attention":
+                    raise NotImplementedError(f"layer type {t!r}")
         else:  # pragma: no cover
             raise AssertionError(f)
 
@@ -848,7 +894,7 @@ class ReferenceModel:
         if f == QWEN2:
             qb = kb = vb = self.qkv_bias
             ob = False
-        elif f in (QWEN3, OLMOE):
+        elif f in (QWEN3, OLMOE, GPTOSS):
             qb = kb = vb = ob = self.attn_bias
         else:
             qb = kb = vb = ob = False
@@ -872,7 +918,8 @@ class ReferenceModel:
         ang = rope_angles(inv, positions)
         q = apply_rope_half(q, ang, af)
         k = apply_rope_half(k, ang, af)
-        o = attention_core(q, k, v, hd ** -0.5, self.window[i]).reshape(T, nh * hd)
+        sinks = self.W(p + "sinks", (nh,)) if f == GPTOSS else None
+        o = attention_core(q, k, v, hd ** -0.5, self.window[i], sinks).reshape(T, nh * hd)
         return linear(o, self.W(p + "o_proj.weight", (H, nh * hd)), self._bias(p + "o_proj.bias", ob, H))
 
     def _attn_mla(self, x, i, positions):
@@ -946,6 +993,8 @@ class ReferenceModel:
             if self.n_shared:
                 y = y + self._swiglu_mlp(x, pre + "mlp.shared_experts.", mi * int(self.n_shared))
             return y, (idx, w)
+        if f == GPTOSS:
+            return self._gptoss_block(x, pre + "mlp.")
         if f == MOEPP:
             if not moe:
                 # The remote code would crash here (MLP.forward takes no gate_residual); we pass the
@@ -953,6 +1002,37 @@ class ReferenceModel:
                 return self._swiglu_mlp(x, pre + "mlp.", self.I), None
             return self._moepp_block(x, pre + "mlp.moe.", state)
         raise AssertionError(f)
+
+    def _gptoss_experts(self, p):
+        """(gate_up [E, H, 2I], gate_up bias [E, 2I], down [E, I, H], down bias [E, H]) in transformers' layout
+        (x @ W), from float tensors or, when the checkpoint ships them so, MXFP4 blocks and scales."""
+        E, H, I = self.E, self.H, self.I
+        if self.ckpt.has(p + "gate_up_proj_blocks"):
+            gu = mxfp4_dequantize(self.ckpt, p + "gate_up_proj", (E, 2 * I, H)).transpose(0, 2, 1)
+            d = mxfp4_dequantize(self.ckpt, p + "down_proj", (E, H, I)).transpose(0, 2, 1)
+        else:
+            gu = self.W(p + "gate_up_proj", (E, H, 2 * I))
+            d = self.W(p + "down_proj", (E, I, H))
+        return gu, self.W(p + "gate_up_proj_bias", (E, 2 * I)), d, self.W(p + "down_proj_bias", (E, H))
+
+    def _gptoss_block(self, x, p):
+        """HF GptOssMLP: router logits with bias, top-k on the logits, softmax over the k; experts with the clamped
+        SwiGLU on interleaved gate (even) / up (odd) columns, (up + 1) * glu, down with bias."""
+        logits = linear(x, self.W(p + "router.weight", (self.E, self.H)), self.W(p + "router.bias", (self.E,)))
+        idx = topk_desc(logits, self.k)
+        w = softmax(np.take_along_axis(logits, idx, axis=-1), axis=-1)
+        gu_w, gu_b, d_w, d_b = self._gptoss_experts(p + "experts.")
+        out = np.zeros_like(x)
+        lim, alpha = self.swiglu_limit, 1.702
+        for e in np.unique(idx):
+            rows, slots = np.nonzero(idx == e)
+            gu = x[rows] @ gu_w[e] + gu_b[e]
+            gate = np.minimum(gu[:, 0::2], lim)
+            up = np.clip(gu[:, 1::2], -lim, lim)
+            glu = gate * sigmoid(gate * alpha)
+            ye = ((up + 1) * glu) @ d_w[e] + d_b[e]
+            np.add.at(out, rows, ye * w[rows, slots][:, None])
+        return out, (idx, w)
 
     def _moepp_block(self, x, p, state):
         E, H, I = self.E, self.H, self.I
@@ -1042,6 +1122,9 @@ class ReferenceModel:
                 for e in range(n_ffn, n_ffn + MOEPP_N_CONSTANT):
                     self.W(p + f"{e}.wg.weight", (2, self.H))
                     self.W(p + f"{e}.constant", (self.H,))
+                continue
+            if f == GPTOSS:
+                self._gptoss_experts(pre + "mlp.experts.")
                 continue
             style = "mixtral" if f == MIXTRAL else "std"
             inter = self.I if f in (MIXTRAL, OLMOE) else int(self.cfg["moe_intermediate_size"])

@@ -73,7 +73,7 @@ public class ExpertGrpcService implements ExpertService {
                     hl.addExperts(e);
                     ExpertWeights w = l.store().expert(layer, e);
                     bytes += w.byteSize();
-                    hl.setWeightDtype(w.gate().formatName());
+                    hl.setWeightDtype(w.matrices().getFirst().formatName());
                 }
                 d.addLayers(hl.setWeightBytes(bytes));
             }

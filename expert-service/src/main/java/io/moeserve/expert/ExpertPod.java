@@ -122,9 +122,10 @@ public class ExpertPod {
         }
         if (ids.length == 0) return 0;
         ExpertWeights w = store.expert(layer, ids[0]);
-        WeightMatrix[] thin = {thinSlice(w.gate()), thinSlice(w.down())};
+        WeightMatrix first = w.matrices().getFirst();
+        WeightMatrix[] thin = {thinSlice(first), thinSlice(w.down())};
         int tokens = 8;
-        float[] x = new float[tokens * Math.max(w.gate().cols(), w.down().cols())];
+        float[] x = new float[tokens * Math.max(first.cols(), w.down().cols())];
         for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
         float[] y = new float[tokens * 4];
         long deadline = System.nanoTime() + budgetNanos;

@@ -14,6 +14,8 @@ package io.moeserve.runtime.config;
  * @param slidingWindow     per layer: attend to at most this many most recent positions (0 = unlimited)
  * @param mla               the latent-attention dimensions; null for GQA
  * @param softmaxScale      multiplies q·k before the softmax
+ * @param sinks             gpt-oss's attention sinks: a learned logit per head ({@code self_attn.sinks}) that joins
+ *                          every softmax's denominator without being a key
  */
 public record AttentionConfig(
         Kind kind,
@@ -26,7 +28,8 @@ public record AttentionConfig(
         float clipQkv,
         int[] slidingWindow,
         MlaDims mla,
-        float softmaxScale) {
+        float softmaxScale,
+        boolean sinks) {
 
     public enum Kind { GROUPED_QUERY, MULTI_HEAD_LATENT }
 
@@ -59,27 +62,32 @@ public record AttentionConfig(
         }
         if (headDim % 2 != 0) throw c.error("head_dim", "must be even for rotary embeddings, got " + headDim);
         return new AttentionConfig(Kind.GROUPED_QUERY, heads, kvHeads, headDim, false, false, QkNorm.NONE, Float.NaN,
-                window, null, (float) Math.pow(headDim, -0.5));
+                window, null, (float) Math.pow(headDim, -0.5), false);
     }
 
     public AttentionConfig withBiases(boolean qkv, boolean output) {
         return new AttentionConfig(kind, numHeads, numKvHeads, headDim, qkv, output, qkNorm, clipQkv, slidingWindow, mla,
-                softmaxScale);
+                softmaxScale, sinks);
     }
 
     public AttentionConfig withQkNorm(QkNorm norm) {
         return new AttentionConfig(kind, numHeads, numKvHeads, headDim, qkvBias, outputBias, norm, clipQkv, slidingWindow,
-                mla, softmaxScale);
+                mla, softmaxScale, sinks);
     }
 
     public AttentionConfig withClipQkv(float clip) {
         return new AttentionConfig(kind, numHeads, numKvHeads, headDim, qkvBias, outputBias, qkNorm, clip, slidingWindow,
-                mla, softmaxScale);
+                mla, softmaxScale, sinks);
     }
 
     public AttentionConfig withSoftmaxScale(float scale) {
         return new AttentionConfig(kind, numHeads, numKvHeads, headDim, qkvBias, outputBias, qkNorm, clipQkv,
-                slidingWindow, mla, scale);
+                slidingWindow, mla, scale, sinks);
+    }
+
+    public AttentionConfig withSinks(boolean withSinks) {
+        return new AttentionConfig(kind, numHeads, numKvHeads, headDim, qkvBias, outputBias, qkNorm, clipQkv,
+                slidingWindow, mla, softmaxScale, withSinks);
     }
 
     /** Width of one cached key row for all heads of a layer. */

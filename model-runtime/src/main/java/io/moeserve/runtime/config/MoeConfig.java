@@ -10,6 +10,8 @@ package io.moeserve.runtime.config;
  * @param expertIntermediate width of one routed expert's FFN
  * @param sharedIntermediate width of the shared expert(s) FFN, 0 when there is none
  * @param gate               the gating function's settings
+ * @param swigluLimit        gpt-oss's clamp of the experts' gate and up projections (its clamped SwiGLU with biases
+ *                           and the interleaved gate_up); NaN for the plain SwiGLU of every other family
  */
 public record MoeConfig(
         int numExperts,
@@ -17,9 +19,21 @@ public record MoeConfig(
         int topK,
         int expertIntermediate,
         int sharedIntermediate,
-        GateConfig gate) {
+        GateConfig gate,
+        float swigluLimit) {
 
     public MoeConfig {
         if (topK > numExperts) throw new IllegalArgumentException("top-" + topK + " of " + numExperts + " experts");
+    }
+
+    /** Experts that are plain SwiGLU FFNs. */
+    public MoeConfig(int numExperts, int numFfnExperts, int topK, int expertIntermediate, int sharedIntermediate,
+                     GateConfig gate) {
+        this(numExperts, numFfnExperts, topK, expertIntermediate, sharedIntermediate, gate, Float.NaN);
+    }
+
+    /** Whether the experts are gpt-oss's clamped SwiGLU rather than the plain one. */
+    public boolean clampedExperts() {
+        return !Float.isNaN(swigluLimit);
     }
 }

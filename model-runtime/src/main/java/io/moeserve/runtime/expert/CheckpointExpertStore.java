@@ -58,7 +58,7 @@ public final class CheckpointExpertStore implements ExpertStore {
             out[l] = new ExpertWeights[experts[l].length];
             for (int e = 0; e < experts[l].length; e++) {
                 ExpertWeights w = experts[l][e];
-                if (w != null) out[l][e] = new ExpertWeights(f.apply(w.gate()), f.apply(w.up()), f.apply(w.down()));
+                if (w != null) out[l][e] = w.map(f);
             }
         }
         return new CheckpointExpertStore(out, numExperts, hidden, maxIntermediate);

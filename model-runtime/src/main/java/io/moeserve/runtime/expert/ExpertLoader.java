@@ -47,6 +47,11 @@ public final class ExpertLoader {
             boolean any = validateAll;
             for (int x = 0; x < ffn && !any; x++) any = hosted.hosts(i, x);
             if (!any) continue;
+            ExpertWeights[] own = family.loadExperts(config, ck, i, hosted, validateAll);
+            if (own != null) {
+                System.arraycopy(own, 0, all[i], 0, ffn);
+                continue;
+            }
             String[] fused = TensorLayout.fusedExpertTensors(i);
             if (family.acceptsFusedExperts() && ck.contains(fused[0])) {
                 Tensor gateUp = ck.tensor(fused[0], ffn, 2L * w, h);

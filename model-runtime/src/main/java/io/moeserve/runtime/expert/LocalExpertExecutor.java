@@ -41,7 +41,8 @@ public final class LocalExpertExecutor implements ExpertExecutor {
         this.starts = new int[store.numExperts() + 1];
         this.order = new int[maxTokens * topK];
         this.gathered = new float[maxTokens * hidden];
-        this.gate = new float[maxTokens * store.maxIntermediate()];
+        // Twice the width: gpt-oss's experts write their interleaved gate_up outputs here.
+        this.gate = new float[maxTokens * 2 * store.maxIntermediate()];
         this.up = new float[maxTokens * store.maxIntermediate()];
         this.down = new float[maxTokens * hidden];
         this.batch = new MatvecBatch(Math.max(1, Math.min(maxTokens, store.numExperts())));
@@ -83,8 +84,16 @@ public final class LocalExpertExecutor implements ExpertExecutor {
                 int t = order[from + r] / k;
                 System.arraycopy(x, t * hidden, gathered, r * hidden, hidden);
             }
-            kernels.swiglu(w.gate(), w.up(), gathered, 0, gate, 0, up, 0, rows);
-            kernels.matmul(w.down(), gate, 0, down, 0, rows);
+            ClampedGlu glu = w.clamped();
+            if (glu == null) {
+                kernels.swiglu(w.gate(), w.up(), gathered, 0, gate, 0, up, 0, rows);
+                kernels.matmul(w.down(), gate, 0, down, 0, rows);
+            } else {
+                kernels.matmul(w.gateUp(), gathered, 0, gate, 0, rows);
+                glu.activate(gate, 0, up, 0, rows, w.intermediate());
+                kernels.matmul(w.down(), up, 0, down, 0, rows);
+                VectorOps.addBias(down, rows, hidden, glu.downBias());
+            }
             for (int r = 0; r < rows; r++) {
                 int i = order[from + r];
                 VectorOps.axpy(weights[i], down, r * hidden, out, (i / k) * hidden, hidden);
@@ -119,7 +128,8 @@ public final class LocalExpertExecutor implements ExpertExecutor {
             ExpertWeights w = store.expert(layer, e);
             if (w == null) throw new IllegalStateException("expert " + e + " of layer " + layer + " is not hosted here");
             int t = order[starts[e]] / k;
-            batch.addSwiglu(w.gate(), w.up(), x, t * hidden, gate, a * width, up, a * width);
+            if (w.clamped() == null) batch.addSwiglu(w.gate(), w.up(), x, t * hidden, gate, a * width, up, a * width);
+            else batch.add(w.gateUp(), x, t * hidden, gate, a * 2 * width);
             a++;
         }
         int active = batch.size();
@@ -127,7 +137,13 @@ public final class LocalExpertExecutor implements ExpertExecutor {
         batch.clear();
         for (int e = 0, a = 0; e < counts.length; e++) {
             if (starts[e + 1] == starts[e]) continue;
-            batch.add(store.expert(layer, e).down(), gate, a * width, down, a * hidden);
+            ExpertWeights w = store.expert(layer, e);
+            if (w.clamped() == null) {
+                batch.add(w.down(), gate, a * width, down, a * hidden);
+            } else {
+                w.clamped().activate(gate, a * 2 * width, up, a * width, 1, w.intermediate());
+                batch.add(w.down(), up, a * width, down, a * hidden);
+            }
             a++;
         }
         kernels.run(batch);
@@ -136,6 +152,8 @@ public final class LocalExpertExecutor implements ExpertExecutor {
         for (int e = 0, a = 0; e < counts.length; e++) {
             if (starts[e + 1] == starts[e]) continue;
             int i = order[starts[e]];
+            ClampedGlu glu = store.expert(layer, e).clamped();
+            if (glu != null) VectorOps.add(glu.downBias(), 0, down, a * hidden, hidden);
             VectorOps.axpy(weights[i], down, a * hidden, out, (i / k) * hidden, hidden);
             if (listener != ExpertComputeListener.NONE) listener.onExpertComputed(layer, e, 1, share);
             a++;

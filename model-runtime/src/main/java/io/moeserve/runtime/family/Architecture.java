@@ -1,6 +1,7 @@
 package io.moeserve.runtime.family;
 
 import io.moeserve.runtime.family.deepseek.DeepSeek;
+import io.moeserve.runtime.family.gptoss.GptOss;
 import io.moeserve.runtime.family.mixtral.Mixtral;
 import io.moeserve.runtime.family.moepp.MoePlusPlus;
 import io.moeserve.runtime.family.olmoe.Olmoe;
@@ -22,6 +23,7 @@ public enum Architecture {
     OLMOE("OlmoeForCausalLM", new Olmoe(), "olmoe"),
     DEEPSEEK_V2("DeepseekV2ForCausalLM", DeepSeek.V2, "deepseek-v2"),
     DEEPSEEK_V3("DeepseekV3ForCausalLM", DeepSeek.V3, "deepseek-v3"),
+    GPT_OSS("GptOssForCausalLM", new GptOss(), "gpt-oss", "gptoss"),
     /** MoE++ (SkyworkAI/MoE-plus-plus remote code, class {@code MoeForCausalLM}). */
     MOE_PLUS_PLUS("MoeForCausalLM", new MoePlusPlus(), "moe-plus-plus", "moe++", "moepp");
 

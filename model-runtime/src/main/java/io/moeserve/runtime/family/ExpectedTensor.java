@@ -15,8 +15,8 @@ public record ExpectedTensor(String name, long[] shape, TensorRole role) {
         return n;
     }
 
-    /** Input width of a linear weight (its last dimension). */
+    /** Input width of a linear weight (its last dimension, or the middle one of gpt-oss's [E, in, out]). */
     public long fanIn() {
-        return shape[shape.length - 1];
+        return role == TensorRole.EXPERTS_IN_OUT ? shape[1] : shape[shape.length - 1];
     }
 }

@@ -8,6 +8,8 @@ import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.config.MoeConfig;
 import io.moeserve.runtime.config.RopeConfig;
 import io.moeserve.runtime.config.RopeParameters;
+import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.model.MoeBlock;
 import io.moeserve.runtime.model.SharedExpert;
@@ -94,6 +96,16 @@ public abstract class ModelFamily {
         out.add(new ExpectedTensor(moePrefix(layer) + "gate.weight", new long[] {m.numExperts(), c.hiddenSize()},
                 TensorRole.LINEAR));
         routedExpertTensors(c, layer, out);
+    }
+
+    /**
+     * Layer i's routed experts when the family stores them in a layout of its own (gpt-oss), indexed by expert id
+     * with null for those not hosted; null (the default) for the per-expert and fused layouts {@code ExpertLoader}
+     * reads itself. Fetches (validates, marks consumed) every expert's tensors when {@code validateAll}, else only
+     * what the hosted ones need.
+     */
+    public ExpertWeights[] loadExperts(ModelConfig c, Checkpoint ck, int layer, ExpertSelection hosted, boolean validateAll) {
+        return null;
     }
 
     /** Tensors of a checkpoint this runtime may leave unused; by default stale rotary buffers. */

@@ -86,6 +86,7 @@ public final class TensorLayout {
                 out.add(t(p + "v_proj.bias", TensorRole.BIAS, kv));
             }
             if (a.outputBias()) out.add(t(p + "o_proj.bias", TensorRole.BIAS, h));
+            if (a.sinks()) out.add(t(p + "sinks", TensorRole.ATTENTION_SINK, a.numHeads()));
             switch (a.qkNorm()) {
                 case PER_HEAD -> {
                     out.add(t(p + "q_norm.weight", TensorRole.NORM, a.headDim()));

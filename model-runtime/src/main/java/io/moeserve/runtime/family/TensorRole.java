@@ -10,6 +10,10 @@ public enum TensorRole {
     BIAS,
     /** DeepSeek-V3's e_score_correction_bias: selection-only, kept in float32. */
     SCORE_BIAS,
+    /** gpt-oss's per-head attention sink logits. */
+    ATTENTION_SINK,
+    /** gpt-oss's fused expert weights, transposed: [E, in, out], so the fan-in is the middle dimension. */
+    EXPERTS_IN_OUT,
     /** MoE++ constant expert vector. */
     CONSTANT_VECTOR
 }

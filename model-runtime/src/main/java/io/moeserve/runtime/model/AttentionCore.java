@@ -8,7 +8,9 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Scaled dot-product attention of a step's queries over the KV cache, causal and optionally windowed.
+ * Scaled dot-product attention of a step's queries over the KV cache, causal and optionally windowed, with
+ * optional attention sinks (gpt-oss: a learned logit per head that joins the softmax's maximum and denominator as
+ * one more score, but weighs no value, so a head may attend to less than everything).
  *
  * <p>Work is split over (token, head) pairs across all cores. Each pair reads its sequence's cached keys from
  * position {@code start} to its own position (keys of tokens later in the same step are already written but never
@@ -36,6 +38,7 @@ final class AttentionCore implements RangeTask {
     private int valueWidth;
     private float scale;
     private int window;
+    private float[] sinks;
 
     AttentionCore(Parallel parallel, int maxContext) {
         this.parallel = parallel;
@@ -43,7 +46,9 @@ final class AttentionCore implements RangeTask {
         this.scores = ThreadLocal.withInitial(() -> new float[maxContext]);
     }
 
-    void run(StepBatch batch, KvCache cache, int layer, float[] q, float[] out, AttentionConfig a, int window) {
+    /** @param sinks the layer's per-head sink logits, or null for none */
+    void run(StepBatch batch, KvCache cache, int layer, float[] q, float[] out, AttentionConfig a, int window,
+             float[] sinks) {
         this.batch = batch;
         this.cache = cache;
         this.layer = layer;
@@ -57,6 +62,7 @@ final class AttentionCore implements RangeTask {
         this.valueWidth = a.valueWidth();
         this.scale = a.softmaxScale();
         this.window = window;
+        this.sinks = sinks;
         parallel.forRange(batch.size * numHeads, this);
         this.batch = null;
         this.cache = null;
@@ -84,6 +90,11 @@ final class AttentionCore implements RangeTask {
             }
             int count = pos - start + 1;
             double sum = 0;
+            if (sinks != null) {
+                float sink = sinks[h];
+                if (sink > max) max = sink;
+                sum = (float) Math.exp(sink - max);
+            }
             for (int j = 0; j < count; j++) {
                 float e = (float) Math.exp(s[j] - max);
                 s[j] = e;

@@ -8,7 +8,7 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 /**
  * Llama-style grouped-query attention with the family variants: q/k/v biases (Qwen2-MoE), an o bias, per-head
  * q/k RMSNorm (Qwen3-MoE), RMSNorm over the whole q and k projections then clamping (OLMoE), half-split RoPE
- * over the whole head, and a sliding window.
+ * over the whole head or its first part (GLM's partial rotary), a sliding window, and attention sinks (gpt-oss).
  */
 final class GroupedQueryAttention implements Attention {
     private final AttentionConfig a;
@@ -17,11 +17,12 @@ final class GroupedQueryAttention implements Attention {
     private final float[] qNorm, kNorm;
     private final float eps;
     private final int window;
+    private final float[] sinks;
     private final MatvecBatch qkv = new MatvecBatch(3);
 
     GroupedQueryAttention(AttentionConfig a, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
                           float[] bq, float[] bk, float[] bv, float[] bo, float[] qNorm, float[] kNorm, float eps,
-                          int window) {
+                          int window, float[] sinks) {
         this.a = a;
         this.wq = wq;
         this.wk = wk;
@@ -35,6 +36,7 @@ final class GroupedQueryAttention implements Attention {
         this.kNorm = kNorm;
         this.eps = eps;
         this.window = window;
+        this.sinks = sinks;
     }
 
     @Override
@@ -84,7 +86,7 @@ final class GroupedQueryAttention implements Attention {
             System.arraycopy(b.k, t * kvW, cache.keys(layer), cache.keyOffset(slot, pos), kvW);
             System.arraycopy(b.v, t * kvW, cache.values(layer), cache.valueOffset(slot, pos), kvW);
         }
-        c.attention().run(batch, cache, layer, b.q, b.attnOut, a, window);
+        c.attention().run(batch, cache, layer, b.q, b.attnOut, a, window, sinks);
         c.kernels().matmul(wo, b.attnOut, 0, b.projected, 0, n);
         if (bo != null) VectorOps.addBias(b.projected, n, wo.rows(), bo);
     }

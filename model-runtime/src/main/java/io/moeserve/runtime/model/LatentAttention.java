@@ -81,7 +81,7 @@ final class LatentAttention implements Attention {
                 System.arraycopy(b.expandedKv, src + nope, values, vBase + h * vd, vd);
             }
         }
-        c.attention().run(batch, cache, layer, b.q, b.attnOut, a, 0);
+        c.attention().run(batch, cache, layer, b.q, b.attnOut, a, 0, null);
         c.kernels().matmul(wo, b.attnOut, 0, b.projected, 0, n);
         if (bo != null) VectorOps.addBias(b.projected, n, wo.rows(), bo);
     }

@@ -1,20 +1,28 @@
 package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.kernel.MatmulKernels;
+import io.moeserve.runtime.kernel.VectorOps;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
 /**
  * A gate whose logits are one linear map of the hidden state ({@code gate.weight [E, H]}: every family but
- * MoE++), followed by a per-token selection rule that subclasses supply.
+ * MoE++; with a bias in gpt-oss's {@code router}), followed by a per-token selection rule that subclasses supply.
  */
 public abstract class LinearGate implements Gate {
     private final WeightMatrix weight;
+    private final float[] bias; // or null
     private final GateScratch scratch;
     protected final int numExperts;
     protected final int topK;
 
     protected LinearGate(WeightMatrix weight, int topK, GateScratch scratch) {
+        this(weight, null, topK, scratch);
+    }
+
+    /** @param bias added to the logits, or null */
+    protected LinearGate(WeightMatrix weight, float[] bias, int topK, GateScratch scratch) {
         this.weight = weight;
+        this.bias = bias;
         this.scratch = scratch;
         this.numExperts = weight.rows();
         this.topK = topK;
@@ -23,6 +31,7 @@ public abstract class LinearGate implements Gate {
     @Override
     public final void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels) {
         kernels.matmul(weight, x, 0, scratch.logits, 0, n);
+        if (bias != null) VectorOps.addBias(scratch.logits, n, numExperts, bias);
         for (int t = 0; t < n; t++) select(scratch.logits, t * numExperts, scratch.selection, experts, weights, t * topK);
     }
 

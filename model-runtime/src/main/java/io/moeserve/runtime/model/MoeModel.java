@@ -234,7 +234,8 @@ public final class MoeModel implements AutoCloseable {
                     matrix(ck, p + "v_proj.weight", kv, h), matrix(ck, p + "o_proj.weight", h, q),
                     optionalVector(ck, p + "q_proj.bias", q, a.qkvBias()), optionalVector(ck, p + "k_proj.bias", kv, a.qkvBias()),
                     optionalVector(ck, p + "v_proj.bias", kv, a.qkvBias()), optionalVector(ck, p + "o_proj.bias", h, a.outputBias()),
-                    qNorm, kNorm, config.rmsNormEps(), a.slidingWindow()[i]);
+                    qNorm, kNorm, config.rmsNormEps(), a.slidingWindow()[i],
+                    optionalVector(ck, p + "sinks", a.numHeads(), a.sinks()));
         }
         AttentionConfig.MlaDims m = a.mla();
         int heads = a.numHeads();

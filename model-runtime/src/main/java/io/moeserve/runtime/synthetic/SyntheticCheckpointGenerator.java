@@ -124,13 +124,18 @@ public final class SyntheticCheckpointGenerator {
         float center = 0f;
         switch (t.role()) {
             case EMBEDDING, CONSTANT_VECTOR -> halfWidth = (float) Math.sqrt(3);
-            case LINEAR -> halfWidth = (float) (Math.sqrt(3) / Math.sqrt(t.fanIn()) * (gate ? 4 : 1));
+            case LINEAR, EXPERTS_IN_OUT -> halfWidth = (float) (Math.sqrt(3) / Math.sqrt(t.fanIn()) * (gate ? 4 : 1));
             case NORM -> {
                 center = 1f;
                 halfWidth = 0.2f;
             }
             case BIAS -> halfWidth = 0.2f;
             case SCORE_BIAS -> halfWidth = 0.05f;
+            case ATTENTION_SINK -> {
+                // Trained sinks are logits of the scores' own size: large enough to take a visible share.
+                center = 1f;
+                halfWidth = 2f;
+            }
             default -> throw new IllegalStateException(t.role().toString());
         }
         for (long i = 0; i < n; i++) {

@@ -11,8 +11,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link AttentionCore} (vector dot products, per-thread score rows, block-table lookups) against a textbook
  * attention computed in double precision straight from the positions: grouped-query heads, sequences of different
- * lengths in one step including several new tokens of one sequence (prefill), a sliding window, head widths that
- * leave a vector tail, and MLA's different query/key and value widths.
+ * lengths in one step including several new tokens of one sequence (prefill), a sliding window, attention sinks,
+ * head widths that leave a vector tail, and MLA's different query/key and value widths.
  */
 class AttentionCoreDifferentialTest {
 
@@ -20,8 +20,11 @@ class AttentionCoreDifferentialTest {
     void groupedQueryAttentionMatchesTheTextbookFormula() {
         for (int window : new int[] {0, 5}) {
             for (int threads : new int[] {1, 2}) {
-                check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, 6, 2, 24, false, false,
-                        AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(24))), window, threads);
+                for (boolean sinks : new boolean[] {false, true}) {
+                    check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, 6, 2, 24, false, false,
+                            AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(24)), sinks),
+                            window, threads);
+                }
             }
         }
     }
@@ -30,7 +33,7 @@ class AttentionCoreDifferentialTest {
     void latentAttentionWithDifferentKeyAndValueWidthsMatches() {
         var mla = new AttentionConfig.MlaDims(0, 16, 20, 12, 18, false);
         check(new AttentionConfig(AttentionConfig.Kind.MULTI_HEAD_LATENT, 3, 3, 0, false, false,
-                AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {0}, mla, 0.17f), 0, 2);
+                AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {0}, mla, 0.17f, false), 0, 2);
     }
 
     private static void check(AttentionConfig a, int window, int threads) {
@@ -59,8 +62,14 @@ class AttentionCoreDifferentialTest {
         float[] q = new float[batch.size() * a.numHeads() * qk];
         for (int i = 0; i < q.length; i++) q[i] = (float) random.nextGaussian();
         float[] out = new float[batch.size() * a.numHeads() * vd];
+        // Sinks from well below to well above the scores, so that some heads give the sink most of the weight.
+        float[] sinks = null;
+        if (a.sinks()) {
+            sinks = new float[a.numHeads()];
+            for (int h = 0; h < sinks.length; h++) sinks[h] = (float) (random.nextGaussian() * 3);
+        }
         try (Parallel parallel = new Parallel(threads)) {
-            new AttentionCore(parallel, maxContext).run(batch, cache, layer, q, out, a, window);
+            new AttentionCore(parallel, maxContext).run(batch, cache, layer, q, out, a, window, sinks);
         }
         int group = a.numHeads() / a.numKvHeads();
         for (int t = 0; t < batch.size(); t++) {
@@ -79,7 +88,8 @@ class AttentionCoreDifferentialTest {
                     scores[j - start] = s * a.softmaxScale();
                     max = Math.max(max, scores[j - start]);
                 }
-                double sum = 0;
+                if (sinks != null) max = Math.max(max, sinks[h]);
+                double sum = sinks == null ? 0 : Math.exp(sinks[h] - max);
                 for (int j = 0; j < scores.length; j++) sum += scores[j] = Math.exp(scores[j] - max);
                 for (int i = 0; i < vd; i++) {
                     double expected = 0;

@@ -85,10 +85,10 @@ class CheckpointValidationTest {
     @Test
     void anUnsupportedArchitectureIsNamed() throws IOException {
         Path dir = copyOf(TinyModels.checkpoint(Architecture.MIXTRAL), "arch");
-        String config = Files.readString(dir.resolve("config.json")).replace("MixtralForCausalLM", "GptOssForCausalLM");
+        String config = Files.readString(dir.resolve("config.json")).replace("MixtralForCausalLM", "JambaForCausalLM");
         Files.writeString(dir.resolve("config.json"), config);
         var e = assertThrows(ConfigException.class, () -> MoeModel.load(dir, TinyModels.options(8)));
-        assertTrue(e.getMessage().contains("GptOssForCausalLM") && e.getMessage().contains("config.json"), e.getMessage());
+        assertTrue(e.getMessage().contains("JambaForCausalLM") && e.getMessage().contains("config.json"), e.getMessage());
     }
 
     /** Re-writes the tiny checkpoint of an architecture with its tensor list edited. */

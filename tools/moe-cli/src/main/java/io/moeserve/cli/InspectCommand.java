@@ -14,6 +14,7 @@ import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -45,11 +46,16 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("architecture   %s%n", c.architecture().hfClassName());
             System.out.printf("layers         %d (%d MoE, %d dense)%n", c.numLayers(), c.numSparseLayers(), c.numLayers() - c.numSparseLayers());
             System.out.printf("hidden         %d, vocab %d, max positions %d%n", c.hiddenSize(), c.vocabSize(), c.maxPositionEmbeddings());
-            System.out.printf("attention      %s, %d heads, %d kv heads, qk head %d, v head %d%n",
+            long sliding = Arrays.stream(a.slidingWindow()).filter(w -> w > 0).count();
+            System.out.printf("attention      %s, %d heads, %d kv heads, qk head %d, v head %d%s%s%n",
                     a.kind() == AttentionConfig.Kind.GROUPED_QUERY ? "grouped-query" : "multi-head latent",
-                    a.numHeads(), a.numKvHeads(), a.qkHeadDim(), a.vHeadDim());
-            System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d%n",
-                    m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate());
+                    a.numHeads(), a.numKvHeads(), a.qkHeadDim(), a.vHeadDim(),
+                    sliding == 0 ? "" : String.format("; %d of %d layers slide (window %d)", sliding, c.numLayers(),
+                            Arrays.stream(a.slidingWindow()).max().orElse(0)),
+                    a.sinks() ? "; attention sinks" : "");
+            System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d%s%n",
+                    m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate(),
+                    m.clampedExperts() ? String.format(", clamped SwiGLU with biases (limit %s)", m.swigluLimit()) : "");
             System.out.printf("gate           %s%n", m.gate().describe());
             if (m.sharedIntermediate() > 0) System.out.printf("shared expert  width %d%n", m.sharedIntermediate());
             System.out.printf("parameters     %s total; routed experts %s; active per token ≈ %s%n", human(total), human(expertParams),
@@ -61,7 +67,7 @@ final class InspectCommand implements Callable<Integer> {
             int layer = 0;
             while (!c.isSparse(layer)) layer++;
             ExpertWeights one = ExpertLoader.loadHosted(c, ck, ExpertSet.parse(layer + ":0")).expert(layer, 0);
-            System.out.printf("one expert     %s (%s), %.2f MiB%n", one.gate().formatName(), one.down().formatName(),
+            System.out.printf("one expert     %s (%s), %.2f MiB%n", one.matrices().getFirst().formatName(), one.down().formatName(),
                     one.byteSize() / (double) (1 << 20));
             System.out.printf("weights        %.2f GiB on disk (memory-mapped)%n", ck.totalBytes() / (double) (1L << 30));
             System.out.printf("kv cache       %d KiB per token (float32)%n", KvCache.bytesPerToken(c) / 1024);

@@ -104,7 +104,7 @@ public final class DeepSeek extends ModelFamily {
             }
         }
         return new AttentionConfig(AttentionConfig.Kind.MULTI_HEAD_LATENT, heads, heads, mla.qkHeadDim(), false,
-                mla.projectionBias(), AttentionConfig.QkNorm.NONE, Float.NaN, new int[layers], mla, scale);
+                mla.projectionBias(), AttentionConfig.QkNorm.NONE, Float.NaN, new int[layers], mla, scale, false);
     }
 
     @Override
