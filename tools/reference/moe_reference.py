@@ -139,7 +139,8 @@ class Quantization:
     def __init__(self, qc):
         self.qc = qc or {}
         self.method = self.qc.get("quant_method")
-        if self.method not in (None, "fp8", "compressed-tensors"):
+        # mxfp4 (gpt-oss) quantizes only the fused experts' *_blocks/*_scales, which the family reads itself.
+        if self.method not in (None, "fp8", "compressed-tensors", "mxfp4"):
             raise ValueError(f"quant_method {self.method!r} is not supported by the reference")
 
     def _scheme(self, module):
@@ -174,7 +175,7 @@ class Quantization:
 
     def dequantize(self, ckpt, name):
         """The float64 weight `name` (a .weight) if stored quantized, else None."""
-        if self.method is None or not name.endswith(".weight"):
+        if self.method in (None, "mxfp4") or not name.endswith(".weight"):
             return None
         module = name[:-len(".weight")]
         sch = self._scheme(module)
@@ -234,8 +235,10 @@ def mxfp4_dequantize(ckpt, name, shape):
     """MXFP4 as transformers' convert_moe_packed_tensors reads it: name_blocks U8 [..., rows, cols/32, 16] (element
     2k of a group in byte k's low nibble, 2k+1 in its high nibble) and name_scales U8 [..., rows, cols/32], an E8M0
     exponent per group of 32: w = FP4[code] * 2^(scale - 127). Returns float64 [..., rows, cols] (output-major)."""
-    blocks = ckpt.raw(name + "_blocks")
-    scales = ckpt.raw(name + "_scales")
+    blocks, bt = ckpt.raw(name + "_blocks")
+    scales, st = ckpt.raw(name + "_scales")
+    if bt != "U8" or st != "U8":
+        raise ValueError(f"{name}: MXFP4 blocks and scales are U8, not {bt} / {st}")
     *lead, rows, cols = shape
     groups = cols // 32
     if cols % 32 or tuple(blocks.shape) != (*lead, rows, groups, 16) or tuple(scales.shape) != (*lead, rows, groups):

@@ -16,7 +16,6 @@ import io.moeserve.runtime.model.StepBatch;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
@@ -151,11 +150,8 @@ final class BenchCommand implements Callable<Integer> {
         }
         int layer = 0;
         while (!c.isSparse(layer)) layer++;
-        long perExpert = 0;
-        String prefix = c.architecture().family().expertPrefix(layer, 0);
-        List<ExpectedTensor> moe = new ArrayList<>();
-        c.architecture().family().moeTensors(c, layer, moe);
-        for (ExpectedTensor t : moe) if (t.name().startsWith(prefix)) perExpert += stored(q, t, floatBytes);
+        // One expert as loaded (codes, scales, zero points), whatever its family's layout on disk.
+        long perExpert = model.experts().expert(layer, 0).byteSize();
         return bytes + perExpert * c.moe().topK() * c.numSparseLayers();
     }
 
