@@ -48,6 +48,8 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("attention      %s, %d heads, %d kv heads, qk head %d, v head %d%n",
                     a.kind() == AttentionConfig.Kind.GROUPED_QUERY ? "grouped-query" : "multi-head latent",
                     a.numHeads(), a.numKvHeads(), a.qkHeadDim(), a.vHeadDim());
+            System.out.printf("rotary         %d of each q/k head's %d elements, %s pairs%n", c.rope().rotaryDim(), a.qkHeadDim(),
+                    c.rope().interleaved() ? "adjacent" : "half-split");
             System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d%n",
                     m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate());
             System.out.printf("gate           %s%n", m.gate().describe());
