@@ -16,7 +16,7 @@ safetensors. Cannot run on the CPU-only CI machines; it fails loudly when an ass
   (v4: experts is a plain ModuleList) fall back to the gate output (see README).
   Experts are re-ordered per position by descending selection score (DeepSeek-V2/V3 use
   topk(sorted=False), whose order is unspecified): the biased, group-masked score for
-  DeepSeek-V3, the routing weight otherwise.
+  DeepSeek-V3 and GLM-4.5, the routing weight otherwise.
 * generated_token_ids: model.generate with a fresh GenerationConfig (greedy, no processors; the
   checkpoint's generation_config.json is used only for eos_token_id), verified step by step
   against the argmax of the returned raw logits. --manual-loop uses a hand-written cached loop.
@@ -39,7 +39,7 @@ import sys
 
 FORMAT = "moe-serve.generation.v2"
 SUPPORTED = ["MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM",
-             "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"]
+             "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "Glm4MoeForCausalLM"]
 MOEPP_NAMES = {"MoeForCausalLM", "MoEPlusPlusForCausalLM"}
 
 
@@ -104,11 +104,13 @@ def expected_moe_layers(arch, cfg):
             return set()
         fk = int(cfg.get("first_k_dense_replace", 3 if arch == "DeepseekV3ForCausalLM" else 0))
         return {i for i in range(L) if i >= fk}
+    if arch == "Glm4MoeForCausalLM":
+        return {i for i in range(L) if i >= int(cfg.get("first_k_dense_replace", 1))}
     die(f"no MoE-layer rule for {arch}")
 
 
 def num_experts(arch, cfg):
-    if arch.startswith("Deepseek"):
+    if arch.startswith("Deepseek") or arch == "Glm4MoeForCausalLM":
         return int(cfg["n_routed_experts"])
     if arch == "MixtralForCausalLM":
         return int(cfg.get("num_local_experts") or cfg.get("num_experts"))
@@ -135,7 +137,7 @@ def load_model(model_dir, arch, cfg, device, attn):
 
     def is_mtp(k):
         m = re.search(r"layers\.(\d+)\.", k)
-        return m is not None and int(m.group(1)) >= L and arch == "DeepseekV3ForCausalLM"
+        return m is not None and int(m.group(1)) >= L and arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM")
 
     def field(name):
         v = info.get(name) if isinstance(info, dict) else getattr(info, name, None)
@@ -309,7 +311,7 @@ def collect_gates(arch, cfg, blocks, cap, T):
         if idx.min() < 0 or idx.max() >= E:
             die(f"layer {layer}: expert index out of range")
         # canonical order: descending selection score, ties keep HF's order
-        if arch == "DeepseekV3ForCausalLM":
+        if arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM"):
             block = blocks[layer]
             x = rec.get("gate_in")
             if x is None:
@@ -317,7 +319,8 @@ def collect_gates(arch, cfg, blocks, cap, T):
             logits = torch.nn.functional.linear(x.reshape(-1, x.shape[-1]).float(), block.gate.weight.float()).cpu()
             bias = block.gate.e_score_correction_bias.detach().float().cpu()
             sc = torch.sigmoid(logits) + bias
-            ng, tg = int(cfg.get("n_group", 8)), int(cfg.get("topk_group", 4))
+            glm = arch == "Glm4MoeForCausalLM"  # GLM's class defaults are 1 group, 1 kept
+            ng, tg = int(cfg.get("n_group", 1 if glm else 8)), int(cfg.get("topk_group", 1 if glm else 4))
             gs = sc.view(T, ng, E // ng).topk(2, dim=-1)[0].sum(-1)
             keep = torch.zeros_like(gs).scatter_(1, torch.topk(gs, tg, dim=-1)[1], 1.0)
             masked = sc.masked_fill(~keep.repeat_interleave(E // ng, dim=1).bool(), 0.0)

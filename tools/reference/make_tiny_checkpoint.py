@@ -11,7 +11,7 @@ Usage:
                                     [--set key=JSON ...]
     python3 make_tiny_checkpoint.py --suite OUT_ROOT     # standard variants + OUT_ROOT/suite.json
 
-ARCH: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, moepp
+ARCH: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, moepp, glm4_moe
 (or the architectures[0] class name). --set overrides config.json keys before weights are
 generated, e.g. --set tie_word_embeddings=true --set 'rope_scaling={"type":"linear","factor":2.0}'.
 """
@@ -121,6 +121,7 @@ ARCH_ALIASES = {
     "deepseek_v2": "deepseek_v2", "DeepseekV2ForCausalLM": "deepseek_v2",
     "deepseek_v3": "deepseek_v3", "DeepseekV3ForCausalLM": "deepseek_v3",
     "moepp": "moepp", "MoE++": "moepp", "MoeForCausalLM": "moepp",
+    "glm4_moe": "glm4_moe", "Glm4MoeForCausalLM": "glm4_moe",
 }
 
 _COMMON = {
@@ -181,6 +182,13 @@ def base_config(arch):
                  pretraining_tp=1,
                  auto_map={"AutoConfig": "configuration_moe_plus_plus.MoeConfig",
                            "AutoModelForCausalLM": "modeling_moe_plus_plus.MoeForCausalLM"})
+    elif arch == "glm4_moe":
+        # head_dim 12 != 32/4, 6 of its 12 elements rotated; real groups (4 of 4, 2 kept) as in DeepSeek-V3
+        c.update(architectures=["Glm4MoeForCausalLM"], model_type="glm4_moe", intermediate_size=40,
+                 moe_intermediate_size=12, n_routed_experts=16, n_shared_experts=1, num_experts_per_tok=4,
+                 first_k_dense_replace=1, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+                 norm_topk_prob=True, head_dim=12, partial_rotary_factor=0.5, attention_bias=True,
+                 use_qk_norm=True, rms_norm_eps=1e-5, rope_theta=1e6, num_nextn_predict_layers=1)
     else:
         raise ValueError(f"unknown arch {arch!r}")
     return c
@@ -215,6 +223,8 @@ def _moe_layers(arch, c):
     if arch in ("deepseek_v2", "deepseek_v3"):
         fk, fr = c.get("first_k_dense_replace", 0), c.get("moe_layer_freq", 1) or 1
         return {i for i in range(L) if i >= fk and i % fr == 0}
+    if arch == "glm4_moe":
+        return set(range(c.get("first_k_dense_replace", 1), L))
     if arch == "moepp":
         iv = c.get("moe_expert_interval", 1)
         return {i for i in range(L) if iv == 1 or (i + 1) % iv == 0}
@@ -235,14 +245,14 @@ def _std_attention(t, g, c, p, arch):
     t[p + "v_proj.weight"] = g.lin(nkv * hd, H)
     t[p + "o_proj.weight"] = g.lin(H, nh * hd)
     qkv_bias = (arch == "qwen2_moe" and c.get("qkv_bias", True)) or \
-               (arch in ("qwen3_moe", "olmoe") and c.get("attention_bias", False))
+               (arch in ("qwen3_moe", "olmoe", "glm4_moe") and c.get("attention_bias", False))
     if qkv_bias:
         t[p + "q_proj.bias"] = g.vec(nh * hd, 0.1)
         t[p + "k_proj.bias"] = g.vec(nkv * hd, 0.1)
         t[p + "v_proj.bias"] = g.vec(nkv * hd, 0.1)
     if arch in ("qwen3_moe", "olmoe") and c.get("attention_bias", False):
         t[p + "o_proj.bias"] = g.vec(H, 0.1)
-    if arch == "qwen3_moe":
+    if arch == "qwen3_moe" or (arch == "glm4_moe" and c.get("use_qk_norm", False)):
         t[p + "q_norm.weight"] = g.norm(hd)
         t[p + "k_norm.weight"] = g.norm(hd)
     if arch == "olmoe":
@@ -285,7 +295,8 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
     H, V, L = c["hidden_size"], c["vocab_size"], c["num_hidden_layers"]
     t["model.embed_tokens.weight"] = g.rng.standard_normal((V, H)).astype(np.float32)
     moe = _moe_layers(arch, c)
-    n_layers_written = L + (int(c.get("num_nextn_predict_layers") or 0) if arch == "deepseek_v3" else 0)
+    with_mtp = arch in ("deepseek_v3", "glm4_moe")
+    n_layers_written = L + (int(c.get("num_nextn_predict_layers") or 0) if with_mtp else 0)
     for i in range(n_layers_written):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = g.norm(H)
@@ -347,6 +358,8 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
                 t[p + "shared_head.norm.weight"] = g.norm(H)
                 t[p + "shared_head.head.weight"] = g.lin(V, H)
                 t[p + "embed_tokens.weight"] = g.rng.standard_normal((V, H)).astype(np.float32)
+        elif arch == "glm4_moe":
+            _glm_ffn(t, g, c, p, is_moe, i >= L, keep_f32)
         elif arch == "moepp":
             ne = c["num_experts"]
             E = ne[0] if isinstance(ne, list) else ne
@@ -373,6 +386,29 @@ def build_tensors(arch, c, seed=0, fused_experts=False):
     if not c.get("tie_word_embeddings", False):
         t["lm_head.weight"] = g.lin(V, H)
     return t, keep_f32
+
+
+def _glm_ffn(t, g, c, p, is_moe, is_mtp, keep_f32):
+    """GLM-4.5: a dense MLP, or the gate with its F32 correction bias, routed and shared experts; an MTP
+    layer (ignored by HF and the reference) also carries its own norms and projection."""
+    H = c["hidden_size"]
+    if not is_moe:
+        _mlp(t, g, p + "mlp.", H, c["intermediate_size"])
+        return
+    E, mi = c["n_routed_experts"], c["moe_intermediate_size"]
+    t[p + "mlp.gate.weight"] = g.lin(E, H, GATE_GAIN)
+    name = p + "mlp.gate.e_score_correction_bias"
+    t[name] = g.vec(E, 0.1)
+    keep_f32.add(name)
+    for e in range(E):
+        _mlp(t, g, p + f"mlp.experts.{e}.", H, mi)
+    if c.get("n_shared_experts", 1):
+        _mlp(t, g, p + "mlp.shared_experts.", H, mi * c.get("n_shared_experts", 1))
+    if is_mtp:
+        t[p + "enorm.weight"] = g.norm(H)
+        t[p + "hnorm.weight"] = g.norm(H)
+        t[p + "eh_proj.weight"] = g.lin(H, 2 * H)
+        t[p + "shared_head.norm.weight"] = g.norm(H)
 
 
 def make(arch, out_dir, dtype="F32", shards=1, seed=0, overrides=None, fused_experts=False, eos=None):
@@ -440,6 +476,20 @@ SUITE = {
     "deepseek_v3_f32": ("deepseek_v3", "F32", 1, {}, 6, True),
     "deepseek_v3_bf16_sharded": ("deepseek_v3", "BF16", 3, {}, 6, True),
     "deepseek_v3_half_split_rope": ("deepseek_v3", "F32", 1, {"rope_interleave": False}, 6, True),
+    "glm4_moe_f32": ("glm4_moe", "F32", 1, {}, 6, True),
+    "glm4_moe_bf16_sharded": ("glm4_moe", "BF16", 2, {}, 6, True),
+    # GLM-4.5-Air's shape of features: no q/k norm, no biases, one group; the rotary fraction where
+    # transformers v5 writes it (rope_parameters), none at the top level
+    "glm4_moe_air_rope_parameters_v5": ("glm4_moe", "F32", 1,
+                                        {"use_qk_norm": False, "attention_bias": False, "n_group": 1,
+                                         "topk_group": 1, "routed_scaling_factor": 1.0, "n_shared_experts": 2,
+                                         "head_dim": 16, "rope_theta": None, "partial_rotary_factor": None,
+                                         "rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
+                                                             "partial_rotary_factor": 0.75}}, 6, True),
+    "glm4_moe_yarn_partial": ("glm4_moe", "F32", 1,
+                              {"max_position_embeddings": 256, "head_dim": 16, "partial_rotary_factor": 0.5,
+                               "rope_scaling": {"type": "yarn", "factor": 4.0,
+                                                "original_max_position_embeddings": 64}}, 6, True),
     "moepp_f32": ("moepp", "F32", 1, {}, 6, False),
     "moepp_bf16_1layer_gate": ("moepp", "BF16", 1, {"moe_2layer_gate": False}, 6, False),
     "moepp_mixtral_gating": ("moepp", "F32", 1, {"moe_use_mixtral_gating": True}, 6, False),
@@ -456,7 +506,7 @@ def make_suite(out_root, names=None):
         if names and name not in names:
             continue
         ov = {k: v for k, v in ov.items()}
-        drop = [k for k, v in ov.items() if v is None and k in ("rope_theta", "rope_scaling")]
+        drop = [k for k, v in ov.items() if v is None and k in ("rope_theta", "rope_scaling", "partial_rotary_factor")]
         d = os.path.join(out_root, name)
         if os.path.isdir(d):
             shutil.rmtree(d)

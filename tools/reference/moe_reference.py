@@ -12,6 +12,7 @@ Architectures (config.json `architectures[0]`):
     MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, OlmoeForCausalLM,
     DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, GptOssForCausalLM (float or MXFP4 experts), and MoE++ (remote code of
     SkyworkAI/MoE-plus-plus: class `MoeForCausalLM`, config `MoeConfig`, model_type "MoE++").
+    Glm4MoeForCausalLM (GLM-4.5 / GLM-4.5-Air) has its own section below the model class.
 
 CLI:
     python3 moe_reference.py MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N [--ignore-eos]
@@ -647,6 +648,9 @@ GPTOSS = "GptOssForCausalLM"
 
 SUPPORTED = [MIXTRAL, QWEN2, QWEN3, OLMOE, DSV2, DSV3, MOEPP, GPTOSS]
 
+GLM4_MOE = "Glm4MoeForCausalLM"  # GLM-4.5 / GLM-4.5-Air: its functions are in the GLM-4.5 section below
+SUPPORTED.append(GLM4_MOE)
+
 
 def detect_family(cfg):
     archs = cfg.get("architectures") or []
@@ -688,6 +692,9 @@ class ReferenceModel:
         self.nh = int(c["num_attention_heads"])
         self.nkv = int(c.get("num_key_value_heads") or self.nh)
         self.act = activation(c.get("hidden_act", "silu"))
+        if f == GLM4_MOE:
+            glm_configure(self)  # all of GLM-4.5's settings, in its section below
+            return
         eps_default = {MIXTRAL: 1e-5, QWEN2: 1e-6, QWEN3: 1e-6, OLMOE: 1e-5, DSV2: 1e-6, DSV3: 1e-6, MOEPP: 1e-6,
                        GPTOSS: 1e-5}[f]
         self.eps = float(c.get("rms_norm_eps", eps_default))
@@ -959,6 +966,8 @@ class ReferenceModel:
         """Returns (y, gate_record or None). `state` carries MoE++'s gate residual."""
         f, pre = self.family, f"model.layers.{i}."
         moe = i in self.moe_layers
+        if f == GLM4_MOE:
+            return glm_ffn(self, x, i)
         if f == MIXTRAL:
             logits = linear(x, self._gate_weight(pre, "mixtral"))
             idx, w = route_softmax_topk(logits, self.k, True)
@@ -1070,6 +1079,8 @@ class ReferenceModel:
             xn = rms_norm(h, self.W(pre + "input_layernorm.weight", (self.H,)), self.eps)
             if self.family in (DSV2, DSV3):
                 a = self._attn_mla(xn, i, positions)
+            elif self.family == GLM4_MOE:
+                a = glm_attention(self, xn, i, positions)
             else:
                 a = self._attn_standard(xn, i, positions)
             h = h + a
@@ -1199,6 +1210,90 @@ def moepp_experts(xin, idx, gates, get, E, H, I, act=silu):
             ye = np.zeros_like(xe)
         np.add.at(out, rows, ye * gates[rows, slots][:, None])
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# GLM-4.5 (Glm4MoeForCausalLM, model_type "glm4_moe"), from transformers' glm4_moe modeling and
+# configuration code: grouped-query attention with its own head_dim, q/k/v biases (no o bias) when
+# attention_bias, per-head q/k RMSNorm before RoPE when use_qk_norm, RoPE on the first
+# int(head_dim * partial_rotary_factor) elements of each head only (half-split pairs within them,
+# frequencies over that width); dense first_k_dense_replace layers; noaux_tc routing as DeepSeek-V3
+# (sigmoid, e_score_correction_bias for selection only, groups by top-2 sum) plus one shared MLP of
+# width moe_intermediate_size * n_shared_experts, added unweighted. MTP layers (index >= L) unused.
+# ----------------------------------------------------------------------------------------
+
+def glm_partial_rotary_factor(cfg):
+    """transformers v5 keeps it in rope_parameters; older configs at the top level; default 0.5."""
+    rp = cfg.get("rope_parameters")
+    if isinstance(rp, dict) and rp.get("partial_rotary_factor") is not None:
+        return float(rp["partial_rotary_factor"])
+    if cfg.get("partial_rotary_factor") is not None:
+        return float(cfg["partial_rotary_factor"])
+    return 0.5
+
+
+def glm_configure(m):
+    """Sets every attribute the shared forward, expert and coverage code reads, for GLM-4.5."""
+    c = m.cfg
+    m.eps = float(c.get("rms_norm_eps", 1e-5))
+    m.tie = bool(c.get("tie_word_embeddings", False))
+    m.rope = resolve_rope(c, 1e4)
+    m.head_dim = int(c.get("head_dim") or m.H // m.nh)
+    factor = glm_partial_rotary_factor(c)
+    if not 0 < factor <= 1:
+        raise ValueError(f"partial_rotary_factor {factor} is not within (0, 1]")
+    m.rope_dim = int(m.head_dim * factor)
+    if m.rope_dim < 2 or m.rope_dim % 2:
+        raise ValueError(f"rotary dim {m.rope_dim} (head_dim {m.head_dim} x {factor}) must be even and >= 2")
+    m.attn_bias = bool(c.get("attention_bias", False))
+    m.use_qk_norm = bool(c.get("use_qk_norm", False))
+    m.E = int(c.get("n_routed_experts", 128))
+    m.k = int(c.get("num_experts_per_tok", 8))
+    m.n_shared = int(c.get("n_shared_experts", 1))
+    m.n_group = int(c.get("n_group", 1))
+    m.topk_group = int(c.get("topk_group", 1))
+    m.norm_topk = bool(c.get("norm_topk_prob", True))
+    m.routed_scale = float(c.get("routed_scaling_factor", 1.0))
+    first_dense = int(c.get("first_k_dense_replace", 1))
+    m.moe_layers = set(range(first_dense, m.L))
+    m.window = [None] * m.L
+
+
+def apply_rope_partial_half(x, ang, af, rot):
+    """Half-split pairs within the first `rot` elements of each head; the rest passes through."""
+    return np.concatenate([apply_rope_half(x[..., :rot], ang, af), x[..., rot:]], axis=-1)
+
+
+def glm_attention(m, x, i, positions):
+    p = f"model.layers.{i}.self_attn."
+    hd, nh, nkv, H, T = m.head_dim, m.nh, m.nkv, m.H, x.shape[0]
+    q = linear(x, m.W(p + "q_proj.weight", (nh * hd, H)), m._bias(p + "q_proj.bias", m.attn_bias, nh * hd))
+    k = linear(x, m.W(p + "k_proj.weight", (nkv * hd, H)), m._bias(p + "k_proj.bias", m.attn_bias, nkv * hd))
+    v = linear(x, m.W(p + "v_proj.weight", (nkv * hd, H)), m._bias(p + "v_proj.bias", m.attn_bias, nkv * hd))
+    q, k, v = q.reshape(T, nh, hd), k.reshape(T, nkv, hd), v.reshape(T, nkv, hd)
+    if m.use_qk_norm:
+        q = rms_norm(q, m.W(p + "q_norm.weight", (hd,)), m.eps)
+        k = rms_norm(k, m.W(p + "k_norm.weight", (hd,)), m.eps)
+    inv, af = m.rope.inv_freq(m.rope_dim, int(positions[-1]) + 1)
+    ang = rope_angles(inv, positions)
+    q = apply_rope_partial_half(q, ang, af, m.rope_dim)
+    k = apply_rope_partial_half(k, ang, af, m.rope_dim)
+    o = attention_core(q, k, v, hd ** -0.5).reshape(T, nh * hd)
+    return linear(o, m.W(p + "o_proj.weight", (H, nh * hd)))
+
+
+def glm_ffn(m, x, i):
+    pre = f"model.layers.{i}."
+    if i not in m.moe_layers:
+        return m._swiglu_mlp(x, pre + "mlp.", int(m.cfg["intermediate_size"])), None
+    mi = int(m.cfg["moe_intermediate_size"])
+    logits = linear(x, m._gate_weight(pre, "std"))
+    bias = m.W(pre + "mlp.gate.e_score_correction_bias", (m.E,))
+    idx, w = route_deepseek_v3(logits, bias, m.k, m.n_group, m.topk_group, m.norm_topk, m.routed_scale)
+    y = m._routed_experts(x, idx, w, pre, mi, "std")
+    if m.n_shared:
+        y = y + m._swiglu_mlp(x, pre + "mlp.shared_experts.", mi * m.n_shared)
+    return y, (idx, w)
 
 
 # ----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import make_tiny_checkpoint as mk  # noqa: E402
 import moe_reference as ref  # noqa: E402
 
 PROMPT = [5, 17, 3, 42, 9, 88, 23, 61, 7, 30]
-ARCHS = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "moepp"]
+ARCHS = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "moepp", "glm4_moe"]
 
 
 class TmpDirCase(unittest.TestCase):
@@ -373,7 +373,7 @@ class ModelTests(TmpDirCase):
                         sums = w.sum(axis=1)
                         if arch in ("mixtral", "qwen3_moe", "moepp"):
                             np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
-                        elif arch == "deepseek_v3":
+                        elif arch in ("deepseek_v3", "glm4_moe"):
                             np.testing.assert_allclose(sums, 2.5, rtol=1e-12)
                         else:  # no renormalisation
                             self.assertTrue(np.all(sums < 1.0))
@@ -546,6 +546,58 @@ class ModelTests(TmpDirCase):
             ref.run(d, PROMPT, 1, True, strict=True)
         with contextlib.redirect_stderr(io.StringIO()):
             ref.run(d, PROMPT, 1, True, strict=False)
+
+
+# ----------------------------------------------------------------------------------------
+class GlmTests(TmpDirCase):
+    def test_partial_rotary_rotates_the_first_dims_half_split_with_their_own_frequencies(self):
+        d = self.path("glm")
+        mk.make("glm4_moe", d, seed=43)  # head_dim 12, partial_rotary_factor 0.5
+        m = ref.ReferenceModel(d)
+        self.assertEqual((m.head_dim, m.rope_dim), (12, 6))
+        inv, af = m.rope.inv_freq(m.rope_dim, 8)
+        np.testing.assert_allclose(inv, [1e6 ** (-0.0 / 6), 1e6 ** (-2.0 / 6), 1e6 ** (-4.0 / 6)], rtol=1e-15)
+        x = np.arange(1.0, 13.0).reshape(1, 1, 12)
+        pos = 5
+        y = ref.apply_rope_partial_half(x, ref.rope_angles(inv, [pos]), af, m.rope_dim)
+        for i in range(3):  # element i pairs with i + 3 (half of the 6 rotated), angle pos * theta^(-2i/6)
+            a = pos * 1e6 ** (-2.0 * i / 6)
+            self.assertAlmostEqual(y[0, 0, i], x[0, 0, i] * math.cos(a) - x[0, 0, i + 3] * math.sin(a), places=12)
+            self.assertAlmostEqual(y[0, 0, i + 3], x[0, 0, i + 3] * math.cos(a) + x[0, 0, i] * math.sin(a), places=12)
+        np.testing.assert_array_equal(y[0, 0, 6:], x[0, 0, 6:])
+
+    def test_partial_rotary_factor_spellings_and_default(self):
+        self.assertEqual(ref.glm_partial_rotary_factor({}), 0.5)
+        self.assertEqual(ref.glm_partial_rotary_factor({"partial_rotary_factor": 0.25}), 0.25)
+        self.assertEqual(ref.glm_partial_rotary_factor(
+            {"partial_rotary_factor": 0.25, "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 1.0}}),
+            1.0)
+        d = self.path("odd")
+        mk.make("glm4_moe", d, overrides={"partial_rotary_factor": 0.75})  # 12 * 0.75 = 9 rotated: odd
+        with self.assertRaises(ValueError):
+            ref.ReferenceModel(d)
+
+    def test_layers_biases_norms_and_shared_experts_are_read(self):
+        d = self.path("glm_rules")
+        mk.make("glm4_moe", d, overrides={"num_hidden_layers": 4, "first_k_dense_replace": 2, "n_shared_experts": 2})
+        m = ref.ReferenceModel(d, strict=True)
+        self.assertEqual(m.moe_layers, {2, 3})
+        m.generate(PROMPT, 1, ignore_eos=True)  # strict: every tensor (biases, q/k norms, shared MLP) was read
+        self.assertIn("model.layers.2.mlp.shared_experts.up_proj.weight", m.ckpt.used)
+        self.assertIn("model.layers.0.self_attn.q_proj.bias", m.ckpt.used)
+
+    def test_mtp_layers_ignored(self):
+        c = mk.base_config("glm4_moe")
+        t, keep = mk.build_tensors("glm4_moe", c, seed=47)
+        L = c["num_hidden_layers"]
+        self.assertTrue(any(n.startswith(f"model.layers.{L}.") for n in t))
+        with_mtp = self.write("mtp", "glm4_moe", t, c, keep_f32=keep)
+        t2 = {n: a for n, a in t.items() if not n.startswith(f"model.layers.{L}.")}
+        without = self.write("nomtp", "glm4_moe", t2, dict(c, num_nextn_predict_layers=0), keep_f32=keep)
+        self.assertEqual(ref.run(with_mtp, PROMPT, 2, True, strict=True)["last_prompt_logits"],
+                         ref.run(without, PROMPT, 2, True, strict=True)["last_prompt_logits"])
+        hdr, _, _ = ref.read_safetensors_header(os.path.join(with_mtp, "model.safetensors"))
+        self.assertEqual(hdr["model.layers.1.mlp.gate.e_score_correction_bias"]["dtype"], "F32")
 
 
 # ----------------------------------------------------------------------------------------

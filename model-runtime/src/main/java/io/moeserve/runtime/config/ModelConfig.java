@@ -8,7 +8,7 @@ import java.util.List;
  *
  * @param architecture          the family
  * @param hiddenSize            width of the residual stream
- * @param numLayers             decoder layers (DeepSeek-V3's MTP layers beyond this are not part of the model)
+ * @param numLayers             decoder layers (DeepSeek-V3's and GLM-4.5's MTP layers beyond this are not part of the model)
  * @param vocabSize             rows of the embedding and of the lm head
  * @param rmsNormEps            epsilon of every RMSNorm (DeepSeek's latent norms use 1e-6 as HF does)
  * @param tieWordEmbeddings     the lm head is the embedding matrix

@@ -4,7 +4,8 @@ package io.moeserve.runtime.config;
  * Rotary position embedding of one model: which element pairs rotate together, their frequencies, and the factor
  * that scales cos and sin (YaRN's attention factor; 1 otherwise).
  *
- * @param rotaryDim       number of rotated elements per head (the whole head, or DeepSeek's rope slice)
+ * @param rotaryDim       number of rotated elements per head, from its start (the whole head, DeepSeek's rope slice, or
+ *                        GLM-4.5's int(head_dim · partial_rotary_factor), the rest passing through)
  * @param interleaved     true for adjacent pairs (2i, 2i+1) as DeepSeek; false for half-split pairs (i, i + d/2)
  * @param invFreq         rotaryDim/2 inverse frequencies, already scaled (linear, NTK, YaRN)
  * @param attentionFactor multiplies cos and sin (so q·k scales by its square)

@@ -2,6 +2,7 @@ package io.moeserve.runtime.family;
 
 import io.moeserve.runtime.family.deepseek.DeepSeek;
 import io.moeserve.runtime.family.gptoss.GptOss;
+import io.moeserve.runtime.family.glm.Glm4Moe;
 import io.moeserve.runtime.family.mixtral.Mixtral;
 import io.moeserve.runtime.family.moepp.MoePlusPlus;
 import io.moeserve.runtime.family.olmoe.Olmoe;
@@ -25,7 +26,9 @@ public enum Architecture {
     DEEPSEEK_V3("DeepseekV3ForCausalLM", DeepSeek.V3, "deepseek-v3"),
     GPT_OSS("GptOssForCausalLM", new GptOss(), "gpt-oss", "gptoss"),
     /** MoE++ (SkyworkAI/MoE-plus-plus remote code, class {@code MoeForCausalLM}). */
-    MOE_PLUS_PLUS("MoeForCausalLM", new MoePlusPlus(), "moe-plus-plus", "moe++", "moepp");
+    MOE_PLUS_PLUS("MoeForCausalLM", new MoePlusPlus(), "moe-plus-plus", "moe++", "moepp"),
+    /** GLM-4.5 and GLM-4.5-Air (also GLM-4.6/4.7, the same class). */
+    GLM4_MOE("Glm4MoeForCausalLM", new Glm4Moe(), "glm4-moe", "glm4moe", "glm");
 
     private final String hfClassName;
     private final ModelFamily family;

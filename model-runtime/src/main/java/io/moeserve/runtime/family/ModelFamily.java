@@ -113,6 +113,34 @@ public abstract class ModelFamily {
         return tensorName.endsWith(".rotary_emb.inv_freq");
     }
 
+    /**
+     * Whether a tensor belongs to a multi-token-prediction layer, {@code model.layers.{i}.*} with i at or beyond
+     * num_hidden_layers: DeepSeek-V3 and GLM-4.5 checkpoints ship them after the main stack, and transformers
+     * neither builds nor reads them.
+     */
+    protected static boolean isMultiTokenPredictionLayer(ModelConfig c, String name) {
+        String layers = "model.layers.";
+        if (!name.startsWith(layers)) return false;
+        int end = name.indexOf('.', layers.length());
+        try {
+            return end > 0 && Integer.parseInt(name.substring(layers.length(), end)) >= c.numLayers();
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
+
+    /**
+     * What synthetic checkpoints carry of one multi-token-prediction layer after the last (its own norms and
+     * projection), so that loading proves such layers are left alone.
+     */
+    protected static List<ExpectedTensor> multiTokenPredictionTensors(ModelConfig c) {
+        String p = TensorLayout.layer(c.numLayers());
+        long h = c.hiddenSize();
+        return List.of(new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM),
+                new ExpectedTensor(p + "hnorm.weight", new long[] {h}, TensorRole.NORM),
+                new ExpectedTensor(p + "eh_proj.weight", new long[] {h, 2 * h}, TensorRole.LINEAR));
+    }
+
     /** Appends the routed FFN experts' tensors of a layer in the per-expert layout. */
     protected final void routedExpertTensors(ModelConfig c, int layer, List<ExpectedTensor> out) {
         MoeConfig m = c.moe();

@@ -24,7 +24,7 @@ public final class TensorLayout {
         this.family = config.architecture().family();
     }
 
-    /** Tensors the loader may leave unused (the family's rule: stale rotary buffers, DeepSeek-V3's MTP layers). */
+    /** Tensors the loader may leave unused (the family's rule: stale rotary buffers, DeepSeek-V3's and GLM-4.5's MTP layers). */
     public boolean isIgnored(String name) {
         return family.isIgnored(c, name);
     }

@@ -8,7 +8,7 @@ public enum TensorRole {
     /** RMSNorm weight (around 1). */
     NORM,
     BIAS,
-    /** DeepSeek-V3's e_score_correction_bias: selection-only, kept in float32. */
+    /** DeepSeek-V3's and GLM-4.5's e_score_correction_bias: selection-only, kept in float32. */
     SCORE_BIAS,
     /** gpt-oss's per-head attention sink logits. */
     ATTENTION_SINK,

@@ -4,8 +4,9 @@ import io.moeserve.runtime.kernel.MatmulKernels;
 
 /**
  * The gating function of one MoE layer: from each token's normed hidden state, the experts it goes to and the
- * weights their outputs are combined with. One implementation per rule: {@link SoftmaxTopKGate} here (Mixtral,
- * Qwen, OLMoE, DeepSeek-V2 greedy), the others in their family's package.
+ * weights their outputs are combined with. One implementation per rule: the rules several families share here
+ * ({@link SoftmaxTopKGate}: Mixtral, Qwen, OLMoE, DeepSeek-V2 greedy; {@link GroupLimitedGate}: DeepSeek's groups,
+ * GLM-4.5), the others in their family's package.
  *
  * <p>Internal to the model: built by model families, called by {@link MoeBlock} on the forward thread. Gates hold
  * per-model scratch ({@link GateScratch}) shared by every layer, so one model's gates must not run concurrently.

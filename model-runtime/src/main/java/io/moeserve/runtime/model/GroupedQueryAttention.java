@@ -7,8 +7,9 @@ import io.moeserve.runtime.tensor.WeightMatrix;
 
 /**
  * Llama-style grouped-query attention with the family variants: q/k/v biases (Qwen2-MoE), an o bias, per-head
- * q/k RMSNorm (Qwen3-MoE), RMSNorm over the whole q and k projections then clamping (OLMoE), half-split RoPE
- * over the whole head or its first part (GLM's partial rotary), a sliding window, and attention sinks (gpt-oss).
+ * q/k RMSNorm (Qwen3-MoE, GLM-4.5), RMSNorm over the whole q and k projections then clamping (OLMoE), half-split
+ * RoPE over the whole head or over its first rotaryDim elements only (GLM-4.5's partial rotary), a sliding
+ * window, and attention sinks (gpt-oss).
  */
 final class GroupedQueryAttention implements Attention {
     private final AttentionConfig a;

@@ -39,7 +39,7 @@ public final class SyntheticCheckpointGenerator {
     /**
      * @param arch          architecture to generate
      * @param size          preset size
-     * @param dtype         dtype of the weights (DeepSeek-V3's correction bias stays F32, as in real checkpoints)
+     * @param dtype         dtype of the weights (the noaux_tc correction bias stays F32, as in real checkpoints)
      * @param seed          weight seed
      * @param maxShardBytes shard size limit; with {@code forceSharded}, an index is written even for one shard
      */

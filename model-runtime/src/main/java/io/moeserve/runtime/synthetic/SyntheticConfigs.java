@@ -10,7 +10,7 @@ import java.util.Locale;
  * config.json contents for synthetic models of every architecture, in a few sizes: the keys every family shares and
  * the sizes here, the rest in each family's own spelling from its {@link ModelFamily#writeSampleConfig}, which
  * exercises the family's distinctive paths on purpose (dense layers, shared experts, biases, q/k norms, YaRN,
- * group-limited routing, zero-computation experts, an MTP layer to be ignored).
+ * partial rotary embeddings, group-limited routing, zero-computation experts, an MTP layer to be ignored).
  */
 public final class SyntheticConfigs {
     private static final ObjectMapper JSON = new ObjectMapper();

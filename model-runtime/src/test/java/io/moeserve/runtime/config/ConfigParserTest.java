@@ -44,6 +44,17 @@ class ConfigParserTest {
             "DEEPSEEK_V3, topk_group, 9, topk_group",
             "DEEPSEEK_V2, first_k_dense_replace, 99, first_k_dense_replace",
             "MOE_PLUS_PLUS, moe_expert_interval, 2, moe_expert_interval",
+            "GLM4_MOE, n_group, 3, n_group",
+            "GLM4_MOE, n_group, 8, n_group",
+            "GLM4_MOE, topk_group, 5, topk_group",
+            "GLM4_MOE, num_experts_per_tok, 5, num_experts_per_tok",
+            "GLM4_MOE, n_shared_experts, -1, n_shared_experts",
+            "GLM4_MOE, routed_scaling_factor, 0, routed_scaling_factor",
+            "GLM4_MOE, first_k_dense_replace, 4, first_k_dense_replace",
+            "GLM4_MOE, partial_rotary_factor, 0, partial_rotary_factor",
+            "GLM4_MOE, partial_rotary_factor, 1.5, partial_rotary_factor",
+            "GLM4_MOE, partial_rotary_factor, 0.125, partial_rotary_factor",
+            "GLM4_MOE, partial_rotary_factor, '\"half\"', partial_rotary_factor",
             "MIXTRAL, eos_token_id, 999999, eos_token_id",
             "MIXTRAL, hidden_act, '\"gelu\"', hidden_act"})
     void impossibleValuesAreRejectedNamingTheKey(Architecture arch, String key, String value, String named) throws Exception {
@@ -105,6 +116,52 @@ class ConfigParserTest {
         assertEquals(Math.pow(qk, -0.5) * mscale * mscale, m.attention().softmaxScale(), 1e-6);
         assertEquals(1.0, m.rope().attentionFactor(), 1e-12);
         assertTrue(m.rope().interleaved());
+    }
+
+    @Test
+    void glmRotatesTheFirstPartOfEachHeadWithFrequenciesOverThatPart() {
+        ModelConfig m = ConfigParser.parse(config(Architecture.GLM4_MOE), "c");
+        assertEquals(24, m.attention().headDim(), "head_dim 3/2 of hidden/heads");
+        assertEquals(12, m.rope().rotaryDim(), "int(head_dim · partial_rotary_factor 0.5)");
+        assertArrayEquals(RopeConfig.defaultInvFreq(1e6, 12), m.rope().invFreq(), "theta^(-2i/rotary dim), not /head_dim");
+        assertTrue(!m.rope().interleaved(), "half-split pairs (i, i + rotaryDim/2)");
+        assertEquals((float) Math.pow(24, -0.5), m.attention().softmaxScale(), "the scale is over the whole head");
+
+        ObjectNode v5 = config(Architecture.GLM4_MOE); // transformers v5 keeps the factor in rope_parameters
+        v5.remove("partial_rotary_factor");
+        v5.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 1e6).put("partial_rotary_factor", 0.25);
+        assertEquals(6, ConfigParser.parse(v5, "c").rope().rotaryDim());
+        ObjectNode absent = config(Architecture.GLM4_MOE);
+        absent.remove("partial_rotary_factor");
+        assertEquals(12, ConfigParser.parse(absent, "c").rope().rotaryDim(), "the class default 0.5");
+        ObjectNode nested = v5.deepCopy();
+        ((ObjectNode) nested.get("rope_parameters")).put("partial_rotary_factor", 0.125);
+        var e = assertThrows(ConfigException.class, () -> ConfigParser.parse(nested, "config.json"));
+        assertTrue(e.getMessage().contains("rope_parameters.partial_rotary_factor"), e.getMessage());
+    }
+
+    @Test
+    void glmReadsItsAttentionRoutingAndLayers() {
+        ModelConfig m = ConfigParser.parse(config(Architecture.GLM4_MOE), "c");
+        assertTrue(m.attention().qkvBias() && !m.attention().outputBias(), "attention_bias: q/k/v biases, never o");
+        assertEquals(AttentionConfig.QkNorm.PER_HEAD, m.attention().qkNorm());
+        assertEquals(2, m.attention().numKvHeads());
+        assertArrayEquals(new boolean[] {false, true, true}, m.sparseLayers());
+        assertEquals(2 * 48, m.moe().sharedIntermediate(), "n_shared_experts · moe_intermediate_size");
+        assertEquals(1e-5f, m.rmsNormEps());
+        assertEquals("sigmoid with selection bias, top 2 of 4 groups, renormalised, scaled by 2.5", m.moe().gate().describe());
+
+        ObjectNode air = config(Architecture.GLM4_MOE); // GLM-4.5-Air: no biases, no q/k norm, class defaults
+        for (String k : new String[] {"attention_bias", "use_qk_norm", "n_group", "topk_group", "norm_topk_prob",
+                "routed_scaling_factor", "n_shared_experts", "first_k_dense_replace", "rms_norm_eps"}) {
+            air.remove(k);
+        }
+        ModelConfig a = ConfigParser.parse(air, "c");
+        assertTrue(!a.attention().qkvBias() && a.attention().qkNorm() == AttentionConfig.QkNorm.NONE);
+        assertEquals("sigmoid with selection bias, top 1 of 1 groups, renormalised, scaled by 1.0", a.moe().gate().describe());
+        assertEquals(48, a.moe().sharedIntermediate());
+        assertArrayEquals(new boolean[] {false, true, true}, a.sparseLayers());
+        assertEquals(1e-5f, a.rmsNormEps());
     }
 
     @Test

@@ -19,7 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The runtime against the reference on checkpoints written by the reference's own (Python) writer: config
  * variants our generator does not produce (tied embeddings, sliding windows, linear and dynamic RoPE, v5
  * rope_parameters, DeepSeek-V2-Lite without q LoRA, DeepSeek-V3 with half-split RoPE, MoE++ gating options, eos
- * stops). Each variant is one test.
+ * stops, GLM-4.5 with its rotary fraction in rope_parameters and with YaRN over the rotated part). Each variant is one test.
  */
 class ReferenceSuiteTest {
     @TempDir

@@ -53,6 +53,8 @@ final class InspectCommand implements Callable<Integer> {
                     sliding == 0 ? "" : String.format("; %d of %d layers slide (window %d)", sliding, c.numLayers(),
                             Arrays.stream(a.slidingWindow()).max().orElse(0)),
                     a.sinks() ? "; attention sinks" : "");
+            System.out.printf("rotary         %d of each q/k head's %d elements, %s pairs%n", c.rope().rotaryDim(), a.qkHeadDim(),
+                    c.rope().interleaved() ? "adjacent" : "half-split");
             System.out.printf("experts        %d routed per MoE layer (%d FFN), top-%d, expert FFN width %d%s%n",
                     m.numExperts(), m.numFfnExperts(), m.topK(), m.expertIntermediate(),
                     m.clampedExperts() ? String.format(", clamped SwiGLU with biases (limit %s)", m.swigluLimit()) : "");

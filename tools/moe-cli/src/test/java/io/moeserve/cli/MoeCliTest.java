@@ -81,6 +81,16 @@ class MoeCliTest {
     }
 
     @Test
+    void glmSynthesisesAndInspectsByItsShortName() {
+        Path dir = tmp.resolve("glm");
+        assertEquals(0, run("synth", "--arch", "glm", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString()).exit());
+        Run r = run("inspect", dir.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("Glm4MoeForCausalLM") && r.out().contains("rotary         12 of each q/k head's 24 elements, half-split")
+                && r.out().contains("top 2 of 4 groups") && r.out().contains("shared expert  width 96"), r.out());
+    }
+
+    @Test
     void badInputIsACleanErrorNotAStackTrace() {
         Path dir = tmp.resolve("q3");
         run("synth", "--arch", "qwen3-moe", "--size", "tiny", "--dtype", "f32", "--out", dir.toString());

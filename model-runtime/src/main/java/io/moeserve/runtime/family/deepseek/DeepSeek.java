@@ -12,14 +12,13 @@ import io.moeserve.runtime.config.RopeParameters;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.ModelFamily;
 import io.moeserve.runtime.family.MoeLayers;
-import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.family.TensorRole;
 import io.moeserve.runtime.model.Gate;
 import io.moeserve.runtime.model.GateScratch;
+import io.moeserve.runtime.model.GroupLimitedGate;
 import io.moeserve.runtime.model.MoeBlock;
 import io.moeserve.runtime.model.SharedExpert;
 import io.moeserve.runtime.model.SoftmaxTopKGate;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -126,14 +125,7 @@ public final class DeepSeek extends ModelFamily {
     /** Also V3's multi-token-prediction layers ({@code model.layers.{num_hidden_layers..}.*}), which HF ignores. */
     @Override
     public boolean isIgnored(ModelConfig c, String name) {
-        if (super.isIgnored(c, name)) return true;
-        if (!v3 || !name.startsWith("model.layers.")) return false;
-        int end = name.indexOf('.', "model.layers.".length());
-        try {
-            return Integer.parseInt(name.substring("model.layers.".length(), end)) >= c.numLayers();
-        } catch (RuntimeException e) {
-            return false;
-        }
+        return super.isIgnored(c, name) || v3 && isMultiTokenPredictionLayer(c, name);
     }
 
     @Override
@@ -204,13 +196,6 @@ public final class DeepSeek extends ModelFamily {
     /** V3 checkpoints carry one multi-token-prediction layer after the last (its own norms and projection). */
     @Override
     public List<ExpectedTensor> unusedTensors(ModelConfig c) {
-        if (!v3) return List.of();
-        String p = TensorLayout.layer(c.numLayers());
-        long h = c.hiddenSize();
-        List<ExpectedTensor> out = new ArrayList<>();
-        out.add(new ExpectedTensor(p + "enorm.weight", new long[] {h}, TensorRole.NORM));
-        out.add(new ExpectedTensor(p + "hnorm.weight", new long[] {h}, TensorRole.NORM));
-        out.add(new ExpectedTensor(p + "eh_proj.weight", new long[] {h, 2 * h}, TensorRole.LINEAR));
-        return out;
+        return v3 ? multiTokenPredictionTensors(c) : List.of();
     }
 }

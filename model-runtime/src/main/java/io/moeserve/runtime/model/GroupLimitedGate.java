@@ -1,35 +1,33 @@
-package io.moeserve.runtime.family.deepseek;
+package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.config.GateConfig;
 import io.moeserve.runtime.kernel.VectorOps;
-import io.moeserve.runtime.model.GateScratch;
-import io.moeserve.runtime.model.LinearGate;
-import io.moeserve.runtime.model.TopK;
 import io.moeserve.runtime.tensor.WeightMatrix;
 
 /**
  * DeepSeek's group-limited routing: the experts are split into {@code n_group} groups, only the {@code topk_group}
- * best groups stay, and the top-k is taken among their experts (moe-architectures-and-techniques.md §1.8).
+ * best groups stay, and the top-k is taken among their experts (moe-architectures-and-techniques.md §1.8). Here
+ * rather than in the DeepSeek family because GLM-4.5 routes by the same {@code noaux_tc} rule.
  * <ul>
  *   <li>DeepSeek-V2 {@code group_limited_greedy}: softmax scores; a group scores by its best expert; the weights
  *       are the softmax scores, scaled by {@code routed_scaling_factor}, never renormalised.</li>
- *   <li>DeepSeek-V3 {@code noaux_tc}: sigmoid scores; {@code e_score_correction_bias} is added for selection
- *       only; a group scores by the sum of its two best experts; the weights are the unbiased scores,
+ *   <li>DeepSeek-V3 and GLM-4.5 {@code noaux_tc}: sigmoid scores; {@code e_score_correction_bias} is added for
+ *       selection only; a group scores by the sum of its two best experts; the weights are the unbiased scores,
  *       renormalised (with {@code norm_topk_prob}) and scaled.</li>
  * </ul>
  */
-final class GroupLimitedGate extends LinearGate {
+public final class GroupLimitedGate extends LinearGate {
     private final Config config;
-    private final float[] scoreBias; // V3's e_score_correction_bias, else null
+    private final float[] scoreBias; // noaux_tc's e_score_correction_bias, else null
 
     /**
-     * @param sigmoid             V3's sigmoid scores with a selection bias and top-two group scores; else V2's softmax
+     * @param sigmoid             noaux_tc's sigmoid scores with a selection bias and top-two group scores; else V2's softmax
      * @param normTopkProb        renormalise the selected weights
      * @param routedScalingFactor multiplies the weights
      * @param numGroups           n_group
      * @param topkGroups          topk_group: groups kept per token
      */
-    record Config(boolean sigmoid, boolean normTopkProb, float routedScalingFactor, int numGroups, int topkGroups)
+    public record Config(boolean sigmoid, boolean normTopkProb, float routedScalingFactor, int numGroups, int topkGroups)
             implements GateConfig {
         @Override
         public String describe() {
@@ -38,7 +36,7 @@ final class GroupLimitedGate extends LinearGate {
         }
     }
 
-    GroupLimitedGate(WeightMatrix weight, float[] scoreBias, int topK, Config config, GateScratch scratch) {
+    public GroupLimitedGate(WeightMatrix weight, float[] scoreBias, int topK, Config config, GateScratch scratch) {
         super(weight, topK, scratch);
         this.config = config;
         this.scoreBias = scoreBias;

@@ -1,9 +1,8 @@
-package io.moeserve.runtime.family.deepseek;
+package io.moeserve.runtime.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
