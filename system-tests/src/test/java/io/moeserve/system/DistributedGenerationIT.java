@@ -18,7 +18,7 @@ class DistributedGenerationIT {
     private static final int[] PROMPT = {11, 250, 3, 1999, 42, 7, 300, 12, 5, 81, 2048, 9};
 
     @ParameterizedTest
-    @EnumSource(value = Architecture.class, names = {"MIXTRAL", "QWEN3_MOE", "MOE_PLUS_PLUS", "GPT_OSS"})
+    @EnumSource(value = Architecture.class, names = {"MIXTRAL", "QWEN3_MOE", "MOE_PLUS_PLUS", "GPT_OSS", "GLM4_MOE"})
     void splittingExpertsOverPodsDoesNotChangeTheOutput(Architecture arch) {
         Path model = Models.small(arch);
         int experts = ConfigParser.load(model).moe().numFfnExperts();

@@ -1,8 +1,8 @@
 package io.moeserve.runtime.family;
 
 import io.moeserve.runtime.family.deepseek.DeepSeek;
-import io.moeserve.runtime.family.gptoss.GptOss;
 import io.moeserve.runtime.family.glm.Glm4Moe;
+import io.moeserve.runtime.family.gptoss.GptOss;
 import io.moeserve.runtime.family.mixtral.Mixtral;
 import io.moeserve.runtime.family.moepp.MoePlusPlus;
 import io.moeserve.runtime.family.olmoe.Olmoe;
