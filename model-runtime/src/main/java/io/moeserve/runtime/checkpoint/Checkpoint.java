@@ -208,6 +208,22 @@ public final class Checkpoint implements AutoCloseable {
         return QuantizedWeights.matrix(this, name, rows, cols);
     }
 
+    /**
+     * An MXFP4 weight as gpt-oss stores its experts' projections, {@code prefix} naming the pair (e.g.
+     * {@code model.layers.0.mlp.experts.gate_up_proj}): codes {@code prefix + "_blocks"}, U8
+     * [E, rows, cols / 32, 16], and E8M0 scales {@code prefix + "_scales"}, U8 [E, rows, cols / 32] (or
+     * [rows, cols / 32, 16] and [rows, cols / 32] for a single matrix, E = 1). Returns the [E · rows, cols] view
+     * (nothing copied) in which expert e is rows [e · rows, (e + 1) · rows) ({@link WeightMatrix#rowSlice}); rows
+     * are output features and columns inputs, as the file holds them (transformers transposes after dequantizing).
+     * Both tensors are marked consumed. A missing tensor, a dtype other than U8, shapes that disagree with
+     * {@code rows} and {@code cols} or with each other, columns that are not whole groups of 32, or a config.json
+     * whose quantization_config is not mxfp4 or excludes the module, is a {@link CheckpointException} naming the
+     * tensor and its file.
+     */
+    public WeightMatrix mxfp4Matrix(String prefix, long rows, long cols) {
+        return QuantizedWeights.mxfp4(this, prefix, rows, cols);
+    }
+
     /** The file holding tensor {@code name}, for messages; null when there is none. */
     Path fileOf(String name) {
         SafetensorsFile f = byName.get(name);

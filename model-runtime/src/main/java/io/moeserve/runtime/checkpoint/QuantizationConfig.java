@@ -17,7 +17,7 @@ import java.util.regex.PatternSyntaxException;
 
 /**
  * What a checkpoint's {@code config.json} says about quantized weights ({@code quantization_config}): which linear
- * layers are stored quantized, and how. Two methods, as checkpoints ship them:
+ * layers are stored quantized, and how. Three methods, as checkpoints ship them:
  * <ul>
  *   <li>{@code "fp8"} with {@code weight_block_size [bm, bn]} and {@code fmt "e4m3"}: DeepSeek-V3/R1, Kimi-K2 and
  *       the Qwen3 {@code -FP8} checkpoints. Every linear layer may be FP8, except those in
@@ -27,6 +27,13 @@ import java.util.regex.PatternSyntaxException;
  *       and weight arguments (bits, int or float, symmetric, strategy with group size or block), minus
  *       {@code ignore}; stored {@code pack-quantized} (int4/int8 packed in int32), {@code int-quantized} or
  *       {@code naive-quantized} (int8), or {@code float-quantized} (FP8).
+ *   <li>{@code "mxfp4"} with {@code modules_to_not_convert}: gpt-oss. transformers converts only the experts
+ *       (GptOssExperts, stored as {@code *_blocks} and {@code *_scales}, read with {@link Checkpoint#mxfp4Matrix});
+ *       every linear layer stays in float, so {@link #schemeFor} names no scheme. {@link #converts} says whether a
+ *       module is converted: not named by {@code modules_to_not_convert} (nor {@code lm_head}, which transformers
+ *       adds), whose entries are regular expressions matched at the start of the module name, as transformers'
+ *       {@code should_convert_module} matches them ({@code re.match(key)}, which also covers its
+ *       {@code re.match(key + "\\.")}), or suffixes of it ({@code name.endswith(key)}, in newer transformers).
  * </ul>
  * Anything else (another method, bit width, strategy or format) is refused when the checkpoint opens, with the
  * setting named: computing with weights read the wrong way would give garbage, not an error.
@@ -40,6 +47,8 @@ public final class QuantizationConfig {
 
     /** A checkpoint with no quantization_config: every weight is stored in a float dtype. */
     public static final QuantizationConfig NONE = new QuantizationConfig("none", List.of(), List.of());
+
+    private static final String MXFP4 = "mxfp4";
 
     private static final JsonMapper MAPPER = JsonMapper.builder().build();
 
@@ -103,10 +112,15 @@ public final class QuantizationConfig {
     private final Matcher ignoreMatcher;
 
     private QuantizationConfig(String method, List<Group> groups, List<String> ignore) {
+        this(method, groups, ignore, ignore);
+    }
+
+    /** {@code ignore} as the config lists it (for messages), {@code ignoreEntries} as target entries that match it. */
+    private QuantizationConfig(String method, List<Group> groups, List<String> ignore, List<String> ignoreEntries) {
         this.method = method;
         this.groups = groups;
         this.ignore = ignore;
-        this.ignoreMatcher = new Matcher(ignore);
+        this.ignoreMatcher = new Matcher(ignoreEntries);
     }
 
     /** The quantization of the checkpoint in {@code directory}, from its config.json ({@link #NONE} without one). */
@@ -132,8 +146,9 @@ public final class QuantizationConfig {
         return switch (method) {
             case "fp8" -> parseFp8(qc, where);
             case "compressed-tensors" -> parseCompressedTensors(qc, where);
+            case MXFP4 -> parseMxfp4(qc, where);
             default -> throw new CheckpointException(where + ": quant_method \"" + method + "\" is not supported"
-                    + " (supported: fp8, compressed-tensors)");
+                    + " (supported: fp8, compressed-tensors, mxfp4)");
         };
     }
 
@@ -159,6 +174,20 @@ public final class QuantizationConfig {
         // transformers matches these as prefixes of module names.
         for (String m : strings(qc, "modules_to_not_convert", where)) ignore.add("re:" + Pattern.quote(m) + "(\\..*)?$");
         return new QuantizationConfig("fp8", List.of(new Group(List.of("Linear"), scheme)), List.copyOf(ignore));
+    }
+
+    private static QuantizationConfig parseMxfp4(JsonNode qc, String where) {
+        List<String> ignore = new ArrayList<>();
+        ignore.add("lm_head");
+        ignore.addAll(strings(qc, "modules_to_not_convert", where));
+        List<String> entries = new ArrayList<>();
+        for (String m : ignore) {
+            // re.match(m): a regular expression at the start of the name; name.endswith(m): a literal suffix.
+            entries.add("re:" + m);
+            entries.add("re:.*" + Pattern.quote(m) + "$");
+        }
+        checkPatterns(entries, where + ".modules_to_not_convert");
+        return new QuantizationConfig(MXFP4, List.of(), List.copyOf(ignore), List.copyOf(entries));
     }
 
     private static QuantizationConfig parseCompressedTensors(JsonNode qc, String where) {
@@ -268,6 +297,22 @@ public final class QuantizationConfig {
         return null;
     }
 
+    /**
+     * Whether module {@code module} (a name without {@code .weight}) is stored quantized per this config: targeted by
+     * a scheme and not ignored (fp8, compressed-tensors), or, for mxfp4, not named by {@code modules_to_not_convert}
+     * (transformers' {@code should_convert_module}; mxfp4 converts only gpt-oss's experts, read with
+     * {@link Checkpoint#mxfp4Matrix}, so for its linear layers this says only that they were not excluded).
+     */
+    public boolean converts(String module) {
+        if (isMxfp4()) return !ignoreMatcher.matches(module);
+        return schemeFor(module) != null;
+    }
+
+    /** Whether the method is mxfp4 (gpt-oss): experts in MXFP4 blocks and scales, everything else in float. */
+    public boolean isMxfp4() {
+        return method.equals(MXFP4);
+    }
+
     /** Whether the config lists {@code module} among the modules it leaves in float. */
     public boolean ignores(String module) {
         return ignoreMatcher.matches(module);
@@ -276,8 +321,13 @@ public final class QuantizationConfig {
     /**
      * Bytes a linear layer's weight takes as this config stores it: codes, scales and zero points for a quantized
      * one, {@code rows × cols × floatBytes} for one left in float (whose dtype also sizes compressed-tensors' scales).
+     * For mxfp4, every module it {@link #converts} is taken for an expert's projection in MXFP4.
      */
     public long storedBytes(String module, int rows, int cols, int floatBytes) {
+        if (isMxfp4() && converts(module)) {
+            // gpt-oss's experts: one byte per two codes, one E8M0 byte per 32 columns.
+            return rows * Quantization.Scheme.MXFP4.rowBytes(cols) + (long) rows * (cols / Quantization.Scheme.MX_BLOCK);
+        }
         Scheme s = schemeFor(module);
         if (s == null) return (long) rows * cols * floatBytes;
         DType scaleType = s.format() == Format.FP8_BLOCK || floatBytes == 4 ? DType.F32 : DType.BF16;
@@ -289,11 +339,14 @@ public final class QuantizationConfig {
 
     /** Whether the checkpoint has any quantized weights per its config. */
     public boolean isQuantized() {
-        return !groups.isEmpty();
+        return !groups.isEmpty() || isMxfp4();
     }
 
     /** One line for humans: the method and each group's scheme. */
     public String describe() {
+        if (isMxfp4()) {
+            return "mxfp4: experts in e2m1 with an e8m0 scale per 32 columns; not converting " + String.join(", ", ignore);
+        }
         if (groups.isEmpty()) return "none";
         List<String> parts = new ArrayList<>();
         for (Group g : groups) {

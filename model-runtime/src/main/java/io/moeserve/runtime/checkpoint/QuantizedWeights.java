@@ -121,6 +121,55 @@ final class QuantizedWeights {
         }
     }
 
+    /** See {@link Checkpoint#mxfp4Matrix}. */
+    static WeightMatrix mxfp4(Checkpoint ck, String prefix, long rows, long cols) {
+        String blocksName = prefix + "_blocks", scalesName = prefix + "_scales";
+        int block = Quantization.Scheme.MX_BLOCK;
+        for (String name : new String[] {blocksName, scalesName}) {
+            if (ck.contains(name)) continue;
+            Tensor plain = ck.peek(prefix);
+            throw new CheckpointException("missing tensor " + name + " in checkpoint " + ck.directory()
+                    + (plain != null ? "; " + prefix + " is stored as " + plain.dtype() + " in " + ck.fileOf(prefix)
+                    + ", not as MXFP4 blocks and scales" : ""));
+        }
+        Tensor blocks = ck.peek(blocksName);
+        Tensor scales = ck.peek(scalesName);
+        String module = prefix.contains(".") ? prefix.substring(0, prefix.lastIndexOf('.')) : prefix;
+        QuantizationConfig config = ck.quantization();
+        if (!config.isMxfp4() || !config.converts(module)) {
+            throw new CheckpointException("tensor " + blocksName + " in " + ck.fileOf(blocksName) + " holds MXFP4 codes, but "
+                    + (!config.isMxfp4() ? (config.isQuantized() ? "quantization_config's quant_method is not mxfp4"
+                    : "config.json has no quantization_config") : "quantization_config's modules_to_not_convert names " + module));
+        }
+        if (cols % block != 0 || rows < 1 || cols < 1) {
+            throw new CheckpointException("tensor " + blocksName + " in " + ck.fileOf(blocksName) + ": MXFP4 needs columns in whole"
+                    + " groups of " + block + ", not a " + rows + "x" + cols + " weight");
+        }
+        long groups = cols / block;
+        long[] b = blocks.shape(), s = scales.shape();
+        long experts = b.length == 4 ? b[0] : 1;
+        long[] blocksShape = b.length == 4 ? new long[] {experts, rows, groups, block / 2} : new long[] {rows, groups, block / 2};
+        long[] scalesShape = b.length == 4 ? new long[] {experts, rows, groups} : new long[] {rows, groups};
+        if (blocks.dtype() != DType.U8 || !Arrays.equals(b, blocksShape) || experts < 1) {
+            throw new CheckpointException("tensor " + blocksName + " in " + ck.fileOf(blocksName) + " is " + blocks.dtype()
+                    + Arrays.toString(b) + ", expected U8 [experts, " + rows + ", " + groups + ", " + block / 2 + "] or U8 ["
+                    + rows + ", " + groups + ", " + block / 2 + "] (MXFP4 codes of a " + rows + "x" + cols + " weight)");
+        }
+        if (scales.dtype() != DType.U8 || !Arrays.equals(s, scalesShape)) {
+            throw new CheckpointException("tensor " + scalesName + " in " + ck.fileOf(scalesName) + " is " + scales.dtype()
+                    + Arrays.toString(s) + ", expected U8 " + Arrays.toString(scalesShape) + " (E8M0 scales of "
+                    + blocksName + " " + Arrays.toString(b) + ")");
+        }
+        if (experts * rows > Integer.MAX_VALUE) {
+            throw new CheckpointException("tensor " + blocksName + " in " + ck.fileOf(blocksName) + " has " + experts * rows
+                    + " rows in all, more than one matrix can index");
+        }
+        ck.tensor(blocksName, blocksShape);
+        ck.tensor(scalesName, scalesShape);
+        return new WeightMatrix(prefix, blocks.data(), DType.U8, (int) (experts * rows), Math.toIntExact(cols),
+                new Quantization(Quantization.Scheme.MXFP4, scales.data(), DType.U8, 1, block, null));
+    }
+
     /** The tensor {@code name}: present, of {@code dtype}, of {@code shape}. */
     private static Tensor typed(Checkpoint ck, String name, DType dtype, long... shape) {
         Tensor t = ck.tensor(name, shape);

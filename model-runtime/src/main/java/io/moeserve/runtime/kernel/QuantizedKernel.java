@@ -42,6 +42,15 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Codes reach int lanes by scheme: bytes (FP8, int8) through a byte vector of LANES lanes; packed int4 (LANES / 2
  * bytes) as one scalar load whose nibbles are spread over the lanes by a variable shift. At 128 bits there is no
  * 4-lane byte vector, so bytes go the scalar way too.
+ *
+ * <p>MXFP4 (gpt-oss's experts) has its own loop: one E8M0 scale per 32 columns, no tail (columns are a multiple of
+ * 32), FP4 codes that are not integers. At 512 bits a group is one 16-byte load widened to 16 int lanes, byte k in
+ * lane k; its low nibbles are the even columns and its high nibbles the odd ones. The group's 16 possible weights
+ * (the E2M1 table times the scale: one multiply per group) are looked up by code with one lane permute per nibble
+ * vector, and two two-vector permutes interleave even and odd back into column order, so lanes accumulate the
+ * columns they accumulate for a float32 matrix. Narrower vectors spread a scalar load's nibbles over the lanes (as
+ * int4) and build the value's float bits from the code (exponent and mantissa bits shifted into place, then
+ * rescaled by an exact 2^126), then multiply by the scale: the same product, so the same weights.
  */
 final class QuantizedKernel {
 
@@ -61,7 +70,24 @@ final class QuantizedKernel {
             .lanewise(VectorOperators.LSHL, 3);
     private static final VectorMask<Integer> UPPER_EIGHT = INT_IOTA.compare(VectorOperators.GE, 8);
 
+    private static final int MX_BLOCK = Scheme.MX_BLOCK;
+    /** One MXFP4 group's 16 code bytes, at 512 bits (null otherwise). */
+    private static final VectorSpecies<Byte> MX_BYTES = LANES == 16 ? ByteVector.SPECIES_128 : null;
+    /** Lane i: the E2M1 value of code i, at 512 bits (null otherwise). */
+    private static final FloatVector E2M1 = LANES == 16 ? FloatVector.fromArray(FLOATS, e2m1Values(), 0) : null;
+    /** Lane 2k: lane k of the first vector (even columns), lane 2k + 1: lane k of the second (odd columns). */
+    private static final IntVector EVEN_ODD_LOW = LANES == 16 ? INT_IOTA.lanewise(VectorOperators.ASHR, 1)
+            .add(INT_IOTA.and(1).lanewise(VectorOperators.LSHL, 4)) : null;
+    /** As EVEN_ODD_LOW for the group's second 16 columns. */
+    private static final IntVector EVEN_ODD_HIGH = LANES == 16 ? EVEN_ODD_LOW.add(8) : null;
+
     private QuantizedKernel() {}
+
+    private static float[] e2m1Values() {
+        float[] v = new float[16];
+        for (int code = 0; code < 16; code++) v[code] = TensorAccess.e2m1ToFloat(code);
+        return v;
+    }
 
     /**
      * Whether rows can take the group fast path: one row of scales per row, groups a whole number of vectors wide,
@@ -82,7 +108,9 @@ final class QuantizedKernel {
     /** {@code y[yOff + r] = Σ_c x[xOff + c] · W[r][c]} for {@code rowFrom <= r < rowTo}. */
     static void matvec(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
         Quantization q = w.quantization();
-        if (q.scheme() == Scheme.E4M3) {
+        if (q.scheme() == Scheme.MXFP4) {
+            matvecMxfp4(w, x, xOff, y, yOff, rowFrom, rowTo);
+        } else if (q.scheme() == Scheme.E4M3) {
             matvecE4m3(w, x, xOff, y, yOff, rowFrom, rowTo);
         } else if (groupPath(q)) {
             matvecGroups(w, x, xOff, y, yOff, rowFrom, rowTo);
@@ -117,6 +145,83 @@ final class QuantizedKernel {
         }
         y[yOff + r0] = finish(w, r0, y[yOff + r0], x, xOff, upper);
         if (r1 != r0) y[yOff + r1] = finish(w, r1, y[yOff + r1], x, xOff, upper);
+    }
+
+    /** MXFP4 rows, two far apart at a time as on the group path. */
+    private static void matvecMxfp4(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
+        int half = (rowTo - rowFrom) / 2;
+        for (int r = rowFrom; r < rowFrom + half; r++) mxfp4Rows(w, x, xOff, y, yOff, r, r + half);
+        if ((rowTo - rowFrom) % 2 != 0) mxfp4Rows(w, x, xOff, y, yOff, rowTo - 1, rowTo - 1);
+    }
+
+    /**
+     * MXFP4 rows r0 and r1 (which may be the same row) into y, group by group (see the class comment). Columns are a
+     * multiple of 32, so of LANES: there is no scalar tail.
+     */
+    private static void mxfp4Rows(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment data = w.data();
+        MemorySegment scales = w.quantization().scales();
+        int groups = w.cols() / MX_BLOCK;
+        long row0 = r0 * w.rowBytes(), row1 = r1 * w.rowBytes();
+        long scaleRow0 = (long) r0 * groups, scaleRow1 = (long) r1 * groups;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int g = 0; g < groups; g++) {
+            float s0 = TensorAccess.e8m0ToFloat(scales.get(ValueLayout.JAVA_BYTE, scaleRow0 + g));
+            float s1 = TensorAccess.e8m0ToFloat(scales.get(ValueLayout.JAVA_BYTE, scaleRow1 + g));
+            int c = xOff + g * MX_BLOCK;
+            long b = (long) g * (MX_BLOCK / 2);
+            if (LANES == 16) {
+                FloatVector x0 = FloatVector.fromArray(FLOATS, x, c);
+                FloatVector x1 = FloatVector.fromArray(FLOATS, x, c + 16);
+                IntVector t0 = E2M1.mul(s0).reinterpretAsInts();
+                IntVector q0 = mxBytes(data, row0 + b);
+                IntVector even0 = q0.and(0xf).selectFrom(t0);
+                IntVector odd0 = q0.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t0);
+                a0 = EVEN_ODD_LOW.selectFrom(even0, odd0).reinterpretAsFloats().fma(x0, a0);
+                a0 = EVEN_ODD_HIGH.selectFrom(even0, odd0).reinterpretAsFloats().fma(x1, a0);
+                IntVector t1 = E2M1.mul(s1).reinterpretAsInts();
+                IntVector q1 = mxBytes(data, row1 + b);
+                IntVector even1 = q1.and(0xf).selectFrom(t1);
+                IntVector odd1 = q1.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t1);
+                a1 = EVEN_ODD_LOW.selectFrom(even1, odd1).reinterpretAsFloats().fma(x0, a1);
+                a1 = EVEN_ODD_HIGH.selectFrom(even1, odd1).reinterpretAsFloats().fma(x1, a1);
+            } else {
+                FloatVector v0 = FloatVector.broadcast(FLOATS, s0);
+                FloatVector v1 = FloatVector.broadcast(FLOATS, s1);
+                for (int k = 0; k < MX_BLOCK; k += LANES) {
+                    FloatVector xv = FloatVector.fromArray(FLOATS, x, c + k);
+                    a0 = e2m1(unsignedNibbles(data, row0 + b + k / 2)).mul(v0).fma(xv, a0);
+                    a1 = e2m1(unsignedNibbles(data, row1 + b + k / 2)).mul(v1).fma(xv, a1);
+                }
+            }
+        }
+        y[yOff + r0] = Simd.sum(a0);
+        y[yOff + r1] = Simd.sum(a1);
+    }
+
+    /** One MXFP4 row dequantized into {@code dst[dstOffset ..]}, the weights {@link #mxfp4Rows} multiplies. */
+    private static void widenMxfp4(WeightMatrix w, int row, float[] dst, int dstOffset) {
+        MemorySegment data = w.data();
+        MemorySegment scales = w.quantization().scales();
+        int groups = w.cols() / MX_BLOCK;
+        long rowStart = row * w.rowBytes();
+        for (int g = 0; g < groups; g++) {
+            float s = TensorAccess.e8m0ToFloat(scales.get(ValueLayout.JAVA_BYTE, (long) row * groups + g));
+            int c = dstOffset + g * MX_BLOCK;
+            long b = rowStart + (long) g * (MX_BLOCK / 2);
+            if (LANES == 16) {
+                IntVector t = E2M1.mul(s).reinterpretAsInts();
+                IntVector q = mxBytes(data, b);
+                IntVector even = q.and(0xf).selectFrom(t);
+                IntVector odd = q.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t);
+                EVEN_ODD_LOW.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, c);
+                EVEN_ODD_HIGH.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, c + 16);
+            } else {
+                FloatVector v = FloatVector.broadcast(FLOATS, s);
+                for (int k = 0; k < MX_BLOCK; k += LANES) e2m1(unsignedNibbles(data, b + k / 2)).mul(v).intoArray(dst, c + k);
+            }
+        }
     }
 
     /**
@@ -279,6 +384,11 @@ final class QuantizedKernel {
      */
     static void widen(WeightMatrix w, int row, float[] dst, int dstOffset, int paddedCount) {
         Quantization q = w.quantization();
+        if (q.scheme() == Scheme.MXFP4) {
+            widenMxfp4(w, row, dst, dstOffset);
+            for (int c = w.cols(); c < paddedCount; c++) dst[dstOffset + c] = 0f;
+            return;
+        }
         MemorySegment data = w.data();
         int cols = w.cols();
         long rowStart = row * w.rowBytes();
@@ -376,6 +486,11 @@ final class QuantizedKernel {
 
     /** LANES pack-quantized int4 codes (stored q + 8, two per byte, low nibble first) from byte {@code offset}. */
     private static IntVector nibbles(MemorySegment m, long offset) {
+        return unsignedNibbles(m, offset).sub(8);
+    }
+
+    /** LANES nibbles (two per byte, low nibble first) from byte {@code offset}, as ints 0..15. */
+    private static IntVector unsignedNibbles(MemorySegment m, long offset) {
         IntVector words;
         if (LANES == 16) {
             long bits = m.get(I64, offset);
@@ -385,7 +500,23 @@ final class QuantizedKernel {
         } else {
             words = IntVector.broadcast(INTS, m.get(I16, offset) & 0xffff);
         }
-        return words.lanewise(VectorOperators.LSHR, NIBBLE_SHIFTS).and(0xf).sub(8);
+        return words.lanewise(VectorOperators.LSHR, NIBBLE_SHIFTS).and(0xf);
+    }
+
+    /** 16 bytes from {@code offset} (one MXFP4 group's codes), widened to 16 int lanes (512 bits only). */
+    private static IntVector mxBytes(MemorySegment m, long offset) {
+        return (IntVector) ByteVector.fromMemorySegment(MX_BYTES, m, offset, LE).convertShape(VectorOperators.B2I, INTS, 0);
+    }
+
+    /**
+     * The E2M1 values of LANES codes 0..15, exactly: the magnitude bits (two exponent, one mantissa) at a float's
+     * bits 22..24 make the float FP4(code) · 2^−126 (code 1, 0.5, is the subnormal 2^−127; code 0 is zero), so an
+     * exact multiply by 2^126 gives the value; the code's sign bit goes to the float's sign.
+     */
+    private static FloatVector e2m1(IntVector codes) {
+        IntVector bits = codes.and(7).lanewise(VectorOperators.LSHL, 22)
+                .or(codes.and(8).lanewise(VectorOperators.LSHL, 28));
+        return bits.reinterpretAsFloats().mul(0x1p126f);
     }
 
     /** LANES float8_e4m3fn weights from {@code offset}, decoded exactly (see TensorAccess.e4m3ToFloat). */

@@ -7,13 +7,17 @@ import java.lang.foreign.ValueLayout;
  * How a quantized weight matrix is stored: the code of each weight, and the scales (and zero points) that turn codes
  * back into weights. Everything stays where the checkpoint put it, usually mapped from disk.
  *
- * <p>The weight in row r, column c is {@code float(q(r, c) - zp(r, c)) · scale(r, c)} for integer codes and
- * {@code e4m3(q(r, c)) · scale(r, c)} for FP8 codes, a float32 product rounded once: the format's dequantization
- * (compressed-tensors {@code _dequantize}, DeepSeek-V3's {@code weight_dequant}), in float32. Scales come in blocks
+ * <p>The weight in row r, column c is {@code float(q(r, c) - zp(r, c)) · scale(r, c)} for integer codes,
+ * {@code e4m3(q(r, c)) · scale(r, c)} for FP8 codes and {@code e2m1(q(r, c)) · scale(r, c)} for FP4 codes, a
+ * float32 product rounded once: the format's dequantization (compressed-tensors {@code _dequantize}, DeepSeek-V3's
+ * {@code weight_dequant}, gpt-oss's {@code FP4_VALUES[q] · 2^(e − 127)}), in float32. For FP4 codes the product
+ * is exact (a power of two times a value of two significant bits), or ±infinity where the format's value exceeds
+ * float32's range (codes of 2 and more with the largest scales), as in transformers' bfloat16 dequantization. Scales come in blocks
  * of {@code blockRows × blockCols} weights: {@code scale(r, c) = scales[r / blockRows][c / blockCols]}, a row-major
  * [⌈rows / blockRows⌉, ⌈cols / blockCols⌉] tensor whose last row and column of blocks may be partial. That one rule
  * covers every strategy the formats use: a block of [128, 128] (DeepSeek-V3 FP8), a group of G columns [1, G], a
- * channel [1, cols], the whole tensor [rows, cols].
+ * channel [1, cols], the whole tensor [rows, cols]. Scales are floats (F32, BF16, F16), except MXFP4's: one E8M0
+ * byte e per group of 32 columns, standing for 2^(e − 127) ({@link TensorAccess#e8m0ToFloat}; 0xff is NaN).
  *
  * <p>Codes, by {@link Scheme}, each row stored on its own:
  * <ul>
@@ -23,6 +27,10 @@ import java.lang.foreign.ValueLayout;
  *       words, 4 or 8 codes per word, code t of word w at bits [t·b, t·b + b), offset by 2^(b−1) (so int4 −8..7 is
  *       stored 0..15); a row is padded with zero codes to whole words. In memory, byte k of a PACKED_INT4 row
  *       holds column 2k in its low nibble and 2k + 1 in its high nibble.
+ *   <li>{@code MXFP4}: OCP MX FP4 as gpt-oss ships its experts ({@code *_blocks}, U8 [.., rows, cols / 32, 16]):
+ *       two FP4 E2M1 codes per byte, byte k of a row holding column 2k in its low nibble and 2k + 1 in its high
+ *       nibble (the nibble order of PACKED_INT4, unsigned, no offset); scales U8 [rows, cols / 32], blocks of
+ *       1 × 32 exactly, no zero points; cols a multiple of 32.
  * </ul>
  * Zero points (asymmetric integer schemes only, null otherwise) have the scales' block shape. For the packed schemes
  * they are packed as compressed-tensors packs them: along the rows of blocks, p = 32 / b per int32 word, offset like
@@ -31,7 +39,7 @@ import java.lang.foreign.ValueLayout;
  *
  * @param scheme      how codes are stored
  * @param scales      [⌈rows / blockRows⌉ × ⌈cols / blockCols⌉] scales of {@code scaleType}, row-major
- * @param scaleType   F32, BF16 or F16
+ * @param scaleType   F32, BF16 or F16; U8 (E8M0) for MXFP4
  * @param blockRows   rows per scale block (≥ 1)
  * @param blockCols   columns per scale block (≥ 1)
  * @param zeroPoints  zero points as above, or null when symmetric
@@ -44,7 +52,11 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         E4M3(8, DType.F8_E4M3),
         INT8(8, DType.I8),
         PACKED_INT8(8, DType.I32),
-        PACKED_INT4(4, DType.I32);
+        PACKED_INT4(4, DType.I32),
+        MXFP4(4, DType.U8);
+
+        /** Columns per MXFP4 scale (the OCP MX block size). */
+        public static final int MX_BLOCK = 32;
 
         private final int bits;
         private final DType storage;
@@ -64,9 +76,9 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
             return storage;
         }
 
-        /** Whether codes are integers (as opposed to FP8 values). */
+        /** Whether codes are integers (as opposed to FP8 or FP4 values). */
         public boolean isInteger() {
-            return this != E4M3;
+            return this == INT8 || this == PACKED_INT8 || this == PACKED_INT4;
         }
 
         /** Bytes one row of {@code cols} weights takes, padding included. */
@@ -75,6 +87,7 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
                 case E4M3, INT8 -> cols;
                 case PACKED_INT8 -> 4L * ((cols + 3) / 4);
                 case PACKED_INT4 -> 4L * ((cols + 7) / 8);
+                case MXFP4 -> cols / 2L;
             };
         }
     }
@@ -83,9 +96,17 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         if (blockRows < 1 || blockCols < 1) {
             throw new IllegalArgumentException("scale blocks must be at least 1x1, got " + blockRows + "x" + blockCols);
         }
-        if (!scaleType.isFloat()) throw new IllegalArgumentException("scales must be F32, BF16 or F16, not " + scaleType);
+        if (scheme == Scheme.MXFP4) {
+            if (scaleType != DType.U8 || blockRows != 1 || blockCols != Scheme.MX_BLOCK || zeroPoints != null) {
+                throw new IllegalArgumentException("MXFP4 has one E8M0 (U8) scale per 1x" + Scheme.MX_BLOCK
+                        + " block and no zero points, not " + scaleType + " scales in blocks of " + blockRows + "x"
+                        + blockCols + (zeroPoints != null ? " with zero points" : ""));
+            }
+        } else if (!scaleType.isFloat()) {
+            throw new IllegalArgumentException("scales must be F32, BF16 or F16, not " + scaleType);
+        }
         if (zeroPoints != null && !scheme.isInteger()) {
-            throw new IllegalArgumentException("FP8 weights have no zero points");
+            throw new IllegalArgumentException(scheme + " weights have no zero points");
         }
     }
 
@@ -114,7 +135,9 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
 
     /** The scale of row block {@code rowBlock}, column block {@code colBlock} (scalar path). */
     public float scale(int rowBlock, int colBlock, int scaleColumns) {
-        return TensorAccess.getFloat(scales, scaleType, (long) rowBlock * scaleColumns + colBlock);
+        long index = (long) rowBlock * scaleColumns + colBlock;
+        if (scheme == Scheme.MXFP4) return TensorAccess.e8m0ToFloat(scales.get(ValueLayout.JAVA_BYTE, index));
+        return TensorAccess.getFloat(scales, scaleType, index);
     }
 
     /** The signed zero point of a block, 0 when symmetric (scalar path). */
@@ -127,7 +150,7 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         return ((word >>> ((rowBlock % perWord) * bits)) & ((1 << bits) - 1)) - (1 << (bits - 1));
     }
 
-    /** The code of column {@code col} of the row starting at byte {@code rowOffset}: a signed integer, or FP8 bits. */
+    /** The code of column {@code col} of the row starting at byte {@code rowOffset}: a signed integer, or FP8/FP4 bits. */
     public int code(MemorySegment data, long rowOffset, int col) {
         return switch (scheme) {
             case E4M3 -> data.get(ValueLayout.JAVA_BYTE, rowOffset + col) & 0xff;
@@ -136,6 +159,10 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
             case PACKED_INT4 -> {
                 int b = data.get(ValueLayout.JAVA_BYTE, rowOffset + col / 2);
                 yield ((col & 1) == 0 ? b & 0xf : (b >>> 4) & 0xf) - 8;
+            }
+            case MXFP4 -> {
+                int b = data.get(ValueLayout.JAVA_BYTE, rowOffset + col / 2);
+                yield (col & 1) == 0 ? b & 0xf : (b >>> 4) & 0xf;
             }
         };
     }
@@ -148,6 +175,7 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         int q = code(data, row * scheme.rowBytes(cols), col);
         float s = scale(rb, cb, sc);
         if (scheme == Scheme.E4M3) return TensorAccess.e4m3ToFloat(q) * s;
+        if (scheme == Scheme.MXFP4) return TensorAccess.e2m1ToFloat(q) * s;
         return (float) (q - zeroPoint(rb, cb, sc)) * s;
     }
 }

@@ -71,6 +71,31 @@ public final class TensorAccess {
         return sign | code;
     }
 
+    /** FP4 E2M1 values by code (sign bit 3, two exponent bits, one mantissa bit): the OCP MX table. */
+    private static final float[] E2M1 = {0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f, -0f, -0.5f, -1f, -1.5f, -2f, -3f, -4f, -6f};
+
+    /** E8M0 scales by byte: 2^(e − 127), exact (2^−127 is a float32 subnormal), NaN for 0xff. */
+    private static final float[] E8M0 = new float[256];
+
+    static {
+        for (int e = 0; e < 255; e++) E8M0[e] = Math.scalb(1f, e - 127);
+        E8M0[255] = Float.NaN;
+    }
+
+    /** The value of an FP4 E2M1 code (low 4 bits of {@code code}): 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives. */
+    public static float e2m1ToFloat(int code) {
+        return E2M1[code & 0xf];
+    }
+
+    /**
+     * The multiplier an E8M0 scale byte (low 8 bits of {@code bits}) stands for: 2^(e − 127), from 2^−127 (a float32
+     * subnormal, still exact) to 2^127; 0xff is NaN, as the OCP MX specification defines it (the reference
+     * dequantizers turn it into 2^128, infinity; a NaN says louder that the checkpoint is broken).
+     */
+    public static float e8m0ToFloat(int bits) {
+        return E8M0[bits & 0xff];
+    }
+
     public static float bf16ToFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xffff) << 16);
     }

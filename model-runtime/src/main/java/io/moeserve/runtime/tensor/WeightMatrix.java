@@ -22,6 +22,10 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
             }
         } else {
             Quantization.Scheme scheme = quantization.scheme();
+            if (scheme == Quantization.Scheme.MXFP4 && cols % Quantization.Scheme.MX_BLOCK != 0) {
+                throw new IllegalArgumentException(name + ": MXFP4 needs a multiple of " + Quantization.Scheme.MX_BLOCK
+                        + " columns, not " + cols);
+            }
             if (dtype != scheme.storage()) {
                 throw new IllegalArgumentException(name + ": " + scheme + " codes are stored as " + scheme.storage()
                         + ", not " + dtype);
@@ -56,7 +60,7 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
     /**
      * The storage format in a few characters, for pods' reports and {@code moe inspect}: the dtype of a float
      * matrix ({@code BF16}), or the codes and scale blocks of a quantized one ({@code int4 1x128},
-     * {@code fp8 128x128}; {@code +zp} when it has zero points).
+     * {@code fp8 128x128}; {@code +zp} when it has zero points); {@code mxfp4}, whose blocks are always 1x32.
      */
     public String formatName() {
         if (quantization == null) return dtype.safetensorsName();
@@ -64,7 +68,9 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
             case E4M3 -> "fp8";
             case INT8, PACKED_INT8 -> "int8";
             case PACKED_INT4 -> "int4";
+            case MXFP4 -> "mxfp4";
         };
+        if (quantization.scheme() == Quantization.Scheme.MXFP4) return codes;
         return codes + " " + quantization.blockRows() + "x" + quantization.blockCols()
                 + (quantization.zeroPoints() == null ? "" : " +zp");
     }

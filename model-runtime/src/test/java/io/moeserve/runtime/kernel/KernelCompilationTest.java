@@ -43,7 +43,8 @@ class KernelCompilationTest {
         for (String kernel : List.of("MatvecKernel::bf16", "MatvecKernel::f16", "MatvecKernel::f32",
                 "SmallBatchKernel::tileBf16", "SmallBatchKernel::tileF16", "SmallBatchKernel::tileF32",
                 "GemmKernel::tile4x4", "Simd::sumGroup", "QuantizedKernel::matvecE4m3", "QuantizedKernel::groupsInt8",
-                "QuantizedKernel::groupsPackedInt8", "QuantizedKernel::groupsPackedInt4", "QuantizedKernel::widen")) {
+                "QuantizedKernel::groupsPackedInt8", "QuantizedKernel::groupsPackedInt4", "QuantizedKernel::widen",
+                "QuantizedKernel::mxfp4Rows", "QuantizedKernel::widenMxfp4")) {
             // PrintCompilation: timestamp, compile id, flags, tier, method.
             boolean c2 = out.lines().anyMatch(l -> l.contains("io.moeserve.runtime.kernel." + kernel + " ")
                     && l.matches("\\s*\\d+\\s+\\d+\\s+[%sbn! ]*4\\s+.*") && !l.contains("made not entrant"));
@@ -71,10 +72,13 @@ class KernelCompilationTest {
                     small[dtype.ordinal()] = MatmulKernelsDifferentialTest.randomMatrix(arena, dtype, 8, 100, random);
                 }
                 for (Quantization.Scheme scheme : schemes) {
-                    WeightMatrix big = QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 4096, 1030, 1, 128, false, random);
+                    // MXFP4 takes whole groups of 32 columns only.
+                    boolean mx = scheme == Quantization.Scheme.MXFP4;
+                    WeightMatrix big = QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 4096, mx ? 1024 : 1030, 1,
+                            mx ? 32 : 128, false, random);
                     for (int n : tokens) kernels.matmul(big, x, 0, y, 0, n);
                     small[dtypes.length + scheme.ordinal()] =
-                            QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 8, 100, 1, 32, false, random);
+                            QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, 8, mx ? 96 : 100, 1, 32, false, random);
                 }
                 // Then many small products, long enough for C2's queue to reach every kernel.
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(4);

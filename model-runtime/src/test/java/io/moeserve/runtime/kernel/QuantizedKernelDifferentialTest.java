@@ -23,7 +23,9 @@ import org.junit.jupiter.params.provider.EnumSource;
  * format's formula in scalar): the same bits for every scheme, scale block shape, token count, thread count and
  * entry point, and the same bits as the naive reference on either matrix. Shapes and blocks hit every edge: columns
  * that are not a multiple of the vector width, blocks that straddle vectors or are narrower than one, partial blocks
- * at the right and bottom edges, channel and whole-tensor scales. Runs at every vector width (model-runtime/pom.xml).
+ * at the right and bottom edges, channel and whole-tensor scales. MXFP4, whose shape is fixed (groups of 32 columns,
+ * E8M0 scales), has tests of its own: every code at every scale decoded exactly, scales from 2^−127 to 2^127.
+ * Runs at every vector width (model-runtime/pom.xml).
  */
 class QuantizedKernelDifferentialTest {
     /** rows, cols, blockRows, blockCols. */
@@ -41,7 +43,7 @@ class QuantizedKernelDifferentialTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Scheme.class)
+    @EnumSource(value = Scheme.class, mode = EnumSource.Mode.EXCLUDE, names = "MXFP4")
     void quantizedProductsAreThoseOfTheDequantizedMatrix(Scheme scheme) {
         Random random = new Random(11 + scheme.ordinal());
         NaiveMatmulKernels naive = new NaiveMatmulKernels();
@@ -65,35 +67,42 @@ class QuantizedKernelDifferentialTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Scheme.class)
+    @EnumSource(value = Scheme.class, mode = EnumSource.Mode.EXCLUDE, names = "MXFP4")
     void fusedSwigluAndBatchesKeepTheBits(Scheme scheme) {
         Random random = new Random(5 + scheme.ordinal());
         try (Arena arena = Arena.ofShared()) {
-            CpuMatmulKernels fast = new CpuMatmulKernels(TWO_THREADS);
             int rows = 300, cols = 1000;
             WeightMatrix gate = randomQuantized(arena, scheme, rows, cols, 1, 64, scheme.isInteger(), random);
             WeightMatrix up = randomQuantized(arena, scheme, rows, cols, 1, 64, false, random);
             WeightMatrix down = randomQuantized(arena, scheme, cols, rows, 1, 32, false, random);
-            float[] x = gaussian(random, cols);
-            float[] h = new float[rows], scratch = new float[rows];
-            float[] hf = new float[rows], scratchF = new float[rows];
-            fast.swiglu(gate, up, x, 0, h, 0, scratch, 0, 1);
-            fast.swiglu(dequantized(arena, gate), dequantized(arena, up), x, 0, hf, 0, scratchF, 0, 1);
-            assertBits(hf, h, scheme + " swiglu");
-            MatvecBatch batch = new MatvecBatch(4);
-            float[] hb = new float[rows], sb = new float[rows], yb = new float[cols], y = new float[cols];
-            batch.addSwiglu(gate, up, x, 0, hb, 0, sb, 0);
-            float[] xd = gaussian(random, rows);
-            batch.add(down, xd, 0, yb, 0);
-            fast.run(batch);
-            fast.matmul(dequantized(arena, down), xd, 0, y, 0, 1);
-            assertBits(hf, hb, scheme + " batched swiglu");
-            assertBits(y, yb, scheme + " batched down");
+            assertSwigluAndBatchKeepTheBits(arena, gate, up, down, random, scheme.toString());
         }
     }
 
+    /** The fused SwiGLU and a MatvecBatch (SwiGLU, then down) compute what they compute on the dequantized matrices. */
+    private static void assertSwigluAndBatchKeepTheBits(Arena arena, WeightMatrix gate, WeightMatrix up, WeightMatrix down,
+                                                       Random random, String scheme) {
+        CpuMatmulKernels fast = new CpuMatmulKernels(TWO_THREADS);
+        int rows = gate.rows(), cols = gate.cols();
+        float[] x = gaussian(random, cols);
+        float[] h = new float[rows], scratch = new float[rows];
+        float[] hf = new float[rows], scratchF = new float[rows];
+        fast.swiglu(gate, up, x, 0, h, 0, scratch, 0, 1);
+        fast.swiglu(dequantized(arena, gate), dequantized(arena, up), x, 0, hf, 0, scratchF, 0, 1);
+        assertBits(hf, h, scheme + " swiglu");
+        MatvecBatch batch = new MatvecBatch(4);
+        float[] hb = new float[rows], sb = new float[rows], yb = new float[cols], y = new float[cols];
+        batch.addSwiglu(gate, up, x, 0, hb, 0, sb, 0);
+        float[] xd = gaussian(random, rows);
+        batch.add(down, xd, 0, yb, 0);
+        fast.run(batch);
+        fast.matmul(dequantized(arena, down), xd, 0, y, 0, 1);
+        assertBits(hf, hb, scheme + " batched swiglu");
+        assertBits(y, yb, scheme + " batched down");
+    }
+
     @ParameterizedTest
-    @EnumSource(Scheme.class)
+    @EnumSource(value = Scheme.class, mode = EnumSource.Mode.EXCLUDE, names = "MXFP4")
     void rowSlicesAtBlockBoundariesAreTheirRows(Scheme scheme) {
         Random random = new Random(3);
         try (Arena arena = Arena.ofShared()) {
@@ -109,6 +118,156 @@ class QuantizedKernelDifferentialTest {
                 assertThrows(IllegalArgumentException.class, () -> rows.rowSlice("u", 1, perWord), "cuts a zero-point word");
             }
         }
+    }
+
+    /** rows, cols of MXFP4 matrices: odd row counts, one group, groups not a multiple of 2, gpt-oss's width. */
+    private static final int[][] MXFP4_SHAPES = {{1, 32}, {3, 64}, {7, 96}, {16, 160}, {33, 320}, {64, 1024}, {5, 2880}};
+
+    @Test
+    void mxfp4ProductsAreThoseOfTheDequantizedMatrix() {
+        Random random = new Random(17);
+        NaiveMatmulKernels naive = new NaiveMatmulKernels();
+        try (Arena arena = Arena.ofShared()) {
+            for (MatmulKernels fast : new MatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
+                for (int[] s : MXFP4_SHAPES) {
+                    // Moderate scales (2^−9 .. 2^9), then every scale the format has but NaN: weights from 2^−128 to
+                    // 6 · 2^127 (infinity), sums that overflow included.
+                    for (int[] exponents : new int[][] {{118, 136}, {0, 254}}) {
+                        WeightMatrix q = randomMxfp4(arena, s[0], s[1], exponents[0], exponents[1], random);
+                        WeightMatrix f = dequantized(arena, q);
+                        String where = fast.name() + " MXFP4 " + s[0] + "x" + s[1] + " scales " + exponents[0] + ".." + exponents[1];
+                        for (int n : TOKENS) {
+                            if (n > 5 && s[1] > 1024) continue; // the naive reference is slow; 1..5 tokens cover the paths
+                            float[] x = gaussian(random, 3 + n * s[1]);
+                            assertSameBits(fast, q, fast, f, x, n, where + " n=" + n);
+                            assertSameBits(naive, q, naive, f, x, n, where + " naive n=" + n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void mxfp4FusedSwigluAndBatchesKeepTheBits() {
+        Random random = new Random(23);
+        try (Arena arena = Arena.ofShared()) {
+            WeightMatrix gate = randomMxfp4(arena, 288, 1024, 118, 136, random);
+            WeightMatrix up = randomMxfp4(arena, 288, 1024, 118, 136, random);
+            WeightMatrix down = randomMxfp4(arena, 1024, 288, 118, 136, random);
+            assertSwigluAndBatchKeepTheBits(arena, gate, up, down, random, "MXFP4");
+        }
+    }
+
+    /**
+     * Each of the 16 codes at each of the 256 scales, against the format's definition written out here (not the
+     * runtime's tables): FP4 value times 2^(e − 127) in double, which float32 holds exactly or overflows to infinity;
+     * NaN for e = 0xff. Through the scalar formula, the GEMM's panel ({@link QuantizedKernel#widen}), and the
+     * one-token kernel with one-hot inputs (in rows of finite weights: 0 · ∞ is NaN).
+     */
+    @Test
+    void everyMxfp4CodeAtEveryScaleDecodesExactly() {
+        double[] fp4 = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
+        int rows = 256, cols = 64;
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment codes = arena.allocate(rows * cols / 2);
+            MemorySegment scales = arena.allocate(rows * cols / 32);
+            // Column c of row r holds code (c + r) mod 16, so each code meets each nibble position; both groups of
+            // row r have scale byte r.
+            for (int r = 0; r < rows; r++) {
+                for (int k = 0; k < cols / 2; k++) {
+                    int lo = (2 * k + r) % 16, hi = (2 * k + 1 + r) % 16;
+                    codes.set(ValueLayout.JAVA_BYTE, (long) r * cols / 2 + k, (byte) (lo | hi << 4));
+                }
+                for (int g = 0; g < cols / 32; g++) scales.set(ValueLayout.JAVA_BYTE, (long) r * cols / 32 + g, (byte) r);
+            }
+            WeightMatrix w = new WeightMatrix("all codes", codes, DType.U8, rows, cols,
+                    new Quantization(Scheme.MXFP4, scales, DType.U8, 1, 32, null));
+            assertEquals("mxfp4", w.formatName());
+            float[] panel = new float[cols + Simd.LANES];
+            CpuMatmulKernels fast = new CpuMatmulKernels(new Parallel(1));
+            float[] y = new float[rows];
+            float[][] oneHot = new float[cols][cols];
+            for (int c = 0; c < cols; c++) oneHot[c][c] = 1f;
+            float[][] products = new float[cols][];
+            for (int c = 0; c < cols; c++) {
+                fast.matmul(w, oneHot[c], 0, y, 0, 1);
+                products[c] = y.clone();
+            }
+            for (int r = 0; r < rows; r++) {
+                QuantizedKernel.widen(w, r, panel, 0, panel.length);
+                for (int c = 0; c < cols; c++) {
+                    float expected = r == 255 ? Float.NaN : (float) (fp4[(c + r) % 16] * Math.pow(2, r - 127));
+                    String where = "scale " + r + " code " + (c + r) % 16;
+                    assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(w.get(r, c)), where + " scalar");
+                    assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(panel[c]), where + " widened");
+                    // Rows up to scale 252 hold finite weights only (6 · 2^125); above, 0 · ∞ makes every sum NaN.
+                    if (r <= 252) assertEquals(expected, products[c][r], 0f, where + " one-token product");
+                }
+                for (int c = cols; c < panel.length; c++) assertEquals(0f, panel[c], "padding");
+            }
+            assertEquals(0x1p-128f, w.get(0, 1), "code 1 at scale 0: 0.5 · 2^-127, a subnormal");
+            assertEquals(Float.POSITIVE_INFINITY, w.get(254, 6), "code 4 at scale 254: 2 · 2^127 overflows");
+            assertEquals(0x1.8p127f, w.get(254, 5), "code 3 at scale 254: 1.5 · 2^127, the largest finite weight");
+        }
+    }
+
+    @Test
+    void mxfp4RowSlicesAreTheirRows() {
+        Random random = new Random(29);
+        try (Arena arena = Arena.ofShared()) {
+            // Four experts of 6 rows stacked, as gpt-oss's [E, rows, cols / 32, 16] blocks are read.
+            WeightMatrix all = randomMxfp4(arena, 24, 96, 110, 140, random);
+            for (int e = 0; e < 4; e++) assertSliceIsItsRows(all, 6 * e, 6);
+            assertSliceIsItsRows(all, 5, 7);
+            WeightMatrix expert = all.rowSlice("expert 2", 12, 6);
+            assertEquals(6L * 48 + 6 * 3, expert.byteSize());
+            float[] x = gaussian(random, 96);
+            float[] yAll = new float[24], yExpert = new float[6];
+            CpuMatmulKernels fast = new CpuMatmulKernels(TWO_THREADS);
+            fast.matmul(all, x, 0, yAll, 0, 1);
+            fast.matmul(expert, x, 0, yExpert, 0, 1);
+            for (int r = 0; r < 6; r++) assertEquals(Float.floatToIntBits(yAll[12 + r]), Float.floatToIntBits(yExpert[r]), "row " + r);
+        }
+    }
+
+    @Test
+    void mxfp4RefusesWhatTheFormatCannotHold() {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment scales = arena.allocate(3);
+            Quantization mx = new Quantization(Scheme.MXFP4, scales, DType.U8, 1, 32, null);
+            assertThrows(IllegalArgumentException.class, () -> new WeightMatrix("w", arena.allocate(3 * 24), DType.U8, 3, 48, mx),
+                    "48 columns are not whole groups of 32");
+            assertThrows(IllegalArgumentException.class, () -> new WeightMatrix("w", arena.allocate(3 * 16), DType.I32, 3, 32, mx),
+                    "codes are bytes");
+            assertThrows(IllegalArgumentException.class, () -> new WeightMatrix("w", arena.allocate(3 * 15), DType.U8, 3, 32, mx),
+                    "16 bytes per group");
+            assertThrows(IllegalArgumentException.class, () -> new Quantization(Scheme.MXFP4, scales, DType.BF16, 1, 32, null),
+                    "E8M0 scales are bytes");
+            assertThrows(IllegalArgumentException.class, () -> new Quantization(Scheme.MXFP4, scales, DType.U8, 1, 16, null),
+                    "groups are 32 columns");
+            assertThrows(IllegalArgumentException.class, () -> new Quantization(Scheme.MXFP4, scales, DType.U8, 1, 32, scales),
+                    "no zero points");
+            assertThrows(IllegalArgumentException.class, () -> new Quantization(Scheme.PACKED_INT4, scales, DType.U8, 1, 32, null),
+                    "byte scales are MXFP4's alone");
+            assertEquals(16, new WeightMatrix("w", arena.allocate(3 * 16), DType.U8, 3, 32, mx).rowBytes());
+        }
+    }
+
+    /**
+     * A random MXFP4 matrix: random code bytes (all 256 are valid), scale bytes uniform in
+     * [minExponent, maxExponent]; one byte of padding before each tensor, as in a safetensors file.
+     */
+    static WeightMatrix randomMxfp4(Arena arena, int rows, int cols, int minExponent, int maxExponent, Random random) {
+        long bytes = (long) rows * cols / 2;
+        MemorySegment codes = arena.allocate(bytes + 1).asSlice(1);
+        for (long i = 0; i < bytes; i++) codes.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt(256));
+        long groups = (long) rows * cols / 32;
+        MemorySegment scales = arena.allocate(groups + 1).asSlice(1);
+        for (long i = 0; i < groups; i++) {
+            scales.set(ValueLayout.JAVA_BYTE, i, (byte) (minExponent + random.nextInt(maxExponent - minExponent + 1)));
+        }
+        return new WeightMatrix("mxfp4", codes, DType.U8, rows, cols, new Quantization(Scheme.MXFP4, scales, DType.U8, 1, 32, null));
     }
 
     private static void assertSliceIsItsRows(WeightMatrix q, int from, int count) {
@@ -180,6 +339,7 @@ class QuantizedKernelDifferentialTest {
      */
     static WeightMatrix randomQuantized(Arena arena, Scheme scheme, int rows, int cols, int blockRows, int blockCols,
                                         boolean asymmetric, Random random) {
+        if (scheme == Scheme.MXFP4) return randomMxfp4(arena, rows, cols, 118, 136, random);
         long bytes = rows * scheme.rowBytes(cols);
         MemorySegment codes = arena.allocate(bytes + 1).asSlice(1);
         for (long i = 0; i < bytes; i++) {
