@@ -15,7 +15,9 @@ Usage (run from this directory; needs only jinja2 >= 3.1):
   python3 render_golden.py snippets <dir>       renders every {name, template, context} of <dir>/snippets.json
                                                 into <dir>/expected.json as {name: {"output": str} | {"error": type}}
 
-A case may set "now" (ISO date-time) to fix what strftime_now sees, so golden files stay reproducible.
+A case may set "now" (ISO date-time) to fix what strftime_now sees, so golden files stay reproducible. A case the
+template refuses (its raise_exception, or a Python error such as `in` on None) gets <case-name>.error instead, holding
+"<exception type>: <message>".
 """
 import json
 import sys
@@ -111,11 +113,14 @@ def render_chat(model_dir):
             documents=None,
             add_generation_prompt=case.get("add_generation_prompt", False))
         variables.update(case.get("kwargs", {}))
-        text = template.render(**variables)
+        try:
+            text, suffix = template.render(**variables), ".txt"
+        except Exception as e:  # the Java side must refuse it too, with the same message for raise_exception
+            text, suffix = f"{type(e).__name__}: {e}", ".error"
         # newline="" keeps the bytes exactly as rendered (no platform newline translation).
-        with open(out_dir / (case["name"] + ".txt"), "w", encoding="utf-8", newline="") as f:
+        with open(out_dir / (case["name"] + suffix), "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        print(f"{model_dir.name}/{case['name']}: {len(text)} chars")
+        print(f"{model_dir.name}/{case['name']}{suffix}: {len(text)} chars")
 
 
 def render_snippets(directory):

@@ -33,4 +33,16 @@ public interface GatewaySettings {
     /** How long a DescribeModel answer is reused before it is asked for again. */
     @WithDefault("30s")
     Duration describeCacheTtl();
+
+    /**
+     * How chat completions' output is read: {@code auto} parses gpt-oss's harmony format (reasoning_content,
+     * content, tool_calls) when the chat template writes {@code <|channel|>} and the tokenizer has harmony's
+     * special tokens, else plain text; {@code harmony} always (the tokenizer must have the tokens); {@code none}
+     * never (the text as generated, special tokens skipped).
+     */
+    @WithDefault("auto")
+    OutputParser outputParser();
+
+    /** The values of {@link #outputParser()}. */
+    enum OutputParser { AUTO, HARMONY, NONE }
 }

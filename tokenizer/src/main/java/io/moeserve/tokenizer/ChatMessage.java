@@ -11,8 +11,15 @@ import java.util.Objects;
  *
  * <p>The role is a free string because templates decide what they accept (system, user, assistant, tool; some
  * also developer or ipython). Fields that are null are left out of the message a template sees, except
- * {@code content}, which is always there and is None when null: templates tell "no content" (an assistant turn
- * that only calls tools) from a missing key, e.g. DeepSeek-V3's {@code message['content'] is none}.
+ * {@code content}, which is there as None when null unless {@code contentOmitted}: templates tell "no content"
+ * from a missing key both ways. DeepSeek-V3's tests {@code message['content'] is none} (so an explicit null must
+ * be None), gpt-oss's tests {@code "x" in message.content} after {@code "content" in message} (which jinja2
+ * cannot do on None, so a message sent without content must stay without it). The dict is what transformers
+ * gets from the same request JSON.
+ *
+ * <p>The assistant's reasoning reaches the template under the key that template reads ({@link
+ * ChatTemplate#reasoningKey()}): {@code reasoning_content} for Qwen3's and DeepSeek's, {@code thinking} for
+ * gpt-oss's.
  *
  * @param role             system, user, assistant or tool
  * @param content          the text; null for an assistant turn that only calls tools
@@ -20,14 +27,22 @@ import java.util.Objects;
  * @param reasoningContent the assistant's reasoning kept apart from the answer (Qwen3, DeepSeek-R1); may be null
  * @param toolCallId       for a tool message, the id of the call it answers; may be null
  * @param name             for a tool message, the function's name; may be null
+ * @param contentOmitted   the request had no content key at all (content is then null): the template sees none
  */
 public record ChatMessage(String role, String content, List<ToolCall> toolCalls, String reasoningContent,
-                          String toolCallId, String name) {
+                          String toolCallId, String name, boolean contentOmitted) {
 
     public ChatMessage {
         Objects.requireNonNull(role, "role");
         if (role.isBlank()) throw new IllegalArgumentException("role must not be blank");
+        if (contentOmitted && content != null) throw new IllegalArgumentException("omitted content must be null");
         toolCalls = toolCalls == null ? List.of() : List.copyOf(toolCalls);
+    }
+
+    /** A message whose content, when null, the template sees as None. */
+    public ChatMessage(String role, String content, List<ToolCall> toolCalls, String reasoningContent,
+                       String toolCallId, String name) {
+        this(role, content, toolCalls, reasoningContent, toolCallId, name, false);
     }
 
     public static ChatMessage system(String content) {
@@ -57,17 +72,21 @@ public record ChatMessage(String role, String content, List<ToolCall> toolCalls,
         return new ChatMessage("tool", content, List.of(), null, toolCallId, name);
     }
 
-    /** The dict a chat template sees for this message (keys in the order OpenAI's API writes them). */
-    Map<String, Object> toTemplateValue() {
+    /**
+     * The dict a chat template sees for this message (keys in the order OpenAI's API writes them).
+     *
+     * @param reasoningKey the key the reasoning goes under: reasoning_content or thinking
+     */
+    Map<String, Object> toTemplateValue(String reasoningKey) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("role", role);
-        m.put("content", content);
+        if (!contentOmitted) m.put("content", content);
         if (!toolCalls.isEmpty()) {
             List<Object> calls = new ArrayList<>(toolCalls.size());
             for (ToolCall call : toolCalls) calls.add(call.toTemplateValue());
             m.put("tool_calls", calls);
         }
-        if (reasoningContent != null) m.put("reasoning_content", reasoningContent);
+        if (reasoningContent != null) m.put(reasoningKey, reasoningContent);
         if (toolCallId != null) m.put("tool_call_id", toolCallId);
         if (name != null) m.put("name", name);
         return m;

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * A Hugging Face chat template (Jinja2), rendered as transformers' {@code apply_chat_template} renders it.
@@ -26,7 +27,9 @@ import java.util.Set;
  * know do not depend on with valid input: "a and b" yields a boolean instead of an operand (same truth value);
  * "%" with a negative operand follows Java's sign rule; "~" prints booleans as true/false; "+" between a string
  * and a number or None concatenates where Python raises TypeError; an attribute of an undefined variable is
- * undefined where Python raises; a tuple literal prints as a list. Loud ones (ChatTemplateException although
+ * undefined where Python raises; {@code x in None} is false where Python raises TypeError (so gpt-oss's template
+ * takes an assistant tool call whose content is null, as OpenAI clients send it, where jinja2 refuses it); a tuple
+ * literal prints as a list. Loud ones (ChatTemplateException although
  * jinja2 renders): integer literals beyond a long, chained comparisons (a < b < c), loop.previtem and
  * loop.nextitem, loop filters (for x in y if z) and recursive loops, {% filter %} blocks.
  *
@@ -34,17 +37,22 @@ import java.util.Set;
  */
 public final class ChatTemplate {
     private static final Set<String> RESERVED = Set.of("messages", "tools", "documents", "add_generation_prompt");
+    /** How a template reads a message's "thinking" key: attribute, subscript, or a membership test. */
+    private static final Pattern READS_THINKING =
+            Pattern.compile("message\\s*\\.\\s*thinking\\b|message\\s*\\[\\s*['\"]thinking['\"]\\s*]|['\"]thinking['\"]\\s+in\\s+message\\b");
 
     private final String source;
     private final JinjaTemplate template;
     private final Map<String, Object> specialTokens;
     private final Clock clock;
+    private final String reasoningKey;
 
     private ChatTemplate(String source, JinjaTemplate template, Map<String, Object> specialTokens, Clock clock) {
         this.source = source;
         this.template = template;
         this.specialTokens = specialTokens;
         this.clock = clock;
+        this.reasoningKey = READS_THINKING.matcher(source).find() ? "thinking" : "reasoning_content";
     }
 
     /** Compiles a template with no special-token variables. */
@@ -77,6 +85,16 @@ public final class ChatTemplate {
         return source;
     }
 
+    /**
+     * The message key under which this template reads an assistant's reasoning: {@code thinking} where the
+     * template reads {@code message.thinking}, {@code message['thinking']} or tests {@code "thinking" in message}
+     * (gpt-oss's), else {@code reasoning_content} (Qwen3's, DeepSeek-R1's, and what OpenAI-style requests carry).
+     * Templates that read neither ignore reasoning either way.
+     */
+    public String reasoningKey() {
+        return reasoningKey;
+    }
+
     /** Renders messages without tools or extra variables. */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
         return render(messages, null, addGenerationPrompt, Map.of());
@@ -99,7 +117,7 @@ public final class ChatTemplate {
             context.put(k, v);
         });
         List<Object> messageValues = new ArrayList<>(messages.size());
-        for (ChatMessage m : messages) messageValues.add(m.toTemplateValue());
+        for (ChatMessage m : messages) messageValues.add(m.toTemplateValue(reasoningKey));
         context.put("messages", messageValues);
         context.put("tools", tools);
         context.put("documents", null);

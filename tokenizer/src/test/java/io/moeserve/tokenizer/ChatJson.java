@@ -10,6 +10,10 @@ final class ChatJson {
     private ChatJson() {
     }
 
+    /**
+     * The reasoning is read from reasoning_content or thinking, whichever the case has (the template sees it under
+     * the key it reads); a case without a content key gives a message whose content is omitted.
+     */
     @SuppressWarnings("unchecked")
     static ChatMessage message(Map<String, Object> m) {
         List<ToolCall> calls = new ArrayList<>();
@@ -17,7 +21,8 @@ final class ChatJson {
             Map<String, Object> function = (Map<String, Object>) call.get("function");
             calls.add(new ToolCall((String) call.get("id"), (String) function.get("name"), function.get("arguments")));
         }
-        return new ChatMessage((String) m.get("role"), (String) m.get("content"), calls,
-                (String) m.get("reasoning_content"), (String) m.get("tool_call_id"), (String) m.get("name"));
+        String reasoning = (String) (m.containsKey("thinking") ? m.get("thinking") : m.get("reasoning_content"));
+        return new ChatMessage((String) m.get("role"), (String) m.get("content"), calls, reasoning,
+                (String) m.get("tool_call_id"), (String) m.get("name"), !m.containsKey("content"));
     }
 }

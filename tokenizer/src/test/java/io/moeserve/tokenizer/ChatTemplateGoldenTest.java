@@ -1,6 +1,8 @@
 package io.moeserve.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -18,14 +20,14 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 /**
- * Renders the real chat templates of Qwen3, DeepSeek-V3 and Llama 3 (and the synthetic ChatML one) and compares
- * the output byte for byte with what Python's jinja2 produced for the same cases (render_golden.py, run as
- * transformers sets jinja2 up). Each case also checks that the Java messages turn into exactly the dicts the
- * Python side was given.
+ * Renders the real chat templates of Qwen3, DeepSeek-V3, Llama 3 and gpt-oss (and the synthetic ChatML one) and
+ * compares the output byte for byte with what Python's jinja2 produced for the same cases (render_golden.py, run
+ * as transformers sets jinja2 up); where jinja2 raised, rendering must throw, with the template's own message.
+ * Each case also checks that the Java messages turn into exactly the dicts the Python side was given.
  */
 class ChatTemplateGoldenTest {
 
-    static final List<String> MODELS = List.of("qwen3", "deepseek_v3", "llama3", "synthetic_chatml");
+    static final List<String> MODELS = List.of("qwen3", "deepseek_v3", "llama3", "synthetic_chatml", "gpt_oss");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @TestFactory
@@ -41,12 +43,30 @@ class ChatTemplateGoldenTest {
                 tests.add(DynamicTest.dynamicTest(model + "/" + name, () -> {
                     ChatTemplate template = config.compileChatTemplate().orElseThrow();
                     if (c.containsKey("now")) template = template.withClock(fixedClock((String) c.get("now")));
-                    String expected = Files.readString(dir.resolve("expected").resolve(name + ".txt"));
-                    assertEquals(expected, render(template, c));
+                    Path error = dir.resolve("expected").resolve(name + ".error");
+                    if (Files.exists(error)) {
+                        assertRefused(Files.readString(error), template, c);
+                    } else {
+                        String expected = Files.readString(dir.resolve("expected").resolve(name + ".txt"));
+                        assertEquals(expected, render(template, c));
+                    }
                 }));
             }
         }
         return tests.stream();
+    }
+
+    /**
+     * jinja2 raised "Type: message": the Java side throws too, with the template's own message where the template
+     * raised it (raise_exception is TemplateError), and for Python's own errors (TypeError, ...) with any message.
+     */
+    private static void assertRefused(String python, ChatTemplate template, Map<String, Object> c) {
+        ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> render(template, c), python);
+        String prefix = "TemplateError: ";
+        if (python.startsWith(prefix)) {
+            String message = python.substring(prefix.length());
+            assertTrue(e.getMessage().contains(message), "expected '" + message + "' in '" + e.getMessage() + "'");
+        }
     }
 
     @SuppressWarnings("unchecked")
@@ -55,7 +75,7 @@ class ChatTemplateGoldenTest {
         for (Map<String, Object> m : (List<Map<String, Object>>) c.get("messages")) {
             ChatMessage message = ChatJson.message(m);
             // The Java record must present the template with the very dict Python rendered.
-            assertEquals(m, message.toTemplateValue(), "message as the template sees it");
+            assertEquals(m, message.toTemplateValue(template.reasoningKey()), "message as the template sees it");
             messages.add(message);
         }
         List<Map<String, Object>> tools = (List<Map<String, Object>>) c.get("tools");

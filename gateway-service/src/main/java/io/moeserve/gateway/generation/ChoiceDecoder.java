@@ -1,6 +1,7 @@
 package io.moeserve.gateway.generation;
 
 import io.moeserve.gateway.openai.LogprobEntry;
+import io.moeserve.gateway.openai.ToolCallDelta;
 import io.moeserve.proto.router.v1.FinishReason;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.tokenizer.HfTokenizer;
@@ -12,14 +13,25 @@ import java.util.List;
 /**
  * Turns one choice's router messages into what the client sees: text (detokenized, cut at stop strings, without
  * the end-of-sequence token), the log-probabilities that go with that text, and the finish reason. Streaming and
- * non-streaming responses are both built from its steps, so they carry the same text. Not thread-safe.
+ * non-streaming responses are both built from its steps, so they carry the same text. With a {@link HarmonyParser}
+ * (gpt-oss), the text is split into reasoning, content and tool calls first; stop strings then apply to the
+ * content, and each token's logprobs go out with the step of its token. Not thread-safe.
  */
-final class ChoiceDecoder {
+final class ChoiceDecoder implements HarmonyParser.Sink {
 
-    /** What one router message adds: text to send, logprobs released with it, and the end if it came. */
-    record Step(String text, List<LogprobEntry> logprobs, String finishReason, boolean stopStringMatched) {
+    /**
+     * What one router message adds: content to send, reasoning and tool-call fragments (harmony only, else empty),
+     * logprobs released with it, and the end if it came.
+     */
+    record Step(String text, String reasoning, List<ToolCallDelta> toolCalls, List<LogprobEntry> logprobs,
+                String finishReason, boolean stopStringMatched) {
+        Step(String text, List<LogprobEntry> logprobs, String finishReason, boolean stopStringMatched) {
+            this(text, "", List.of(), logprobs, finishReason, stopStringMatched);
+        }
+
         boolean isEmpty() {
-            return text.isEmpty() && logprobs.isEmpty() && finishReason == null;
+            return text.isEmpty() && reasoning.isEmpty() && toolCalls.isEmpty() && logprobs.isEmpty()
+                    && finishReason == null;
         }
     }
 
@@ -30,6 +42,14 @@ final class ChoiceDecoder {
     /** Entries whose text has not been released yet (held back by the stop matcher or the detokenizer). */
     private final ArrayDeque<LogprobEntry> held = new ArrayDeque<>();
     private final StringBuilder out = new StringBuilder();
+    /** Null unless the output is harmony. */
+    private final HarmonyParser harmony;
+    private final StringBuilder reasoning = new StringBuilder();
+    private final List<ToolCallDelta> toolCalls = new ArrayList<>();
+    /** Tool calls begun so far; the current one's argument text of this step. */
+    private int toolCallCount;
+    private final StringBuilder arguments = new StringBuilder();
+    private final String toolCallIdPrefix;
     private int tokens;
     private int fedCodePoints;
     private int releasedCodePoints;
@@ -41,10 +61,21 @@ final class ChoiceDecoder {
      */
     ChoiceDecoder(HfTokenizer tokenizer, int[] promptIds, List<String> stopStrings, int[] endTokenIds,
                   boolean logprobs) {
+        this(tokenizer, promptIds, stopStrings, endTokenIds, logprobs, null, null);
+    }
+
+    /**
+     * @param harmony          the tokenizer's harmony tokens when the output is parsed as harmony; null for text
+     * @param toolCallIdPrefix tool call i of this choice gets the id prefix + i (unique per request and choice)
+     */
+    ChoiceDecoder(HfTokenizer tokenizer, int[] promptIds, List<String> stopStrings, int[] endTokenIds,
+                  boolean logprobs, HarmonyParser.Tokens harmony, String toolCallIdPrefix) {
         this.detokenizer = new IncrementalDetokenizer(tokenizer, true, promptIds);
         this.stops = new StopSequenceMatcher(stopStrings);
         this.endTokenIds = endTokenIds;
         this.logprobs = logprobs;
+        this.harmony = harmony == null ? null : new HarmonyParser(harmony, this);
+        this.toolCallIdPrefix = toolCallIdPrefix;
     }
 
     /** Generated tokens received so far (up to the stop string's, once one matched). */
@@ -58,6 +89,7 @@ final class ChoiceDecoder {
 
     Step accept(GenerateResponse message) {
         if (finished) return new Step("", List.of(), null, false);
+        if (harmony != null) return acceptHarmony(message);
         out.setLength(0);
         List<LogprobEntry> released = logprobs ? new ArrayList<>(message.getTokenIdsCount()) : List.of();
         FinishReason reason = message.getFinishReason();
@@ -87,6 +119,80 @@ final class ChoiceDecoder {
         held.clear();
         finished = true;
         return new Step(out.toString(), released, reason == FinishReason.FINISH_REASON_STOP ? "stop" : "length", false);
+    }
+
+    /** {@link #accept} for harmony output: every token goes through the parser, which calls the Sink methods. */
+    private Step acceptHarmony(GenerateResponse message) {
+        out.setLength(0);
+        reasoning.setLength(0);
+        toolCalls.clear();
+        List<LogprobEntry> released = logprobs ? new ArrayList<>(message.getTokenIdsCount()) : List.of();
+        FinishReason reason = message.getFinishReason();
+        boolean last = reason == FinishReason.FINISH_REASON_STOP || reason == FinishReason.FINISH_REASON_LENGTH;
+        int count = message.getTokenIdsCount();
+        for (int i = 0; i < count; i++) {
+            int id = message.getTokenIds(i);
+            tokens++;
+            if (logprobs && i < message.getLogprobsCount()) released.add(new LogprobEntry(message.getLogprobs(i), 0));
+            if (last && i == count - 1 && reason == FinishReason.FINISH_REASON_STOP && isEndToken(id)) {
+                harmony.accept(id, ""); // <|return|> or <|call|>: the parser needs it, the text never has it
+                break;
+            }
+            harmony.accept(id, detokenizer.add(id));
+            if (stops.matched()) return harmonyStep(released, "stop", true);
+        }
+        if (!last) return harmonyStep(released, null, false);
+        harmony.text(detokenizer.flush());
+        harmony.finish();
+        if (stops.matched()) return harmonyStep(released, "stop", true);
+        out.append(stops.flush());
+        String finish = harmony.calledTool() ? "tool_calls" : reason == FinishReason.FINISH_REASON_STOP ? "stop" : "length";
+        return harmonyStep(released, finish, false);
+    }
+
+    private Step harmonyStep(List<LogprobEntry> released, String finishReason, boolean stopStringMatched) {
+        flushArguments();
+        if (finishReason != null) finished = true;
+        return new Step(out.toString(), reasoning.toString(), List.copyOf(toolCalls), released, finishReason,
+                stopStringMatched);
+    }
+
+    @Override
+    public void content(String text) {
+        if (stops.matched()) return;
+        out.append(stops.push(text));
+    }
+
+    @Override
+    public void reasoning(String text) {
+        if (!stops.matched()) reasoning.append(text);
+    }
+
+    @Override
+    public void toolCall(String name) {
+        if (stops.matched()) return;
+        flushArguments();
+        int index = toolCallCount++;
+        toolCalls.add(new ToolCallDelta(index, toolCallIdPrefix + index, name, ""));
+    }
+
+    @Override
+    public void arguments(String text) {
+        if (!stops.matched()) arguments.append(text);
+    }
+
+    /** This step's argument text of the current call, as one fragment (merged into its first piece if new). */
+    private void flushArguments() {
+        if (arguments.isEmpty()) return;
+        int index = toolCallCount - 1;
+        int last = toolCalls.size() - 1;
+        if (last >= 0 && toolCalls.get(last).index() == index) {
+            ToolCallDelta first = toolCalls.get(last);
+            toolCalls.set(last, new ToolCallDelta(index, first.id(), first.name(), first.arguments() + arguments));
+        } else {
+            toolCalls.add(new ToolCallDelta(index, null, null, arguments.toString()));
+        }
+        arguments.setLength(0);
     }
 
     private void feed(String piece, List<LogprobEntry> released) {

@@ -11,6 +11,7 @@ import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -25,8 +26,14 @@ public class GenerationPlanner {
     /** When the router reports no max_context and the tokenizer has no model_max_length. */
     static final int FALLBACK_CONTEXT = 32768;
 
+    /** Stands for "not harmony" once decided. */
+    private static final HarmonyParser.Tokens NO_HARMONY = new HarmonyParser.Tokens(-1, -1, -1, -1, -1, -1, -1);
+
     @Inject
     ServedModel model;
+
+    /** Decided on first use (the tokenizer is loaded by then); racing threads decide alike. */
+    private volatile HarmonyParser.Tokens harmony;
 
     @Inject
     RouterClient router;
@@ -94,11 +101,36 @@ public class GenerationPlanner {
             }
             end.add(id);
         }
+        HarmonyParser.Tokens harmony = endpoint == GenerationOptions.Endpoint.CHAT ? harmony() : null;
+        if (harmony != null) {
+            for (int id : harmony.turnEnds()) end.add(id);
+        }
         int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
         String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
         CompletionIdentity identity = new CompletionIdentity(prefix + randomId(), System.currentTimeMillis() / 1000,
                 model.id(), endpoint);
-        return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout());
+        return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout(),
+                harmony);
+    }
+
+    /**
+     * The harmony tokens when chat output is parsed as harmony: with {@code moe.gateway.output-parser=auto}, when
+     * the chat template writes {@code <|channel|>} and the tokenizer has every harmony special token (gpt-oss).
+     */
+    HarmonyParser.Tokens harmony() {
+        HarmonyParser.Tokens h = harmony;
+        if (h == null) {
+            Optional<HarmonyParser.Tokens> tokens = HarmonyParser.Tokens.of(model.tokenizer());
+            h = switch (settings.outputParser()) {
+                case NONE -> NO_HARMONY;
+                case HARMONY -> tokens.orElseThrow(() -> OpenAiException.server(500, null, "moe.gateway.output-parser "
+                        + "is harmony, but the tokenizer lacks harmony's special tokens"));
+                case AUTO -> tokens.filter(t -> model.tokenizer().chatTemplateSource()
+                        .map(source -> source.contains("<|channel|>")).orElse(false)).orElse(NO_HARMONY);
+            };
+            harmony = h;
+        }
+        return h == NO_HARMONY ? null : h;
     }
 
     private static String randomId() {

@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.tokenizer.ChatMessage;
 import io.moeserve.tokenizer.ToolCall;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -38,9 +40,13 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
         List<ChatMessage> parsed = new ArrayList<>(messages.size());
         for (int i = 0; i < messages.size(); i++) parsed.add(message(messages.get(i), "messages[" + i + "]"));
         List<Map<String, Object>> tools = tools(f);
-        Map<String, Object> kwargs = f.object("chat_template_kwargs").map(ChatCompletionRequest::toMap).orElse(Map.of());
+        Map<String, Object> kwargs = new LinkedHashMap<>(
+                f.object("chat_template_kwargs").map(ChatCompletionRequest::toMap).orElse(Map.of()));
+        // OpenAI's reasoning_effort reaches templates that read it (gpt-oss's "Reasoning: high"), as vLLM passes it;
+        // chat_template_kwargs, being explicit, win.
+        f.string("reasoning_effort").ifPresent(effort -> kwargs.putIfAbsent("reasoning_effort", effort));
         GenerationOptions options = GenerationOptions.parse(f, GenerationOptions.Endpoint.CHAT);
-        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, kwargs, options);
+        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options);
     }
 
     private static ChatMessage message(JsonNode node, String param) {
@@ -53,8 +59,9 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
             // OpenAI's newer name for the system role; templates know only "system".
             case "system", "developer" -> ChatMessage.system(content);
             case "user" -> ChatMessage.user(content);
+            // A content left out stays out of the template's dict, null stays None (see ChatMessage).
             case "assistant" -> new ChatMessage("assistant", content, toolCalls,
-                    f.string("reasoning_content").orElse(null), null, null);
+                    f.string("reasoning_content").orElse(null), null, null, f.absent("content"));
             case "tool" -> ChatMessage.tool(content, f.string("tool_call_id").orElse(null),
                     f.string("name").orElse(null));
             default -> throw OpenAiException.invalid(f.param("role"), "Invalid value for '" + f.param("role")

@@ -13,10 +13,16 @@ public final class CompletionResponseWriter {
     /**
      * One finished choice.
      *
-     * @param logprobs null when logprobs were not asked for
+     * @param logprobs  null when logprobs were not asked for
+     * @param reasoning the chat message's reasoning_content (harmony's analysis channel); null for none
+     * @param toolCalls the chat message's tool calls, whole; empty for none
      */
     public record ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason,
-                        int completionTokens) {}
+                        int completionTokens, String reasoning, List<ToolCallDelta> toolCalls) {
+        public ChoiceResult(int index, String text, List<LogprobEntry> logprobs, String finishReason, int completionTokens) {
+            this(index, text, logprobs, finishReason, completionTokens, null, List.of());
+        }
+    }
 
     private CompletionResponseWriter() {}
 
@@ -38,8 +44,16 @@ public final class CompletionResponseWriter {
                     g.writeNumberField("index", c.index());
                     g.writeObjectFieldStart("message");
                     g.writeStringField("role", "assistant");
-                    g.writeStringField("content", c.text());
+                    // OpenAI's content is null for a message that only calls tools.
+                    if (c.text().isEmpty() && !c.toolCalls().isEmpty()) g.writeNullField("content");
+                    else g.writeStringField("content", c.text());
                     g.writeNullField("refusal");
+                    if (c.reasoning() != null) g.writeStringField("reasoning_content", c.reasoning());
+                    if (!c.toolCalls().isEmpty()) {
+                        g.writeArrayFieldStart("tool_calls");
+                        for (ToolCallDelta call : c.toolCalls()) SseChunkWriter.writeToolCall(g, call, false);
+                        g.writeEndArray();
+                    }
                     g.writeEndObject();
                 } else {
                     g.writeStringField("text", c.text());

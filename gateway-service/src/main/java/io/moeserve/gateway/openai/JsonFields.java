@@ -33,6 +33,11 @@ final class JsonFields {
         return v != null && !v.isNull();
     }
 
+    /** Not in the object at all (an explicit null is there). */
+    boolean absent(String field) {
+        return node.get(field) == null;
+    }
+
     JsonNode raw(String field) {
         JsonNode v = node.get(field);
         return v == null || v.isNull() ? null : v;

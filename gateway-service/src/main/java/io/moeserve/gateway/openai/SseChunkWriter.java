@@ -77,6 +77,49 @@ public final class SseChunkWriter {
         }
     }
 
+    /**
+     * A chat choice's parsed output (harmony): any of content, reasoning_content and tool call pieces in one delta,
+     * with the logprobs of its tokens when they were asked for (null otherwise).
+     */
+    public byte[] parsed(int index, String content, String reasoning, List<ToolCallDelta> toolCalls,
+                         List<LogprobEntry> logprobs) {
+        try {
+            begin();
+            choiceStart(index);
+            g.writeObjectFieldStart("delta");
+            if (!content.isEmpty()) g.writeStringField("content", content);
+            if (!reasoning.isEmpty()) g.writeStringField("reasoning_content", reasoning);
+            if (!toolCalls.isEmpty()) {
+                g.writeArrayFieldStart("tool_calls");
+                for (ToolCallDelta call : toolCalls) writeToolCall(g, call, true);
+                g.writeEndArray();
+            }
+            g.writeEndObject();
+            writeLogprobs(logprobs);
+            g.writeNullField("finish_reason");
+            return choiceEnd();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * One tool call or piece of one: index (in a delta), then id, type and name when it begins, then the arguments.
+     */
+    static void writeToolCall(JsonGenerator g, ToolCallDelta call, boolean delta) throws IOException {
+        g.writeStartObject();
+        if (delta) g.writeNumberField("index", call.index());
+        if (call.id() != null) {
+            g.writeStringField("id", call.id());
+            g.writeStringField("type", "function");
+        }
+        g.writeObjectFieldStart("function");
+        if (call.name() != null) g.writeStringField("name", call.name());
+        g.writeStringField("arguments", call.arguments());
+        g.writeEndObject();
+        g.writeEndObject();
+    }
+
     /** A choice's last chunk: empty delta (or text) and the finish reason. */
     public byte[] finish(int index, String finishReason) {
         try {

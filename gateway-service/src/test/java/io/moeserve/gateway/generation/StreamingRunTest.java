@@ -131,7 +131,7 @@ class StreamingRunTest {
                 .getBytes(StandardCharsets.UTF_8)).options();
         return new GenerationPlan(new CompletionIdentity("chatcmpl-test", 1, model.id(),
                 GenerationOptions.Endpoint.CHAT), List.of(model.tokenizer().encode("Hi", false)), new int[] {100},
-                options, new int[0], Duration.ofSeconds(20));
+                options, new int[0], Duration.ofSeconds(20), null);
     }
 
     private GenerateResponse tokens(String text) {

@@ -16,6 +16,7 @@ import jinjava.javax.el.CompositeELResolver;
  */
 final class JinjaEnvironment {
 
+    static final int MAX_MACRO_DEPTH = 100;
     private static final Jinjava JINJAVA = create();
 
     private JinjaEnvironment() {
@@ -50,6 +51,10 @@ final class JinjaEnvironment {
                 .withNestedInterpretationEnabled(false)
                 // JinjaTemplate drops the source's trailing newline as jinja2 does; the output is left alone.
                 .withKeepTrailingNewline(true)
+                // jinja2 lets macros call themselves (gpt-oss renders nested JSON schemas so); Python's own
+                // recursion limit stops a runaway one, and this depth, far beyond any real schema, stops ours.
+                .withEnableRecursiveMacroCalls(true)
+                .withMaxMacroRecursionDepth(MAX_MACRO_DEPTH)
                 .build();
         Jinjava jinjava = new Jinjava(config);
         for (Filter filter : PyFilters.all()) jinjava.registerFilter(filter);

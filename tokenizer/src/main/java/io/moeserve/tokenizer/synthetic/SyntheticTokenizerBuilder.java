@@ -21,16 +21,17 @@ import java.util.Set;
 
 /**
  * Writes a real Hugging Face tokenizer for synthetic checkpoints: a byte-level BPE {@code tokenizer.json} (as GPT-2
- * and Qwen use) and a {@code tokenizer_config.json} with ChatML special tokens and chat template.
+ * and Qwen use) and a {@code tokenizer_config.json} with ChatML special tokens and chat template, or those of
+ * another {@link TokenizerFormat} (gpt-oss's harmony).
  */
 public final class SyntheticTokenizerBuilder {
     /*
      * Layout for a requested vocabulary size V: ids 0-255 are the 256 bytes (in byte order, spelled in GPT-2's
      * byte alphabet), then one id per token that BPE training on the embedded English corpus creates, then
-     * <|endoftext|>, <|im_start|>, <|im_end|>. Training merges the most frequent pair until the vocabulary would
-     * pass V or no pair occurs twice, so every id is below V; the corpus (about 4 KB) runs out of pairs at
-     * MAX_TRAINED_TOKENS, so a large V (32,000, 151,936) gives the same, smaller tokenizer, whose real size
-     * tokenizerVocabSize(V) reports. A model's embedding may still have V rows; the extra ids are never produced.
+     * <|endoftext|>, <|im_start|>, <|im_end|> (or the format's special tokens, in its order). Training merges the
+     * most frequent pair until the vocabulary would pass V or no pair occurs twice, so every id is below V; the
+     * corpus (about 4 KB) runs out of pairs at MAX_TRAINED_TOKENS, so a large V (32,000, 151,936) gives the same,
+     * smaller tokenizer, whose real size tokenizerVocabSize(V) reports. A model's embedding may still have V rows; the extra ids are never produced.
      *
      * The tokenizer.json follows the format of GPT-2's: BPE model without unk token, ByteLevel pre-tokenizer with
      * the GPT-2 split regex, ByteLevel post-processor and decoder, no normalizer. Output is byte-identical for the
@@ -58,7 +59,16 @@ public final class SyntheticTokenizerBuilder {
      * @param vocabSize the model's vocabulary size V; at least 259 (bytes plus the three special tokens)
      */
     public static void write(Path dir, int vocabSize) throws IOException {
-        Plan plan = plan(vocabSize);
+        write(dir, vocabSize, TokenizerFormat.chatml());
+    }
+
+    /**
+     * Writes tokenizer.json and tokenizer_config.json of a family's format into {@code dir} (created if missing).
+     *
+     * @param vocabSize the model's vocabulary size V; at least 256 plus the format's special tokens
+     */
+    public static void write(Path dir, int vocabSize, TokenizerFormat format) throws IOException {
+        Plan plan = plan(vocabSize, format);
         Files.createDirectories(dir);
         Files.writeString(dir.resolve(TOKENIZER_FILE), json(tokenizerJson(plan)), StandardCharsets.UTF_8);
         Files.writeString(dir.resolve(CONFIG_FILE), json(tokenizerConfig(plan)), StandardCharsets.UTF_8);
@@ -66,12 +76,26 @@ public final class SyntheticTokenizerBuilder {
 
     /** The special token ids {@link #write} uses for this V. */
     public static SpecialTokenIds specialTokenIds(int vocabSize) {
-        return plan(vocabSize).special();
+        int first = plan(vocabSize, TokenizerFormat.chatml()).firstSpecial();
+        return new SpecialTokenIds(first, first + 1, first + 2);
+    }
+
+    /** The id of each of the format's special tokens in the tokenizer {@link #write} writes for this V. */
+    public static Map<String, Integer> specialTokenIds(int vocabSize, TokenizerFormat format) {
+        Plan plan = plan(vocabSize, format);
+        Map<String, Integer> ids = new LinkedHashMap<>();
+        for (int i = 0; i < format.specialTokens().size(); i++) ids.put(format.specialTokens().get(i), plan.firstSpecial() + i);
+        return ids;
     }
 
     /** The number of ids the written tokenizer has (at most V): bytes, learned tokens, special tokens. */
     public static int tokenizerVocabSize(int vocabSize) {
-        return plan(vocabSize).special().imEnd() + 1;
+        return tokenizerVocabSize(vocabSize, TokenizerFormat.chatml());
+    }
+
+    /** The number of ids the tokenizer of this format has (at most V). */
+    public static int tokenizerVocabSize(int vocabSize, TokenizerFormat format) {
+        return plan(vocabSize, format).firstSpecial() + format.specialTokens().size();
     }
 
     /** The ChatML chat template written into tokenizer_config.json. */
@@ -79,27 +103,35 @@ public final class SyntheticTokenizerBuilder {
         return resource("chatml.jinja");
     }
 
-    /** Which merges and tokens a tokenizer of size V gets. */
-    private record Plan(List<String> tokens, List<BpeTrainer.Merge> merges, SpecialTokenIds special) {
+    /**
+     * gpt-oss's official chat template: openai/gpt-oss-20b's chat_template.jinja as of its commit "Update
+     * chat_template.jinja (#94)" (2025-08-08), byte for byte (Apache-2.0, OpenAI).
+     */
+    public static String gptOssChatTemplate() {
+        return resource("gpt-oss.jinja");
     }
 
-    private static Plan plan(int vocabSize) {
-        int minimum = BYTE_TOKENS + SPECIAL_TOKENS.size();
+    /** Which merges and tokens a tokenizer of size V gets; the special tokens follow from firstSpecial on. */
+    private record Plan(List<String> tokens, List<BpeTrainer.Merge> merges, int firstSpecial, TokenizerFormat format) {
+    }
+
+    private static Plan plan(int vocabSize, TokenizerFormat format) {
+        List<String> special = format.specialTokens();
+        int minimum = BYTE_TOKENS + special.size();
         if (vocabSize < minimum) {
             throw new IllegalArgumentException("vocabulary size " + vocabSize + " is below the minimum of " + minimum);
         }
         Set<String> tokens = new LinkedHashSet<>();
         for (int b = 0; b < BYTE_TOKENS; b++) tokens.add(String.valueOf(ByteLevelAlphabet.charOf(b)));
         List<BpeTrainer.Merge> merges = new ArrayList<>();
-        int budget = vocabSize - SPECIAL_TOKENS.size();
+        int budget = vocabSize - special.size();
         for (BpeTrainer.Merge merge : Training.MERGES) {
             // Two merges can spell the same token; only a new token costs an id.
             if (!tokens.contains(merge.result()) && tokens.size() == budget) break;
             tokens.add(merge.result());
             merges.add(merge);
         }
-        int first = tokens.size();
-        return new Plan(List.copyOf(tokens), List.copyOf(merges), new SpecialTokenIds(first, first + 1, first + 2));
+        return new Plan(List.copyOf(tokens), List.copyOf(merges), tokens.size(), format);
     }
 
     private static Map<String, Object> tokenizerJson(Plan plan) {
@@ -125,8 +157,8 @@ public final class SyntheticTokenizerBuilder {
         root.put("truncation", null);
         root.put("padding", null);
         List<Object> added = new ArrayList<>();
-        int id = plan.special().endOfText();
-        for (String token : SPECIAL_TOKENS) added.add(addedToken(id++, token, true));
+        int id = plan.firstSpecial();
+        for (String token : plan.format().specialTokens()) added.add(addedToken(id++, token, true));
         root.put("added_tokens", added);
         root.put("normalizer", null);
         root.put("pre_tokenizer", byteLevel(false, true));
@@ -159,20 +191,26 @@ public final class SyntheticTokenizerBuilder {
 
     private static Map<String, Object> tokenizerConfig(Plan plan) {
         Map<String, Object> decoder = new LinkedHashMap<>();
-        int id = plan.special().endOfText();
-        for (String token : SPECIAL_TOKENS) decoder.put(Integer.toString(id++), addedToken(0, token, false));
+        TokenizerFormat format = plan.format();
+        int id = plan.firstSpecial();
+        for (String token : format.specialTokens()) decoder.put(Integer.toString(id++), addedToken(0, token, false));
+        // Those that are neither bos nor pad, as Qwen's config lists <|im_start|> and <|im_end|>.
+        List<String> additional = new ArrayList<>();
+        for (String token : format.specialTokens()) {
+            if (!token.equals(format.bosToken()) && !token.equals(format.padToken())) additional.add(token);
+        }
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("add_bos_token", false);
         config.put("add_prefix_space", false);
         config.put("added_tokens_decoder", decoder);
-        config.put("additional_special_tokens", List.of("<|im_start|>", "<|im_end|>"));
-        config.put("bos_token", null);
-        config.put("chat_template", chatTemplate());
+        config.put("additional_special_tokens", additional);
+        config.put("bos_token", format.bosToken());
+        config.put("chat_template", format.chatTemplate());
         config.put("clean_up_tokenization_spaces", false);
-        config.put("eos_token", "<|im_end|>");
+        config.put("eos_token", format.eosToken());
         config.put("errors", "replace");
         config.put("model_max_length", MODEL_MAX_LENGTH);
-        config.put("pad_token", "<|endoftext|>");
+        config.put("pad_token", format.padToken());
         config.put("split_special_tokens", false);
         config.put("tokenizer_class", "PreTrainedTokenizerFast");
         config.put("unk_token", null);

@@ -37,6 +37,7 @@ class JinjaTemplateSnippetTest {
             entry("tilde_boolean", "atrue"),                  // Jinjava converts for ~ with Java's toString
             entry("string_plus_int_is_error", "a1"),          // Python raises TypeError, Jinjava concatenates
             entry("undefined_attribute_of_undefined", ""),    // Python raises UndefinedError
+            entry("in_none_is_error", "False"),               // Python raises TypeError, Jinjava's "in" says no
             entry("tuple_literal", "['a', 'b'] a-b x1y2"),    // Jinjava has no tuple type
             entry("big_integer_literal", FAILS),              // beyond a Java long
             entry("chained_comparison", FAILS),               // 1 < 2 < 3 does not parse

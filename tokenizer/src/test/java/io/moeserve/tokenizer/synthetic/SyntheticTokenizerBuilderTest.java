@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
@@ -110,6 +111,32 @@ class SyntheticTokenizerBuilderTest {
         Map<String, Object> config = new ObjectMapper().readValue(
                 resource("chat-templates/synthetic_chatml/tokenizer_config.json").toFile(), new TypeReference<>() { });
         assertEquals(SyntheticTokenizerBuilder.chatTemplate(), config.get("chat_template"));
+    }
+
+    @Test
+    void harmonyFormatSpeaksGptOssChatFormat(@TempDir Path dir) throws IOException {
+        TokenizerFormat harmony = TokenizerFormat.harmony();
+        SyntheticTokenizerBuilder.write(dir, 1000, harmony);
+        Map<String, Integer> special = SyntheticTokenizerBuilder.specialTokenIds(1000, harmony);
+        assertEquals(harmony.specialTokens(), List.copyOf(special.keySet()));
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertEquals(SyntheticTokenizerBuilder.tokenizerVocabSize(1000, harmony), tokenizer.vocabSize());
+            special.forEach((token, id) -> {
+                assertArrayEquals(new int[] {id}, tokenizer.encode(token, false), token);
+                assertTrue(tokenizer.isSpecialToken(id), token);
+            });
+            assertEquals("<|return|>", tokenizer.eosToken().orElseThrow());
+            String prompt = tokenizer.chatTemplate().orElseThrow().render(List.of(ChatMessage.user("Hi")), true);
+            assertTrue(prompt.startsWith("<|start|>system<|message|>You are ChatGPT"), prompt);
+            assertTrue(prompt.endsWith("<|end|><|start|>user<|message|>Hi<|end|><|start|>assistant"), prompt);
+            int[] ids = tokenizer.encode(prompt, false);
+            assertEquals(special.get("<|start|>"), ids[0]);
+            assertEquals(3, Arrays.stream(ids).filter(id -> id == special.get("<|start|>")).count(),
+                    "system, user and assistant each open with one <|start|> token");
+            assertEquals(prompt, tokenizer.decode(ids, false));
+        }
+        assertThrows(IllegalArgumentException.class, () -> SyntheticTokenizerBuilder.tokenizerVocabSize(264, harmony));
+        assertEquals(265, SyntheticTokenizerBuilder.tokenizerVocabSize(265, harmony));
     }
 
     private static Path resource(String name) throws URISyntaxException {
