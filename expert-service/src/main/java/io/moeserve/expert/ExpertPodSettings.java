@@ -57,12 +57,14 @@ public interface ExpertPodSettings {
     /**
      * Quantize the hosted experts at start, for a checkpoint that ships them in a float dtype: {@code none}, or
      * {@code int4}/{@code int8} (groups of {@link #quantizeGroupSize()} columns) or {@code fp8} (128×128 blocks),
-     * the same weights {@code moe quantize} would write. A checkpoint that is already quantized is served as it is.
+     * the same weights {@code moe quantize} would write, or {@code mxfp4} (gpt-oss's format: E2M1 with an E8M0 scale
+     * per 32 columns, transformers' rounding; any family whose expert widths are multiples of 32). A checkpoint that
+     * is already quantized is served as it is.
      */
     @WithDefault("none")
     Quantize quantize();
 
-    enum Quantize { none, int4, int8, fp8 }
+    enum Quantize { none, int4, int8, fp8, mxfp4 }
 
     /** Columns per scale for {@code quantize=int4|int8}. */
     @WithDefault("128")

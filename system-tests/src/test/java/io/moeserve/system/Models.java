@@ -36,6 +36,18 @@ final class Models {
         });
     }
 
+    private static Path smallMxfp4;
+
+    /** A small gpt-oss checkpoint as the hub ships it: MXFP4 experts, BF16 elsewhere, harmony tokenizer. */
+    static synchronized Path smallMxfp4() {
+        if (smallMxfp4 == null) {
+            smallMxfp4 = ServiceProcess.ROOT.resolve("system-tests/target/models/gpt_oss-mxfp4");
+            SyntheticModel.generate(smallMxfp4, new SyntheticCheckpointGenerator.Spec(Architecture.GPT_OSS,
+                    SyntheticConfigs.Size.SMALL, DType.BF16, 7, 1L << 40, false, SyntheticCheckpointGenerator.ExpertFormat.MXFP4));
+        }
+        return smallMxfp4;
+    }
+
     /** The runtime's greedy continuation in this process (the reference for distributed output). */
     static int[] inProcess(Path dir, int[] prompt, int maxNew) {
         Parallel p = Parallel.shared();

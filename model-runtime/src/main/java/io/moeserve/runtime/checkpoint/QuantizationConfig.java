@@ -179,7 +179,7 @@ public final class QuantizationConfig {
     private static QuantizationConfig parseMxfp4(JsonNode qc, String where) {
         List<String> ignore = new ArrayList<>();
         ignore.add("lm_head");
-        ignore.addAll(strings(qc, "modules_to_not_convert", where));
+        for (String m : strings(qc, "modules_to_not_convert", where)) if (!ignore.contains(m)) ignore.add(m);
         List<String> entries = new ArrayList<>();
         for (String m : ignore) {
             // re.match(m): a regular expression at the start of the name; name.endswith(m): a literal suffix.

@@ -11,6 +11,7 @@ import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
 import io.moeserve.runtime.checkpoint.TensorSpec;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.ExpertProjections;
 import io.moeserve.runtime.family.ModelFamily;
@@ -21,6 +22,8 @@ import io.moeserve.runtime.tensor.Tensor;
 import io.moeserve.runtime.tensor.TensorAccess;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -83,6 +86,7 @@ public final class CheckpointQuantizer {
             if (ck.quantization().isQuantized()) {
                 throw new CheckpointException(source + " is already quantized (" + ck.quantization().describe() + ")");
             }
+            checkMxfp4(config, options);
             Set<String> experts = new TreeSet<>();
             Set<String> dense = new TreeSet<>();
             classify(config, experts, dense);
@@ -102,6 +106,10 @@ public final class CheckpointQuantizer {
                     specs.add(TensorSpec.copyOf(name, t));
                     continue;
                 }
+                if (f == TargetFormat.MXFP4) {
+                    addMxfp4Experts(t, specs, reports);
+                    continue;
+                }
                 addQuantized(t.asMatrix(), f, options, specs, reports);
             }
             Files.createDirectories(target);
@@ -112,6 +120,93 @@ public final class CheckpointQuantizer {
             throw new CheckpointException("cannot write " + target + ": " + e, e);
         }
         return reports.values().stream().sorted((a, b) -> a.tensor().compareTo(b.tensor())).toList();
+    }
+
+    /**
+     * MXFP4 is written as gpt-oss ships it, for its fused experts only, with everything else in float (one
+     * quantization_config cannot describe MXFP4 experts beside compressed-tensors layers); gpt-oss's fused
+     * three-dimensional experts have no compressed-tensors form here, so they are MXFP4 or float.
+     */
+    private static void checkMxfp4(ModelConfig config, Options o) {
+        boolean gptOss = config.architecture() == Architecture.GPT_OSS;
+        if (o.dense() == TargetFormat.MXFP4 || o.lmHead() == TargetFormat.MXFP4) {
+            throw new IllegalArgumentException("mxfp4 is written for gpt-oss's experts only, not for dense layers or the lm head");
+        }
+        if (o.experts() == TargetFormat.MXFP4 && !gptOss) {
+            throw new IllegalArgumentException("mxfp4 checkpoints are gpt-oss's format; " + config.architecture().hfClassName()
+                    + " experts can be int4, int8 or fp8 (expert pods can also hold any float experts as mxfp4:"
+                    + " moe.expert.quantize=mxfp4)");
+        }
+        if (gptOss && o.experts() != TargetFormat.MXFP4 && o.experts() != TargetFormat.KEEP) {
+            throw new IllegalArgumentException("gpt-oss's experts are written as mxfp4 (as the hub ships them) or kept");
+        }
+        if (o.experts() == TargetFormat.MXFP4 && (o.dense() != TargetFormat.KEEP || o.lmHead() != TargetFormat.KEEP)) {
+            throw new IllegalArgumentException("an mxfp4 gpt-oss checkpoint keeps attention, router and lm head in float,"
+                    + " as the hub's does");
+        }
+    }
+
+    /**
+     * A gpt-oss fused expert tensor [E, in, out] (transformers' layout) as the hub stores it in MXFP4:
+     * {@code name_blocks} [E, out, in / 32, 16] and {@code name_scales} [E, out, in / 32], output-major.
+     */
+    private static void addMxfp4Experts(Tensor t, List<TensorSpec> specs, Map<String, Report> reports) {
+        int experts = (int) t.shape()[0];
+        int in = (int) t.shape()[1];
+        int outs = (int) t.shape()[2];
+        if (in % Mxfp4.BLOCK != 0) {
+            throw new CheckpointException(t.name() + " has " + in + " inputs per expert; mxfp4 needs a multiple of " + Mxfp4.BLOCK);
+        }
+        int groups = in / Mxfp4.BLOCK;
+        long blockBytes = (long) outs * in / 2;
+        long scaleBytes = (long) outs * groups;
+        Mxfp4.Quantized[] quantized = new Mxfp4.Quantized[experts];
+        // Quantized once, by whichever tensor is written first, one expert at a time from the mapped weights.
+        Runnable quantize = () -> {
+            synchronized (quantized) {
+                if (quantized[0] != null) return;
+                float[] w = new float[in * outs];
+                double err = 0, norm = 0, worst = -1;
+                int worstRow = 0;
+                for (int x = 0; x < experts; x++) {
+                    long base = (long) x * in * outs;
+                    for (int i = 0; i < in; i++) {
+                        for (int o = 0; o < outs; o++) w[o * in + i] = t.getFloat(base + (long) i * outs + o);
+                    }
+                    quantized[x] = Mxfp4.quantize(w, outs, in);
+                    float[] back = Mxfp4.dequantize(quantized[x].blocks(), quantized[x].scales(), outs, in);
+                    for (int o = 0; o < outs; o++) {
+                        double rowErr = 0, rowNorm = 0;
+                        for (int i = 0; i < in; i++) {
+                            double d = back[o * in + i] - w[o * in + i];
+                            rowErr += d * d;
+                            rowNorm += (double) w[o * in + i] * w[o * in + i];
+                        }
+                        err += rowErr;
+                        norm += rowNorm;
+                        double rel = rowNorm == 0 ? 0 : Math.sqrt(rowErr / rowNorm);
+                        if (rel > worst) {
+                            worst = rel;
+                            worstRow = x * outs + o;
+                        }
+                    }
+                }
+                reports.put(t.name(), new Report(t.name(), "mxfp4 (e2m1, e8m0 scale per 32)",
+                        new WeightQuantizer.Error(norm == 0 ? 0 : Math.sqrt(err / norm), worstRow, worst)));
+            }
+        };
+        specs.add(new TensorSpec(t.name() + "_blocks", DType.U8, new long[] {experts, outs, groups, Mxfp4.BLOCK / 2}, target -> {
+            quantize.run();
+            for (int x = 0; x < experts; x++) {
+                MemorySegment.copy(quantized[x].blocks(), 0, target, ValueLayout.JAVA_BYTE, x * blockBytes, (int) blockBytes);
+            }
+        }));
+        specs.add(new TensorSpec(t.name() + "_scales", DType.U8, new long[] {experts, outs, groups}, target -> {
+            quantize.run();
+            for (int x = 0; x < experts; x++) {
+                MemorySegment.copy(quantized[x].scales(), 0, target, ValueLayout.JAVA_BYTE, x * scaleBytes, (int) scaleBytes);
+            }
+        }));
     }
 
     /** Routed expert projections, and the other linear layers that are projections (not gates, not the lm head). */
@@ -187,6 +282,13 @@ public final class CheckpointQuantizer {
 
     static JsonNode quantizationConfig(Set<String> experts, Set<String> dense, Set<String> allModules, Options o) {
         ObjectNode q = MAPPER.createObjectNode();
+        if (o.experts() == TargetFormat.MXFP4) {
+            // gpt-oss's own config: everything but the routed experts stays in float.
+            q.put("quant_method", "mxfp4");
+            q.putArray("modules_to_not_convert").add("model.layers.*.self_attn").add("model.layers.*.mlp.router")
+                    .add("model.embed_tokens").add("lm_head");
+            return q;
+        }
         if (o.fp8Layout()) {
             // DeepSeek-V3's layout: every linear layer may be FP8; the ones kept in float are listed.
             q.put("quant_method", "fp8");

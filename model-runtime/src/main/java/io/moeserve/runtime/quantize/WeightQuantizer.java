@@ -131,11 +131,12 @@ public final class WeightQuantizer {
     public static WeightMatrix quantize(WeightMatrix w, TargetFormat format, int groupSize, Arena arena) {
         if (w.isQuantized()) throw new IllegalArgumentException(w.name() + " is already quantized (" + w.formatName() + ")");
         if (format == TargetFormat.KEEP) return w;
+        if (format == TargetFormat.MXFP4) return mxfp4(w, arena);
         Quantization.Scheme scheme = switch (format) {
             case INT4 -> Quantization.Scheme.PACKED_INT4;
             case INT8 -> Quantization.Scheme.PACKED_INT8;
             case FP8 -> Quantization.Scheme.E4M3;
-            case KEEP -> throw new IllegalStateException();
+            case MXFP4, KEEP -> throw new IllegalStateException();
         };
         int br = format == TargetFormat.FP8 ? FP8_BLOCK : 1;
         int bc = format == TargetFormat.FP8 ? FP8_BLOCK : groupSize;
@@ -147,6 +148,21 @@ public final class WeightQuantizer {
         writeScales(w, format, br, bc, scaleType, scales);
         return new WeightMatrix(w.name(), codes, scheme.storage(), w.rows(), w.cols(),
                 new Quantization(scheme, scales, scaleType, br, bc, null));
+    }
+
+    /** MXFP4 by transformers' rule ({@link Mxfp4}); the group size is the format's, 32. */
+    private static WeightMatrix mxfp4(WeightMatrix w, Arena arena) {
+        float[] values = new float[w.rows() * w.cols()];
+        for (int r = 0; r < w.rows(); r++) {
+            for (int c = 0; c < w.cols(); c++) values[r * w.cols() + c] = w.get(r, c);
+        }
+        Mxfp4.Quantized q = Mxfp4.quantize(values, w.rows(), w.cols());
+        MemorySegment codes = arena.allocate(q.blocks().length, 64);
+        MemorySegment scales = arena.allocate(q.scales().length, 64);
+        MemorySegment.copy(q.blocks(), 0, codes, ValueLayout.JAVA_BYTE, 0, q.blocks().length);
+        MemorySegment.copy(q.scales(), 0, scales, ValueLayout.JAVA_BYTE, 0, q.scales().length);
+        return new WeightMatrix(w.name(), codes, DType.U8, w.rows(), w.cols(),
+                new Quantization(Quantization.Scheme.MXFP4, scales, DType.U8, 1, Mxfp4.BLOCK, null));
     }
 
     private static float roundTo(DType type, float v) {

@@ -11,11 +11,13 @@ import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.family.TensorRole;
+import io.moeserve.runtime.quantize.Mxfp4;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.TensorAccess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,12 +44,44 @@ public final class SyntheticCheckpointGenerator {
      * @param dtype         dtype of the weights (the noaux_tc correction bias stays F32, as in real checkpoints)
      * @param seed          weight seed
      * @param maxShardBytes shard size limit; with {@code forceSharded}, an index is written even for one shard
+     * @param experts       how the routed experts are stored
      */
     public record Spec(Architecture arch, SyntheticConfigs.Size size, DType dtype, long seed, long maxShardBytes,
-                       boolean forceSharded) {
+                       boolean forceSharded, ExpertFormat experts) {
+        public Spec {
+            if (experts != ExpertFormat.FLOAT && arch != Architecture.GPT_OSS) {
+                throw new IllegalArgumentException("MXFP4 experts are gpt-oss's format; " + arch.shortName() + " ships float experts");
+            }
+        }
+
+        /** Float experts in {@code dtype}. */
+        public Spec(Architecture arch, SyntheticConfigs.Size size, DType dtype, long seed, long maxShardBytes, boolean forceSharded) {
+            this(arch, size, dtype, seed, maxShardBytes, forceSharded, ExpertFormat.FLOAT);
+        }
+
         public static Spec tiny(Architecture arch) {
             return new Spec(arch, SyntheticConfigs.Size.TINY, DType.F32, 1234, 1L << 40, false);
         }
+
+        public Spec withExperts(ExpertFormat format) {
+            return new Spec(arch, size, dtype, seed, maxShardBytes, forceSharded, format);
+        }
+    }
+
+    /**
+     * How a synthetic gpt-oss checkpoint stores its experts. The two MXFP4 forms hold the same weights: drawn as the
+     * float form draws them, then rounded to MXFP4 ({@code quantize.Mxfp4}, transformers' rule).
+     */
+    public enum ExpertFormat {
+        /** In the checkpoint's float dtype, as drawn. */
+        FLOAT,
+        /** As the hub ships gpt-oss: {@code *_blocks} and {@code *_scales}, with quantization_config mxfp4. */
+        MXFP4,
+        /**
+         * In the float dtype, holding exactly the MXFP4 form's dequantized weights: what transformers saves after
+         * dequantizing (the MXFP4 checkpoint's twin).
+         */
+        MXFP4_DEQUANTIZED
     }
 
     /**
@@ -89,6 +123,13 @@ public final class SyntheticCheckpointGenerator {
                 default -> throw new IllegalArgumentException("synthetic checkpoints are F32, BF16 or F16, not " + spec.dtype());
             };
             ObjectNode config = SyntheticConfigs.config(spec.arch(), spec.size(), torchDtype);
+            if (spec.experts() == ExpertFormat.MXFP4) {
+                // gpt-oss's own list: only the routed experts are MXFP4 (transformers adds lm_head itself).
+                ObjectNode q = config.putObject("quantization_config");
+                q.put("quant_method", "mxfp4");
+                q.putArray("modules_to_not_convert").add("model.layers.*.self_attn").add("model.layers.*.mlp.router")
+                        .add("model.embed_tokens").add("lm_head");
+            }
             config.put("eos_token_id", specials.eos());
             config.put("bos_token_id", specials.bos());
             Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(config), StandardCharsets.UTF_8);
@@ -103,6 +144,10 @@ public final class SyntheticCheckpointGenerator {
             ModelConfig parsed = ConfigParser.parse(config, dir.resolve("config.json").toString());
             List<TensorSpec> tensors = new ArrayList<>();
             for (ExpectedTensor t : new TensorLayout(parsed).expectedTensors()) {
+                if (t.role() == TensorRole.EXPERTS_IN_OUT && spec.experts() != ExpertFormat.FLOAT) {
+                    mxfp4Experts(t, spec, tensors);
+                    continue;
+                }
                 DType dtype = t.role() == TensorRole.SCORE_BIAS ? DType.F32 : spec.dtype();
                 tensors.add(new TensorSpec(t.name(), dtype, t.shape(), target -> fill(target, dtype, t, spec.seed())));
             }
@@ -113,6 +158,68 @@ public final class SyntheticCheckpointGenerator {
             return ConfigParser.load(dir);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write synthetic checkpoint to " + dir, e);
+        }
+    }
+
+    /**
+     * A fused [E, in, out] expert tensor as MXFP4 ({@code name_blocks} [E, out, in / 32, 16] and {@code name_scales}
+     * [E, out, in / 32], output-major as the hub stores them), or as its dequantized values in the float dtype.
+     */
+    private static void mxfp4Experts(ExpectedTensor t, Spec spec, List<TensorSpec> out) {
+        int experts = (int) t.shape()[0];
+        int in = (int) t.shape()[1];
+        int outs = (int) t.shape()[2];
+        // Drawn once, lazily, by whichever of the tensors is written first; both come from the same draw.
+        Mxfp4.Quantized[] quantized = new Mxfp4.Quantized[experts];
+        Runnable draw = () -> {
+            synchronized (quantized) {
+                if (quantized[0] == null) drawAndQuantize(t, spec.seed(), quantized);
+            }
+        };
+        if (spec.experts() == ExpertFormat.MXFP4) {
+            int groups = in / Mxfp4.BLOCK;
+            out.add(new TensorSpec(t.name() + "_blocks", DType.U8, new long[] {experts, outs, groups, Mxfp4.BLOCK / 2}, target -> {
+                draw.run();
+                for (int x = 0; x < experts; x++) {
+                    byte[] b = quantized[x].blocks();
+                    MemorySegment.copy(b, 0, target, ValueLayout.JAVA_BYTE, (long) x * b.length, b.length);
+                }
+            }));
+            out.add(new TensorSpec(t.name() + "_scales", DType.U8, new long[] {experts, outs, groups}, target -> {
+                draw.run();
+                for (int x = 0; x < experts; x++) {
+                    byte[] b = quantized[x].scales();
+                    MemorySegment.copy(b, 0, target, ValueLayout.JAVA_BYTE, (long) x * b.length, b.length);
+                }
+            }));
+            return;
+        }
+        out.add(new TensorSpec(t.name(), spec.dtype(), t.shape(), target -> {
+            draw.run();
+            for (int x = 0; x < experts; x++) {
+                float[] w = Mxfp4.dequantize(quantized[x].blocks(), quantized[x].scales(), outs, in);
+                long base = (long) x * in * outs;
+                for (int i = 0; i < in; i++) {
+                    for (int o = 0; o < outs; o++) TensorAccess.setFloat(target, spec.dtype(), base + (long) i * outs + o, w[o * in + i]);
+                }
+            }
+        }));
+    }
+
+    /** Draws a fused [E, in, out] tensor as its float form is drawn, and quantizes each expert's [out, in]. */
+    private static void drawAndQuantize(ExpectedTensor t, long seed, Mxfp4.Quantized[] quantized) {
+        int experts = (int) t.shape()[0];
+        int in = (int) t.shape()[1];
+        int outs = (int) t.shape()[2];
+        float[] drawn = new float[experts * in * outs];
+        fill(MemorySegment.ofArray(drawn), DType.F32, t, seed);
+        float[] w = new float[in * outs];
+        for (int x = 0; x < experts; x++) {
+            int base = x * in * outs;
+            for (int i = 0; i < in; i++) {
+                for (int o = 0; o < outs; o++) w[o * in + i] = drawn[base + i * outs + o];
+            }
+            quantized[x] = Mxfp4.quantize(w, outs, in);
         }
     }
 

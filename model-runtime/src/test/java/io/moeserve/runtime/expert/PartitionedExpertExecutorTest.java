@@ -94,6 +94,11 @@ class PartitionedExpertExecutorTest {
         compareSplitWithOneProcess(Architecture.MIXTRAL, dir, false);
     }
 
+    @org.junit.jupiter.api.Test
+    void mxfp4ExpertsSplitOverTwoGroupsComputeWhatOneProcessComputes() {
+        compareSplitWithOneProcess(Architecture.GPT_OSS, TinyModels.mxfp4Checkpoint(), false);
+    }
+
     private void compareSplitWithOneProcess(Architecture arch, boolean shared) {
         compareSplitWithOneProcess(arch, TinyModels.checkpoint(arch), shared);
     }

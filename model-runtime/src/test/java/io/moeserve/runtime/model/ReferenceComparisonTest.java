@@ -10,6 +10,9 @@ import io.moeserve.runtime.generate.GenerationTrace;
 import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.quantize.CheckpointQuantizer;
 import io.moeserve.runtime.quantize.TargetFormat;
+import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
+import io.moeserve.runtime.synthetic.SyntheticConfigs;
+import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Path;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.io.TempDir;
@@ -38,6 +41,16 @@ class ReferenceComparisonTest {
     @EnumSource(Architecture.class)
     void bfloat16CheckpointMatchesTheReferenceOnWidenedWeights(Architecture arch) throws Exception {
         compare(TinyModels.bf16Checkpoint(arch), arch);
+    }
+
+    /** gpt-oss as the hub ships it; the reference unpacks the blocks and scales by its own reading of MXFP4. */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void mxfp4CheckpointMatchesTheReferenceDequantizingItself(DType dtype, @TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("mxfp4");
+        SyntheticCheckpointGenerator.generate(dir, new SyntheticCheckpointGenerator.Spec(Architecture.GPT_OSS,
+                SyntheticConfigs.Size.TINY, dtype, 1234, 1L << 40, false, SyntheticCheckpointGenerator.ExpertFormat.MXFP4));
+        compare(dir, Architecture.GPT_OSS);
     }
 
     static Stream<Arguments> quantized() {

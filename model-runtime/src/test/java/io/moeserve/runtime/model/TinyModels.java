@@ -34,6 +34,18 @@ public final class TinyModels {
         return BF16.computeIfAbsent(arch, a -> generate(a, DType.BF16, "bf16"));
     }
 
+    private static Path mxfp4;
+
+    /** gpt-oss as the hub ships it: MXFP4 experts, the rest F32. */
+    public static synchronized Path mxfp4Checkpoint() {
+        if (mxfp4 == null) {
+            mxfp4 = root().resolve("gpt_oss-mxfp4");
+            SyntheticCheckpointGenerator.generate(mxfp4, SyntheticCheckpointGenerator.Spec.tiny(Architecture.GPT_OSS)
+                    .withExperts(SyntheticCheckpointGenerator.ExpertFormat.MXFP4));
+        }
+        return mxfp4;
+    }
+
     private static Path generate(Architecture arch, DType dtype, String tag) {
         Path dir = root().resolve(arch.name().toLowerCase() + "-" + tag);
         SyntheticCheckpointGenerator.generate(dir, new SyntheticCheckpointGenerator.Spec(arch, SyntheticConfigs.Size.TINY,

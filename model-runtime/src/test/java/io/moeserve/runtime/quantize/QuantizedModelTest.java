@@ -2,6 +2,7 @@ package io.moeserve.runtime.quantize;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.runtime.checkpoint.Checkpoint;
@@ -96,8 +97,9 @@ class QuantizedModelTest {
 
     @org.junit.jupiter.api.Test
     void expertsQuantizedAtStartAreTheWeightsMoeQuantizeWrites(@TempDir Path tmp) {
-        Path source = TinyModels.bf16Checkpoint(Architecture.QWEN3_MOE);
-        for (TargetFormat f : new TargetFormat[] {TargetFormat.INT4, TargetFormat.INT8, TargetFormat.FP8}) {
+        for (TargetFormat f : new TargetFormat[] {TargetFormat.INT4, TargetFormat.INT8, TargetFormat.FP8, TargetFormat.MXFP4}) {
+            // MXFP4 is written as gpt-oss ships it: its fused experts, transposed to output rows.
+            Path source = TinyModels.bf16Checkpoint(f == TargetFormat.MXFP4 ? Architecture.GPT_OSS : Architecture.QWEN3_MOE);
             Path quantized = tmp.resolve(f.name());
             CheckpointQuantizer.quantize(source, quantized, new CheckpointQuantizer.Options(f, TargetFormat.KEEP, 32, false));
             ModelConfig config = ConfigParser.load(source);
@@ -110,7 +112,8 @@ class QuantizedModelTest {
                 for (int layer = 0; layer < config.numLayers(); layer++) {
                     for (int e : onDisk.hostedExperts(layer)) {
                         ExpertWeights a = atStart.expert(layer, e), b = onDisk.expert(layer, e);
-                        for (WeightMatrix[] pair : new WeightMatrix[][] {{a.gate(), b.gate()}, {a.up(), b.up()}, {a.down(), b.down()}}) {
+                        for (int m = 0; m < a.matrices().size(); m++) {
+                            WeightMatrix[] pair = {a.matrices().get(m), b.matrices().get(m)};
                             assertEquals(pair[1].formatName(), pair[0].formatName());
                             assertEquals(pair[1].byteSize(), pair[0].byteSize());
                             for (int r = 0; r < pair[0].rows(); r++) {
@@ -125,6 +128,23 @@ class QuantizedModelTest {
                 assertTrue(compared > 0);
             }
         }
+    }
+
+    @org.junit.jupiter.api.Test
+    void mxfp4IsWrittenForGptOssExpertsOnlyAndTheRestIsRefusedPlainly(@TempDir Path tmp) {
+        var mixtral = assertThrows(IllegalArgumentException.class, () -> CheckpointQuantizer.quantize(
+                TinyModels.bf16Checkpoint(Architecture.MIXTRAL), tmp.resolve("a"),
+                new CheckpointQuantizer.Options(TargetFormat.MXFP4, TargetFormat.KEEP, 32, false)));
+        assertTrue(mixtral.getMessage().contains("gpt-oss") && mixtral.getMessage().contains("moe.expert.quantize=mxfp4"),
+                mixtral.getMessage());
+        var int4 = assertThrows(IllegalArgumentException.class, () -> CheckpointQuantizer.quantize(
+                TinyModels.bf16Checkpoint(Architecture.GPT_OSS), tmp.resolve("b"),
+                new CheckpointQuantizer.Options(TargetFormat.INT4, TargetFormat.KEEP, 32, false)));
+        assertTrue(int4.getMessage().contains("mxfp4"), int4.getMessage());
+        var dense = assertThrows(IllegalArgumentException.class, () -> CheckpointQuantizer.quantize(
+                TinyModels.bf16Checkpoint(Architecture.GPT_OSS), tmp.resolve("c"),
+                new CheckpointQuantizer.Options(TargetFormat.MXFP4, TargetFormat.INT8, 32, false)));
+        assertTrue(dense.getMessage().contains("keeps attention"), dense.getMessage());
     }
 
     /** The quantized checkpoint with each quantized weight replaced by its dequantized float32 values. */

@@ -16,7 +16,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "checkpoint directory (F32, BF16 or F16)")
     Path dir;
 
-    @Option(names = "--experts", required = true, description = "routed experts: int4, int8, fp8 or keep")
+    @Option(names = "--experts", required = true, description = "routed experts: int4, int8, fp8, mxfp4 (gpt-oss, as the hub ships it) or keep")
     String experts;
 
     @Option(names = "--dense", defaultValue = "keep",

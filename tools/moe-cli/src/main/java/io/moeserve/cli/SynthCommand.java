@@ -31,6 +31,11 @@ final class SynthCommand implements Callable<Integer> {
     @Option(names = "--shard-mb", defaultValue = "2048", description = "Shard size limit in MiB; default ${DEFAULT-VALUE}")
     long shardMb;
 
+    @Option(names = "--experts", defaultValue = "float",
+            description = "gpt-oss only: float (the --dtype), mxfp4 (as the hub ships gpt-oss) or mxfp4-dequantized (its float"
+                    + " twin: the same weights, dequantized); default ${DEFAULT-VALUE}")
+    String experts;
+
     @Option(names = "--out", required = true, description = "Output directory.")
     Path out;
 
@@ -39,10 +44,12 @@ final class SynthCommand implements Callable<Integer> {
         Architecture a = parseArchitecture(arch);
         DType d = DType.valueOf(dtype.toUpperCase(Locale.ROOT));
         long start = System.nanoTime();
+        var format = SyntheticCheckpointGenerator.ExpertFormat.valueOf(experts.toUpperCase(Locale.ROOT).replace('-', '_'));
         ModelConfig c = SyntheticModel.generate(out, new SyntheticCheckpointGenerator.Spec(a,
-                SyntheticConfigs.Size.parse(size), d, seed, shardMb << 20, false));
-        System.out.printf("wrote %s %s (%d layers, hidden %d, %d experts) to %s in %.1f s%n", a.hfClassName(), d,
-                c.numLayers(), c.hiddenSize(), c.moe().numExperts(), out, (System.nanoTime() - start) / 1e9);
+                SyntheticConfigs.Size.parse(size), d, seed, shardMb << 20, false, format));
+        System.out.printf("wrote %s %s%s (%d layers, hidden %d, %d experts) to %s in %.1f s%n", a.hfClassName(), d,
+                format == SyntheticCheckpointGenerator.ExpertFormat.FLOAT ? "" : ", experts " + experts, c.numLayers(),
+                c.hiddenSize(), c.moe().numExperts(), out, (System.nanoTime() - start) / 1e9);
         return 0;
     }
 

@@ -122,14 +122,15 @@ public final class GptOss extends ModelFamily {
 
     /**
      * A window smaller than the tests' prompts, explicit layer types (slide, full, slide), sinks, YaRN without
-     * truncation as gpt-oss configures it, a head_dim other than hidden / heads, and a swiglu_limit low enough that
-     * random weights reach the clamp.
+     * truncation as gpt-oss configures it, a head_dim other than hidden / heads, a swiglu_limit low enough that
+     * random weights reach the clamp, and an expert width that MXFP4 can hold.
      */
     @Override
     public void writeSampleConfig(ObjectNode c, SampleShape s) {
         int layers = c.get("num_hidden_layers").asInt();
         c.put("model_type", "gpt_oss");
-        c.put("intermediate_size", s.expertWidth());
+        // Whole MXFP4 groups of 32 along both expert inputs (hidden and this width), as the format needs.
+        c.put("intermediate_size", (s.expertWidth() + 31) / 32 * 32);
         c.put("num_local_experts", s.experts());
         c.put("num_experts_per_tok", 4);
         c.put("experts_per_token", 4);

@@ -40,17 +40,34 @@ final class GptOssExperts {
         float[] gateUpBias = ck.tensor(p + "gate_up_proj_bias", e, 2L * w).toFloatArray();
         float[] downBias = ck.tensor(p + "down_proj_bias", e, h).toFloatArray();
         ExpertWeights[] out = new ExpertWeights[e];
+        if (ck.contains(p + "gate_up_proj_blocks")) {
+            // The hub's MXFP4: output-major already, so each expert is a view of the mapped codes and scales.
+            WeightMatrix gateUp = ck.mxfp4Matrix(p + "gate_up_proj", 2L * w, h);
+            WeightMatrix down = ck.mxfp4Matrix(p + "down_proj", h, w);
+            for (int x = 0; x < e; x++) {
+                if (!hosted.hosts(layer, x)) continue;
+                out[x] = ExpertWeights.clamped(gateUp.rowSlice(gateUp.name() + "[" + x + "]", x * 2 * w, 2 * w),
+                        down.rowSlice(down.name() + "[" + x + "]", x * h, h), glu(m, gateUpBias, downBias, x, h));
+            }
+            return out;
+        }
         Tensor gateUp = ck.tensor(p + "gate_up_proj", e, h, 2L * w);
         Tensor down = ck.tensor(p + "down_proj", e, w, h);
         gateUp.requireFloat();
         down.requireFloat();
         for (int x = 0; x < e; x++) {
             if (!hosted.hosts(layer, x)) continue;
-            var glu = new ClampedGlu(Arrays.copyOfRange(gateUpBias, x * 2 * w, (x + 1) * 2 * w),
-                    Arrays.copyOfRange(downBias, x * h, (x + 1) * h), m.swigluLimit());
-            out[x] = ExpertWeights.clamped(transposed(gateUp, x, h, 2 * w), transposed(down, x, w, h), glu);
+            out[x] = ExpertWeights.clamped(transposed(gateUp, x, h, 2 * w), transposed(down, x, w, h),
+                    glu(m, gateUpBias, downBias, x, h));
         }
         return out;
+    }
+
+    /** Expert x's biases and clamp. */
+    private static ClampedGlu glu(MoeConfig m, float[] gateUpBias, float[] downBias, int x, int h) {
+        int w = m.expertIntermediate();
+        return new ClampedGlu(Arrays.copyOfRange(gateUpBias, x * 2 * w, (x + 1) * 2 * w),
+                Arrays.copyOfRange(downBias, x * h, (x + 1) * h), m.swigluLimit());
     }
 
     /** Expert x of an [E, in, out] tensor as an [out, in] matrix of the same dtype, copied once. */

@@ -12,6 +12,8 @@ import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.model.GateScratch;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.TinyModels;
+import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
+import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
@@ -22,6 +24,8 @@ import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * What the reference comparison cannot show by itself: that the synthetic gpt-oss checkpoint, on the prompt the
@@ -45,6 +49,36 @@ class GptOssTest {
         }));
         assertTrue(maxDifference(base, unclamped) > 1e-2, "the clamp is never reached: " + maxDifference(base, unclamped));
         assertTrue(maxDifference(base, unwindowed) > 1e-2, "the window never cuts: " + maxDifference(base, unwindowed));
+    }
+
+    /**
+     * The hub's MXFP4 checkpoint and the float checkpoint transformers would save after dequantizing it (same
+     * weights; F32 and BF16 for everything else): the kernels read MXFP4 in place, yet compute what the float
+     * weights compute, bit for bit.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void anMxfp4CheckpointComputesWhatItsDequantizedTwinComputes(DType dtype) {
+        var spec = new SyntheticCheckpointGenerator.Spec(Architecture.GPT_OSS, SyntheticConfigs.Size.TINY, dtype, 99,
+                1L << 40, false);
+        Path mxfp4 = tmp.resolve("mxfp4-" + dtype);
+        Path twin = tmp.resolve("twin-" + dtype);
+        SyntheticCheckpointGenerator.generate(mxfp4, spec.withExperts(SyntheticCheckpointGenerator.ExpertFormat.MXFP4));
+        SyntheticCheckpointGenerator.generate(twin, spec.withExperts(SyntheticCheckpointGenerator.ExpertFormat.MXFP4_DEQUANTIZED));
+        int[] quantizedTokens = new int[8];
+        int[] twinTokens = new int[8];
+        float[] quantized;
+        float[] dequantized;
+        try (MoeModel m = MoeModel.load(mxfp4, TinyModels.options(64))) {
+            assertEquals("mxfp4", m.experts().expert(0, 0).gateUp().formatName());
+            quantized = TinyModels.greedy(m, PROMPT, quantizedTokens);
+        }
+        try (MoeModel m = MoeModel.load(twin, TinyModels.options(64))) {
+            dequantized = TinyModels.greedy(m, PROMPT, twinTokens);
+        }
+        assertTrue(maxDifference(quantized, dequantized) <= 1e-4f, "logits differ by " + maxDifference(quantized, dequantized));
+        assertArrayEquals(twinTokens, quantizedTokens);
+        assertArrayEquals(dequantized, quantized, "the same weights should give the same bits");
     }
 
     @Test
