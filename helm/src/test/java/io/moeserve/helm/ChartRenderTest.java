@@ -14,6 +14,7 @@ import com.marcnuri.helm.LintResult;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -145,6 +146,42 @@ class ChartRenderTest {
                 "existing Secret used");
         JsonNode np = named(docs, "NetworkPolicy", "moe-moe-serve-experts");
         assertTrue(np.path("spec").path("egress").toString().contains("443"), "the init step may reach the hub");
+    }
+
+    @Test
+    void aGroupOverridingQuantizeRendersItsSettings() {
+        List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of(
+                "expertGroups.plain.hosts", "*:0-3",
+                "expertGroups.blocks.hosts", "*:4-7", "expertGroups.blocks.quantize", "fp8",
+                "expertGroups.narrow.hosts", "*:8-11", "expertGroups.narrow.quantize", "int8", "expertGroups.narrow.quantizeGroupSize", 64,
+                "expertGroups.oss.hosts", "*:12-15", "expertGroups.oss.quantize", "mxfp4")));
+        JsonNode plain = expertContainer(docs, "plain");
+        assertFalse(hasEnv(plain, "MOE_EXPERT_QUANTIZE") || hasEnv(plain, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "none: the pod's default, not rendered");
+        JsonNode blocks = expertContainer(docs, "blocks");
+        assertEquals("fp8", env(blocks, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertFalse(hasEnv(blocks, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "fp8's blocks are 128x128 whatever the group size");
+        JsonNode narrow = expertContainer(docs, "narrow");
+        assertEquals("int8", env(narrow, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertEquals("64", env(narrow, "MOE_EXPERT_QUANTIZE_GROUP_SIZE").path("value").asText());
+        JsonNode oss = expertContainer(docs, "oss");
+        assertEquals("mxfp4", env(oss, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertFalse(hasEnv(oss, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "MXFP4's groups are 32 columns by definition");
+
+        List<JsonNode> chartWide = Charts.documents(Charts.render(null, Map.of("expertDefaults.quantize", "int4",
+                "expertGroups.g0.hosts", "*:0-7", "expertGroups.g1.hosts", "*:8-15", "expertGroups.g1.quantize", "none")));
+        assertEquals("int4", env(expertContainer(chartWide, "g0"), "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertEquals("128", env(expertContainer(chartWide, "g0"), "MOE_EXPERT_QUANTIZE_GROUP_SIZE").path("value").asText(),
+                "the pod's default group size");
+        assertFalse(hasEnv(expertContainer(chartWide, "g1"), "MOE_EXPERT_QUANTIZE"), "a group turns the chart-wide default off");
+    }
+
+    private static JsonNode expertContainer(List<JsonNode> docs, String group) {
+        return named(docs, "Deployment", "moe-moe-serve-expert-" + group).path("spec").path("template").path("spec").path("containers").get(0);
+    }
+
+    private static boolean hasEnv(JsonNode container, String name) {
+        for (JsonNode e : container.path("env")) if (name.equals(e.path("name").asText())) return true;
+        return false;
     }
 
     @Test
