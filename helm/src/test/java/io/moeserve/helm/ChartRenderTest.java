@@ -11,10 +11,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.marcnuri.helm.LintResult;
+import io.kubernetes.client.custom.Quantity;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -41,8 +44,8 @@ class ChartRenderTest {
 
     @Test
     void theExamplesCoverWhatTheIssueAsks() {
-        assertTrue(Charts.examples().containsAll(List.of("cpu-only", "gpu", "hpa", "keda", "many-groups", "autoscaling-off")),
-                Charts.examples().toString());
+        assertTrue(Charts.examples().containsAll(List.of("cpu-only", "gpu", "hpa", "keda", "many-groups", "autoscaling-off",
+                "gpt-oss-20b", "glm-4.5-air")), Charts.examples().toString());
     }
 
     @ParameterizedTest(name = "lint --strict {0}")
@@ -145,6 +148,121 @@ class ChartRenderTest {
                 "existing Secret used");
         JsonNode np = named(docs, "NetworkPolicy", "moe-moe-serve-experts");
         assertTrue(np.path("spec").path("egress").toString().contains("443"), "the init step may reach the hub");
+    }
+
+    @Test
+    void aGroupOverridingQuantizeRendersItsSettings() {
+        List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of(
+                "expertGroups.plain.hosts", "*:0-3",
+                "expertGroups.blocks.hosts", "*:4-7", "expertGroups.blocks.quantize", "fp8",
+                "expertGroups.narrow.hosts", "*:8-11", "expertGroups.narrow.quantize", "int8", "expertGroups.narrow.quantizeGroupSize", 64,
+                "expertGroups.oss.hosts", "*:12-15", "expertGroups.oss.quantize", "mxfp4")));
+        JsonNode plain = expertContainer(docs, "plain");
+        assertFalse(hasEnv(plain, "MOE_EXPERT_QUANTIZE") || hasEnv(plain, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "none: the pod's default, not rendered");
+        JsonNode blocks = expertContainer(docs, "blocks");
+        assertEquals("fp8", env(blocks, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertFalse(hasEnv(blocks, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "fp8's blocks are 128x128 whatever the group size");
+        JsonNode narrow = expertContainer(docs, "narrow");
+        assertEquals("int8", env(narrow, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertEquals("64", env(narrow, "MOE_EXPERT_QUANTIZE_GROUP_SIZE").path("value").asText());
+        JsonNode oss = expertContainer(docs, "oss");
+        assertEquals("mxfp4", env(oss, "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertFalse(hasEnv(oss, "MOE_EXPERT_QUANTIZE_GROUP_SIZE"), "MXFP4's groups are 32 columns by definition");
+
+        List<JsonNode> chartWide = Charts.documents(Charts.render(null, Map.of("expertDefaults.quantize", "int4",
+                "expertGroups.g0.hosts", "*:0-7", "expertGroups.g1.hosts", "*:8-15", "expertGroups.g1.quantize", "none")));
+        assertEquals("int4", env(expertContainer(chartWide, "g0"), "MOE_EXPERT_QUANTIZE").path("value").asText());
+        assertEquals("128", env(expertContainer(chartWide, "g0"), "MOE_EXPERT_QUANTIZE_GROUP_SIZE").path("value").asText(),
+                "the pod's default group size");
+        assertFalse(hasEnv(expertContainer(chartWide, "g1"), "MOE_EXPERT_QUANTIZE"), "a group turns the chart-wide default off");
+    }
+
+    /** openai/gpt-oss-20b as shipped: MXFP4 experts served as they are, two groups of 16, the checkpoint from the hub. */
+    @Test
+    void gptOss20b() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("gpt-oss-20b"));
+        assertEquals(2 + 2, ofKind(docs, "Deployment").size(), "2 expert groups, gateway, router");
+        String map = named(docs, "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertTrue(map.contains("groups.g0.hosts=*:0-15\n") && map.contains("groups.g1.hosts=*:16-31\n"), map);
+        JsonNode pod = named(docs, "Deployment", "moe-moe-serve-expert-g1").path("spec").path("template").path("spec");
+        JsonNode c = pod.path("containers").get(0);
+        assertEquals("cpu", env(c, "MOE_EXPERT_BACKEND").path("value").asText());
+        assertFalse(hasEnv(c, "MOE_EXPERT_QUANTIZE"), "the MXFP4 checkpoint is served as it ships");
+        JsonNode init = pod.path("initContainers").get(0);
+        assertEquals("openai/gpt-oss-20b", env(init, "MOE_HUB_REPO").path("value").asText());
+        List<String> patterns = List.of(env(init, "MOE_HUB_ALLOW").path("value").asText().split(","));
+        assertTrue(patterns.containsAll(List.of("config.json", "model-*.safetensors", "model.safetensors.index.json", "tokenizer.json",
+                "tokenizer_config.json", "chat_template.jinja")), patterns.toString());
+        assertTrue(hubMatches("*.safetensors", "original/model.safetensors"), "the default pattern would");
+        for (String p : patterns) assertFalse(hubMatches(p, "original/model.safetensors"), p + " fetches OpenAI's original/ copy of the weights too");
+        // 24 layers x 16 experts of gate_up (2·2880 x 2880) and down (2880 x 2880) at 4.25 bits (MXFP4 codes and scales),
+        // and their BF16 biases
+        long experts = 24L * 16 * (mxfp4Bytes(2 * 2880, 2880) + mxfp4Bytes(2880, 2880) + (2 * 2880 + 2880) * 2);
+        assertMemoryCovers(c, experts, "gpt-oss-20b g1");
+    }
+
+    /** GLM-4.5-Air in BF16: eight groups of 16 experts, half of them quantizing to int4 at start, each sized for its format. */
+    @Test
+    void glm45Air() {
+        List<JsonNode> docs = Charts.renderDocs(Charts.example("glm-4.5-air"));
+        assertEquals(8 + 2, ofKind(docs, "Deployment").size(), "8 expert groups, gateway, router");
+        String map = named(docs, "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        long perExpertWeights = 3L * 4096 * 1408;
+        int int4Groups = 0;
+        for (int g = 0; g < 8; g++) {
+            assertTrue(map.contains("groups.g" + g + ".hosts=*:" + 16 * g + "-" + (16 * g + 15) + "\n"), map);
+            JsonNode c = expertContainer(docs, "g" + g);
+            long hosted = 45L * 16;
+            if (hasEnv(c, "MOE_EXPERT_QUANTIZE")) {
+                assertEquals("int4", env(c, "MOE_EXPERT_QUANTIZE").path("value").asText());
+                int groupSize = Integer.parseInt(env(c, "MOE_EXPERT_QUANTIZE_GROUP_SIZE").path("value").asText());
+                // codes at 4 bits and one BF16 scale per group of columns; every projection's columns divide by the group
+                assertEquals(0, 1408 % groupSize);
+                assertMemoryCovers(c, hosted * (perExpertWeights / 2 + perExpertWeights / groupSize * 2), "GLM-4.5-Air int4 g" + g);
+                int4Groups++;
+            } else {
+                assertMemoryCovers(c, hosted * perExpertWeights * 2, "GLM-4.5-Air BF16 g" + g);
+            }
+        }
+        assertEquals(4, int4Groups);
+        assertEquals("moe-models", named(docs, "Deployment", "moe-moe-serve-expert-g0").path("spec").path("template").path("spec")
+                .path("volumes").get(1).path("persistentVolumeClaim").path("claimName").asText());
+        // the router holds attention, embeddings, lm_head, layer 0's MLP, the shared experts and gates: 7.2 G BF16 weights
+        long dense = 2L * 151552 * 4096 + 46L * 4096 * (12288 + 1024 + 1024 + 12288) + 3L * 4096 * 10944 + 45L * 3 * 4096 * 1408
+                + 45L * 128 * 4096;
+        JsonNode router = named(docs, "Deployment", "moe-moe-serve-router").path("spec").path("template").path("spec").path("containers").get(0);
+        assertMemoryCovers(router, 2 * dense, "GLM-4.5-Air router");
+    }
+
+    /** Bytes of an MXFP4 matrix: half a byte a weight plus one scale byte per 32 columns. */
+    private static long mxfp4Bytes(long rows, long cols) {
+        return rows * cols / 2 + rows * cols / 32;
+    }
+
+    /** The container's memory request and limit hold {@code bytes} of weights with at least 2 GiB to spare. */
+    private static void assertMemoryCovers(JsonNode container, long bytes, String what) {
+        for (String kind : List.of("requests", "limits")) {
+            String q = container.path("resources").path(kind).path("memory").asText();
+            long have = Quantity.fromString(q).getNumber().longValueExact();
+            assertTrue(have >= bytes + (2L << 30), String.format("%s: %s.memory %s for %.2f GiB of weights", what, kind, q,
+                    bytes / (double) (1L << 30)));
+        }
+    }
+
+    /** huggingface_hub's allow_patterns test: fnmatch, whose {@code *} crosses directories. */
+    private static boolean hubMatches(String pattern, String file) {
+        StringBuilder re = new StringBuilder();
+        for (char ch : pattern.toCharArray()) re.append(ch == '*' ? ".*" : ch == '?' ? "." : Pattern.quote(String.valueOf(ch)));
+        return file.matches(re.toString());
+    }
+
+    private static JsonNode expertContainer(List<JsonNode> docs, String group) {
+        return named(docs, "Deployment", "moe-moe-serve-expert-" + group).path("spec").path("template").path("spec").path("containers").get(0);
+    }
+
+    private static boolean hasEnv(JsonNode container, String name) {
+        for (JsonNode e : container.path("env")) if (name.equals(e.path("name").asText())) return true;
+        return false;
     }
 
     @Test

@@ -21,6 +21,10 @@ class ValuesSchemaTest {
             "expertGroups.g0.autoscaling.minReplicas | 0          | /expertGroups/g0/autoscaling/minReplicas",
             "expertGroups.g0.autoscaling.target    | -1           | /expertGroups/g0/autoscaling/target",
             "expertGroups.g0.backend               | cuda         | /expertGroups/g0/backend",
+            "expertGroups.g0.quantize              | nf4          | /expertGroups/g0/quantize",
+            "expertDefaults.quantize               | q4_0         | /expertDefaults/quantize",
+            "expertGroups.g0.quantizeGroupSize     | 0            | /expertGroups/g0/quantizeGroupSize",
+            "expertDefaults.quantizeGroupSize      | thirty-two   | /expertDefaults/quantizeGroupSize",
             "autoscaling.engine                    | cron         | /autoscaling/engine",
             "model.source                          | s3           | /model/source",
             "gateway.replicass                     | 2            | replicass",
@@ -35,6 +39,15 @@ class ValuesSchemaTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> Charts.render(null, set));
         assertTrue(e.getMessage().contains("values don't meet the specifications of the schema"), e.getMessage());
         assertTrue(e.getMessage().contains(named), "message names " + named + ": " + e.getMessage());
+    }
+
+    @Test
+    void anUnknownQuantizationIsRefusedListingTheFormatsThePodsKnow() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Charts.render(null, Map.of(
+                "expertGroups.g0.hosts", "*:0-3", "expertGroups.g0.quantize", "INT4")));
+        for (String f : new String[] {"/expertGroups/g0/quantize", "'none'", "'int4'", "'int8'", "'fp8'", "'mxfp4'"}) {
+            assertTrue(e.getMessage().contains(f), "message names " + f + ": " + e.getMessage());
+        }
     }
 
     @Test
