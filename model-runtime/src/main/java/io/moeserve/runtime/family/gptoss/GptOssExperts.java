@@ -6,9 +6,9 @@ import io.moeserve.runtime.config.MoeConfig;
 import io.moeserve.runtime.expert.ClampedGlu;
 import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.expert.ExpertWeights;
+import io.moeserve.runtime.tensor.HugePages;
 import io.moeserve.runtime.tensor.Tensor;
 import io.moeserve.runtime.tensor.WeightMatrix;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -19,7 +19,8 @@ import java.util.Arrays;
  * <p>Two layouts. transformers' own ({@code save_pretrained} of a dequantized model, the BF16 checkpoints on the
  * hub) stores {@code gate_up_proj [E, H, 2I]} and {@code down_proj [E, I, H]} input-major, for {@code x @ W}. The
  * kernels here read output rows, so each hosted expert is transposed once, at load, into memory of its own (same
- * dtype, same bytes; the file's pages are then no longer needed): a pod pays this for the experts it hosts only.
+ * dtype, same bytes, in huge pages where granted; the file's pages are then no longer needed): a pod pays this for
+ * the experts it hosts only.
  * The hub's MXFP4 checkpoints are already output-major and are used where they are mapped.
  *
  * <p>gate_up keeps the checkpoint's interleaving (even rows gate, odd rows up): {@link ClampedGlu} reads it so.
@@ -55,10 +56,19 @@ final class GptOssExperts {
         Tensor down = ck.tensor(p + "down_proj", e, w, h);
         gateUp.requireFloat();
         down.requireFloat();
+        int hostedHere = 0;
+        for (int x = 0; x < e; x++) if (hosted.hosts(layer, x)) hostedHere++;
+        // One block for the layer's hosted experts, in huge pages: their rows stream once per decode step.
+        long gateUpBytes = 2L * w * h * gateUp.dtype().byteSize();
+        long downBytes = (long) h * w * down.dtype().byteSize();
+        MemorySegment block = HugePages.allocate(hostedHere * (gateUpBytes + downBytes));
+        long at = 0;
         for (int x = 0; x < e; x++) {
             if (!hosted.hosts(layer, x)) continue;
-            out[x] = ExpertWeights.clamped(transposed(gateUp, x, h, 2 * w), transposed(down, x, w, h),
-                    glu(m, gateUpBias, downBias, x, h));
+            WeightMatrix gu = transposed(gateUp, x, h, 2 * w, block.asSlice(at, gateUpBytes));
+            WeightMatrix dn = transposed(down, x, w, h, block.asSlice(at + gateUpBytes, downBytes));
+            at += gateUpBytes + downBytes;
+            out[x] = ExpertWeights.clamped(gu, dn, glu(m, gateUpBias, downBias, x, h));
         }
         return out;
     }
@@ -70,11 +80,10 @@ final class GptOssExperts {
                 Arrays.copyOfRange(downBias, x * h, (x + 1) * h), m.swigluLimit());
     }
 
-    /** Expert x of an [E, in, out] tensor as an [out, in] matrix of the same dtype, copied once. */
-    static WeightMatrix transposed(Tensor t, int x, int in, int out) {
+    /** Expert x of an [E, in, out] tensor as an [out, in] matrix of the same dtype, copied once into {@code dst}. */
+    static WeightMatrix transposed(Tensor t, int x, int in, int out, MemorySegment dst) {
         int size = t.dtype().byteSize();
         MemorySegment src = t.data().asSlice((long) x * in * out * size, (long) in * out * size);
-        MemorySegment dst = Arena.ofAuto().allocate((long) in * out * size, 64);
         // Tiles of 64×64 keep both sides' cache lines in use while one walks rows and the other columns.
         int tile = 64;
         for (int i0 = 0; i0 < in; i0 += tile) {
