@@ -58,7 +58,8 @@ class ReferenceComparisonTest {
                 Arguments.of(Architecture.MIXTRAL, TargetFormat.INT4, TargetFormat.INT8, false),
                 Arguments.of(Architecture.QWEN3_MOE, TargetFormat.FP8, TargetFormat.FP8, false),
                 Arguments.of(Architecture.QWEN3_MOE, TargetFormat.INT4, TargetFormat.KEEP, false),
-                Arguments.of(Architecture.DEEPSEEK_V3, TargetFormat.FP8, TargetFormat.FP8, true));
+                Arguments.of(Architecture.DEEPSEEK_V3, TargetFormat.FP8, TargetFormat.FP8, true),
+                Arguments.of(Architecture.GLM4_MOE, TargetFormat.FP8, TargetFormat.FP8, false));
     }
 
     /** tools/reference dequantizes by its own reading of the formats (numpy, from their reference code). */

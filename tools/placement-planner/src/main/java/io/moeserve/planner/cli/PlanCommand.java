@@ -233,8 +233,9 @@ final class PlanCommand implements Callable<Integer> {
         return up + q.storedBytes(module(prefix + p.down()), h, w, dtype);
     }
 
+    /** The module a weight belongs to: its name without {@code .weight} (gpt-oss's fused experts have none). */
     private static String module(String weightName) {
-        return weightName.substring(0, weightName.length() - ".weight".length());
+        return weightName.endsWith(".weight") ? weightName.substring(0, weightName.length() - ".weight".length()) : weightName;
     }
 
     private static final Pattern SIZE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?");
