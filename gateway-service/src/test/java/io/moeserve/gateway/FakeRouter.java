@@ -22,9 +22,11 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -41,19 +43,27 @@ import java.util.concurrent.TimeUnit;
  * <p>A prompt (chat message or completion prompt) may contain {@code FAKE{...json...}}; the last one counts:
  * <ul>
  *   <li>{@code reply}: the text to generate (default "Hello from the fake router."); {@code repeat}: how often</li>
+ *   <li>{@code reply_when}: {@code {"text": "reply", ...}}: the reply instead when the prompt contains that text
+ *       (the first that does), so that one script plays a whole conversation (a tool call, then the answer once
+ *       the tool's result is in the prompt)</li>
  *   <li>{@code ids}: token ids to generate instead of a reply</li>
  *   <li>{@code tokenize}: "greedy" (default: longest vocabulary pieces) or "bytes" (one token per UTF-8 byte)</li>
  *   <li>{@code per_message}: tokens per GenerateResponse (default 1); {@code delay_ms}: pause between messages;
  *       {@code first_delay_ms}: pause before the first (the router's queueing and prefill)</li>
  *   <li>{@code finish}: "stop" (default: the EOS token, FINISH_REASON_STOP), "length", "none" (the stream ends
- *       without a finish reason), "hang" (the stream never ends)</li>
+ *       without a finish reason), "hang" (the stream never ends). With "stop", a reply that holds an end token
+ *       itself (an EOS id, or one of the request's stop_token_ids) ends there, as a router does: no EOS is added</li>
  *   <li>{@code error}: {@code {"code": "RESOURCE_EXHAUSTED", "message": ..., "retry_after_ms": 2500, "after": 0}}:
  *       fail with that status after that many messages</li>
  *   <li>{@code echo_prompt}: true: the reply is the decoded prompt (to check chat templates)</li>
  * </ul>
  * max_new_tokens is honoured (FINISH_REASON_LENGTH). With logprobs, token t gets logprob -0.25 and its k-th
  * alternative is (t + k) mod vocab with logprob -0.25 - k. It does not use the tokenizer library: ids 0-255 of
- * the synthetic tokenizer are the bytes, and the vocabulary is read from tokenizer.json.
+ * the synthetic tokenizer are the bytes, and the vocabulary is read from tokenizer.json; a reply tokenized
+ * "greedy" spells special tokens ({@code <|call|>}) as their ids, as the tokenizer does.
+ *
+ * <p>The end-of-sequence ids are the checkpoint's, as the router reads them: generation_config.json's
+ * eos_token_id (a number or a list), else config.json's; the first is the one a "stop" reply ends with.
  *
  * <p>It implements the service interface, not the ImplBase: Quarkus takes every BindableService on the test
  * classpath for a service of its own and would start a gRPC server for it.
@@ -69,8 +79,8 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
     private final String modelId;
     private final int vocabSize;
     private final ByteLevelVocabulary vocab;
-    private final int eos;
-    private final int endOfText;
+    /** The checkpoint's end-of-sequence ids; the first ends a "stop" reply. */
+    private final int[] eosIds;
     private final Server server;
     private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(4, r -> {
         Thread t = new Thread(r, "fake-router");
@@ -115,8 +125,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         this.modelId = modelId;
         this.vocabSize = vocabSize;
         this.vocab = ByteLevelVocabulary.read(checkpoint.resolve("tokenizer.json"));
-        this.eos = vocab.id("<|im_end|>");
-        this.endOfText = vocab.id("<|endoftext|>");
+        this.eosIds = eosIds(checkpoint);
         this.server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", port))
                 .addService(RouterServiceGrpc.bindService(this)).build().start();
     }
@@ -126,7 +135,23 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
     }
 
     int eos() {
-        return eos;
+        return eosIds[0];
+    }
+
+    /** generation_config.json's eos_token_id, else config.json's, as transformers' GenerationConfig reads it. */
+    private static int[] eosIds(Path checkpoint) throws IOException {
+        for (String file : new String[] {"generation_config.json", "config.json"}) {
+            Path path = checkpoint.resolve(file);
+            if (!Files.exists(path)) continue;
+            JsonNode eos = JSON.readTree(path.toFile()).path("eos_token_id");
+            if (eos.isInt()) return new int[] {eos.asInt()};
+            if (eos.isArray() && !eos.isEmpty()) {
+                int[] ids = new int[eos.size()];
+                for (int i = 0; i < ids.length; i++) ids[i] = eos.get(i).asInt();
+                return ids;
+            }
+        }
+        throw new IOException(checkpoint + " names no eos_token_id in generation_config.json or config.json");
     }
 
     ByteLevelVocabulary vocabulary() {
@@ -159,8 +184,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
                 .setArchitecture("MixtralForCausalLM")
                 .setVocabSize(vocabSize)
                 .setMaxContext(MAX_CONTEXT)
-                .addEosTokenIds(eos)
-                .addEosTokenIds(endOfText)
+                .addAllEosTokenIds(Arrays.stream(eosIds).boxed().toList())
                 .setNumLayers(2)
                 .setNumExperts(4)
                 .setTopK(2)
@@ -220,15 +244,34 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             int[] reply = script.echoPrompt ? vocab.encode(call.prompt, true) : script.tokens;
             int max = call.request.getMaxNewTokens() == 0 ? Integer.MAX_VALUE : call.request.getMaxNewTokens();
             boolean withEos = "stop".equals(script.finish);
+            if (withEos) {
+                int end = firstEndToken(reply, call.request);
+                if (end >= 0) {
+                    reply = Arrays.copyOf(reply, end + 1);
+                    withEos = false;
+                }
+            }
             int natural = reply.length + (withEos ? 1 : 0);
             int n = Math.min(natural, max);
             tokens = new int[n];
-            for (int i = 0; i < n; i++) tokens[i] = i < reply.length ? reply[i] : eos;
+            for (int i = 0; i < n; i++) tokens[i] = i < reply.length ? reply[i] : eosIds[0];
             finish = switch (script.finish) {
                 case "stop" -> n == natural ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH;
                 case "length" -> FinishReason.FINISH_REASON_LENGTH;
                 default -> FinishReason.FINISH_REASON_UNSPECIFIED;
             };
+        }
+
+        /** Where the reply holds an end token of this request (an EOS id unless ignore_eos, a stop id); -1: none. */
+        int firstEndToken(int[] reply, GenerateRequest request) {
+            for (int i = 0; i < reply.length; i++) {
+                if (request.getStopTokenIdsList().contains(reply[i])) return i;
+                if (request.getIgnoreEos()) continue;
+                for (int eos : eosIds) {
+                    if (eos == reply[i]) return i;
+                }
+            }
+            return -1;
         }
 
         void next(long delayMs) {
@@ -320,7 +363,15 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
                     d = JSON.readTree(p);
                 }
             }
-            String reply = d.path("reply").asText(DEFAULT_REPLY).repeat(Math.max(1, d.path("repeat").asInt(1)));
+            String reply = d.path("reply").asText(DEFAULT_REPLY);
+            for (var when = d.path("reply_when").fields(); when.hasNext(); ) {
+                var e = when.next();
+                if (prompt.contains(e.getKey())) {
+                    reply = e.getValue().asText();
+                    break;
+                }
+            }
+            reply = reply.repeat(Math.max(1, d.path("repeat").asInt(1)));
             if (d.has("ids")) {
                 s.tokens = new int[d.get("ids").size()];
                 Iterator<JsonNode> ids = d.get("ids").elements();
@@ -398,7 +449,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             return new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8);
         }
 
-        /** Text as token ids: one per byte, or greedily the longest vocabulary pieces. */
+        /** Text as token ids: one per byte, or greedily the longest vocabulary pieces (special tokens by their text). */
         int[] encode(String text, boolean perByte) {
             byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
             if (perByte) {
@@ -408,9 +459,16 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             }
             StringBuilder alphabet = new StringBuilder();
             for (byte b : utf8) alphabet.append(BYTE_CHARS[b & 0xFF]);
+            String spelled = alphabet.toString();
             List<Integer> out = new ArrayList<>();
             int i = 0;
             while (i < alphabet.length()) {
+                String specialToken = specialAt(spelled, i);
+                if (specialToken != null) {
+                    out.add(ids.get(specialToken));
+                    i += specialToken.length();
+                    continue;
+                }
                 int len = Math.min(longest, alphabet.length() - i);
                 for (; len > 1; len--) {
                     if (ids.containsKey(alphabet.substring(i, i + len))) break;
@@ -419,6 +477,14 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
                 i += len;
             }
             return out.stream().mapToInt(Integer::intValue).toArray();
+        }
+
+        /** The special token whose text starts at {@code i}, if any (their text is printable ASCII). */
+        private String specialAt(String text, int i) {
+            for (String token : special.values()) {
+                if (text.startsWith(token, i)) return token;
+            }
+            return null;
         }
 
         private static final char[] BYTE_CHARS = new char[256];

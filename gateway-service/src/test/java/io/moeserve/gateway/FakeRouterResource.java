@@ -3,6 +3,8 @@ package io.moeserve.gateway;
 import io.moeserve.cli.SyntheticModel;
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
+import io.moeserve.tokenizer.synthetic.SyntheticTokenizerBuilder;
+import io.moeserve.tokenizer.synthetic.TokenizerFormat;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,24 +15,48 @@ import java.util.Map;
 /**
  * Starts a {@link FakeRouter} on a free port with a synthetic checkpoint (a real tokenizer.json and chat template)
  * generated for the run, and points the gateway at both. Tests get the fake through {@link InjectFakeRouter}.
+ *
+ * <p>The checkpoint is a ChatML model ({@link #MODEL_ID}) unless the init argument {@code format} is
+ * {@code harmony}: then it is {@link #HARMONY_MODEL_ID}, gpt-oss's tokenizer and official chat template
+ * ({@link TokenizerFormat#harmony()}) with a generation_config.json ending generation at {@code <|return|>},
+ * {@code <|endoftext|>} and {@code <|call|>} as gpt-oss's does; the gateway reads no weights, so it has none.
  */
 public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
     static final String MODEL_ID = "tiny-moe";
+    static final String HARMONY_MODEL_ID = "gpt-oss-tiny";
+    /** The harmony checkpoint's vocabulary size. */
+    static final int HARMONY_VOCAB = 1000;
     static final String API_KEY = "sk-test-1";
     static final String OTHER_API_KEY = "sk-test-2";
     static final int MAX_PROMPT_TOKENS = 900;
 
     private FakeRouter router;
-    private Path root;
+    private boolean harmony;
+
+    @Override
+    public void init(Map<String, String> initArgs) {
+        String format = initArgs.getOrDefault("format", "chatml");
+        if (!format.equals("chatml") && !format.equals("harmony")) {
+            throw new IllegalArgumentException("format must be chatml or harmony, not " + format);
+        }
+        harmony = format.equals("harmony");
+    }
 
     @Override
     public Map<String, String> start() {
         try {
-            root = Files.createTempDirectory("moe-gateway-test");
-            Path checkpoint = root.resolve(MODEL_ID);
-            var config = SyntheticModel.generate(checkpoint,
-                    SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
-            router = new FakeRouter(checkpoint, MODEL_ID, config.vocabSize());
+            Path root = Files.createTempDirectory("moe-gateway-test");
+            Path checkpoint;
+            if (harmony) {
+                checkpoint = root.resolve(HARMONY_MODEL_ID);
+                writeHarmonyCheckpoint(checkpoint);
+                router = new FakeRouter(checkpoint, HARMONY_MODEL_ID, HARMONY_VOCAB);
+            } else {
+                checkpoint = root.resolve(MODEL_ID);
+                var config = SyntheticModel.generate(checkpoint,
+                        SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
+                router = new FakeRouter(checkpoint, MODEL_ID, config.vocabSize());
+            }
             return Map.of(
                     "moe.model.path", checkpoint.toString(),
                     "quarkus.grpc.clients.router.host", "127.0.0.1",
@@ -39,13 +65,24 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
                     "quarkus.grpc.clients.router.test-port", Integer.toString(router.port()),
                     "moe.gateway.api-keys", API_KEY + "," + OTHER_API_KEY,
                     "moe.gateway.request-timeout", "20s",
-                    // Below the fake's max_context, so that the prompt limit is seen to be our own.
-                    "moe.gateway.max-prompt-tokens", Integer.toString(MAX_PROMPT_TOKENS),
+                    // Below the fake's max_context, so that the prompt limit is seen to be our own; gpt-oss's
+                    // prompts are long (its system header, a tool's declaration) in the small vocabulary.
+                    "moe.gateway.max-prompt-tokens", Integer.toString(harmony ? FakeRouter.MAX_CONTEXT : MAX_PROMPT_TOKENS),
                     // Small, so that the body-limit tests need no huge bodies.
                     "quarkus.http.limits.max-body-size", "1M");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** gpt-oss's tokenizer files and generation_config.json, as the hub has them (less the weights). */
+    static void writeHarmonyCheckpoint(Path checkpoint) throws IOException {
+        TokenizerFormat format = TokenizerFormat.harmony();
+        SyntheticTokenizerBuilder.write(checkpoint, HARMONY_VOCAB, format);
+        Map<String, Integer> ids = SyntheticTokenizerBuilder.specialTokenIds(HARMONY_VOCAB, format);
+        Files.writeString(checkpoint.resolve("generation_config.json"), "{\"bos_token_id\": " + ids.get("<|startoftext|>")
+                + ", \"eos_token_id\": [" + ids.get("<|return|>") + ", " + ids.get("<|endoftext|>") + ", "
+                + ids.get("<|call|>") + "], \"pad_token_id\": " + ids.get("<|endoftext|>") + "}\n");
     }
 
     @Override

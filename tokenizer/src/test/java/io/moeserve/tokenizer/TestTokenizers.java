@@ -8,9 +8,10 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The real tokenizers the tests use (qwen3, llama3, deepseek_v3, llama2), loaded once per test JVM: tokenizer.json
- * from target/test-tokenizers (the build downloads it, see the download-maven-plugin in this module's pom) next
- * to its tokenizer_config.json (committed, or for Meta's models downloaded too), in a checkpoint-like directory under target/.
+ * The real tokenizers the tests use (qwen3, llama3, deepseek_v3, llama2, gpt_oss), loaded once per test JVM:
+ * tokenizer.json from target/test-tokenizers (the build downloads it, see the download-maven-plugin in this module's
+ * pom) next to its tokenizer_config.json (committed, or for Meta's models downloaded too) and chat_template.jinja
+ * if the model has one, in a checkpoint-like directory under target/.
  */
 final class TestTokenizers {
 
@@ -43,8 +44,14 @@ final class TestTokenizers {
         if (!Files.exists(tokenizer) || Files.size(tokenizer) != Files.size(downloaded)) {
             Files.copy(downloaded, tokenizer, StandardCopyOption.REPLACE_EXISTING);
         }
-        Files.copy(TestResources.tokenizerConfigDir(model).resolve(TokenizerConfig.CONFIG_FILE),
-                dir.resolve(TokenizerConfig.CONFIG_FILE), StandardCopyOption.REPLACE_EXISTING);
+        Path configDir = TestResources.tokenizerConfigDir(model);
+        Files.copy(configDir.resolve(TokenizerConfig.CONFIG_FILE), dir.resolve(TokenizerConfig.CONFIG_FILE),
+                StandardCopyOption.REPLACE_EXISTING);
+        // gpt-oss ships its template as chat_template.jinja beside tokenizer_config.json.
+        Path template = configDir.resolve("chat_template.jinja");
+        if (Files.isRegularFile(template)) {
+            Files.copy(template, dir.resolve("chat_template.jinja"), StandardCopyOption.REPLACE_EXISTING);
+        }
         return dir;
     }
 }

@@ -133,11 +133,13 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
         for (int i = 0; i < count; i++) {
             int id = message.getTokenIds(i);
             tokens++;
-            if (logprobs && i < message.getLogprobsCount()) released.add(new LogprobEntry(message.getLogprobs(i), 0));
             if (last && i == count - 1 && reason == FinishReason.FINISH_REASON_STOP && isEndToken(id)) {
-                harmony.accept(id, ""); // <|return|> or <|call|>: the parser needs it, the text never has it
+                // <|return|> or <|call|>: the parser needs it; neither the text nor the logprobs have it, as
+                // the end token of plain text
+                harmony.accept(id, "");
                 break;
             }
+            if (logprobs && i < message.getLogprobsCount()) released.add(new LogprobEntry(message.getLogprobs(i), 0));
             harmony.accept(id, detokenizer.add(id));
             if (stops.matched()) return harmonyStep(released, "stop", true);
         }

@@ -6,7 +6,11 @@ import io.moeserve.gateway.openai.CompletionIdentity;
 import io.moeserve.gateway.openai.GenerationOptions;
 import io.moeserve.gateway.openai.OpenAiException;
 import io.moeserve.gateway.router.RouterClient;
+import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.router.v1.ModelDescription;
+import io.moeserve.tokenizer.HfTokenizer;
+import io.quarkus.runtime.Startup;
+import jakarta.annotation.PostConstruct;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
 import java.util.LinkedHashSet;
@@ -17,8 +21,11 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Checks encoded prompts against the model's limits and fixes each prompt's token budget: what the router would
- * refuse (OUT_OF_RANGE, ids outside the vocabulary) is refused here first, with OpenAI's messages.
+ * refuse (OUT_OF_RANGE, ids outside the vocabulary) is refused here first, with OpenAI's messages. Created at
+ * startup, where it decides how chat output is read ({@code moe.gateway.output-parser}), so that a setting the
+ * tokenizer cannot honour stops the gateway from starting instead of failing every request.
  */
+@Startup
 @Singleton
 public class GenerationPlanner {
     /** OpenAI's documented default for the legacy completions endpoint. */
@@ -26,14 +33,14 @@ public class GenerationPlanner {
     /** When the router reports no max_context and the tokenizer has no model_max_length. */
     static final int FALLBACK_CONTEXT = 32768;
 
-    /** Stands for "not harmony" once decided. */
-    private static final HarmonyParser.Tokens NO_HARMONY = new HarmonyParser.Tokens(-1, -1, -1, -1, -1, -1, -1);
-
     @Inject
     ServedModel model;
 
-    /** Decided on first use (the tokenizer is loaded by then); racing threads decide alike. */
-    private volatile HarmonyParser.Tokens harmony;
+    @Inject
+    ModelSettings modelSettings;
+
+    /** The harmony tokens when chat output is parsed as harmony, else null; decided at startup. */
+    private HarmonyParser.Tokens harmony;
 
     @Inject
     RouterClient router;
@@ -101,7 +108,7 @@ public class GenerationPlanner {
             }
             end.add(id);
         }
-        HarmonyParser.Tokens harmony = endpoint == GenerationOptions.Endpoint.CHAT ? harmony() : null;
+        HarmonyParser.Tokens harmony = endpoint == GenerationOptions.Endpoint.CHAT ? this.harmony : null;
         if (harmony != null) {
             for (int id : harmony.turnEnds()) end.add(id);
         }
@@ -113,24 +120,28 @@ public class GenerationPlanner {
                 harmony);
     }
 
+    @PostConstruct
+    void decideOutputParser() {
+        harmony = harmonyTokens(settings.outputParser(), model.tokenizer(), modelSettings.directory().toString());
+    }
+
     /**
-     * The harmony tokens when chat output is parsed as harmony: with {@code moe.gateway.output-parser=auto}, when
-     * the chat template writes {@code <|channel|>} and the tokenizer has every harmony special token (gpt-oss).
+     * How chat output is read: as harmony with {@code harmony}, or with {@code auto} when the chat template writes
+     * {@code <|channel|>} and the tokenizer has every harmony special token (gpt-oss); null for plain text.
+     *
+     * @throws IllegalStateException {@code harmony} with a tokenizer that lacks some of the tokens
      */
-    HarmonyParser.Tokens harmony() {
-        HarmonyParser.Tokens h = harmony;
-        if (h == null) {
-            Optional<HarmonyParser.Tokens> tokens = HarmonyParser.Tokens.of(model.tokenizer());
-            h = switch (settings.outputParser()) {
-                case NONE -> NO_HARMONY;
-                case HARMONY -> tokens.orElseThrow(() -> OpenAiException.server(500, null, "moe.gateway.output-parser "
-                        + "is harmony, but the tokenizer lacks harmony's special tokens"));
-                case AUTO -> tokens.filter(t -> model.tokenizer().chatTemplateSource()
-                        .map(source -> source.contains("<|channel|>")).orElse(false)).orElse(NO_HARMONY);
-            };
-            harmony = h;
-        }
-        return h == NO_HARMONY ? null : h;
+    static HarmonyParser.Tokens harmonyTokens(GatewaySettings.OutputParser setting, HfTokenizer tokenizer,
+                                              String checkpoint) {
+        Optional<HarmonyParser.Tokens> tokens = HarmonyParser.Tokens.of(tokenizer);
+        return switch (setting) {
+            case NONE -> null;
+            case HARMONY -> tokens.orElseThrow(() -> new IllegalStateException("moe.gateway.output-parser is harmony, "
+                    + "but the tokenizer of " + checkpoint + " lacks harmony's special tokens "
+                    + HarmonyParser.Tokens.missing(tokenizer) + "; serve a gpt-oss tokenizer, or set it to auto or none"));
+            case AUTO -> tokens.filter(t -> tokenizer.chatTemplateSource()
+                    .map(source -> source.contains("<|channel|>")).orElse(false)).orElse(null);
+        };
     }
 
     private static String randomId() {

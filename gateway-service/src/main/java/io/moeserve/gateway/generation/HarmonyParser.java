@@ -1,6 +1,7 @@
 package io.moeserve.gateway.generation;
 
 import io.moeserve.tokenizer.HfTokenizer;
+import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
 
@@ -50,17 +51,23 @@ final class HarmonyParser {
     /** The ids of harmony's special tokens in a tokenizer. */
     record Tokens(int start, int channel, int message, int end, int returnToken, int call, int constrain) {
 
+        private static final List<String> NAMES = List.of("<|start|>", "<|channel|>", "<|message|>", "<|end|>",
+                "<|return|>", "<|call|>", "<|constrain|>");
+
         /** The tokenizer's harmony tokens, if it has all of them. */
         static Optional<Tokens> of(HfTokenizer tokenizer) {
-            int[] ids = new int[7];
-            String[] names = {"<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>",
-                "<|constrain|>"};
-            for (int i = 0; i < names.length; i++) {
-                OptionalInt id = tokenizer.tokenId(names[i]);
+            int[] ids = new int[NAMES.size()];
+            for (int i = 0; i < ids.length; i++) {
+                OptionalInt id = tokenizer.tokenId(NAMES.get(i));
                 if (id.isEmpty()) return Optional.empty();
                 ids[i] = id.getAsInt();
             }
             return Optional.of(new Tokens(ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6]));
+        }
+
+        /** The harmony tokens the tokenizer does not have. */
+        static List<String> missing(HfTokenizer tokenizer) {
+            return NAMES.stream().filter(name -> tokenizer.tokenId(name).isEmpty()).toList();
         }
 
         /** The turn's end tokens, which generation must stop at. */

@@ -5,6 +5,7 @@ import io.moeserve.gateway.ServedModel;
 import io.moeserve.gateway.openai.CompletionResponseWriter;
 import io.moeserve.gateway.openai.LogprobEntry;
 import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.ToolCallDelta;
 import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.tokenizer.TokenTexts;
 import io.smallrye.mutiny.Multi;
@@ -34,6 +35,9 @@ final class NonStreamingRun extends GenerationRun {
     /** What one choice has produced so far. */
     private static final class Output {
         final StringBuilder text = new StringBuilder();
+        /** Harmony only: the reasoning, and the tool calls whole (their pieces merged by index). */
+        final StringBuilder reasoning = new StringBuilder();
+        final List<ToolCallDelta> toolCalls = new ArrayList<>();
         /** Null when logprobs were not asked for. */
         final List<LogprobEntry> logprobs;
 
@@ -72,6 +76,16 @@ final class NonStreamingRun extends GenerationRun {
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         Output out = outputs[choice.index];
         out.text.append(step.text());
+        out.reasoning.append(step.reasoning());
+        for (ToolCallDelta piece : step.toolCalls()) {
+            if (piece.index() < out.toolCalls.size()) {
+                ToolCallDelta call = out.toolCalls.get(piece.index());
+                out.toolCalls.set(piece.index(), new ToolCallDelta(call.index(), call.id(), call.name(),
+                        call.arguments() + piece.arguments()));
+            } else {
+                out.toolCalls.add(piece); // a call's first piece: id and name
+            }
+        }
         if (out.logprobs != null) out.logprobs.addAll(step.logprobs());
     }
 
@@ -80,8 +94,10 @@ final class NonStreamingRun extends GenerationRun {
         List<CompletionResponseWriter.ChoiceResult> results = new ArrayList<>(choices.length);
         for (Choice c : choices) {
             Output out = outputs[c.index];
+            // Left out when the model wrote no analysis.
+            String reasoning = plan.harmony() == null || out.reasoning.isEmpty() ? null : out.reasoning.toString();
             results.add(new CompletionResponseWriter.ChoiceResult(c.index, out.text.toString(), out.logprobs,
-                    c.finishReason, c.completionTokens));
+                    c.finishReason, c.completionTokens, reasoning, List.copyOf(out.toolCalls)));
         }
         body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), results, texts);
     }

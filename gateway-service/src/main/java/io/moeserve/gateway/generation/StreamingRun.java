@@ -2,6 +2,7 @@ package io.moeserve.gateway.generation;
 
 import io.moeserve.gateway.GatewayMetrics;
 import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.LogprobEntry;
 import io.moeserve.gateway.openai.OpenAiException;
 import io.moeserve.gateway.openai.SseChunkWriter;
 import io.moeserve.gateway.router.RouterClient;
@@ -108,9 +109,15 @@ final class StreamingRun extends GenerationRun {
     @Override
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         if (first && plan.identity().chat()) outbox.add(sse.role(choice.index));
-        if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
-            outbox.add(sse.content(choice.index, step.text(), plan.options().logprobs() >= 0
-                    ? step.logprobs() : null));
+        List<LogprobEntry> logprobs = plan.options().logprobs() >= 0 ? step.logprobs() : null;
+        if (plan.harmony() != null) {
+            // Parsed output: reasoning and tool call pieces go out with the content in one delta.
+            if (!step.text().isEmpty() || !step.reasoning().isEmpty() || !step.toolCalls().isEmpty()
+                    || !step.logprobs().isEmpty()) {
+                outbox.add(sse.parsed(choice.index, step.text(), step.reasoning(), step.toolCalls(), logprobs));
+            }
+        } else if (!step.text().isEmpty() || !step.logprobs().isEmpty()) {
+            outbox.add(sse.content(choice.index, step.text(), logprobs));
         }
         if (step.finishReason() != null) {
             outbox.add(sse.finish(choice.index, step.finishReason()));

@@ -1,5 +1,7 @@
 package io.moeserve.gateway.openai;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -112,7 +114,7 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
             if (arguments == null) {
                 args = "{}";
             } else if (arguments.isTextual()) {
-                args = arguments.textValue();
+                args = argumentsObject(arguments.textValue());
             } else if (arguments instanceof ObjectNode o) {
                 args = toMap(o);
             } else {
@@ -121,6 +123,20 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
             out.add(new ToolCall(c.string("id").orElse(null), name, args));
         }
         return out;
+    }
+
+    /**
+     * OpenAI sends a call's arguments as JSON text, and chat templates expect the object (gpt-oss's writes it with
+     * tojson, and would quote the text as one string, which is not what the model wrote): text that is a JSON
+     * object reaches the template as the object, as vLLM passes it. Anything else stays text.
+     */
+    private static Object argumentsObject(String text) {
+        try {
+            return MAPPER.reader().with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readTree(text)
+                    instanceof ObjectNode o ? toMap(o) : text;
+        } catch (JsonProcessingException e) {
+            return text;
+        }
     }
 
     private static List<Map<String, Object>> tools(JsonFields f) {
