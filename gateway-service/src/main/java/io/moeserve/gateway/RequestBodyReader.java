@@ -22,6 +22,11 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
  * only when Content-Length is declared; a chunked body is cut off later with a bare 413 from RESTEasy's input
  * stream. Reading here covers both and hands the body to RESTEasy through the routing context (the resources are
  * {@code @Blocking}, which read it from there).
+ *
+ * <p>A body whose Content-Type is not {@code application/json} (parameters such as {@code charset=utf-8} allowed)
+ * is refused with 400 {@code unsupported_content_type}, as OpenAI's API does (openai/openai-openapi issues 194 and
+ * 502 show its answer). It is read first, so that the connection stays usable. A body without a Content-Type is
+ * taken as JSON.
  */
 @Singleton
 public class RequestBodyReader implements Handler<RoutingContext> {
@@ -73,11 +78,26 @@ public class RequestBodyReader implements Handler<RoutingContext> {
         });
         request.endHandler(v -> {
             if (rejected[0]) return;
+            String type = request.getHeader("Content-Type");
+            if (type != null && !isJson(type)) {
+                String message = "Unsupported content type: '" + type + "'. This endpoint accepts only 'application/json'"
+                        + " request bodies; send the header 'Content-Type: application/json'.";
+                ctx.response().setStatusCode(400).putHeader("Content-Type", "application/json").end(Buffer.buffer(
+                        new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "unsupported_content_type").toJson()));
+                return;
+            }
             ctx.setBody(body);
             ctx.next();
         });
         String expect = request.getHeader("Expect");
         if (expect != null && expect.equalsIgnoreCase("100-continue")) ctx.response().writeContinue();
+    }
+
+    /** Whether a Content-Type header names JSON: {@code application/json}, in any case, with any parameters. */
+    static boolean isJson(String contentType) {
+        int semicolon = contentType.indexOf(';');
+        String media = (semicolon < 0 ? contentType : contentType.substring(0, semicolon)).strip();
+        return media.equalsIgnoreCase("application/json");
     }
 
     private void tooLarge(RoutingContext ctx, long declared) {

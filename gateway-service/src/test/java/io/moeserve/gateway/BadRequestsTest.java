@@ -55,6 +55,50 @@ class BadRequestsTest {
         assertError(Http.post(CHAT, "{".repeat(5000)), 400, null, null);
     }
 
+    /** Bodies built to hurt a parser: each is a 400 in OpenAI's format, never a 500. */
+    @Test
+    void hostileJson() {
+        String deep = "[".repeat(10_000) + "]".repeat(10_000);
+        JsonNode e = assertError(chat(MESSAGES + ",\"metadata\":" + deep), 400, null, null);
+        assertTrue(e.get("message").asText().contains("nested"), e.toString());
+        assertError(Http.post(CHAT, "{\"a\":".repeat(10_000)), 400, null, null);
+        String digits = "9".repeat(5_000);
+        assertError(chat(MESSAGES + ",\"max_tokens\":" + digits), 400, null, null);
+        assertError(chat(MESSAGES + ",\"temperature\":0." + digits), 400, null, null);
+        assertError(chat(MESSAGES + ",\"temperature\":1e999999"), 400, "temperature", null);
+        assertError(chat(MESSAGES + ",\"seed\":-1e999999"), 400, "seed", null);
+        e = assertError(Http.post(CHAT, "{\"model\":\"tiny-moe\",\"model\":\"tiny-moe\"," + MESSAGES + "}"), 400, null, null);
+        assertTrue(e.get("message").asText().contains("Duplicate field 'model'"), e.toString());
+        assertError(chat("\"messages\":[{\"role\":\"user\",\"role\":\"system\",\"content\":\"hi\"}]"), 400, null, null);
+        String whole = "{\"model\":\"tiny-moe\"," + MESSAGES + "}";
+        for (int cut = 1; cut < whole.length(); cut += 7) {
+            assertError(Http.post(CHAT, whole.substring(0, cut)), 400, null, null);
+        }
+        assertError(Http.post(CHAT, "\"hi\""), 400, null, null);
+        assertError(Http.post(CHAT, "null"), 400, null, null);
+        assertError(Http.post(CHAT, "  "), 400, null, null);
+    }
+
+    /**
+     * OpenAI answers a body that is not declared JSON with 400 unsupported_content_type (openai/openai-openapi
+     * issues 194 and 502 quote it); so does the gateway. JSON with a charset, or without a Content-Type, is served.
+     */
+    @Test
+    void contentTypes() {
+        byte[] body = ("{\"model\":\"tiny-moe\",\"max_tokens\":3," + MESSAGES + "}").getBytes(StandardCharsets.UTF_8);
+        for (String type : new String[] {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+            "application/jsonl", "application/xml", "json", ""}) {
+            JsonNode e = assertError(Http.post(CHAT, body, FakeRouterResource.API_KEY, type), 400, null,
+                    "unsupported_content_type");
+            assertTrue(e.get("message").asText().contains("'" + type + "'"), e.toString());
+        }
+        for (String type : new String[] {"application/json", "application/json; charset=utf-8", "Application/JSON", null}) {
+            HttpResponse<byte[]> r = Http.post(CHAT, body, FakeRouterResource.API_KEY, type);
+            assertEquals(200, r.statusCode(), type + ": " + Http.text(r));
+        }
+        assertError(Http.post(CHAT, body, null, "text/plain"), 401, null, "invalid_api_key");
+    }
+
     @Test
     void invalidUtf8() {
         byte[] body = ("{\"model\":\"tiny-moe\",\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}]}")

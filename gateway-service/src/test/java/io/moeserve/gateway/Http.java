@@ -41,9 +41,14 @@ final class Http {
     }
 
     static HttpResponse<byte[]> post(String path, byte[] body, String apiKey) {
+        return post(path, body, apiKey, "application/json");
+    }
+
+    /** A POST with this Content-Type header, or none when it is null. */
+    static HttpResponse<byte[]> post(String path, byte[] body, String apiKey, String contentType) {
         HttpRequest.Builder r = HttpRequest.newBuilder(uri(path)).timeout(Duration.ofSeconds(30))
-                .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        if (contentType != null) r.header("Content-Type", contentType);
         if (apiKey != null) r.header("Authorization", "Bearer " + apiKey);
         try {
             return CLIENT.send(r.build(), HttpResponse.BodyHandlers.ofByteArray());

@@ -1,6 +1,11 @@
 package io.moeserve.gateway.openai;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -8,10 +13,24 @@ import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 
-/** Reads a request body as a JSON object, refusing invalid UTF-8 and malformed JSON with 400s that say where. */
+/**
+ * Reads a request body as a JSON object, refusing invalid UTF-8 and malformed JSON with 400s that say where.
+ *
+ * <p>Hostile bodies meet explicit limits rather than the parser's defaults: at most {@link #MAX_NESTING_DEPTH}
+ * nested arrays and objects (an OpenAI request nests a few levels; a tool's JSON schema a few more) and numbers of at
+ * most {@link #MAX_NUMBER_LENGTH} characters. A key that appears twice in one object is refused: readers that
+ * take the first and readers that take the last would see different requests (a proxy that checks {@code model}
+ * and this gateway, say), and no client library writes one.
+ */
 final class JsonBody {
-    private static final ObjectReader READER = new ObjectMapper().reader()
-            .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    static final int MAX_NESTING_DEPTH = 1000;
+    static final int MAX_NUMBER_LENGTH = 1000;
+    private static final ObjectReader READER = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder()
+                    .maxNestingDepth(MAX_NESTING_DEPTH).maxNumberLength(MAX_NUMBER_LENGTH).build())
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .build())
+            .reader().with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private JsonBody() {}
 
@@ -27,10 +46,14 @@ final class JsonBody {
         JsonNode root;
         try {
             root = READER.readTree(body);
+        } catch (StreamConstraintsException e) {
+            // Thrown where a limit is crossed, usually without a location.
+            throw OpenAiException.invalid(null, "The JSON body of your request is beyond this server's limits (at most "
+                    + MAX_NESTING_DEPTH + " nested arrays and objects, numbers of at most " + MAX_NUMBER_LENGTH
+                    + " characters): " + e.getOriginalMessage() + where(e.getLocation()) + ".");
         } catch (JsonProcessingException e) {
             throw OpenAiException.invalid(null, "We could not parse the JSON body of your request: "
-                    + e.getOriginalMessage() + " (line " + e.getLocation().getLineNr() + ", column "
-                    + e.getLocation().getColumnNr() + ").");
+                    + e.getOriginalMessage() + where(e.getLocation()) + ".");
         } catch (IOException e) {
             throw OpenAiException.invalid(null, "We could not read the JSON body of your request: " + e.getMessage());
         }
@@ -39,6 +62,10 @@ final class JsonBody {
                     + JsonFields.typeName(root) + ".");
         }
         return object;
+    }
+
+    private static String where(JsonLocation at) {
+        return at == null || at.getLineNr() < 0 ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")";
     }
 
     /**

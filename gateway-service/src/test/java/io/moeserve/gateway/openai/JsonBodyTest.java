@@ -2,6 +2,7 @@ package io.moeserve.gateway.openai;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -59,5 +60,30 @@ class JsonBodyTest {
                 "trailing content");
         assertThrows(OpenAiException.class, () -> JsonBody.parse("[1]".getBytes(StandardCharsets.UTF_8)),
                 "not an object");
+    }
+
+    /** Limits that Jackson reports without a location (which once made a 500 of them) are 400s too. */
+    @Test
+    void bodiesBeyondTheLimitsAre400s() {
+        String deep = "{\"m\":" + "[".repeat(10_000) + "]".repeat(10_000) + "}";
+        OpenAiException e = assertThrows(OpenAiException.class, () -> JsonBody.parse(deep.getBytes(StandardCharsets.UTF_8)));
+        assertEquals(400, e.status());
+        assertTrue(e.error().message().contains("nested"), e.error().message());
+        String fits = "{\"m\":" + "[".repeat(JsonBody.MAX_NESTING_DEPTH - 1) + "]".repeat(JsonBody.MAX_NESTING_DEPTH - 1) + "}";
+        assertEquals(1, JsonBody.parse(fits.getBytes(StandardCharsets.UTF_8)).size());
+        String digits = "{\"n\":" + "7".repeat(JsonBody.MAX_NUMBER_LENGTH + 1) + "}";
+        assertEquals(400, assertThrows(OpenAiException.class, () -> JsonBody.parse(digits.getBytes(StandardCharsets.UTF_8)))
+                .status());
+        assertTrue(JsonBody.parse(("{\"n\":" + "7".repeat(JsonBody.MAX_NUMBER_LENGTH) + "}").getBytes(StandardCharsets.UTF_8))
+                .get("n").isBigInteger());
+    }
+
+    @Test
+    void aRepeatedKeyIsRefusedAtAnyDepth() {
+        for (String body : new String[] {"{\"a\":1,\"a\":1}", "{\"a\":[{\"b\":1,\"c\":2,\"b\":3}]}"}) {
+            OpenAiException e = assertThrows(OpenAiException.class, () -> JsonBody.parse(body.getBytes(StandardCharsets.UTF_8)));
+            assertTrue(e.error().message().contains("Duplicate field"), e.error().message());
+        }
+        assertEquals(2, JsonBody.parse("{\"a\":{\"b\":1},\"b\":{\"a\":1}}".getBytes(StandardCharsets.UTF_8)).size());
     }
 }
