@@ -11,11 +11,13 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import jakarta.annotation.PreDestroy;
 import jakarta.inject.Singleton;
+import java.io.File;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
 
 /**
  * The TLS material of this process's gRPC servers and clients ({@link TlsSettings}), loaded once and re-read every
@@ -26,7 +28,7 @@ import java.util.concurrent.TimeUnit;
  * nor the gRPC client ({@code quarkus.grpc.clients.*.ssl.*}) re-reads its files, so a renewed certificate would need a
  * restart; the router's expert channels are built by hand anyway (ExpertReplica). Here grpc-java's advanced-TLS key
  * and trust managers hold the material: the TLS engines consult them on every handshake, and a scheduled task swaps
- * in what the files hold, so renewal needs no restart and no connection is dropped (those open keep their session).
+ * in what the files hold once they change, so renewal needs no restart and no connection is dropped (those open keep their session).
  *
  * <p>What is verified: that the peer's chain ends at {@link TlsSettings#ca()}, not its host name. The router dials
  * expert pods by the addresses a headless Service resolves to, which no certificate shared by a Deployment's pods
@@ -34,12 +36,13 @@ import java.util.concurrent.TimeUnit;
  */
 @Singleton
 public class GrpcTls {
+    private static final Logger LOG = Logger.getLogger(GrpcTls.class);
     private final TlsSettings settings;
     private AdvancedTlsX509KeyManager keys;
     private AdvancedTlsX509TrustManager trust;
     private ScheduledExecutorService reloads;
-    private AdvancedTlsX509KeyManager.Closeable keyReload;
-    private AdvancedTlsX509TrustManager.Closeable trustReload;
+    /** Modification times of the files last loaded (certificate, key, CA). */
+    private long certificateTime, keyTime, caTime;
 
     public GrpcTls(TlsSettings settings) {
         this.settings = settings;
@@ -77,31 +80,55 @@ public class GrpcTls {
     /** Reads the files the first time; a missing or unreadable one fails the start, naming the setting. */
     private synchronized void load() {
         if (keys != null) return;
-        long periodMs = Math.max(1, settings.reloadPeriod().toMillis());
-        ScheduledExecutorService s = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("tls-reload").daemon()
-                .unstarted(r));
         try {
             AdvancedTlsX509KeyManager k = new AdvancedTlsX509KeyManager();
-            keyReload = k.updateIdentityCredentials(settings.certificate().toFile(), settings.key().toFile(), periodMs,
-                    TimeUnit.MILLISECONDS, s);
             AdvancedTlsX509TrustManager t = AdvancedTlsX509TrustManager.newBuilder()
                     .setVerification(AdvancedTlsX509TrustManager.Verification.CERTIFICATE_ONLY_VERIFICATION).build();
-            trustReload = t.updateTrustCredentials(settings.ca().toFile(), periodMs, TimeUnit.MILLISECONDS, s);
             keys = k;
             trust = t;
-            reloads = s;
+            reload(true);
         } catch (IOException | GeneralSecurityException | RuntimeException e) {
-            s.shutdownNow();
+            keys = null;
+            trust = null;
             throw new IllegalStateException("moe.tls.enabled=true but moe.tls.certificate=" + settings.certificate() + ", moe.tls.key="
                     + settings.key() + " and moe.tls.ca=" + settings.ca() + " do not load: " + e, e);
+        }
+        // grpc-java's own file watching re-reads at most once a minute; this honours any reload period
+        long periodMs = Math.max(1, settings.reloadPeriod().toMillis());
+        reloads = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("tls-reload").daemon().unstarted(r));
+        reloads.scheduleWithFixedDelay(this::reloadChanged, periodMs, periodMs, TimeUnit.MILLISECONDS);
+    }
+
+    private void reloadChanged() {
+        try {
+            reload(false);
+        } catch (IOException | GeneralSecurityException | RuntimeException e) {
+            LOG.warnf("moe.tls: keeping the previous certificate, the changed files do not load: %s", e.toString());
+        }
+    }
+
+    /**
+     * Loads what changed. The certificate and key are taken only once both changed since the last load: a Secret
+     * volume swaps its files together, and a half-written pair would fail every handshake until the next period.
+     */
+    private synchronized void reload(boolean first) throws IOException, GeneralSecurityException {
+        File certificate = settings.certificate().toFile(), key = settings.key().toFile(), ca = settings.ca().toFile();
+        long c = certificate.lastModified(), k = key.lastModified(), a = ca.lastModified();
+        if (first || (c != certificateTime && k != keyTime)) {
+            keys.updateIdentityCredentials(certificate, key);
+            certificateTime = c;
+            keyTime = k;
+            if (!first) LOG.infof("moe.tls: reloaded %s and %s", certificate, key);
+        }
+        if (first || a != caTime) {
+            trust.updateTrustCredentials(ca);
+            caTime = a;
+            if (!first) LOG.infof("moe.tls: reloaded %s", ca);
         }
     }
 
     @PreDestroy
     synchronized void close() {
-        if (reloads == null) return;
-        keyReload.close();
-        trustReload.close();
-        reloads.shutdownNow();
+        if (reloads != null) reloads.shutdownNow();
     }
 }
