@@ -27,8 +27,9 @@ import org.jboss.logging.Logger;
  * only as a password-protected PKCS#12 or JKS store, not the PEM ca.crt a cert-manager Secret holds, and neither it
  * nor the gRPC client ({@code quarkus.grpc.clients.*.ssl.*}) re-reads its files, so a renewed certificate would need a
  * restart; the router's expert channels are built by hand anyway (ExpertReplica). Here grpc-java's advanced-TLS key
- * and trust managers hold the material: the TLS engines consult them on every handshake, and a scheduled task swaps
- * in what the files hold once they change, so renewal needs no restart and no connection is dropped (those open keep their session).
+ * and trust managers hold the material: the TLS engines consult them on every handshake, and a task of ours swaps in
+ * what the files hold once they change (grpc-java's own file watching runs at most once a minute), so renewal needs
+ * no restart and drops no connection: those open keep their session.
  *
  * <p>What is verified: that the peer's chain ends at {@link TlsSettings#ca()}, not its host name. The router dials
  * expert pods by the addresses a headless Service resolves to, which no certificate shared by a Deployment's pods
