@@ -85,6 +85,14 @@ moe-serve.io/expert-group: {{ .group }}
   value: /tmp/djl
 - name: HOME
   value: /tmp
+{{- if .Values.tls.enabled }}
+- name: MOE_TLS_ENABLED
+  value: "true"
+- name: MOE_TLS_MUTUAL
+  value: {{ .Values.tls.mutual | quote }}
+- name: MOE_TLS_RELOAD_PERIOD
+  value: {{ .Values.tls.reloadPeriod | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Model volume and /tmp, for any pod. */}}
@@ -100,6 +108,11 @@ moe-serve.io/expert-group: {{ .group }}
   emptyDir:
     sizeLimit: {{ .Values.model.download.sizeLimit }}
 {{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ required "tls.secretName is required when tls.enabled is true" .Values.tls.secretName }}
+{{- end }}
 {{- end -}}
 
 {{- define "moe.volumeMounts" -}}
@@ -108,6 +121,12 @@ moe-serve.io/expert-group: {{ .group }}
 - name: model
   mountPath: {{ .Values.model.mountPath }}
   readOnly: true
+{{- if .Values.tls.enabled }}
+{{- /* not a subPath mount: the kubelet updates a renewed Secret in place, and the services re-read it */}}
+- name: tls
+  mountPath: /etc/moe-serve/tls
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The init container that fetches the checkpoint (model.source=download). */}}

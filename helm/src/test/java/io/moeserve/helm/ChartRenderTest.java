@@ -109,6 +109,35 @@ class ChartRenderTest {
         assertEquals(1, ofKind(docs, "HorizontalPodAutoscaler").size());
     }
 
+    /** One value puts the Secret into every pod, mounted where the services look, and turns TLS on in each. */
+    @Test
+    void tlsMountsTheSecretAndTurnsItOnInEveryService() {
+        String plain = Charts.render(null, Map.of());
+        assertFalse(plain.contains("MOE_TLS_") || plain.contains("/etc/moe-serve/tls"), "off by default: the render is unchanged");
+        List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of("tls.enabled", true, "tls.secretName", "moe-internal-tls",
+                "tls.mutual", true)));
+        List<JsonNode> deployments = ofKind(docs, "Deployment");
+        assertEquals(3, deployments.size(), "gateway, router and the one expert group");
+        for (JsonNode d : deployments) {
+            String name = d.path("metadata").path("name").asText();
+            JsonNode pod = d.path("spec").path("template").path("spec");
+            JsonNode volume = null;
+            for (JsonNode v : pod.path("volumes")) if (v.path("name").asText().equals("tls")) volume = v;
+            assertTrue(volume != null, name + ": no tls volume");
+            assertEquals("moe-internal-tls", volume.path("secret").path("secretName").asText(), name);
+            JsonNode container = pod.path("containers").get(0);
+            JsonNode mount = null;
+            for (JsonNode m : container.path("volumeMounts")) if (m.path("name").asText().equals("tls")) mount = m;
+            assertTrue(mount != null, name + ": no tls mount");
+            assertEquals("/etc/moe-serve/tls", mount.path("mountPath").asText(), name + ": where moe.tls.* points by default");
+            assertTrue(mount.path("readOnly").asBoolean(), name);
+            assertFalse(mount.has("subPath"), name + ": a subPath mount would never see a renewed certificate");
+            assertEquals("true", env(container, "MOE_TLS_ENABLED").path("value").asText(), name);
+            assertEquals("true", env(container, "MOE_TLS_MUTUAL").path("value").asText(), name);
+            assertEquals("1m", env(container, "MOE_TLS_RELOAD_PERIOD").path("value").asText(), name);
+        }
+    }
+
     @Test
     void cpuOnly() {
         List<JsonNode> docs = Charts.renderDocs(Charts.example("cpu-only"));

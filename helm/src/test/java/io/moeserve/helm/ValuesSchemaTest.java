@@ -72,6 +72,18 @@ class ValuesSchemaTest {
     }
 
     @Test
+    void tlsWithoutASecretIsRefused() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Charts.render(null, Map.of("tls.enabled", true)));
+        assertTrue(e.getMessage().contains("tls.secretName is required when tls.enabled is true"), e.getMessage());
+    }
+
+    @Test
+    void aTypoInTlsIsRefused() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Charts.render(null, Map.of("tls.enable", true)));
+        assertTrue(e.getMessage().contains("enable"), e.getMessage());
+    }
+
+    @Test
     void schemaIsStrictAtEveryLevelWhereTyposAreLikely() throws Exception {
         String schema = Files.readString(Charts.chart().resolve("values.schema.json"));
         assertTrue(schema.contains("\"$schema\": \"http://json-schema.org/draft-07/schema#\""));

@@ -1,5 +1,6 @@
 package io.moeserve.router;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.stub.StreamObserver;
 import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.HostedLayer;
@@ -45,10 +46,12 @@ final class ExpertDiscovery implements AutoCloseable {
     private final Map<ExpertGroup, Map<String, ExpertReplica>> current = new HashMap<>();
     private final ScheduledExecutorService scheduler;
     private final EventLoopGroup transport;
+    private final ChannelCredentials credentials;
 
     ExpertDiscovery(List<ExpertGroup> groups, String modelId, long routingTableVersion, ModelConfig config,
-                    int maxMessageBytes, Duration refreshInterval, int transportThreads) {
+                    int maxMessageBytes, Duration refreshInterval, int transportThreads, ChannelCredentials credentials) {
         this.groups = groups;
+        this.credentials = credentials;
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
         this.config = config;
@@ -95,7 +98,8 @@ final class ExpertDiscovery implements AutoCloseable {
                     int colon = address.lastIndexOf(':');
                     String host = address.substring(0, colon);
                     if (host.startsWith("[")) host = host.substring(1, host.length() - 1);
-                    known.put(address, new ExpertReplica(host, Integer.parseInt(address.substring(colon + 1)), maxMessageBytes, transport));
+                    known.put(address, new ExpertReplica(host, Integer.parseInt(address.substring(colon + 1)), maxMessageBytes, transport,
+                            credentials));
                     changed = true;
                     LOG.infof("expert group %s: new pod %s", g.name, address);
                 }

@@ -1,6 +1,6 @@
 package io.moeserve.router;
 
-import io.grpc.InsecureChannelCredentials;
+import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
@@ -39,10 +39,13 @@ final class ExpertReplica {
     volatile String lastProblem = "";
     volatile String podName = "";
 
-    /** @param transport the event loop every expert channel of the router shares ({@code transport-threads}) */
-    ExpertReplica(String host, int port, int maxMessageBytes, EventLoopGroup transport) {
+    /**
+     * @param transport the event loop every expert channel of the router shares ({@code transport-threads})
+     * @param credentials plaintext, or TLS with {@code moe.tls.*} (GrpcTls)
+     */
+    ExpertReplica(String host, int port, int maxMessageBytes, EventLoopGroup transport, ChannelCredentials credentials) {
         this.address = host + ":" + port;
-        this.channel = NettyChannelBuilder.forAddress(host, port, InsecureChannelCredentials.create())
+        this.channel = NettyChannelBuilder.forAddress(host, port, credentials)
                 .eventLoopGroup(transport)
                 .channelType(NioSocketChannel.class)
                 .directExecutor()

@@ -3,6 +3,7 @@ package io.moeserve.router;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.expert.v1.WireDType;
+import io.moeserve.proto.tls.GrpcTls;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.expert.ExpertSelection;
@@ -44,6 +45,8 @@ public class ServedModel {
     RouterSettings settings;
     @Inject
     MeterRegistry registry;
+    @Inject
+    GrpcTls tls;
 
     private MoeModel moe;
     private KvCache cache;
@@ -89,7 +92,7 @@ public class ServedModel {
             options = options.withExecutor(ExpertSelection.NONE,
                     store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens));
             discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
-                    x.refreshInterval(), x.transportThreads());
+                    x.refreshInterval(), x.transportThreads(), tls.channelCredentials());
         }
         moe = MoeModel.load(model.path(), options);
         long kvBytes = b.kvCacheMemory().asLongValue();
