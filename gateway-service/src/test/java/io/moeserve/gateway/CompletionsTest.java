@@ -44,6 +44,31 @@ class CompletionsTest {
         assertEquals("", Http.json(events.getLast()).at("/choices/0/text").asText());
     }
 
+    /**
+     * Degraded mode: the router's count of masked (token, expert) pairs becomes a header; a stream's header has what
+     * was known at its first chunk, and a closing SSE comment the whole count.
+     */
+    @Test
+    void maskedExpertsAreReportedInAHeaderAndAtTheEndOfAStream() {
+        String prompt = "FAKE{\"reply\":\"abcdef\",\"tokenize\":\"bytes\",\"per_message\":2,\"masked_per_message\":3}";
+        HttpResponse<byte[]> whole = Http.post(PATH, completion(prompt, "\"max_tokens\":100"));
+        assertEquals(200, whole.statusCode());
+        assertEquals("abcdef", Http.json(whole).at("/choices/0/text").asText());
+        // Four messages (six bytes and the EOS, two a message), three pairs each, which the router sends as a running total.
+        assertEquals("masked-experts=12", whole.headers().firstValue("x-moe-degraded").orElse(null));
+
+        HttpResponse<byte[]> stream = Http.post(PATH, completion(prompt, "\"max_tokens\":100,\"stream\":true"));
+        assertEquals(200, stream.statusCode());
+        assertEquals("masked-experts=3", stream.headers().firstValue("x-moe-degraded").orElse(null));
+        String body = Http.text(stream);
+        String comment = ": x-moe-degraded masked-experts=12\n\n";
+        assertTrue(body.contains("\n\n" + comment + "data: [DONE]"), body);
+        assertEquals("abcdef", Http.streamedText(Http.sseData(body.replace(comment, "")), 0), "the comment is the only addition");
+
+        HttpResponse<byte[]> healthy = Http.post(PATH, completion("FAKE{\"reply\":\"abc\"}", "\"max_tokens\":100"));
+        assertTrue(healthy.headers().firstValue("x-moe-degraded").isEmpty(), "no header when nothing was masked");
+    }
+
     /** OpenAI's documented default for this endpoint is 16 tokens. */
     @Test
     void defaultMaxTokensIsSixteen() throws Exception {

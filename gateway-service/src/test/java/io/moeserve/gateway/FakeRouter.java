@@ -56,6 +56,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code error}: {@code {"code": "RESOURCE_EXHAUSTED", "message": ..., "retry_after_ms": 2500, "after": 0}}:
  *       fail with that status after that many messages</li>
  *   <li>{@code echo_prompt}: true: the reply is the decoded prompt (to check chat templates)</li>
+ *   <li>{@code masked_per_message}: degraded mode: each message adds this many masked (token, expert) pairs to the
+ *       running count it carries in masked_expert_pairs</li>
  * </ul>
  * max_new_tokens is honoured (FINISH_REASON_LENGTH). With logprobs, token t gets logprob -0.25 and its k-th
  * alternative is (t + k) mod vocab with logprob -0.25 - k. It does not use the tokenizer library: ids 0-255 of
@@ -317,6 +319,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             }
             position = end;
             call.sent = position;
+            if (script.maskedPerMessage > 0) message.setMaskedExpertPairs((long) script.maskedPerMessage * (messages + 1));
             boolean last = position == tokens.length && finish != FinishReason.FINISH_REASON_UNSPECIFIED;
             if (last) {
                 message.setFinishReason(finish).setUsage(Usage.newBuilder().setPromptTokens(promptTokens)
@@ -353,6 +356,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         String retryAfterMs;
         int errorAfter;
         boolean echoPrompt;
+        int maskedPerMessage;
 
         static Script parse(String prompt, ByteLevelVocabulary vocab) throws IOException {
             Script s = new Script();
@@ -384,6 +388,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             s.firstDelayMs = d.path("first_delay_ms").asLong(0);
             s.finish = d.path("finish").asText("stop");
             s.echoPrompt = d.path("echo_prompt").asBoolean(false);
+            s.maskedPerMessage = d.path("masked_per_message").asInt(0);
             JsonNode error = d.get("error");
             if (error != null) {
                 s.errorCode = error.path("code").asText("INTERNAL");

@@ -32,7 +32,9 @@ import org.jboss.logging.Logger;
  *
  * <p>Faults. When an expert group cannot compute a layer, the step throws {@link ExpertUnavailableException}
  * naming the rows that needed it; just those sequences end with UNAVAILABLE, and the step is run again without
- * them (a failed step commits nothing, so re-running rewrites the same positions). A client that goes away sets
+ * them (a failed step commits nothing, so re-running rewrites the same positions). In degraded mode
+ * ({@code moe.router.experts.degraded-mode=mask}) the executor masks the group's experts instead and the step goes
+ * on; {@link #masked} adds the masked pairs to each sequence's count, which its next message carries. A client that goes away sets
  * {@link RouterSequence#cancelled} and wakes the engine, which frees the sequence's cache before the next step.
  * Deadlines are checked between steps.
  *
@@ -90,6 +92,14 @@ final class GenerationEngine implements AutoCloseable {
         }
         arrivals.add(s);
         LockSupport.unpark(thread);
+    }
+
+    /**
+     * Degraded mode, on the engine thread during a step: {@code pairs} of step row {@code row}'s (token, expert)
+     * pairs were masked; they count towards its sequence's total, which goes out with its next token.
+     */
+    void masked(int row, int pairs) {
+        ((RouterSequence) loop.ownerOfRow(row)).maskedExpertPairs += pairs;
     }
 
     /** The client went away: the sequence stops and its cache is freed before the next step. */

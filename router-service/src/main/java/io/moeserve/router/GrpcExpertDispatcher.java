@@ -120,13 +120,17 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         for (GroupCall c : calls) c.batch = null;
         if (message == null) return;
         int[] failedRows = new int[rows];
+        int[] failedGroups = new int[batches.length];
         int n = 0;
+        int groupCount = 0;
         for (int g = 0; g < batches.length; g++) {
             if (batches[g].size() == 0 || calls[g].failure == null) continue;
             System.arraycopy(batches[g].rows, 0, failedRows, n, batches[g].size());
             n += batches[g].size();
+            failedGroups[groupCount++] = g;
         }
-        throw new ExpertUnavailableException(layer, first, failedRows, message.toString(), null);
+        throw new ExpertUnavailableException(layer, first, failedRows, java.util.Arrays.copyOf(failedGroups, groupCount),
+                message.toString(), null);
     }
 
     /** One group's call of the current layer, reused from layer to layer. */

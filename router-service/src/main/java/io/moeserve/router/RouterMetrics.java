@@ -18,6 +18,7 @@ final class RouterMetrics {
     private final Timer[] callSeconds;
     private final Counter[] retries;
     private final Counter[] failures;
+    private final Counter[] masked;
     private final Counter sent;
     private final Counter received;
     private final Counter generated;
@@ -35,6 +36,7 @@ final class RouterMetrics {
         callSeconds = new Timer[n];
         retries = new Counter[n];
         failures = new Counter[n];
+        masked = new Counter[n];
         for (int g = 0; g < n; g++) {
             String name = groups.get(g);
             calls[g] = Counter.builder("moe.router.expert.calls").description("Calls to the group's pods").tag("group", name).register(registry);
@@ -44,6 +46,9 @@ final class RouterMetrics {
             retries[g] = Counter.builder("moe.router.expert.retries").description("Calls retried on another replica")
                     .tag("group", name).register(registry);
             failures[g] = Counter.builder("moe.router.expert.failures").description("Calls that failed on every replica")
+                    .tag("group", name).register(registry);
+            masked[g] = Counter.builder("moe.router.expert.masked.pairs")
+                    .description("(token, expert) pairs masked because the group had no live pod (degraded mode)")
                     .tag("group", name).register(registry);
         }
         sent = Counter.builder("moe.router.wire.bytes").description("Payload bytes of expert calls").baseUnit("bytes")
@@ -90,6 +95,10 @@ final class RouterMetrics {
     void expertFailure(int group) {
         calls[group].increment();
         failures[group].increment();
+    }
+
+    void expertMasked(int group, int pairs) {
+        masked[group].increment(pairs);
     }
 
     void wireBytesSent(long bytes) {

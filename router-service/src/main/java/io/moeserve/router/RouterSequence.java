@@ -28,6 +28,8 @@ final class RouterSequence extends Sequence {
     private final TokenStream stream;
     MultiEmitter<? super GenerateResponse> emitter;
     volatile boolean cancelled;
+    /** Degraded mode: (token, expert) pairs of this sequence masked so far. Engine thread only. */
+    long maskedExpertPairs;
 
     RouterSequence(String requestId, int[] prompt, int maxNew, int[] stopIds, Sampler sampler, boolean logprobs,
                    int topLogprobs, boolean hasDeadline, long deadlineNanos, int reservedBlocks, TokenStream stream) {
@@ -53,6 +55,7 @@ final class RouterSequence extends Sequence {
     @Override
     protected void onToken(int token, FinishReason finish) {
         GenerateResponse.Builder out = stream.message(token, logprobs ? topLogprobs : -1);
+        if (maskedExpertPairs > 0) out.setMaskedExpertPairs(maskedExpertPairs);
         if (finish == null) {
             emitter.emit(out.build());
             return;

@@ -85,6 +85,15 @@ public interface RouterSettings {
         /** How long a replica that failed a call is avoided before it is tried again. */
         @WithDefault("2s")
         Duration failureBackoff();
+
+        /**
+         * When every pod of an expert group has failed a call: {@code fail} ends the sequences that needed it with
+         * UNAVAILABLE (the gateway's 503); {@code mask} drops the group's experts from those tokens' top-k and
+         * renormalises the remaining gate weights (Hivemind's semantics, docs/architecture.md), counting each masked
+         * pair and telling the client.
+         */
+        @WithDefault("fail")
+        DegradedMode degradedMode();
     }
 
     /** One expert group: what it hosts and where its pods are. */
@@ -99,4 +108,6 @@ public interface RouterSettings {
     enum Mode { local, remote }
 
     enum WireFormat { f32, bf16 }
+
+    enum DegradedMode { fail, mask }
 }

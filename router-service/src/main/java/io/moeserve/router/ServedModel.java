@@ -6,6 +6,7 @@ import io.moeserve.proto.expert.v1.WireDType;
 import io.moeserve.proto.tls.GrpcTls;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.ExpertMaskListener;
 import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.expert.ExpertSet;
 import io.moeserve.runtime.expert.PartitionedExpertExecutor;
@@ -89,8 +90,14 @@ public class ServedModel {
             GrpcExpertDispatcher dispatcher = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
                     config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
                     metrics, retries);
+            // The engine exists by the first step, which is the first time the listener can be called.
+            ExpertMaskListener masking = x.degradedMode() == RouterSettings.DegradedMode.fail ? null
+                    : (layer, group, row, pairs) -> {
+                        metrics.expertMasked(group, pairs);
+                        engine.masked(row, pairs);
+                    };
             options = options.withExecutor(ExpertSelection.NONE,
-                    store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens));
+                    store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens, masking));
             discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
                     x.refreshInterval(), x.transportThreads(), tls.channelCredentials());
         }

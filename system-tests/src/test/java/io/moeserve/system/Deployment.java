@@ -66,6 +66,12 @@ final class Deployment implements AutoCloseable {
 
     /** Starts the router in remote mode over the expert groups started so far (endpoints listed statically). */
     ServiceProcess startRouter(Map<String, String> extra) {
+        router = startAnotherRouter("router", extra);
+        return router;
+    }
+
+    /** Starts one more router over the same groups, not the one {@link #stub} talks to; the caller closes it. */
+    ServiceProcess startAnotherRouter(String name, Map<String, String> extra) {
         Map<String, String> c = new HashMap<>();
         c.put("moe.model.path", model.toString());
         c.put("moe.model.id", modelId);
@@ -80,8 +86,7 @@ final class Deployment implements AutoCloseable {
         }
         c.put("moe.threads", Integer.toString(threads));
         c.putAll(extra);
-        router = ServiceProcess.start("router", "router-service", c);
-        return router;
+        return ServiceProcess.start(name, "router-service", c);
     }
 
     void awaitReady() {

@@ -11,6 +11,8 @@ import io.moeserve.gateway.router.RouterErrors;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.SamplingParameters;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.resteasy.reactive.RestMulti;
 
@@ -178,6 +180,28 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         return b;
     }
 
+    /**
+     * Degraded mode: the (token, expert) pairs the router masked for every choice so far, for the
+     * {@value #DEGRADED_HEADER} header and the stream's closing comment.
+     */
+    final synchronized long maskedExpertPairs() {
+        long n = 0;
+        for (Choice c : choices) n += c.maskedExpertPairs;
+        return n;
+    }
+
+    /** Response header telling a client that the router masked experts for its request (degraded mode). */
+    static final String DEGRADED_HEADER = "X-Moe-Degraded";
+
+    /** The response's headers, with {@value #DEGRADED_HEADER} when the router masked experts so far. */
+    final Map<String, List<String>> withDegraded(Map<String, List<String>> headers) {
+        long masked = maskedExpertPairs();
+        if (masked == 0) return headers;
+        Map<String, List<String>> h = new java.util.HashMap<>(headers);
+        h.put(DEGRADED_HEADER, List.of("masked-experts=" + masked));
+        return h;
+    }
+
     // ---- router events ----
 
     private void onResponse(Choice choice, GenerateResponse message) {
@@ -207,6 +231,7 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
     /** Under the lock: what one decoded message changes. */
     private void accept(Choice choice, ChoiceDecoder.Step step, GenerateResponse message) {
         boolean first = !choice.begun;
+        choice.maskedExpertPairs = Math.max(choice.maskedExpertPairs, message.getMaskedExpertPairs());
         if (first) {
             choice.begun = true;
             awaitingFirst--;
@@ -313,6 +338,8 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         boolean begun;
         String finishReason;
         int completionTokens;
+        /** Degraded mode: the router's running count of this choice's masked (token, expert) pairs. */
+        long maskedExpertPairs;
 
         Choice(int index, ChoiceDecoder decoder) {
             this.index = index;

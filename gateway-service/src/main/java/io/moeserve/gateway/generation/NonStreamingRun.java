@@ -59,7 +59,7 @@ final class NonStreamingRun extends GenerationRun {
         Map<String, List<String>> headers = Map.of(
                 "Content-Type", List.of("application/json"),
                 "X-Request-Id", List.of(plan.identity().id()));
-        return RestMulti.fromUniResponse(result(), b -> Multi.createFrom().item(b), b -> headers, b -> 200);
+        return RestMulti.fromUniResponse(result(), b -> Multi.createFrom().item(b), b -> withDegraded(headers), b -> 200);
     }
 
     /** The whole response body once every choice has finished. */

@@ -80,7 +80,7 @@ final class StreamingRun extends GenerationRun {
                 // nginx and similar proxies otherwise buffer the stream
                 "X-Accel-Buffering", List.of("no"),
                 "X-Request-Id", List.of(plan.identity().id()));
-        return RestMulti.fromUniResponse(start(), started -> events(), started -> headers, started -> 200);
+        return RestMulti.fromUniResponse(start(), started -> events(), started -> withDegraded(headers), started -> 200);
     }
 
     /** Completes when the response can be committed (every choice has begun), or fails before. */
@@ -130,6 +130,13 @@ final class StreamingRun extends GenerationRun {
     @Override
     void finished(int completionTokens) {
         if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens));
+        long masked = maskedExpertPairs();
+        if (masked > 0) {
+            // The header went out with the first chunk and counts only what was masked by then; an SSE comment,
+            // which clients skip, gives the whole request's count.
+            outbox.add((": " + DEGRADED_HEADER.toLowerCase(java.util.Locale.ROOT) + " masked-experts=" + masked + "\n\n")
+                    .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        }
         outbox.add(sse.done());
         outbox.add(COMPLETE);
     }

@@ -27,6 +27,20 @@ import java.util.List;
  *
  * <p>Every (MoE layer, routed FFN expert) must be hosted by some group; that is checked when the executor is
  * built, so a hole in the expert map is a startup error, not a failure at the first request that needs it.
+ *
+ * <p>Degraded mode. By default a group that cannot compute its batch fails the call
+ * ({@link ExpertUnavailableException}, and the sequences that needed it end). Built with an
+ * {@link ExpertMaskListener}, the executor instead masks that group's (token, expert) pairs and renormalises each
+ * affected token's remaining gate weights, as Hivemind's RemoteMixtureOfExperts does (a softmax over the logits
+ * of the experts that answered). Hivemind's weights always sum to 1; here the gate's weights need not (DeepSeek's
+ * routed_scaling_factor, Qwen2-MoE without norm_topk_prob, sigmoid gates), so the rule is the one that is
+ * Hivemind's when they do and keeps the layer's scale when they don't: the kept weights are scaled to sum to what
+ * the token's chosen weights summed to, w'_j = w_j · Σ_all w / Σ_kept w. An expert's output is linear in its
+ * weight, so this needs no second call: a token's sum over the groups that answered is scaled by that factor. A
+ * token whose every expert was masked gets zero routed output (its hidden state goes on through the residual
+ * path and any shared experts), as Hivemind's allow_zero_outputs; failing it instead would fail most requests as
+ * soon as a group is down, which is what the mode is chosen to avoid. Each masked pair is reported to the
+ * listener. Scratch for this is allocated once; the path runs only when a group failed.
  */
 public final class PartitionedExpertExecutor implements ExpertExecutor {
     private final ExpertBatchDispatcher dispatcher;
@@ -41,6 +55,12 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
     private final int[] groupOfExpert;
     private final int[] byTokens;
     private final long[] load;
+    /** Null: a failed group fails the call; else degraded mode, told of every masked pair. */
+    private final ExpertMaskListener masking;
+    // Degraded-mode scratch: per group whether it failed the call; per step row the kept weight and masked pairs.
+    private final boolean[] failed;
+    private final float[] keptWeight;
+    private final int[] maskedPairs;
 
     /**
      * @param groups     what each group hosts, in group order
@@ -49,6 +69,15 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
      */
     public PartitionedExpertExecutor(ModelConfig config, List<? extends ExpertSelection> groups, List<String> groupNames,
                                      ExpertBatchDispatcher dispatcher, int maxTokens) {
+        this(config, groups, groupNames, dispatcher, maxTokens, null);
+    }
+
+    /**
+     * @param masking null to fail a call that some group cannot compute; else degraded mode (masking and
+     *                renormalising, the design note above), telling it of every masked pair
+     */
+    public PartitionedExpertExecutor(ModelConfig config, List<? extends ExpertSelection> groups, List<String> groupNames,
+                                     ExpertBatchDispatcher dispatcher, int maxTokens, ExpertMaskListener masking) {
         if (groups.isEmpty()) throw new IllegalArgumentException("no expert groups configured");
         if (groupNames.size() != groups.size()) throw new IllegalArgumentException("one name per expert group");
         this.dispatcher = dispatcher;
@@ -63,6 +92,10 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
         this.groupOfExpert = new int[ffn];
         this.byTokens = new int[ffn];
         this.load = new long[groups.size()];
+        this.masking = masking;
+        this.failed = new boolean[groups.size()];
+        this.keptWeight = new float[masking == null ? 0 : maxTokens];
+        this.maskedPairs = new int[masking == null ? 0 : maxTokens];
         for (int l = 0; l < config.numLayers(); l++) {
             if (!config.isSparse(l)) continue;
             candidates[l] = new int[ffn][];
@@ -96,10 +129,63 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
                 b.addPair(i, e, weights[t * k + j]);
             }
         }
-        dispatcher.dispatch(step, layer, batches);
+        Arrays.fill(failed, false);
+        try {
+            dispatcher.dispatch(step, layer, batches);
+        } catch (ExpertUnavailableException e) {
+            int[] groups = e.groups();
+            if (masking == null || groups.length == 0) throw e;
+            for (int g : groups) failed[g] = true;
+        }
         Arrays.fill(out, 0, n * hidden, 0f);
-        for (ExpertBatch b : batches) {
+        boolean masked = false;
+        for (int g = 0; g < batches.length; g++) {
+            ExpertBatch b = batches[g];
+            if (failed[g]) {
+                masked |= b.size() > 0;
+                continue;
+            }
             for (int i = 0; i < b.size(); i++) VectorOps.add(b.out, i * hidden, out, b.rows[i] * hidden, hidden);
+        }
+        if (masked) renormalise(layer, n, k, weights, experts, out);
+    }
+
+    /** Degraded mode, after a call some group failed: scales each affected token's sum, reports the masked pairs. */
+    private void renormalise(int layer, int n, int k, float[] weights, int[] experts, float[] out) {
+        Arrays.fill(keptWeight, 0, n, 0f);
+        Arrays.fill(maskedPairs, 0, n, 0);
+        for (int g = 0; g < batches.length; g++) {
+            ExpertBatch b = batches[g];
+            int bk = b.k();
+            for (int i = 0; i < b.size(); i++) {
+                int row = b.rows[i];
+                int pairs = 0;
+                float w = 0f;
+                for (int j = 0; j < bk; j++) {
+                    if (b.experts[i * bk + j] < 0) continue;
+                    pairs++;
+                    w += b.weights[i * bk + j];
+                }
+                if (failed[g]) maskedPairs[row] += pairs;
+                else keptWeight[row] += w;
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            if (maskedPairs[t] == 0 || keptWeight[t] <= 0f) continue; // untouched, or nothing kept: zero stays
+            float chosen = 0f;
+            for (int j = 0; j < k; j++) if (experts[t * k + j] >= 0) chosen += weights[t * k + j];
+            float scale = chosen / keptWeight[t];
+            for (int i = t * hidden, end = i + hidden; i < end; i++) out[i] *= scale;
+        }
+        for (int g = 0; g < batches.length; g++) {
+            if (!failed[g]) continue;
+            ExpertBatch b = batches[g];
+            int bk = b.k();
+            for (int i = 0; i < b.size(); i++) {
+                int pairs = 0;
+                for (int j = 0; j < bk; j++) if (b.experts[i * bk + j] >= 0) pairs++;
+                masking.onMasked(layer, g, b.rows[i], pairs);
+            }
         }
     }
 

@@ -144,6 +144,79 @@ class PartitionedExpertExecutorTest {
         assertTrue(e.getMessage().contains("expert 3 of layer 0 is hosted by no expert group"), e.getMessage());
     }
 
+    /** Group b (experts 4-7) answers nothing and leaves garbage in its output; group a computes its batch. */
+    private static ExpertBatchDispatcher groupBDown(InProcessGroups groups) {
+        return (step, layer, batches) -> {
+            ExpertBatch a = batches[0];
+            if (a.size() > 0) groups.groups.get(0).computeExperts(step, layer, a.size(), a.k(), a.x, a.experts, a.weights, a.out);
+            java.util.Arrays.fill(batches[1].out, Float.NaN);
+            throw new ExpertUnavailableException(layer, "b", java.util.Arrays.copyOf(batches[1].rows, batches[1].size()),
+                    new int[] {1}, "expert group b could not compute layer " + layer, null);
+        };
+    }
+
+    @Test
+    void degradedModeMasksTheFailedGroupsExpertsAndRenormalisesTheRest() {
+        Path dir = TinyModels.checkpoint(Architecture.MIXTRAL);
+        ModelConfig config = ConfigParser.load(dir);
+        int h = config.hiddenSize();
+        int k = config.moe().topK();
+        assertEquals(2, k);
+        List<ExpertSet> sets = halves(config); // a: 0-3, b: 4-7
+        // Token 0 loses one of two experts, token 1 none, token 2 both, token 3 one; the weights sum to 1.2, not 1,
+        // as a routed_scaling_factor or an unnormalised top-k leaves them, so the rule's "sum kept" is visible.
+        int[] experts = {1, 5, 0, 2, 4, 6, 6, 3};
+        float[] weights = {0.7f, 0.5f, 0.9f, 0.3f, 0.6f, 0.6f, 0.2f, 1.0f};
+        int n = 4;
+        float[] x = new float[n * h];
+        java.util.Random random = new java.util.Random(13);
+        for (int i = 0; i < x.length; i++) x[i] = (float) random.nextGaussian();
+        // What one process computes with the masked experts dropped and the kept weights scaled to the chosen sum.
+        int[] keptExperts = {1, -1, 0, 2, -1, -1, -1, 3};
+        float[] keptWeights = {0.7f * 1.2f / 0.7f, 0f, 0.9f, 0.3f, 0f, 0f, 0f, 1.0f * 1.2f / 1.0f};
+        float[] expected = new float[n * h];
+        List<int[]> masked = new ArrayList<>();
+        float[] actual = new float[n * h];
+        try (Checkpoint ck = Checkpoint.open(dir)) {
+            LocalExpertExecutor all = new LocalExpertExecutor(ExpertLoader.loadHosted(config, ck, ExpertSet.parse("*")),
+                    new CpuMatmulKernels(Parallel.shared()), 16, k);
+            all.computeExperts(0, 0, n, k, x, keptExperts, keptWeights, expected);
+        }
+        java.util.Arrays.fill(expected, 2 * h, 3 * h, 0f); // every expert of token 2 masked: zero routed output
+        InProcessGroups groups = new InProcessGroups(dir, config, sets, 16);
+        try {
+            PartitionedExpertExecutor p = new PartitionedExpertExecutor(config, sets, List.of("a", "b"), groupBDown(groups), 16,
+                    (layer, group, row, pairs) -> masked.add(new int[] {layer, group, row, pairs}));
+            p.computeExperts(1, 0, n, k, x, experts, weights, actual);
+
+            for (int i = 0; i < n * h; i++) {
+                assertEquals(expected[i], actual[i], 1e-5f + 1e-5f * Math.abs(expected[i]), "row " + i / h + " element " + i % h);
+            }
+            assertEquals(List.of("0 1 0 1", "0 1 2 2", "0 1 3 1"),
+                    masked.stream().map(m -> m[0] + " " + m[1] + " " + m[2] + " " + m[3]).toList(), "(layer, group, row, pairs) masked");
+
+            PartitionedExpertExecutor failing = new PartitionedExpertExecutor(config, sets, List.of("a", "b"), groupBDown(groups), 16);
+            ExpertUnavailableException e = assertThrows(ExpertUnavailableException.class,
+                    () -> failing.computeExperts(1, 0, n, k, x, experts, weights, new float[n * h]));
+            assertArrayEquals(new int[] {0, 2, 3}, e.rows(), "without degraded mode the call fails as before");
+        } finally {
+            groups.close();
+        }
+    }
+
+    @Test
+    void degradedModeRethrowsWhenTheDispatcherDoesNotSayWhichGroupFailed() {
+        ModelConfig config = ConfigParser.load(TinyModels.checkpoint(Architecture.MIXTRAL));
+        ExpertBatchDispatcher vague = (step, layer, batches) -> {
+            throw new ExpertUnavailableException(layer, "b", new int[] {0}, "down", null);
+        };
+        PartitionedExpertExecutor p = new PartitionedExpertExecutor(config, halves(config), List.of("a", "b"), vague, 4,
+                (layer, group, row, pairs) -> { });
+        int h = config.hiddenSize();
+        assertThrows(ExpertUnavailableException.class,
+                () -> p.computeExperts(1, 0, 1, 2, new float[h], new int[] {1, 5}, new float[] {0.5f, 0.5f}, new float[h]));
+    }
+
     @Test
     void replicatedExpertsAreSpreadOverTheGroupsThatHostThem() {
         Path dir = TinyModels.checkpoint(Architecture.MIXTRAL);
