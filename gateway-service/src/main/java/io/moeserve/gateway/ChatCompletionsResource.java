@@ -38,7 +38,8 @@ public class ChatCompletionsResource {
     public RestMulti<byte[]> create(byte[] body) {
         ChatCompletionRequest request = ChatCompletionRequest.parse(body);
         model.requireServed(request.model());
-        int[] prompt = model.chatPrompt(request.messages(), request.tools(), request.templateKwargs());
+        int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.tools(),
+                request.templateKwargs());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
                 request.options());
         return GenerationRun.respond(plan, model, router, metrics);

@@ -35,14 +35,23 @@ public interface GatewaySettings {
     Duration describeCacheTtl();
 
     /**
-     * How chat completions' output is read: {@code auto} parses gpt-oss's harmony format (reasoning_content,
-     * content, tool_calls) when the chat template writes {@code <|channel|>} and the tokenizer has harmony's
-     * special tokens, else plain text; {@code harmony} always (the tokenizer must have the tokens); {@code none}
-     * never (the text as generated, special tokens skipped).
+     * How chat completions' output is read into reasoning_content, content and tool_calls: {@code auto} by the
+     * chat template's markers (gpt-oss's harmony when it writes {@code <|channel|>} and the tokenizer has
+     * harmony's special tokens, Qwen's when it writes {@code <tool_call>}, DeepSeek's when it writes {@code
+     * <｜tool▁calls▁begin｜>}), else plain text; {@code harmony} (the tokenizer must have the tokens), {@code qwen}
+     * or {@code deepseek} always; {@code none} never (the text as generated, special tokens skipped).
      */
     @WithDefault("auto")
     OutputParser outputParser();
 
     /** The values of {@link #outputParser()}. */
-    enum OutputParser { AUTO, HARMONY, NONE }
+    enum OutputParser { AUTO, HARMONY, QWEN, DEEPSEEK, NONE }
+
+    /**
+     * Whether {@code <think>...</think>} goes to reasoning_content with the qwen and deepseek parsers (as vLLM's
+     * --reasoning-parser qwen3 / deepseek_r1); false leaves think blocks in content. Harmony's analysis channel is
+     * reasoning either way.
+     */
+    @WithDefault("true")
+    boolean reasoning();
 }

@@ -20,10 +20,14 @@ import java.util.Map;
  * {@code harmony}: then it is {@link #HARMONY_MODEL_ID}, gpt-oss's tokenizer and official chat template
  * ({@link TokenizerFormat#harmony()}) with a generation_config.json ending generation at {@code <|return|>},
  * {@code <|endoftext|>} and {@code <|call|>} as gpt-oss's does; the gateway reads no weights, so it has none.
+ * With {@code qwen3} it is {@link #QWEN3_MODEL_ID}: the ChatML checkpoint with Qwen3's official chat template as
+ * its chat_template.jinja (test resource qwen3/), whose {@code <tool_call>} makes the gateway parse Qwen's format.
+ * The ChatML checkpoint is served with moe.gateway.output-parser=none, its output as generated.
  */
 public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
     static final String MODEL_ID = "tiny-moe";
     static final String HARMONY_MODEL_ID = "gpt-oss-tiny";
+    static final String QWEN3_MODEL_ID = "qwen3-tiny";
     /** The harmony checkpoint's vocabulary size. */
     static final int HARMONY_VOCAB = 1000;
     static final String API_KEY = "sk-test-1";
@@ -32,14 +36,16 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
 
     private FakeRouter router;
     private boolean harmony;
+    private boolean qwen3;
 
     @Override
     public void init(Map<String, String> initArgs) {
         String format = initArgs.getOrDefault("format", "chatml");
-        if (!format.equals("chatml") && !format.equals("harmony")) {
-            throw new IllegalArgumentException("format must be chatml or harmony, not " + format);
+        if (!format.equals("chatml") && !format.equals("harmony") && !format.equals("qwen3")) {
+            throw new IllegalArgumentException("format must be chatml, harmony or qwen3, not " + format);
         }
         harmony = format.equals("harmony");
+        qwen3 = format.equals("qwen3");
     }
 
     @Override
@@ -52,10 +58,16 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
                 writeHarmonyCheckpoint(checkpoint);
                 router = new FakeRouter(checkpoint, HARMONY_MODEL_ID, HARMONY_VOCAB);
             } else {
-                checkpoint = root.resolve(MODEL_ID);
+                String id = qwen3 ? QWEN3_MODEL_ID : MODEL_ID;
+                checkpoint = root.resolve(id);
                 var config = SyntheticModel.generate(checkpoint,
                         SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
-                router = new FakeRouter(checkpoint, MODEL_ID, config.vocabSize());
+                if (qwen3) {
+                    try (var template = FakeRouterResource.class.getResourceAsStream("/qwen3/chat_template.jinja")) {
+                        Files.write(checkpoint.resolve("chat_template.jinja"), template.readAllBytes());
+                    }
+                }
+                router = new FakeRouter(checkpoint, id, config.vocabSize());
             }
             return Map.of(
                     "moe.model.path", checkpoint.toString(),
@@ -67,7 +79,10 @@ public class FakeRouterResource implements QuarkusTestResourceLifecycleManager {
                     "moe.gateway.request-timeout", "20s",
                     // Below the fake's max_context, so that the prompt limit is seen to be our own; gpt-oss's
                     // prompts are long (its system header, a tool's declaration) in the small vocabulary.
-                    "moe.gateway.max-prompt-tokens", Integer.toString(harmony ? FakeRouter.MAX_CONTEXT : MAX_PROMPT_TOKENS),
+                    "moe.gateway.max-prompt-tokens", Integer.toString(harmony || qwen3 ? FakeRouter.MAX_CONTEXT : MAX_PROMPT_TOKENS),
+                    // The ChatML checkpoint's template writes <tool_call>, which auto reads as Qwen's format; its
+                    // tests (echo_prompt replies holding the prompt's tool calls among them) check text as generated.
+                    "moe.gateway.output-parser", harmony || qwen3 ? "auto" : "none",
                     // Small, so that the body-limit tests need no huge bodies.
                     "quarkus.http.limits.max-body-size", "1M");
         } catch (IOException e) {

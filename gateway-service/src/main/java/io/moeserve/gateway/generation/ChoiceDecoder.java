@@ -13,14 +13,15 @@ import java.util.List;
 /**
  * Turns one choice's router messages into what the client sees: text (detokenized, cut at stop strings, without
  * the end-of-sequence token), the log-probabilities that go with that text, and the finish reason. Streaming and
- * non-streaming responses are both built from its steps, so they carry the same text. With a {@link HarmonyParser}
- * (gpt-oss), the text is split into reasoning, content and tool calls first; stop strings then apply to the
- * content, and each token's logprobs go out with the step of its token. Not thread-safe.
+ * non-streaming responses are both built from its steps, so they carry the same text. With a {@link
+ * ChatOutputParser} (gpt-oss's harmony, Qwen's or DeepSeek's tool calls and think blocks), the text is split into
+ * reasoning, content and tool calls first; stop strings then apply to the content, and each token's logprobs go out
+ * with the step of its token. Not thread-safe.
  */
-final class ChoiceDecoder implements HarmonyParser.Sink {
+final class ChoiceDecoder implements ChatOutputParser.Sink {
 
     /**
-     * What one router message adds: content to send, reasoning and tool-call fragments (harmony only, else empty),
+     * What one router message adds: content to send, reasoning and tool-call fragments (parsed output only, else empty),
      * logprobs released with it, and the end if it came.
      */
     record Step(String text, String reasoning, List<ToolCallDelta> toolCalls, List<LogprobEntry> logprobs,
@@ -42,8 +43,8 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
     /** Entries whose text has not been released yet (held back by the stop matcher or the detokenizer). */
     private final ArrayDeque<LogprobEntry> held = new ArrayDeque<>();
     private final StringBuilder out = new StringBuilder();
-    /** Null unless the output is harmony. */
-    private final HarmonyParser harmony;
+    /** Null unless the output is parsed (harmony, Qwen, DeepSeek). */
+    private final ChatOutputParser parser;
     private final StringBuilder reasoning = new StringBuilder();
     private final List<ToolCallDelta> toolCalls = new ArrayList<>();
     /** Tool calls begun so far; the current one's argument text of this step. */
@@ -65,16 +66,16 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
     }
 
     /**
-     * @param harmony          the tokenizer's harmony tokens when the output is parsed as harmony; null for text
+     * @param output           how the output is parsed into reasoning, content and tool calls; null for text
      * @param toolCallIdPrefix tool call i of this choice gets the id prefix + i (unique per request and choice)
      */
     ChoiceDecoder(HfTokenizer tokenizer, int[] promptIds, List<String> stopStrings, int[] endTokenIds,
-                  boolean logprobs, HarmonyParser.Tokens harmony, String toolCallIdPrefix) {
+                  boolean logprobs, OutputFormat output, String toolCallIdPrefix) {
         this.detokenizer = new IncrementalDetokenizer(tokenizer, true, promptIds);
         this.stops = new StopSequenceMatcher(stopStrings);
         this.endTokenIds = endTokenIds;
         this.logprobs = logprobs;
-        this.harmony = harmony == null ? null : new HarmonyParser(harmony, this);
+        this.parser = output == null ? null : output.parser(this, tokenizer, promptIds);
         this.toolCallIdPrefix = toolCallIdPrefix;
     }
 
@@ -89,7 +90,7 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
 
     Step accept(GenerateResponse message) {
         if (finished) return new Step("", List.of(), null, false);
-        if (harmony != null) return acceptHarmony(message);
+        if (parser != null) return acceptParsed(message);
         out.setLength(0);
         List<LogprobEntry> released = logprobs ? new ArrayList<>(message.getTokenIdsCount()) : List.of();
         FinishReason reason = message.getFinishReason();
@@ -121,8 +122,8 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
         return new Step(out.toString(), released, reason == FinishReason.FINISH_REASON_STOP ? "stop" : "length", false);
     }
 
-    /** {@link #accept} for harmony output: every token goes through the parser, which calls the Sink methods. */
-    private Step acceptHarmony(GenerateResponse message) {
+    /** {@link #accept} for parsed output: every token goes through the parser, which calls the Sink methods. */
+    private Step acceptParsed(GenerateResponse message) {
         out.setLength(0);
         reasoning.setLength(0);
         toolCalls.clear();
@@ -134,25 +135,27 @@ final class ChoiceDecoder implements HarmonyParser.Sink {
             int id = message.getTokenIds(i);
             tokens++;
             if (last && i == count - 1 && reason == FinishReason.FINISH_REASON_STOP && isEndToken(id)) {
-                // <|return|> or <|call|>: the parser needs it; neither the text nor the logprobs have it, as
-                // the end token of plain text
-                harmony.accept(id, "");
+                // <|return|> or <|call|> (harmony's parser needs it), <|im_end|>: neither the text nor the
+                // logprobs have it, as the end token of plain text
+                parser.accept(id, "");
                 break;
             }
             if (logprobs && i < message.getLogprobsCount()) released.add(new LogprobEntry(message.getLogprobs(i), 0));
-            harmony.accept(id, detokenizer.add(id));
-            if (stops.matched()) return harmonyStep(released, "stop", true);
+            parser.accept(id, detokenizer.add(id));
+            if (stops.matched()) return parsedStep(released, "stop", true);
         }
-        if (!last) return harmonyStep(released, null, false);
-        harmony.text(detokenizer.flush());
-        harmony.finish();
-        if (stops.matched()) return harmonyStep(released, "stop", true);
+        if (!last) return parsedStep(released, null, false);
+        parser.text(detokenizer.flush());
+        parser.finish();
+        if (stops.matched()) return parsedStep(released, "stop", true);
         out.append(stops.flush());
-        String finish = harmony.calledTool() ? "tool_calls" : reason == FinishReason.FINISH_REASON_STOP ? "stop" : "length";
-        return harmonyStep(released, finish, false);
+        // A call cut short by length is content, but calls before it were made: the reason stays length.
+        boolean stopped = reason == FinishReason.FINISH_REASON_STOP;
+        String finish = stopped && parser.calledTool() ? "tool_calls" : stopped ? "stop" : "length";
+        return parsedStep(released, finish, false);
     }
 
-    private Step harmonyStep(List<LogprobEntry> released, String finishReason, boolean stopStringMatched) {
+    private Step parsedStep(List<LogprobEntry> released, String finishReason, boolean stopStringMatched) {
         flushArguments();
         if (finishReason != null) finished = true;
         return new Step(out.toString(), reasoning.toString(), List.copyOf(toolCalls), released, finishReason,

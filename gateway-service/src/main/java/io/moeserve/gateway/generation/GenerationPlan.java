@@ -12,10 +12,10 @@ import java.util.List;
  * @param identity     the completion's id, created time, model and endpoint; the router call's model_id too
  * @param maxNewTokens per prompt: max_tokens, or what fits the context when it was not given
  * @param endTokenIds  the model's end-of-sequence ids plus stop_token_ids (and harmony's turn ends): never text
- * @param harmony      the harmony tokens when a chat completion's output is parsed as harmony; null otherwise
+ * @param output       how a chat completion's output is parsed (harmony, Qwen, DeepSeek); null for plain text
  */
 public record GenerationPlan(CompletionIdentity identity, List<int[]> prompts, int[] maxNewTokens,
-                             GenerationOptions options, int[] endTokenIds, Duration timeout, HarmonyParser.Tokens harmony) {
+                             GenerationOptions options, int[] endTokenIds, Duration timeout, OutputFormat output) {
 
     int choiceCount() {
         return prompts.size() * options.n();

@@ -8,11 +8,13 @@ import io.moeserve.gateway.openai.OpenAiException;
 import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.router.v1.ModelDescription;
+import io.moeserve.tokenizer.ChatMessage;
 import io.moeserve.tokenizer.HfTokenizer;
 import io.quarkus.runtime.Startup;
 import jakarta.annotation.PostConstruct;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
+import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Optional;
@@ -39,8 +41,8 @@ public class GenerationPlanner {
     @Inject
     ModelSettings modelSettings;
 
-    /** The harmony tokens when chat output is parsed as harmony, else null; decided at startup. */
-    private HarmonyParser.Tokens harmony;
+    /** How chat output is parsed, null for plain text; decided at startup. */
+    private OutputFormat output;
 
     @Inject
     RouterClient router;
@@ -108,21 +110,70 @@ public class GenerationPlanner {
             }
             end.add(id);
         }
-        HarmonyParser.Tokens harmony = endpoint == GenerationOptions.Endpoint.CHAT ? this.harmony : null;
-        if (harmony != null) {
-            for (int id : harmony.turnEnds()) end.add(id);
+        OutputFormat output = endpoint == GenerationOptions.Endpoint.CHAT ? this.output : null;
+        if (output != null) {
+            for (int id : output.turnEnds()) end.add(id);
         }
         int[] endIds = end.stream().mapToInt(Integer::intValue).toArray();
         String prefix = endpoint == GenerationOptions.Endpoint.CHAT ? "chatcmpl-" : "cmpl-";
         CompletionIdentity identity = new CompletionIdentity(prefix + randomId(), System.currentTimeMillis() / 1000,
                 model.id(), endpoint);
         return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout(),
-                harmony);
+                output);
+    }
+
+    /**
+     * The messages as the chat template should see them. Qwen's templates concatenate an assistant's content as
+     * a string, and Qwen3's fails on None ({@code content.lstrip}), in transformers too; but the OpenAI SDKs send
+     * a message that only called tools back with {@code "content": null}. So with Qwen's format, a null or left
+     * out assistant content is "", as vLLM passes it. Other templates get the messages as sent: DeepSeek-V3's
+     * renders a tool call only when the content is None.
+     */
+    public List<ChatMessage> templateMessages(List<ChatMessage> messages) {
+        if (!(output instanceof TaggedOutputParser.Format f) || f.family() != TaggedOutputParser.Family.QWEN) {
+            return messages;
+        }
+        List<ChatMessage> out = new ArrayList<>(messages.size());
+        for (ChatMessage m : messages) {
+            out.add("assistant".equals(m.role()) && m.content() == null ? new ChatMessage(m.role(), "", m.toolCalls(),
+                    m.reasoningContent(), m.toolCallId(), m.name()) : m);
+        }
+        return out;
     }
 
     @PostConstruct
     void decideOutputParser() {
-        harmony = harmonyTokens(settings.outputParser(), model.tokenizer(), modelSettings.directory().toString());
+        output = outputFormat(settings.outputParser(), settings.reasoning(), model.tokenizer(),
+                modelSettings.directory().toString());
+    }
+
+    /**
+     * How chat output is read. {@code auto} goes by the markers the chat template writes: {@code <|channel|>}
+     * (with harmony's tokens in the tokenizer) is harmony, {@code <tool_call>} Qwen's Hermes-style calls,
+     * {@code tool▁calls▁begin} DeepSeek's; anything else is plain text. Think blocks are reasoning when
+     * {@code reasoning} is on (Qwen and DeepSeek; harmony's analysis channel always is).
+     *
+     * @throws IllegalStateException {@code harmony} with a tokenizer that lacks some of the tokens
+     */
+    static OutputFormat outputFormat(GatewaySettings.OutputParser setting, boolean reasoning, HfTokenizer tokenizer,
+                                     String checkpoint) {
+        HarmonyParser.Tokens harmony = harmonyTokens(setting, tokenizer, checkpoint);
+        if (harmony != null) return harmony;
+        return switch (setting) {
+            case QWEN -> new TaggedOutputParser.Format(TaggedOutputParser.Family.QWEN, reasoning);
+            case DEEPSEEK -> new TaggedOutputParser.Format(TaggedOutputParser.Family.DEEPSEEK, reasoning);
+            case AUTO -> {
+                String template = tokenizer.chatTemplateSource().orElse("");
+                if (template.contains(TaggedOutputParser.QWEN_CALL)) {
+                    yield new TaggedOutputParser.Format(TaggedOutputParser.Family.QWEN, reasoning);
+                }
+                if (template.contains("tool▁calls▁begin")) {
+                    yield new TaggedOutputParser.Format(TaggedOutputParser.Family.DEEPSEEK, reasoning);
+                }
+                yield null;
+            }
+            default -> null;
+        };
     }
 
     /**
@@ -135,7 +186,7 @@ public class GenerationPlanner {
                                               String checkpoint) {
         Optional<HarmonyParser.Tokens> tokens = HarmonyParser.Tokens.of(tokenizer);
         return switch (setting) {
-            case NONE -> null;
+            case NONE, QWEN, DEEPSEEK -> null;
             case HARMONY -> tokens.orElseThrow(() -> new IllegalStateException("moe.gateway.output-parser is harmony, "
                     + "but the tokenizer of " + checkpoint + " lacks harmony's special tokens "
                     + HarmonyParser.Tokens.missing(tokenizer) + "; serve a gpt-oss tokenizer, or set it to auto or none"));

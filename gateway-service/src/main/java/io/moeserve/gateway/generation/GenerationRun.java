@@ -69,7 +69,7 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         boolean logprobs = plan.options().logprobs() >= 0;
         for (int c = 0; c < choices.length; c++) {
             choices[c] = new Choice(c, new ChoiceDecoder(model.tokenizer(), plan.promptOf(c), plan.options().stop(),
-                    plan.endTokenIds(), logprobs, plan.harmony(), "call_" + plan.identity().id().substring(
+                    plan.endTokenIds(), logprobs, plan.output(), "call_" + plan.identity().id().substring(
                             plan.identity().id().indexOf('-') + 1) + "_" + c + "_"));
         }
         this.awaitingFirst = choices.length;
@@ -174,8 +174,8 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         for (int id : o.stopTokenIds()) b.addStopTokenIds(id);
         // A harmony turn ends at <|return|> or <|call|>, whether or not generation_config.json lists them (gpt-oss's
         // listed only <|return|> and <|endoftext|> until 2025-08-13).
-        if (plan.harmony() != null) {
-            for (int id : plan.harmony().turnEnds()) b.addStopTokenIds(id);
+        if (plan.output() != null) {
+            for (int id : plan.output().turnEnds()) b.addStopTokenIds(id);
         }
         return b;
     }

@@ -31,25 +31,14 @@ import java.util.OptionalInt;
  * <p>One instance per choice; not thread-safe. It keeps one StringBuilder for the header and allocates nothing
  * per token beyond what its sink does with the text.
  */
-final class HarmonyParser {
+final class HarmonyParser implements ChatOutputParser {
     /** Longer than any real header ("assistant to=functions.NAME<|channel|>commentary json"), short of real text. */
     static final int MAX_HEADER_CHARS = 256;
     private static final String FUNCTIONS = "functions.";
 
-    /** What the parsed output becomes. */
-    interface Sink {
-        void reasoning(String text);
-
-        void content(String text);
-
-        /** A new tool call to the function {@code name}; {@link #arguments} fragments follow. */
-        void toolCall(String name);
-
-        void arguments(String text);
-    }
-
     /** The ids of harmony's special tokens in a tokenizer. */
-    record Tokens(int start, int channel, int message, int end, int returnToken, int call, int constrain) {
+    record Tokens(int start, int channel, int message, int end, int returnToken, int call, int constrain)
+            implements OutputFormat {
 
         private static final List<String> NAMES = List.of("<|start|>", "<|channel|>", "<|message|>", "<|end|>",
                 "<|return|>", "<|call|>", "<|constrain|>");
@@ -70,8 +59,14 @@ final class HarmonyParser {
             return NAMES.stream().filter(name -> tokenizer.tokenId(name).isEmpty()).toList();
         }
 
+        @Override
+        public ChatOutputParser parser(Sink sink, HfTokenizer tokenizer, int[] promptIds) {
+            return new HarmonyParser(this, sink);
+        }
+
         /** The turn's end tokens, which generation must stop at. */
-        int[] turnEnds() {
+        @Override
+        public int[] turnEnds() {
             return new int[] {returnToken, call};
         }
     }
@@ -95,7 +90,8 @@ final class HarmonyParser {
     }
 
     /** Whether the output ended a tool call with {@code <|call|>} (finish_reason tool_calls). */
-    boolean calledTool() {
+    @Override
+    public boolean calledTool() {
         return calledTool;
     }
 
@@ -103,7 +99,8 @@ final class HarmonyParser {
      * One generated token: its id, and the text the detokenizer released with it (empty for special tokens, and
      * for tokens that hold part of a character).
      */
-    void accept(int id, String text) {
+    @Override
+    public void accept(int id, String text) {
         if (id == tokens.start()) {
             endHeaderAsContent();
             state = State.HEADER;
@@ -124,7 +121,8 @@ final class HarmonyParser {
     }
 
     /** Text released without a token of its own (the detokenizer's flush at the end). */
-    void text(String text) {
+    @Override
+    public void text(String text) {
         if (text.isEmpty()) return;
         switch (state) {
             case HEADER -> {
@@ -147,7 +145,8 @@ final class HarmonyParser {
     }
 
     /** The end of generation: a header never closed is content. */
-    void finish() {
+    @Override
+    public void finish() {
         endHeaderAsContent();
         state = State.OUTSIDE;
     }

@@ -95,7 +95,7 @@ final class NonStreamingRun extends GenerationRun {
         for (Choice c : choices) {
             Output out = outputs[c.index];
             // Left out when the model wrote no analysis.
-            String reasoning = plan.harmony() == null || out.reasoning.isEmpty() ? null : out.reasoning.toString();
+            String reasoning = plan.output() == null || out.reasoning.isEmpty() ? null : out.reasoning.toString();
             results.add(new CompletionResponseWriter.ChoiceResult(c.index, out.text.toString(), out.logprobs,
                     c.finishReason, c.completionTokens, reasoning, List.copyOf(out.toolCalls)));
         }

@@ -110,7 +110,7 @@ final class StreamingRun extends GenerationRun {
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         if (first && plan.identity().chat()) outbox.add(sse.role(choice.index));
         List<LogprobEntry> logprobs = plan.options().logprobs() >= 0 ? step.logprobs() : null;
-        if (plan.harmony() != null) {
+        if (plan.output() != null) {
             // Parsed output: reasoning and tool call pieces go out with the content in one delta.
             if (!step.text().isEmpty() || !step.reasoning().isEmpty() || !step.toolCalls().isEmpty()
                     || !step.logprobs().isEmpty()) {

@@ -17,7 +17,7 @@ class HarmonyParserTest {
     private static final Pattern SPECIAL = Pattern.compile("<\\|(start|channel|message|end|return|call|constrain)\\|>");
 
     /** What the sink saw, joined: fragments of one kind concatenated, tool calls as name(arguments). */
-    private static final class Recorder implements HarmonyParser.Sink {
+    private static final class Recorder implements ChatOutputParser.Sink {
         final StringBuilder reasoning = new StringBuilder();
         final StringBuilder content = new StringBuilder();
         final List<String> calls = new ArrayList<>();

@@ -1,14 +1,18 @@
 package io.moeserve.gateway.generation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.gateway.GatewaySettings.OutputParser;
 import io.moeserve.tokenizer.HfTokenizer;
 import io.moeserve.tokenizer.synthetic.SyntheticTokenizerBuilder;
 import io.moeserve.tokenizer.synthetic.TokenizerFormat;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,6 +43,61 @@ class OutputParserTest {
             assertEquals(tokens, GenerationPlanner.harmonyTokens(OutputParser.AUTO, gptOss, "/models/gpt-oss"));
             assertEquals(tokens, GenerationPlanner.harmonyTokens(OutputParser.HARMONY, gptOss, "/models/gpt-oss"));
             assertNull(GenerationPlanner.harmonyTokens(OutputParser.NONE, gptOss, "/models/gpt-oss"));
+        }
+    }
+
+    /** The official template of test resource {@code family}, as the checkpoint's chat_template.jinja. */
+    private static void writeTemplate(Path dir, String family) throws IOException {
+        try (InputStream in = OutputParserTest.class.getResourceAsStream("/" + family + "/chat_template.jinja")) {
+            Files.write(dir.resolve("chat_template.jinja"), in.readAllBytes());
+        }
+    }
+
+    @Test
+    void autoReadsQwenAndDeepSeekByTheirTemplatesMarkers(@TempDir Path dir) throws IOException {
+        SyntheticTokenizerBuilder.write(dir, 1000);
+        writeTemplate(dir, "qwen3");
+        TaggedOutputParser.Format qwen = new TaggedOutputParser.Format(TaggedOutputParser.Family.QWEN, true);
+        TaggedOutputParser.Format deepSeek = new TaggedOutputParser.Format(TaggedOutputParser.Family.DEEPSEEK, true);
+        try (HfTokenizer qwen3 = HfTokenizer.load(dir)) {
+            assertEquals(qwen, GenerationPlanner.outputFormat(OutputParser.AUTO, true, qwen3, "/models/qwen3"));
+            assertEquals(new TaggedOutputParser.Format(TaggedOutputParser.Family.QWEN, false),
+                    GenerationPlanner.outputFormat(OutputParser.AUTO, false, qwen3, "/models/qwen3"), "reasoning off");
+            assertEquals(deepSeek, GenerationPlanner.outputFormat(OutputParser.DEEPSEEK, true, qwen3, "/models/qwen3"));
+            assertNull(GenerationPlanner.outputFormat(OutputParser.NONE, true, qwen3, "/models/qwen3"));
+        }
+        writeTemplate(dir, "deepseek_v3");
+        try (HfTokenizer v3 = HfTokenizer.load(dir)) {
+            assertEquals(deepSeek, GenerationPlanner.outputFormat(OutputParser.AUTO, true, v3, "/models/deepseek"));
+            assertEquals(qwen, GenerationPlanner.outputFormat(OutputParser.QWEN, true, v3, "/models/deepseek"));
+        }
+    }
+
+    @Test
+    void aTemplateWithoutMarkersIsPlainTextAndGptOssStaysHarmony(@TempDir Path dir) throws IOException {
+        SyntheticTokenizerBuilder.write(dir, 1000);
+        Files.writeString(dir.resolve("chat_template.jinja"),
+                "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}");
+        try (HfTokenizer plain = HfTokenizer.load(dir)) {
+            assertNull(GenerationPlanner.outputFormat(OutputParser.AUTO, true, plain, "/models/plain"));
+        }
+        Path gptOssDir = dir.resolve("gpt-oss");
+        SyntheticTokenizerBuilder.write(gptOssDir, 1000, TokenizerFormat.harmony());
+        try (HfTokenizer gptOss = HfTokenizer.load(gptOssDir)) {
+            assertEquals(HarmonyParser.Tokens.of(gptOss).orElseThrow(),
+                    GenerationPlanner.outputFormat(OutputParser.AUTO, true, gptOss, "/models/gpt-oss"));
+        }
+    }
+
+    @Test
+    void thePromptTellsWhetherTheOutputStartsInsideAThinkBlock(@TempDir Path dir) throws IOException {
+        SyntheticTokenizerBuilder.write(dir, 1000);
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertTrue(TaggedOutputParser.opensThink(tokenizer,
+                    tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n", false)));
+            assertFalse(TaggedOutputParser.opensThink(tokenizer, tokenizer.encode(
+                    "<|im_start|>assistant\n<think>\n\n</think>\n\n", false)), "enable_thinking=false closed it");
+            assertFalse(TaggedOutputParser.opensThink(tokenizer, tokenizer.encode("<|im_start|>assistant\n", false)));
         }
     }
 }
