@@ -41,7 +41,7 @@ public class ChatCompletionsResource {
         int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.tools(),
                 request.templateKwargs());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
-                request.options());
+                request.options(), request.tools() != null);
         return GenerationRun.respond(plan, model, router, metrics);
     }
 }

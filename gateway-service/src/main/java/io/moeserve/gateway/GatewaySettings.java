@@ -38,14 +38,16 @@ public interface GatewaySettings {
      * How chat completions' output is read into reasoning_content, content and tool_calls: {@code auto} by the
      * chat template's markers (gpt-oss's harmony when it writes {@code <|channel|>} and the tokenizer has
      * harmony's special tokens, Qwen's when it writes {@code <tool_call>}, DeepSeek's when it writes {@code
-     * <｜tool▁calls▁begin｜>}), else plain text; {@code harmony} (the tokenizer must have the tokens), {@code qwen}
-     * or {@code deepseek} always; {@code none} never (the text as generated, special tokens skipped).
+     * <｜tool▁calls▁begin｜>}, Mistral's when it writes {@code [TOOL_CALLS]}, Llama 3.x's JSON calls when it writes
+     * {@code <|python_tag|>} or Llama 3.1's JSON tool instructions), else plain text; {@code harmony} (the tokenizer
+     * must have the tokens), {@code qwen}, {@code deepseek}, {@code mistral} or {@code llama3-json} always ({@code
+     * llama3-json} for requests that send tools); {@code none} never (the text as generated, special tokens skipped).
      */
     @WithDefault("auto")
     OutputParser outputParser();
 
     /** The values of {@link #outputParser()}. */
-    enum OutputParser { AUTO, HARMONY, QWEN, DEEPSEEK, NONE }
+    enum OutputParser { AUTO, HARMONY, QWEN, DEEPSEEK, MISTRAL, LLAMA3_JSON, NONE }
 
     /**
      * Whether {@code <think>...</think>} goes to reasoning_content with the qwen and deepseek parsers (as vLLM's

@@ -34,6 +34,8 @@ public class GenerationPlanner {
     static final int COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
     /** When the router reports no max_context and the tokenizer has no model_max_length. */
     static final int FALLBACK_CONTEXT = 32768;
+    /** What Llama 3.1/3.2/3.3's templates tell the model when the request has tools (JSON based tool calling). */
+    static final String LLAMA3_TOOL_INSTRUCTION = "respond with a JSON for a function call";
 
     @Inject
     ServedModel model;
@@ -55,6 +57,15 @@ public class GenerationPlanner {
      */
     public GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
                                GenerationOptions options) {
+        return plan(endpoint, prompts, promptParams, options, false);
+    }
+
+    /**
+     * @param toolsSent whether the request sent tools: formats whose calls look like plain JSON (Llama 3.x's) read
+     *                  the output only then
+     */
+    public GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
+                               GenerationOptions options, boolean toolsSent) {
         ModelDescription d = router.description();
         int context = d.getMaxContext() > 0 ? d.getMaxContext()
                 : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
@@ -111,6 +122,7 @@ public class GenerationPlanner {
             end.add(id);
         }
         OutputFormat output = endpoint == GenerationOptions.Endpoint.CHAT ? this.output : null;
+        if (output != null && output.onlyWithTools() && !toolsSent) output = null;
         if (output != null) {
             for (int id : output.turnEnds()) end.add(id);
         }
@@ -150,7 +162,8 @@ public class GenerationPlanner {
     /**
      * How chat output is read. {@code auto} goes by the markers the chat template writes: {@code <|channel|>}
      * (with harmony's tokens in the tokenizer) is harmony, {@code <tool_call>} Qwen's Hermes-style calls,
-     * {@code tool▁calls▁begin} DeepSeek's; anything else is plain text. Think blocks are reasoning when
+     * {@code tool▁calls▁begin} DeepSeek's, {@code [TOOL_CALLS]} Mistral's, {@code <|python_tag|>} or Llama 3.1's JSON
+     * tool instruction Llama 3.x's JSON calls; anything else is plain text. Think blocks are reasoning when
      * {@code reasoning} is on (Qwen and DeepSeek; harmony's analysis channel always is).
      *
      * @throws IllegalStateException {@code harmony} with a tokenizer that lacks some of the tokens
@@ -162,6 +175,8 @@ public class GenerationPlanner {
         return switch (setting) {
             case QWEN -> new TaggedOutputParser.Format(TaggedOutputParser.Family.QWEN, reasoning);
             case DEEPSEEK -> new TaggedOutputParser.Format(TaggedOutputParser.Family.DEEPSEEK, reasoning);
+            case MISTRAL -> JsonToolCallParser.Format.of(JsonToolCallParser.Family.MISTRAL, tokenizer);
+            case LLAMA3_JSON -> JsonToolCallParser.Format.of(JsonToolCallParser.Family.LLAMA3_JSON, tokenizer);
             case AUTO -> {
                 String template = tokenizer.chatTemplateSource().orElse("");
                 if (template.contains(TaggedOutputParser.QWEN_CALL)) {
@@ -169,6 +184,12 @@ public class GenerationPlanner {
                 }
                 if (template.contains("tool▁calls▁begin")) {
                     yield new TaggedOutputParser.Format(TaggedOutputParser.Family.DEEPSEEK, reasoning);
+                }
+                if (template.contains(JsonToolCallParser.MISTRAL_CALLS)) {
+                    yield JsonToolCallParser.Format.of(JsonToolCallParser.Family.MISTRAL, tokenizer);
+                }
+                if (template.contains(JsonToolCallParser.PYTHON_TAG) || template.contains(LLAMA3_TOOL_INSTRUCTION)) {
+                    yield JsonToolCallParser.Format.of(JsonToolCallParser.Family.LLAMA3_JSON, tokenizer);
                 }
                 yield null;
             }
@@ -186,7 +207,7 @@ public class GenerationPlanner {
                                               String checkpoint) {
         Optional<HarmonyParser.Tokens> tokens = HarmonyParser.Tokens.of(tokenizer);
         return switch (setting) {
-            case NONE, QWEN, DEEPSEEK -> null;
+            case NONE, QWEN, DEEPSEEK, MISTRAL, LLAMA3_JSON -> null;
             case HARMONY -> tokens.orElseThrow(() -> new IllegalStateException("moe.gateway.output-parser is harmony, "
                     + "but the tokenizer of " + checkpoint + " lacks harmony's special tokens "
                     + HarmonyParser.Tokens.missing(tokenizer) + "; serve a gpt-oss tokenizer, or set it to auto or none"));

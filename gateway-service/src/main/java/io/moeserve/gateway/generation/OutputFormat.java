@@ -14,4 +14,9 @@ interface OutputFormat {
     default int[] turnEnds() {
         return new int[0];
     }
+
+    /** Whether output is parsed only when the request sent tools (formats whose calls look like plain JSON). */
+    default boolean onlyWithTools() {
+        return false;
+    }
 }

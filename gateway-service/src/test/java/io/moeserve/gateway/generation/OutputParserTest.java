@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -98,6 +99,53 @@ class OutputParserTest {
             assertFalse(TaggedOutputParser.opensThink(tokenizer, tokenizer.encode(
                     "<|im_start|>assistant\n<think>\n\n</think>\n\n", false)), "enable_thinking=false closed it");
             assertFalse(TaggedOutputParser.opensThink(tokenizer, tokenizer.encode("<|im_start|>assistant\n", false)));
+        }
+    }
+
+    /** A synthetic tokenizer with {@code special} as its special tokens (eos the second) and {@code template}. */
+    private static HfTokenizer withTokens(Path dir, List<String> special, String template) throws IOException {
+        SyntheticTokenizerBuilder.write(dir, 1000, new TokenizerFormat(special, special.get(0), special.get(1),
+                special.get(1), template));
+        return HfTokenizer.load(dir);
+    }
+
+    @Test
+    void autoReadsMistralsToolCallsMarkerByItsToken(@TempDir Path dir) throws IOException {
+        // The part of Mixtral-8x22B-Instruct's template that writes an assistant's calls.
+        String template = "{% for m in messages %}{% if m.tool_calls %}[TOOL_CALLS] {{ m.tool_calls | tojson }}</s>"
+                + "{% else %}{{ m.content }}{% endif %}{% endfor %}";
+        try (HfTokenizer mistral = withTokens(dir, List.of("<s>", "</s>", "[TOOL_CALLS]"), template)) {
+            JsonToolCallParser.Format format = new JsonToolCallParser.Format(JsonToolCallParser.Family.MISTRAL,
+                    mistral.tokenId("[TOOL_CALLS]").orElseThrow());
+            assertEquals(format, GenerationPlanner.outputFormat(OutputParser.AUTO, true, mistral, "/models/mixtral"));
+            assertEquals(format, GenerationPlanner.outputFormat(OutputParser.MISTRAL, true, mistral, "/models/mixtral"));
+            assertFalse(format.onlyWithTools());
+            assertNull(GenerationPlanner.outputFormat(OutputParser.NONE, true, mistral, "/models/mixtral"));
+        }
+    }
+
+    @Test
+    void autoReadsLlamaJsonCallsByTheTemplatesToolInstructionOrPythonTag(@TempDir Path dir) throws IOException {
+        // Llama 3.1's instruction when the request has tools, as its template words it.
+        String template = "{% if tools %}Given the following functions, please respond with a JSON for a function call "
+                + "with its proper arguments that best answers the given prompt.{% endif %}"
+                + "{% for m in messages %}{{ m.content }}<|eot_id|>{% endfor %}";
+        List<String> special = List.of("<|begin_of_text|>", "<|eot_id|>", "<|python_tag|>");
+        try (HfTokenizer llama = withTokens(dir.resolve("a"), special, template)) {
+            JsonToolCallParser.Format format = new JsonToolCallParser.Format(JsonToolCallParser.Family.LLAMA3_JSON,
+                    llama.tokenId("<|python_tag|>").orElseThrow());
+            assertEquals(format, GenerationPlanner.outputFormat(OutputParser.AUTO, true, llama, "/models/llama"));
+            assertTrue(format.onlyWithTools(), "plain JSON answers to requests without tools stay content");
+        }
+        try (HfTokenizer llama = withTokens(dir.resolve("b"), special,
+                "{% for m in messages %}{% if m.tool_calls %}<|python_tag|>{% endif %}{{ m.content }}{% endfor %}")) {
+            assertEquals(JsonToolCallParser.Family.LLAMA3_JSON, ((JsonToolCallParser.Format) GenerationPlanner
+                    .outputFormat(OutputParser.AUTO, true, llama, "/models/llama")).family());
+        }
+        SyntheticTokenizerBuilder.write(dir.resolve("c"), 1000);
+        try (HfTokenizer chatml = HfTokenizer.load(dir.resolve("c"))) {
+            assertEquals(new JsonToolCallParser.Format(JsonToolCallParser.Family.LLAMA3_JSON, -1),
+                    GenerationPlanner.outputFormat(OutputParser.LLAMA3_JSON, true, chatml, "/models/x"), "no such token");
         }
     }
 }
