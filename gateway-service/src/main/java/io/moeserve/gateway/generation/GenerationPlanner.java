@@ -121,8 +121,7 @@ public class GenerationPlanner {
             }
             end.add(id);
         }
-        OutputFormat output = endpoint == GenerationOptions.Endpoint.CHAT ? this.output : null;
-        if (output != null && output.onlyWithTools() && !toolsSent) output = null;
+        OutputFormat output = endpoint == GenerationOptions.Endpoint.CHAT ? forRequest(this.output, toolsSent) : null;
         if (output != null) {
             for (int id : output.turnEnds()) end.add(id);
         }
@@ -151,6 +150,11 @@ public class GenerationPlanner {
                     m.reasoningContent(), m.toolCallId(), m.name()) : m);
         }
         return out;
+    }
+
+    /** The format a chat request's output is read with: none for Llama's plain-JSON calls when it sent no tools. */
+    static OutputFormat forRequest(OutputFormat output, boolean toolsSent) {
+        return output != null && output.onlyWithTools() && !toolsSent ? null : output;
     }
 
     @PostConstruct

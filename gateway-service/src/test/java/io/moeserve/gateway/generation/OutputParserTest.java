@@ -119,7 +119,7 @@ class OutputParserTest {
                     mistral.tokenId("[TOOL_CALLS]").orElseThrow());
             assertEquals(format, GenerationPlanner.outputFormat(OutputParser.AUTO, true, mistral, "/models/mixtral"));
             assertEquals(format, GenerationPlanner.outputFormat(OutputParser.MISTRAL, true, mistral, "/models/mixtral"));
-            assertFalse(format.onlyWithTools());
+            assertEquals(format, GenerationPlanner.forRequest(format, false), "Mistral's marker is never plain text");
             assertNull(GenerationPlanner.outputFormat(OutputParser.NONE, true, mistral, "/models/mixtral"));
         }
     }
@@ -136,6 +136,8 @@ class OutputParserTest {
                     llama.tokenId("<|python_tag|>").orElseThrow());
             assertEquals(format, GenerationPlanner.outputFormat(OutputParser.AUTO, true, llama, "/models/llama"));
             assertTrue(format.onlyWithTools(), "plain JSON answers to requests without tools stay content");
+            assertEquals(format, GenerationPlanner.forRequest(format, true));
+            assertNull(GenerationPlanner.forRequest(format, false), "no tools sent: plain text");
         }
         try (HfTokenizer llama = withTokens(dir.resolve("b"), special,
                 "{% for m in messages %}{% if m.tool_calls %}<|python_tag|>{% endif %}{{ m.content }}{% endfor %}")) {
