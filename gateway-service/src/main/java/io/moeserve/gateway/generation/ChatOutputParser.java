@@ -2,9 +2,10 @@ package io.moeserve.gateway.generation;
 
 /**
  * Splits a chat completion's generated text into reasoning, content and tool calls as it is generated, token by
- * token, for one choice. One implementation per output format: {@link HarmonyParser} (gpt-oss) and
+ * token, for one choice. One implementation per output format: {@link HarmonyParser} (gpt-oss),
  * {@link TaggedOutputParser} (Qwen's {@code <tool_call>}, DeepSeek's {@code <｜tool▁calls▁begin｜>}, both with
- * {@code <think>} reasoning). Malformed output is content, never an exception. Not thread-safe.
+ * {@code <think>} reasoning) and {@link JsonToolCallParser} (Mistral's {@code [TOOL_CALLS]}, Llama 3.x's JSON
+ * calls). Malformed output is content, never an exception. Not thread-safe.
  */
 interface ChatOutputParser {
 
