@@ -21,12 +21,14 @@ fi
 need_pkgs=()
 command -v promtool >/dev/null && command -v prometheus >/dev/null || need_pkgs+=(prometheus)
 command -v node >/dev/null && command -v npm >/dev/null || need_pkgs+=(nodejs npm)
+# The internal-TLS tests make their certificates with openssl.
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${need_pkgs[*]} for the Helm chart and Prometheus tests..." >&2
+    echo "installing ${need_pkgs[*]} for the Helm chart, Prometheus and TLS tests..." >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}") >&2
   else
-    echo "error: the tests need promtool and prometheus (Debian: prometheus) and Node.js with npm; missing: ${need_pkgs[*]}" >&2
+    echo "error: the tests need promtool and prometheus (Debian: prometheus), Node.js with npm and openssl; missing: ${need_pkgs[*]}" >&2
     exit 1
   fi
 fi
