@@ -2,8 +2,6 @@ package io.moeserve.gateway.generation;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -16,46 +14,11 @@ class HarmonyParserTest {
     private static final HarmonyParser.Tokens TOKENS = new HarmonyParser.Tokens(1, 2, 3, 4, 5, 6, 7);
     private static final Pattern SPECIAL = Pattern.compile("<\\|(start|channel|message|end|return|call|constrain)\\|>");
 
-    /** What the sink saw, joined: fragments of one kind concatenated, tool calls as name(arguments). */
-    private static final class Recorder implements ChatOutputParser.Sink {
-        final StringBuilder reasoning = new StringBuilder();
-        final StringBuilder content = new StringBuilder();
-        final List<String> calls = new ArrayList<>();
-        final List<StringBuilder> arguments = new ArrayList<>();
-
-        @Override
-        public void reasoning(String text) {
-            reasoning.append(text);
-        }
-
-        @Override
-        public void content(String text) {
-            content.append(text);
-        }
-
-        @Override
-        public void toolCall(String name) {
-            calls.add(name);
-            arguments.add(new StringBuilder());
-        }
-
-        @Override
-        public void arguments(String text) {
-            arguments.getLast().append(text);
-        }
-
-        String toolCalls() {
-            StringBuilder out = new StringBuilder();
-            for (int i = 0; i < calls.size(); i++) out.append(calls.get(i)).append('(').append(arguments.get(i)).append(')');
-            return out.toString();
-        }
-    }
-
     private record Parsed(String reasoning, String content, String toolCalls, boolean calledTool) {}
 
     /** Feeds the output with every text run cut after {@code cut} characters (0: whole runs). */
     private static Parsed parse(String output, int cut) {
-        Recorder r = new Recorder();
+        RecordingSink r = new RecordingSink();
         HarmonyParser parser = new HarmonyParser(TOKENS, r);
         Matcher m = SPECIAL.matcher(output);
         int at = 0;
@@ -146,7 +109,7 @@ class HarmonyParserTest {
 
     @Test
     void specialTokensAreRecognisedByIdNeverByText() {
-        Recorder r = new Recorder();
+        RecordingSink r = new RecordingSink();
         HarmonyParser parser = new HarmonyParser(TOKENS, r);
         parser.accept(TOKENS.channel(), "");
         parser.accept(100, "final");

@@ -3,7 +3,6 @@ package io.moeserve.gateway.generation;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.moeserve.gateway.generation.TaggedOutputParser.Family;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -15,45 +14,10 @@ import org.junit.jupiter.api.Test;
  */
 class TaggedOutputParserTest {
 
-    /** What the sink saw, joined: fragments of one kind concatenated, tool calls as name(arguments). */
-    private static final class Recorder implements ChatOutputParser.Sink {
-        final StringBuilder reasoning = new StringBuilder();
-        final StringBuilder content = new StringBuilder();
-        final List<String> calls = new ArrayList<>();
-        final List<StringBuilder> arguments = new ArrayList<>();
-
-        @Override
-        public void reasoning(String text) {
-            reasoning.append(text);
-        }
-
-        @Override
-        public void content(String text) {
-            content.append(text);
-        }
-
-        @Override
-        public void toolCall(String name) {
-            calls.add(name);
-            arguments.add(new StringBuilder());
-        }
-
-        @Override
-        public void arguments(String text) {
-            arguments.getLast().append(text);
-        }
-
-        String toolCalls() {
-            StringBuilder out = new StringBuilder();
-            for (int i = 0; i < calls.size(); i++) out.append(calls.get(i)).append('(').append(arguments.get(i)).append(')');
-            return out.toString();
-        }
-    }
-
     private record Parsed(String reasoning, String content, String toolCalls, boolean calledTool) {}
 
     private static Parsed parse(Family family, boolean reasoning, boolean insideThink, List<String> pieces) {
-        Recorder r = new Recorder();
+        RecordingSink r = new RecordingSink();
         TaggedOutputParser parser = new TaggedOutputParser(family, reasoning, insideThink, r);
         for (String piece : pieces) parser.accept(100, piece);
         parser.finish();
@@ -192,7 +156,7 @@ class TaggedOutputParserTest {
 
     @Test
     void aMarkerPrefixIsHeldBackUntilDecided() {
-        Recorder r = new Recorder();
+        RecordingSink r = new RecordingSink();
         TaggedOutputParser parser = new TaggedOutputParser(Family.QWEN, true, false, r);
         parser.accept(1, "Sure.\n<tool");
         assertEquals("Sure.", r.content.toString(), "the newline and <tool wait");

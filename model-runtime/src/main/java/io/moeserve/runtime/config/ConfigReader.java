@@ -80,6 +80,23 @@ public final class ConfigReader {
         return n.asText();
     }
 
+    /**
+     * transformers' {@code layer_types}: per layer, {@code window} for "sliding_attention" and 0 for
+     * "full_attention"; null when the config has no such key.
+     */
+    public int[] slidingWindowsByLayerType(int layers, int window) {
+        JsonNode types = node("layer_types");
+        if (types == null) return null;
+        if (!types.isArray() || types.size() != layers) throw error("layer_types", "must list one type per layer");
+        int[] windows = new int[layers];
+        for (int i = 0; i < layers; i++) {
+            String t = types.get(i).asText();
+            if (t.equals("sliding_attention")) windows[i] = window;
+            else if (!t.equals("full_attention")) throw error("layer_types", "holds unknown type " + t);
+        }
+        return windows;
+    }
+
     /** An int, or a list of ints (eos_token_id), or absent. */
     public List<Integer> intList(String key) {
         List<Integer> out = new ArrayList<>();

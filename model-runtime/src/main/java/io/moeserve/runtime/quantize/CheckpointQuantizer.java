@@ -22,8 +22,6 @@ import io.moeserve.runtime.tensor.Tensor;
 import io.moeserve.runtime.tensor.TensorAccess;
 import io.moeserve.runtime.tensor.WeightMatrix;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -157,56 +155,38 @@ public final class CheckpointQuantizer {
         if (in % Mxfp4.BLOCK != 0) {
             throw new CheckpointException(t.name() + " has " + in + " inputs per expert; mxfp4 needs a multiple of " + Mxfp4.BLOCK);
         }
-        int groups = in / Mxfp4.BLOCK;
-        long blockBytes = (long) outs * in / 2;
-        long scaleBytes = (long) outs * groups;
-        Mxfp4.Quantized[] quantized = new Mxfp4.Quantized[experts];
-        // Quantized once, by whichever tensor is written first, one expert at a time from the mapped weights.
-        Runnable quantize = () -> {
-            synchronized (quantized) {
-                if (quantized[0] != null) return;
-                float[] w = new float[in * outs];
-                double err = 0, norm = 0, worst = -1;
-                int worstRow = 0;
-                for (int x = 0; x < experts; x++) {
-                    long base = (long) x * in * outs;
-                    for (int i = 0; i < in; i++) {
-                        for (int o = 0; o < outs; o++) w[o * in + i] = t.getFloat(base + (long) i * outs + o);
-                    }
-                    quantized[x] = Mxfp4.quantize(w, outs, in);
-                    float[] back = Mxfp4.dequantize(quantized[x].blocks(), quantized[x].scales(), outs, in);
-                    for (int o = 0; o < outs; o++) {
-                        double rowErr = 0, rowNorm = 0;
-                        for (int i = 0; i < in; i++) {
-                            double d = back[o * in + i] - w[o * in + i];
-                            rowErr += d * d;
-                            rowNorm += (double) w[o * in + i] * w[o * in + i];
-                        }
-                        err += rowErr;
-                        norm += rowNorm;
-                        double rel = rowNorm == 0 ? 0 : Math.sqrt(rowErr / rowNorm);
-                        if (rel > worst) {
-                            worst = rel;
-                            worstRow = x * outs + o;
-                        }
-                    }
+        specs.addAll(Mxfp4.fusedTensors(t.name(), experts, in, outs, () -> {
+            Mxfp4.Quantized[] q = Mxfp4.quantizeFused(t::getFloat, experts, in, outs);
+            reports.put(t.name(), new Report(t.name(), "mxfp4 (e2m1, e8m0 scale per 32)", fusedError(t, q, in, outs)));
+            return q;
+        }));
+    }
+
+    /** The error of the quantized experts against the [E, in, out] weights; rows are expert x's output o, x · out + o. */
+    private static WeightQuantizer.Error fusedError(Tensor t, Mxfp4.Quantized[] q, int in, int outs) {
+        double err = 0, norm = 0, worst = -1;
+        int worstRow = 0;
+        for (int x = 0; x < q.length; x++) {
+            float[] back = Mxfp4.dequantize(q[x].blocks(), q[x].scales(), outs, in);
+            long base = (long) x * in * outs;
+            for (int o = 0; o < outs; o++) {
+                double rowErr = 0, rowNorm = 0;
+                for (int i = 0; i < in; i++) {
+                    double w = t.getFloat(base + (long) i * outs + o);
+                    double d = back[o * in + i] - w;
+                    rowErr += d * d;
+                    rowNorm += w * w;
                 }
-                reports.put(t.name(), new Report(t.name(), "mxfp4 (e2m1, e8m0 scale per 32)",
-                        new WeightQuantizer.Error(norm == 0 ? 0 : Math.sqrt(err / norm), worstRow, worst)));
+                err += rowErr;
+                norm += rowNorm;
+                double rel = rowNorm == 0 ? 0 : Math.sqrt(rowErr / rowNorm);
+                if (rel > worst) {
+                    worst = rel;
+                    worstRow = x * outs + o;
+                }
             }
-        };
-        specs.add(new TensorSpec(t.name() + "_blocks", DType.U8, new long[] {experts, outs, groups, Mxfp4.BLOCK / 2}, target -> {
-            quantize.run();
-            for (int x = 0; x < experts; x++) {
-                MemorySegment.copy(quantized[x].blocks(), 0, target, ValueLayout.JAVA_BYTE, x * blockBytes, (int) blockBytes);
-            }
-        }));
-        specs.add(new TensorSpec(t.name() + "_scales", DType.U8, new long[] {experts, outs, groups}, target -> {
-            quantize.run();
-            for (int x = 0; x < experts; x++) {
-                MemorySegment.copy(quantized[x].scales(), 0, target, ValueLayout.JAVA_BYTE, x * scaleBytes, (int) scaleBytes);
-            }
-        }));
+        }
+        return new WeightQuantizer.Error(norm == 0 ? 0 : Math.sqrt(err / norm), worstRow, worst);
     }
 
     /** Routed expert projections, and the other linear layers that are projections (not gates, not the lm head). */

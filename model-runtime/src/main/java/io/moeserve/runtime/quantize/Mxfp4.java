@@ -1,7 +1,14 @@
 package io.moeserve.runtime.quantize;
 
+import io.moeserve.runtime.checkpoint.TensorSpec;
+import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Quantization;
 import io.moeserve.runtime.tensor.TensorAccess;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.List;
+import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * MXFP4 quantization as gpt-oss's weights were made, for writers of MXFP4 checkpoints and for tests: a float matrix
@@ -86,6 +93,59 @@ public final class Mxfp4 {
             w[i] = TensorAccess.e2m1ToFloat(code) * TensorAccess.e8m0ToFloat(scales[i / BLOCK]);
         }
         return w;
+    }
+
+    /** Element {@code index} of a fused expert tensor [E, in, out] in transformers' layout (input-major). */
+    @FunctionalInterface
+    public interface FusedSource {
+        float get(long index);
+    }
+
+    /**
+     * Each expert of a fused [E, in, out] tensor (transformers' gpt-oss layout) transposed to its [out, in] rows,
+     * as the hub stores gpt-oss's experts, and quantized.
+     */
+    public static Quantized[] quantizeFused(FusedSource source, int experts, int in, int outs) {
+        Quantized[] out = new Quantized[experts];
+        float[] w = new float[in * outs];
+        for (int x = 0; x < experts; x++) {
+            long base = (long) x * in * outs;
+            for (int i = 0; i < in; i++) {
+                for (int o = 0; o < outs; o++) w[o * in + i] = source.get(base + (long) i * outs + o);
+            }
+            out[x] = quantize(w, outs, in);
+        }
+        return out;
+    }
+
+    /**
+     * The checkpoint tensors of a fused expert tensor {@code name} in MXFP4, as the hub ships gpt-oss:
+     * {@code name_blocks} U8 [E, out, in / 32, 16] and {@code name_scales} U8 [E, out, in / 32]. {@code quantized}
+     * is asked once, by whichever of the two is written first.
+     */
+    public static List<TensorSpec> fusedTensors(String name, int experts, int in, int outs, Supplier<Quantized[]> quantized) {
+        Quantized[][] once = new Quantized[1][];
+        Supplier<Quantized[]> memo = () -> {
+            synchronized (once) {
+                if (once[0] == null) once[0] = quantized.get();
+                return once[0];
+            }
+        };
+        int groups = in / BLOCK;
+        return List.of(
+                new TensorSpec(name + "_blocks", DType.U8, new long[] {experts, outs, groups, BLOCK / 2},
+                        target -> write(target, memo.get(), Quantized::blocks)),
+                new TensorSpec(name + "_scales", DType.U8, new long[] {experts, outs, groups},
+                        target -> write(target, memo.get(), Quantized::scales)));
+    }
+
+    private static void write(MemorySegment target, Quantized[] experts, Function<Quantized, byte[]> part) {
+        long at = 0;
+        for (Quantized q : experts) {
+            byte[] b = part.apply(q);
+            MemorySegment.copy(b, 0, target, ValueLayout.JAVA_BYTE, at, b.length);
+            at += b.length;
+        }
     }
 
     /**

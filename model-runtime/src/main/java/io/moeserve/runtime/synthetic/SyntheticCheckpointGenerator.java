@@ -17,12 +17,12 @@ import io.moeserve.runtime.tensor.TensorAccess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * Writes a loadable Hugging Face checkpoint with random weights: config.json, generation_config.json and
@@ -169,58 +169,26 @@ public final class SyntheticCheckpointGenerator {
         int experts = (int) t.shape()[0];
         int in = (int) t.shape()[1];
         int outs = (int) t.shape()[2];
-        // Drawn once, lazily, by whichever of the tensors is written first; both come from the same draw.
-        Mxfp4.Quantized[] quantized = new Mxfp4.Quantized[experts];
-        Runnable draw = () -> {
-            synchronized (quantized) {
-                if (quantized[0] == null) drawAndQuantize(t, spec.seed(), quantized);
-            }
+        // Drawn as the float form draws the tensor, then quantized expert by expert.
+        Supplier<Mxfp4.Quantized[]> quantized = () -> {
+            float[] drawn = new float[experts * in * outs];
+            fill(MemorySegment.ofArray(drawn), DType.F32, t, spec.seed());
+            return Mxfp4.quantizeFused(i -> drawn[(int) i], experts, in, outs);
         };
         if (spec.experts() == ExpertFormat.MXFP4) {
-            int groups = in / Mxfp4.BLOCK;
-            out.add(new TensorSpec(t.name() + "_blocks", DType.U8, new long[] {experts, outs, groups, Mxfp4.BLOCK / 2}, target -> {
-                draw.run();
-                for (int x = 0; x < experts; x++) {
-                    byte[] b = quantized[x].blocks();
-                    MemorySegment.copy(b, 0, target, ValueLayout.JAVA_BYTE, (long) x * b.length, b.length);
-                }
-            }));
-            out.add(new TensorSpec(t.name() + "_scales", DType.U8, new long[] {experts, outs, groups}, target -> {
-                draw.run();
-                for (int x = 0; x < experts; x++) {
-                    byte[] b = quantized[x].scales();
-                    MemorySegment.copy(b, 0, target, ValueLayout.JAVA_BYTE, (long) x * b.length, b.length);
-                }
-            }));
+            out.addAll(Mxfp4.fusedTensors(t.name(), experts, in, outs, quantized));
             return;
         }
         out.add(new TensorSpec(t.name(), spec.dtype(), t.shape(), target -> {
-            draw.run();
+            Mxfp4.Quantized[] q = quantized.get();
             for (int x = 0; x < experts; x++) {
-                float[] w = Mxfp4.dequantize(quantized[x].blocks(), quantized[x].scales(), outs, in);
+                float[] w = Mxfp4.dequantize(q[x].blocks(), q[x].scales(), outs, in);
                 long base = (long) x * in * outs;
                 for (int i = 0; i < in; i++) {
                     for (int o = 0; o < outs; o++) TensorAccess.setFloat(target, spec.dtype(), base + (long) i * outs + o, w[o * in + i]);
                 }
             }
         }));
-    }
-
-    /** Draws a fused [E, in, out] tensor as its float form is drawn, and quantizes each expert's [out, in]. */
-    private static void drawAndQuantize(ExpectedTensor t, long seed, Mxfp4.Quantized[] quantized) {
-        int experts = (int) t.shape()[0];
-        int in = (int) t.shape()[1];
-        int outs = (int) t.shape()[2];
-        float[] drawn = new float[experts * in * outs];
-        fill(MemorySegment.ofArray(drawn), DType.F32, t, seed);
-        float[] w = new float[in * outs];
-        for (int x = 0; x < experts; x++) {
-            int base = x * in * outs;
-            for (int i = 0; i < in; i++) {
-                for (int o = 0; o < outs; o++) w[o * in + i] = drawn[base + i * outs + o];
-            }
-            quantized[x] = Mxfp4.quantize(w, outs, in);
-        }
     }
 
     private static void fill(MemorySegment target, DType dtype, ExpectedTensor t, long seed) {

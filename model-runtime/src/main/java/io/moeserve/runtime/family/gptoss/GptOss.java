@@ -1,6 +1,5 @@
 package io.moeserve.runtime.family.gptoss;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.runtime.checkpoint.Checkpoint;
@@ -50,17 +49,10 @@ public final class GptOss extends ModelFamily {
     @Override
     public AttentionConfig readAttention(ConfigReader c, int hidden, int heads, int layers) {
         int window = c.has("sliding_window") ? c.positiveInt("sliding_window") : 128;
-        int[] windows = new int[layers];
-        JsonNode types = c.node("layer_types");
-        if (types != null) {
-            if (!types.isArray() || types.size() != layers) throw c.error("layer_types", "must list one type per layer");
-            for (int i = 0; i < layers; i++) {
-                String t = types.get(i).asText();
-                if (t.equals("sliding_attention")) windows[i] = window;
-                else if (!t.equals("full_attention")) throw c.error("layer_types", "holds unknown type " + t);
-            }
-        } else {
+        int[] windows = c.slidingWindowsByLayerType(layers, window);
+        if (windows == null) {
             // GptOssConfig.__post_init__: even layers slide, odd layers attend to everything.
+            windows = new int[layers];
             for (int i = 0; i < layers; i += 2) windows[i] = window;
         }
         boolean bias = c.boolOr("attention_bias", true);

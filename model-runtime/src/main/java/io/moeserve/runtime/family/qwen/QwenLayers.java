@@ -37,14 +37,9 @@ final class QwenLayers {
         int[] window = new int[layers];
         if (!c.boolOr("use_sliding_window", false)) return window;
         int w = c.positiveInt("sliding_window");
-        JsonNode types = c.node("layer_types");
-        if (types != null) {
-            if (!types.isArray() || types.size() != layers) throw c.error("layer_types", "must list one type per layer");
-            for (int i = 0; i < layers; i++) {
-                String t = types.get(i).asText();
-                if (t.equals("sliding_attention")) window[i] = w;
-                else if (!t.equals("full_attention")) throw c.error("layer_types", "holds unknown type " + t);
-            }
+        int[] byType = c.slidingWindowsByLayerType(layers, w);
+        if (byType != null) {
+            return byType;
         } else if (!maxWindowLayers) {
             Arrays.fill(window, w);
         } else {
