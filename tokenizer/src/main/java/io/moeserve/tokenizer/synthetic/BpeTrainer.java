@@ -13,7 +13,9 @@ import java.util.regex.Pattern;
 /**
  * A plain, deterministic byte-level BPE trainer: split text as GPT-2 does, spell each piece in
  * {@link ByteLevelAlphabet} characters, then repeatedly merge the most frequent adjacent pair (ties broken by the
- * pair's text) until no pair occurs twice. Small and slow by design; it only ever sees a few kilobytes.
+ * pair's text) until no pair occurs twice or a merge limit is reached. Small and slow by design: every merge recounts
+ * all pairs, which suits the embedded corpus (a few kilobytes) and, with a limit of a few thousand merges, a
+ * megabyte of real text (the evaluation model's tokenizer, tools/eval-model) in about a minute.
  */
 final class BpeTrainer {
 
@@ -34,6 +36,11 @@ final class BpeTrainer {
 
     /** All merges the text supports, most frequent first. */
     static List<Merge> train(String text) {
+        return train(text, Integer.MAX_VALUE);
+    }
+
+    /** The first {@code maxMerges} merges the text supports (fewer if it runs out of pairs), most frequent first. */
+    static List<Merge> train(String text, int maxMerges) {
         // Words in sorted order so that every run visits them identically.
         Map<String, Integer> counts = new TreeMap<>();
         Matcher m = GPT2_SPLIT.matcher(text);
@@ -49,7 +56,7 @@ final class BpeTrainer {
             frequencies.add(count);
         });
         List<Merge> merges = new ArrayList<>();
-        while (true) {
+        while (merges.size() < maxMerges) {
             Map<Merge, Integer> pairs = new HashMap<>();
             for (int w = 0; w < words.size(); w++) {
                 List<String> symbols = words.get(w);
@@ -70,6 +77,7 @@ final class BpeTrainer {
             merges.add(best);
             for (List<String> symbols : words) apply(symbols, best);
         }
+        return merges;
     }
 
     private static boolean isBefore(Merge a, Merge b) {

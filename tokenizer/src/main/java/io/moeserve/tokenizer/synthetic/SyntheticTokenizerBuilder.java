@@ -68,7 +68,22 @@ public final class SyntheticTokenizerBuilder {
      * @param vocabSize the model's vocabulary size V; at least 256 plus the format's special tokens
      */
     public static void write(Path dir, int vocabSize, TokenizerFormat format) throws IOException {
-        Plan plan = plan(vocabSize, format);
+        write(dir, plan(vocabSize, format, Training.MERGES));
+    }
+
+    /**
+     * Writes a tokenizer of the format trained on {@code corpus} instead of the embedded corpus (as the evaluation
+     * model's, tools/eval-model, is trained on real English text): the same layout, learned tokens up to V.
+     *
+     * @param vocabSize the vocabulary size V; at least 256 plus the format's special tokens
+     */
+    public static void write(Path dir, int vocabSize, TokenizerFormat format, String corpus) throws IOException {
+        // A merge that spells a token already learned costs no id, so a few spare merges keep V reachable.
+        int maxMerges = vocabSize - BYTE_TOKENS + 64;
+        write(dir, plan(vocabSize, format, BpeTrainer.train(corpus, maxMerges)));
+    }
+
+    private static void write(Path dir, Plan plan) throws IOException {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve(TOKENIZER_FILE), json(tokenizerJson(plan)), StandardCharsets.UTF_8);
         Files.writeString(dir.resolve(CONFIG_FILE), json(tokenizerConfig(plan)), StandardCharsets.UTF_8);
@@ -116,6 +131,10 @@ public final class SyntheticTokenizerBuilder {
     }
 
     private static Plan plan(int vocabSize, TokenizerFormat format) {
+        return plan(vocabSize, format, Training.MERGES);
+    }
+
+    private static Plan plan(int vocabSize, TokenizerFormat format, List<BpeTrainer.Merge> trained) {
         List<String> special = format.specialTokens();
         int minimum = BYTE_TOKENS + special.size();
         if (vocabSize < minimum) {
@@ -125,7 +144,7 @@ public final class SyntheticTokenizerBuilder {
         for (int b = 0; b < BYTE_TOKENS; b++) tokens.add(String.valueOf(ByteLevelAlphabet.charOf(b)));
         List<BpeTrainer.Merge> merges = new ArrayList<>();
         int budget = vocabSize - special.size();
-        for (BpeTrainer.Merge merge : Training.MERGES) {
+        for (BpeTrainer.Merge merge : trained) {
             // Two merges can spell the same token; only a new token costs an id.
             if (!tokens.contains(merge.result()) && tokens.size() == budget) break;
             tokens.add(merge.result());

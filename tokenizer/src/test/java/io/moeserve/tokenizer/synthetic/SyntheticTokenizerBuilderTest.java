@@ -61,6 +61,18 @@ class SyntheticTokenizerBuilderTest {
     }
 
     @Test
+    void trainsOnAGivenCorpusUpToExactlyV(@TempDir Path dir) throws IOException {
+        String corpus = String.join("\n", TEXTS).repeat(3);
+        SyntheticTokenizerBuilder.write(dir, 300, TokenizerFormat.chatml(), corpus);
+        try (HfTokenizer tokenizer = HfTokenizer.load(dir)) {
+            assertEquals(300, tokenizer.vocabSize(), "256 bytes, 41 learned tokens, 3 special tokens");
+            for (String text : TEXTS) assertEquals(text, tokenizer.decode(tokenizer.encode(text), false));
+        }
+        assertEquals(41, BpeTrainer.train(corpus, 41).size());
+        assertEquals(BpeTrainer.train(corpus).subList(0, 41), BpeTrainer.train(corpus, 41));
+    }
+
+    @Test
     void sizeGrowsWithVUntilTheCorpusRunsOutOfPairs() {
         assertEquals(259, SyntheticTokenizerBuilder.tokenizerVocabSize(259), "bytes and special tokens only");
         assertEquals(300, SyntheticTokenizerBuilder.tokenizerVocabSize(300));
