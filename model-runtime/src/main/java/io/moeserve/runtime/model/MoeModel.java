@@ -82,6 +82,7 @@ public final class MoeModel implements AutoCloseable {
         checkpoint.requireAllConsumed(ignored, config.architecture().hfClassName());
         int maxContext = Math.min(options.maxContext(), config.maxPositionEmbeddings());
         this.buffers = new ForwardBuffers(config, maxTokens);
+        this.buffers.skipper = new ExpertSkipper(options.skipping(), h, maxTokens, config.moe().topK());
         this.compute = new Compute(options.kernels(), options.parallel(), new RopeTable(config.rope(), maxContext),
                 new AttentionCore(options.parallel(), maxContext));
     }
@@ -151,6 +152,7 @@ public final class MoeModel implements AutoCloseable {
             if (!cache.reserve(batch.slots[t], pos + 1)) throw new KvCacheFullException(batch.slots[t], pos + 1);
             embed(token, buffers.hidden, t * h);
         }
+        buffers.skipper.prepare(batch);
         // The pool's workers spin through the step's serial parts instead of parking between its products.
         compute.parallel().stayAwake(true);
         try {
