@@ -3,6 +3,7 @@ package io.moeserve.cli;
 import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.ExpertSkipping;
 import io.moeserve.runtime.model.ModelOptions;
 import picocli.CommandLine.Option;
 
@@ -17,8 +18,17 @@ final class RuntimeOptions {
     @Option(names = "--step-tokens", defaultValue = "512", description = "Most tokens per forward step (prefill chunk; default: ${DEFAULT-VALUE}).")
     int stepTokens;
 
+    @Option(names = "--skip-threshold", defaultValue = "0", description = "Dynamic expert skipping (MC-MoE's ODP): drop a token's expert "
+            + "whose gate weight is below this fraction of its top expert's, in [0, 1]; 0 = off (default: ${DEFAULT-VALUE}).")
+    float skipThreshold;
+
+    @Option(names = "--skip-protect-fraction", defaultValue = "0.02", description = "With skipping on, the fraction of each prompt "
+            + "chunk's most important tokens that keep all their experts (default: ${DEFAULT-VALUE}).")
+    float skipProtectFraction;
+
     ModelOptions modelOptions() {
         Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
-        return new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+        return new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
+                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction));
     }
 }
