@@ -53,6 +53,14 @@ public final class MoeBlock implements FeedForward {
         this.routedExperts = new int[maxTokens * m.topK()];
     }
 
+    /** Prunes these experts at run time ({@link PrunedExperts}); only a linear gate can. */
+    void pruneExperts(int layer, int[] experts) {
+        if (!(gate instanceof LinearGate linear)) {
+            throw new IllegalArgumentException("layer " + layer + "'s gate (" + gate.getClass().getSimpleName() + ") cannot prune experts");
+        }
+        linear.prune(experts);
+    }
+
     @Override
     public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer) {
         int n = batch.size;

@@ -74,8 +74,17 @@ public final class MoeModel implements AutoCloseable {
             inputNorms[i] = vector(checkpoint, p + "input_layernorm.weight", h);
             postNorms[i] = vector(checkpoint, p + "post_attention_layernorm.weight", h);
             attention[i] = loadAttention(config, checkpoint, i);
-            ffn[i] = config.isSparse(i) ? moeLayers.block(i, executor)
-                    : loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
+            if (config.isSparse(i)) {
+                MoeBlock block = moeLayers.block(i, executor);
+                int[] pruned = options.prunedExperts().forLayer(i, config.moe().numExperts(), config.moe().topK());
+                if (pruned != null) block.pruneExperts(i, pruned);
+                ffn[i] = block;
+            } else {
+                ffn[i] = loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
+            }
+        }
+        for (int l : options.prunedExperts().namedLayers()) {
+            if (l >= layers || !config.isSparse(l)) throw new IllegalArgumentException("pruned experts name layer " + l + ", which is no MoE layer");
         }
         List<Pattern> ignored = checkpoint.unconsumed().stream().filter(layout::isIgnored)
                 .map(n -> Pattern.compile(Pattern.quote(n))).toList();
