@@ -5,6 +5,7 @@ import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.model.ExpertSkipping;
 import io.moeserve.runtime.model.ModelOptions;
+import io.moeserve.runtime.model.PrunedExperts;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run a model. */
@@ -26,9 +27,13 @@ final class RuntimeOptions {
             + "chunk's most important tokens that keep all their experts (default: ${DEFAULT-VALUE}).")
     float skipProtectFraction;
 
+    @Option(names = "--prune-experts", defaultValue = "", description = "Experts the gates never pick, as if pruned (their gate logits "
+            + "are -inf): LAYER:E,E,... entries joined by ';', LAYER a layer index or * for every MoE layer, e.g. '*:3;5:0,7'.")
+    String pruneExperts;
+
     ModelOptions modelOptions() {
         Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
         return new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
-                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction));
+                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts));
     }
 }

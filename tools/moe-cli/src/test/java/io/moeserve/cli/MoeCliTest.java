@@ -80,6 +80,41 @@ class MoeCliTest {
         assertTrue(bad.err().contains("skip threshold"), bad.err());
     }
 
+    @Test
+    void prunesByRoutingStatisticsOrCalibrationTextAndThePrunedModelRuns() throws Exception {
+        Path dir = tmp.resolve("olmoe-prune");
+        assertEquals(0, run("synth", "--arch", "olmoe", "--size", "tiny", "--dtype", "f32", "--out", dir.toString()).exit());
+        JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        int experts = config.get("num_experts").asInt();
+        int layers = config.get("num_hidden_layers").asInt();
+        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
+        for (int l = 0; l < layers; l++) {
+            tokens.append(l == 0 ? "[" : ",[");
+            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
+            tokens.append(']');
+        }
+        Path stats = Files.writeString(tmp.resolve("stats.json"), tokens.append("]}").toString());
+        Path pruned = tmp.resolve("olmoe-pruned");
+        double keep = (experts - 2) / (double) experts;
+        Run r = run("prune", dir.toString(), "--out", pruned.toString(), "--keep-fraction", Double.toString(keep), "--stats", stats.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("layer 0: pruned experts [2, 5]"), r.out());
+        assertEquals(experts - 2, new ObjectMapper().readTree(pruned.resolve("config.json").toFile()).get("num_experts").asInt());
+        Run gen = run("generate", pruned.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "3", "--ignore-eos");
+        assertEquals(0, gen.exit(), gen.err());
+        Run masked = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "3", "--ignore-eos",
+                "--prune-experts", "*:2,5");
+        assertEquals(0, masked.exit(), masked.err());
+
+        Path text = Files.writeString(tmp.resolve("calibration.txt"), "The quick brown fox jumps over the lazy dog. ".repeat(20));
+        Run calibrated = run("prune", dir.toString(), "--out", tmp.resolve("olmoe-calibrated").toString(), "--calibration", text.toString());
+        assertEquals(0, calibrated.exit(), calibrated.err());
+        assertTrue(calibrated.out().contains("experts per MoE layer"), calibrated.out());
+        Run both = run("prune", dir.toString(), "--out", tmp.resolve("x").toString());
+        assertEquals(1, both.exit());
+        assertTrue(both.err().contains("exactly one of --stats and --calibration"), both.err());
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] all = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, all, a.length, b.length);
