@@ -244,6 +244,12 @@ prometheus.io/path: /q/metrics
 moe.router.experts.mode=remote
 moe.router.experts.routing-table-version={{ .Values.routingTableVersion }}
 moe.router.experts.refresh-interval={{ .Values.router.refreshInterval }}
+{{- with .Values.router.expertSkipping }}
+{{- if or (gt (float64 .threshold) 0.0) (ne (float64 .protectFraction) 0.02) }}
+moe.router.expert-skipping.threshold={{ .threshold }}
+moe.router.expert-skipping.protect-fraction={{ .protectFraction }}
+{{- end }}
+{{- end }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000

@@ -1,6 +1,7 @@
 package io.moeserve.gateway;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -76,6 +77,20 @@ class CompletionsTest {
         assertEquals("x".repeat(16), r.at("/choices/0/text").asText());
         assertEquals("length", r.at("/choices/0/finish_reason").asText());
         assertEquals(16, router.call(r.get("id").asText() + "-0").request.getMaxNewTokens());
+    }
+
+    /** The dynamic expert skipping extension reaches the router as the request's own threshold, and only when given. */
+    @Test
+    void moeSkipThresholdIsCarriedToTheRouterAndRangeChecked() throws Exception {
+        JsonNode r = Http.json(Http.post(PATH, completion("FAKE{\"reply\":\"ok\"}", "\"max_tokens\":5,\"moe_skip_threshold\":0.3")));
+        GenerateRequest sent = router.call(r.get("id").asText() + "-0").request;
+        assertTrue(sent.hasSkipThreshold());
+        assertEquals(0.3f, sent.getSkipThreshold());
+        JsonNode plain = Http.json(Http.post(PATH, completion("FAKE{\"reply\":\"ok\"}", "\"max_tokens\":5")));
+        assertFalse(router.call(plain.get("id").asText() + "-0").request.hasSkipThreshold(), "unset: the router's setting");
+        HttpResponse<byte[]> bad = Http.post(PATH, completion("x", "\"max_tokens\":5,\"moe_skip_threshold\":1.5"));
+        assertEquals(400, bad.statusCode());
+        assertEquals("moe_skip_threshold", Http.json(bad).at("/error/param").asText());
     }
 
     @Test

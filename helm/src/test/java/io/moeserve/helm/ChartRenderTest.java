@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.marcnuri.helm.LintResult;
 import io.kubernetes.client.custom.Quantity;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -107,6 +108,16 @@ class ChartRenderTest {
         String map = named(docs, "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
         assertTrue(map.contains("moe.router.experts.groups.all.hosts=*\n"), map);
         assertEquals(1, ofKind(docs, "HorizontalPodAutoscaler").size());
+    }
+
+    /** Expert skipping is off unless set: the router's properties name it only then. */
+    @Test
+    void expertSkippingReachesTheRouterOnlyWhenSet() throws Exception {
+        String off = named(Charts.renderDocs(null), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertFalse(off.contains("expert-skipping"), off);
+        Path values = Files.writeString(work.resolve("skipping.yaml"), "router:\n  expertSkipping: {threshold: 0.4}\n");
+        String on = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertTrue(on.contains("moe.router.expert-skipping.threshold=0.4\nmoe.router.expert-skipping.protect-fraction=0.02\n"), on);
     }
 
     /** One value puts the Secret into every pod, mounted where the services look, and turns TLS on in each. */

@@ -7,6 +7,7 @@ import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.SamplingParameters;
 import io.moeserve.runtime.generate.Sampler;
 import io.moeserve.runtime.generate.SamplingParams;
+import io.moeserve.runtime.model.ExpertSkipping;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -82,6 +83,9 @@ final class GenerateRequests {
         } catch (IllegalArgumentException e) {
             throw error(Status.INVALID_ARGUMENT, e.getMessage());
         }
+        if (r.hasSkipThreshold() && !ExpertSkipping.validThreshold(r.getSkipThreshold())) {
+            throw error(Status.INVALID_ARGUMENT, "skip_threshold must lie in [0, 1], got " + r.getSkipThreshold());
+        }
         // Remaining times, compared rather than absolute instants (nanoTime may be negative, so no sentinel).
         long now = System.nanoTime();
         boolean hasDeadline = false;
@@ -95,9 +99,11 @@ final class GenerateRequests {
             remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
         }
         long deadline = hasDeadline ? now + remaining : 0;
-        return new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stops.stream().mapToInt(Integer::intValue).toArray(),
-                new Sampler(sampling, vocab, prompt), r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline,
-                deadline, blocks, stream);
+        RouterSequence sequence = new RouterSequence(r.getRequestId(), prompt, (int) (total - n),
+                stops.stream().mapToInt(Integer::intValue).toArray(), new Sampler(sampling, vocab, prompt),
+                r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
+        if (r.hasSkipThreshold()) sequence.setSkipThreshold(r.getSkipThreshold());
+        return sequence;
     }
 
     private static SamplingParams sampling(SamplingParameters p) {

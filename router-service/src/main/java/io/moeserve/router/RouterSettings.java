@@ -6,6 +6,7 @@ import io.smallrye.config.WithDefault;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /** The router's configuration: continuous batching and admission, and where the routed experts live. */
 @ConfigMapping(prefix = "moe.router")
@@ -14,6 +15,14 @@ public interface RouterSettings {
     Batching batching();
 
     Experts experts();
+
+    ExpertSkipping expertSkipping();
+
+    /**
+     * Experts the gates never pick, as if pruned (the runtime's {@code PrunedExperts}: their gate logits are −∞):
+     * {@code LAYER:E,E,...} entries joined by {@code ;}, LAYER a layer index or {@code *}. Unset: none.
+     */
+    Optional<String> prunedExperts();
 
     /** Continuous batching, the KV-cache budget and admission control. */
     interface Batching {
@@ -94,6 +103,22 @@ public interface RouterSettings {
          */
         @WithDefault("fail")
         DegradedMode degradedMode();
+    }
+
+    /**
+     * Dynamic expert skipping (MC-MoE's online dynamic pruning, the runtime's {@code ExpertSkipping}): after the gate,
+     * a token's routed expert whose weight is below {@link #threshold} × its top expert's weight is neither computed
+     * nor sent to a pod, and the surviving weights are renormalised. The deployment's setting, for the requests that
+     * do not bring their own {@code skip_threshold}.
+     */
+    interface ExpertSkipping {
+        /** In [0, 1]; 0 = off. */
+        @WithDefault("0")
+        float threshold();
+
+        /** The fraction of each prompt chunk's most important tokens that keep all their experts. */
+        @WithDefault("0.02")
+        float protectFraction();
     }
 
     /** One expert group: what it hosts and where its pods are. */

@@ -12,9 +12,11 @@ import io.moeserve.runtime.expert.ExpertSet;
 import io.moeserve.runtime.expert.PartitionedExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.ExpertSkipping;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
+import io.moeserve.runtime.model.PrunedExperts;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.Startup;
 import jakarta.annotation.PostConstruct;
@@ -67,7 +69,10 @@ public class ServedModel {
         int stepTokens = Math.max(b.maxStepTokens(), b.maxSequences());
         int maxContext = Math.min(b.maxContext(), config.maxPositionEmbeddings());
         Parallel parallel = Parallel.shared();
-        ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null);
+        RouterSettings.ExpertSkipping skip = settings.expertSkipping();
+        ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
+                .withSkipping(new ExpertSkipping(skip.threshold(), skip.protectFraction()))
+                .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")));
         List<String> names = new ArrayList<>();
         List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {

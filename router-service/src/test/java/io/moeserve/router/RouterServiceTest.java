@@ -167,6 +167,32 @@ class RouterServiceTest {
         assertTrue(e.getStatus().getDescription().contains(message), e.getStatus().getDescription());
     }
 
+    /** A request's own expert skip threshold: 0 is the default output, 1 drops pairs that the router counts. */
+    @Test
+    void aRequestsSkipThresholdIsHonouredAndCounted() throws Exception {
+        assertArrayEquals(TinyRouterModel.reference(PROMPT, 6), tokens(collect(greedy(PROMPT, 6).toBuilder().setSkipThreshold(0).build())));
+        long before = skippedPairs();
+        assertEquals(4, tokens(collect(greedy(PROMPT, 4).toBuilder().setSkipThreshold(1).build())).length);
+        long after = before;
+        // The stream's last token may arrive just before its step's counts are committed.
+        for (int i = 0; i < 100 && after == before; i++) {
+            Thread.sleep(10);
+            after = skippedPairs();
+        }
+        assertTrue(after > before, "threshold 1 keeps only each token's top expert: " + before + " -> " + after);
+        given().get("/q/metrics").then().statusCode(200)
+                .body(containsString("moe_router_expert_skipped_pairs_total"))
+                .body(containsString("moe_router_expert_skipped_calls_total"));
+        assertStatus(Status.Code.INVALID_ARGUMENT, "skip_threshold must lie in [0, 1]", greedy(PROMPT, 2).toBuilder().setSkipThreshold(1.5f).build());
+    }
+
+    private static long skippedPairs() {
+        List<List<?>> rows = given().get("/v1/routing-stats").then().extract().jsonPath().getList("skipped_pairs");
+        long sum = 0;
+        for (List<?> row : rows) for (Object v : row) sum += ((Number) v).longValue();
+        return sum;
+    }
+
     @Test
     void aDeadlineEndsTheSequence() {
         GenerateRequest r = greedy(PROMPT, 200).toBuilder().setDeadlineUnixMillis(System.currentTimeMillis() + 1).build();
@@ -209,6 +235,10 @@ class RouterServiceTest {
         long pairs = given().get("/v1/routing-stats").then().extract().jsonPath().getList("tokens[0]", Long.class)
                 .stream().mapToLong(Long::longValue).sum();
         assertEquals(2 * total, pairs, "top-2: two experts per token in layer 0");
+        List<Float> meanWeights = given().get("/v1/routing-stats").then().extract().jsonPath().getList("mean_weights[0]", Float.class);
+        assertEquals(8, meanWeights.size());
+        for (float w : meanWeights) assertTrue(w >= 0 && w <= 1, "a mean of softmax weights: " + meanWeights);
+        assertTrue(meanWeights.stream().anyMatch(w -> w > 0));
         given().get("/q/metrics").then().statusCode(200)
                 .body(containsString("moe_router_expert_tokens_total{expert=\"0\",layer=\"0\"}"))
                 .body(containsString("moe_router_generated_tokens_total"))

@@ -172,6 +172,7 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
                 .setTopLogprobs(Math.max(0, o.logprobs()))
                 .setDeadlineUnixMillis(System.currentTimeMillis() + plan.timeout().toMillis());
         for (int id : o.stopTokenIds()) b.addStopTokenIds(id);
+        o.skipThreshold().ifPresent(t -> b.setSkipThreshold((float) t));
         // A harmony turn ends at <|return|> or <|call|>, whether or not generation_config.json lists them (gpt-oss's
         // listed only <|return|> and <|endoftext|> until 2025-08-13).
         if (plan.output() != null) {

@@ -11,18 +11,22 @@ import java.util.OptionalLong;
 
 /**
  * What to generate and how, from the parameters chat and text completions share (OpenAI's names and ranges,
- * plus vLLM's top_k, min_p, repetition_penalty, stop_token_ids and ignore_eos).
+ * plus vLLM's top_k, min_p, repetition_penalty, stop_token_ids and ignore_eos), and this server's extension
+ * {@code moe_skip_threshold}.
  *
  * @param maxTokens    max_completion_tokens (chat; it wins) or max_tokens, if given; at least 1
  * @param maxTokensParam which of the two it came from, for errors
  * @param logprobs     -1: none; otherwise how many most likely alternatives to return per token (0 to 20)
  * @param stop         up to 4 non-empty stop strings
  * @param stopTokenIds token ids that end generation besides the model's end-of-sequence ids
+ * @param skipThreshold moe_skip_threshold, if given: the request's dynamic expert skipping threshold in [0, 1]
+ *                      (0 = off), instead of the router's setting
  */
 public record GenerationOptions(double temperature, double topP, int topK, double minP, OptionalDouble repetitionPenalty,
                          double presencePenalty, double frequencyPenalty, OptionalLong seed, int n,
                          List<String> stop, int[] stopTokenIds, boolean ignoreEos, OptionalLong maxTokens,
-                         String maxTokensParam, int logprobs, boolean stream, boolean includeUsage) {
+                         String maxTokensParam, int logprobs, boolean stream, boolean includeUsage,
+                         OptionalDouble skipThreshold) {
 
     static final int MAX_N = 128;
     static final int MAX_STOP = 4;
@@ -73,9 +77,12 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
             includeUsage = new JsonFields(streamOptions.get(), "stream_options.").bool("include_usage", false);
         }
 
+        OptionalDouble skipThreshold = f.number("moe_skip_threshold");
+        if (skipThreshold.isPresent()) f.number("moe_skip_threshold", 0, 1, 0);
+
         unsupported(f, endpoint);
         return new GenerationOptions(temperature, topP, topK < 0 ? 0 : topK, minP, repetition, presence, frequency,
-                seed, n, stop, stopTokenIds, ignoreEos, maxTokens, maxTokensParam, logprobs, stream, includeUsage);
+                seed, n, stop, stopTokenIds, ignoreEos, maxTokens, maxTokensParam, logprobs, stream, includeUsage, skipThreshold);
     }
 
     private static int chatLogprobs(JsonFields f) {

@@ -121,7 +121,7 @@ public final class GenerationLoop {
         for (Sequence s : running) {
             if (s.phase != Sequence.Phase.DECODE) continue;
             rowOwner[batch.size()] = s;
-            batch.add(s.generated[s.generatedCount - 1], s.slot, s.length() - 1, true);
+            batch.add(s.generated[s.generatedCount - 1], s.slot, s.length() - 1, true, s.skipThreshold());
             logitOwner[logitRows++] = s;
         }
         for (Sequence s : running) {
@@ -137,7 +137,7 @@ public final class GenerationLoop {
             for (int p = s.prefilled; p < s.prefilled + chunk; p++) {
                 boolean last = p == prompt.length - 1;
                 rowOwner[batch.size()] = s;
-                batch.add(prompt[p], s.slot, p, last);
+                batch.add(prompt[p], s.slot, p, last, s.skipThreshold());
                 if (last) logitOwner[logitRows++] = s;
             }
         }

@@ -1,5 +1,7 @@
 package io.moeserve.runtime.generate;
 
+import io.moeserve.runtime.model.ExpertSkipping;
+
 /**
  * One sequence in the {@link GenerationLoop}: its prompt and limits, its sampler, where it stands, and the tokens
  * it has produced. Subclasses add where the tokens go ({@link #onToken}) and whatever their server needs (a
@@ -17,6 +19,7 @@ public class Sequence {
     private final Sampler sampler;
     private final int[] stopIds;
     final int[] generated;
+    private float skipThreshold = Float.NaN;
 
     // Changed by the loop's thread only.
     Phase phase = Phase.WAITING;
@@ -54,6 +57,22 @@ public class Sequence {
      * LENGTH: the last allowed). Called on the loop's thread, which must not block on it.
      */
     protected void onToken(int token, FinishReason finish) {}
+
+    /**
+     * Sets this sequence's own expert skip threshold ({@code ExpertSkipping}), in [0, 1] (0 = none), instead of the
+     * model's setting; before the sequence is admitted.
+     */
+    public final void setSkipThreshold(float threshold) {
+        if (!ExpertSkipping.validThreshold(threshold)) {
+            throw new IllegalArgumentException("the expert skip threshold must lie in [0, 1], got " + threshold);
+        }
+        this.skipThreshold = threshold;
+    }
+
+    /** This sequence's expert skip threshold, NaN where it takes the model's. */
+    public final float skipThreshold() {
+        return skipThreshold;
+    }
 
     public final boolean isStop(int token) {
         for (int s : stopIds) if (s == token) return true;

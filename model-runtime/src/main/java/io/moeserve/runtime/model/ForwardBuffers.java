@@ -28,6 +28,7 @@ final class ForwardBuffers {
     final float[] weights;       // and their combine weights
     final float[] expertInput;
     final float[] sharedGate;
+    ExpertSkipper skipper;       // the model's, set once after construction; its per-row thresholds are the step's
 
     ForwardBuffers(ModelConfig c, int maxTokens) {
         this.maxTokens = maxTokens;

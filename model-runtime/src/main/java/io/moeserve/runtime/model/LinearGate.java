@@ -14,6 +14,7 @@ public abstract class LinearGate implements Gate {
     private final GateScratch scratch;
     protected final int numExperts;
     protected final int topK;
+    private int[] pruned; // expert ids whose logits are -inf (PrunedExperts), or null
 
     protected LinearGate(WeightMatrix weight, int topK, GateScratch scratch) {
         this(weight, null, topK, scratch);
@@ -32,7 +33,15 @@ public abstract class LinearGate implements Gate {
     public final void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels) {
         kernels.matmul(weight, x, 0, scratch.logits, 0, n);
         if (bias != null) VectorOps.addBias(scratch.logits, n, numExperts, bias);
+        if (pruned != null) {
+            for (int t = 0; t < n; t++) for (int e : pruned) scratch.logits[t * numExperts + e] = Float.NEGATIVE_INFINITY;
+        }
         for (int t = 0; t < n; t++) select(scratch.logits, t * numExperts, scratch.selection, experts, weights, t * topK);
+    }
+
+    /** Never picks these experts again: their logits become −∞ ({@link PrunedExperts}); null for none. */
+    void prune(int[] experts) {
+        this.pruned = experts == null ? null : experts.clone();
     }
 
     /**

@@ -7,8 +7,9 @@ import io.moeserve.runtime.expert.ExpertExecutor;
  * A Mixture-of-Experts FFN, in the order every family computes it: the {@link Gate} picks each token's experts and
  * weights; the routed FFN experts run through an {@link ExpertExecutor} (here, or in expert pods); experts that
  * run where the gate runs ({@link RouterSideExperts}, MoE++'s zero-computation ones) add their terms; a
- * {@link SharedExpert}, where the family has one, adds its output. Reads {@code b.normed}, writes
- * {@code b.projected}.
+ * {@link SharedExpert}, where the family has one, adds its output. Between the gate and the executor, the model's
+ * {@link ExpertSkipper} may drop weak pairs (MC-MoE's dynamic skipping; off unless set). Reads {@code b.normed},
+ * writes {@code b.projected}.
  *
  * <p>Internal to the model: model families assemble it (one per MoE layer), {@link MoeModel} runs it. Not
  * reentrant; its scratch is the step's {@link ForwardBuffers}.
@@ -52,6 +53,14 @@ public final class MoeBlock implements FeedForward {
         this.routedExperts = new int[maxTokens * m.topK()];
     }
 
+    /** Prunes these experts at run time ({@link PrunedExperts}); only a linear gate can. */
+    void pruneExperts(int layer, int[] experts) {
+        if (!(gate instanceof LinearGate linear)) {
+            throw new IllegalArgumentException("layer " + layer + "'s gate (" + gate.getClass().getSimpleName() + ") cannot prune experts");
+        }
+        linear.prune(experts);
+    }
+
     @Override
     public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer) {
         int n = batch.size;
@@ -66,6 +75,12 @@ public final class MoeBlock implements FeedForward {
         }
         // The executor sees the FFN experts only; the slots of experts computed here are marked -1 for it.
         for (int i = 0; i < n * k; i++) routedExperts[i] = b.experts[i] < numFfnExperts ? b.experts[i] : -1;
+        // Skipped pairs leave here marked -1 as well, so that no executor, local or remote, ever sees them.
+        ExpertSkipper skipper = b.skipper;
+        if (skipper != null && skipper.active()) {
+            int pairs = skipper.apply(batch, n, k, b.normed, b.experts, b.weights, routedExperts);
+            if (pairs > 0) observer.onSkipped(layer, batch, k, b.experts, skipper.skipped, pairs);
+        }
         if (routed.waitsOnOtherProcesses()) {
             // Expert pods compute while this thread waits: the pool's workers need not spin meanwhile.
             c.parallel().stayAwake(false);

@@ -74,14 +74,24 @@ public final class MoeModel implements AutoCloseable {
             inputNorms[i] = vector(checkpoint, p + "input_layernorm.weight", h);
             postNorms[i] = vector(checkpoint, p + "post_attention_layernorm.weight", h);
             attention[i] = loadAttention(config, checkpoint, i);
-            ffn[i] = config.isSparse(i) ? moeLayers.block(i, executor)
-                    : loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
+            if (config.isSparse(i)) {
+                MoeBlock block = moeLayers.block(i, executor);
+                int[] pruned = options.prunedExperts().forLayer(i, config.moe().numExperts(), config.moe().topK());
+                if (pruned != null) block.pruneExperts(i, pruned);
+                ffn[i] = block;
+            } else {
+                ffn[i] = loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
+            }
+        }
+        for (int l : options.prunedExperts().namedLayers()) {
+            if (l >= layers || !config.isSparse(l)) throw new IllegalArgumentException("pruned experts name layer " + l + ", which is no MoE layer");
         }
         List<Pattern> ignored = checkpoint.unconsumed().stream().filter(layout::isIgnored)
                 .map(n -> Pattern.compile(Pattern.quote(n))).toList();
         checkpoint.requireAllConsumed(ignored, config.architecture().hfClassName());
         int maxContext = Math.min(options.maxContext(), config.maxPositionEmbeddings());
         this.buffers = new ForwardBuffers(config, maxTokens);
+        this.buffers.skipper = new ExpertSkipper(options.skipping(), h, maxTokens, config.moe().topK());
         this.compute = new Compute(options.kernels(), options.parallel(), new RopeTable(config.rope(), maxContext),
                 new AttentionCore(options.parallel(), maxContext));
     }
@@ -151,6 +161,7 @@ public final class MoeModel implements AutoCloseable {
             if (!cache.reserve(batch.slots[t], pos + 1)) throw new KvCacheFullException(batch.slots[t], pos + 1);
             embed(token, buffers.hidden, t * h);
         }
+        buffers.skipper.prepare(batch);
         // The pool's workers spin through the step's serial parts instead of parking between its products.
         compute.parallel().stayAwake(true);
         try {

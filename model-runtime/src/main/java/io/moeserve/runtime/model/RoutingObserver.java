@@ -16,5 +16,15 @@ public interface RoutingObserver {
      */
     void onRouting(int layer, StepBatch batch, int k, int[] experts, float[] weights);
 
+    /**
+     * Expert skipping ({@link ExpertSkipping}) dropped some of the pairs {@link #onRouting} just reported: they are
+     * not computed, here nor in any pod. Called only when at least one pair of the layer was dropped.
+     *
+     * @param experts n·k expert ids as the gate chose them
+     * @param skipped n·k: the expert id where the slot was dropped, -1 where it was kept
+     * @param pairs   how many entries of {@code skipped} are not -1
+     */
+    default void onSkipped(int layer, StepBatch batch, int k, int[] experts, int[] skipped, int pairs) {}
+
     RoutingObserver NONE = (layer, batch, k, experts, weights) -> { };
 }

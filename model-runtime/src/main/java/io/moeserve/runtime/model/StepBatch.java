@@ -16,6 +16,7 @@ public final class StepBatch {
     final int[] slots;
     final int[] positions;
     final int[] logitRows;
+    final float[] skipThresholds;
     int size;
     int logitCount;
     private long id;
@@ -26,6 +27,7 @@ public final class StepBatch {
         this.slots = new int[capacity];
         this.positions = new int[capacity];
         this.logitRows = new int[capacity];
+        this.skipThresholds = new float[capacity];
     }
 
     /** Empties the batch for the next step. */
@@ -40,9 +42,20 @@ public final class StepBatch {
         return id;
     }
 
-    /** Adds a token; returns its row index in the step. */
+    /** Adds a token that skips experts as the model's {@link ExpertSkipping} says; returns its row in the step. */
     public int add(int token, int slot, int position, boolean wantLogits) {
+        return add(token, slot, position, wantLogits, Float.NaN);
+    }
+
+    /**
+     * Adds a token; returns its row index in the step.
+     *
+     * @param skipThreshold its sequence's expert skip threshold in [0, 1] (0 = no skipping), or NaN for the
+     *                      model's setting
+     */
+    public int add(int token, int slot, int position, boolean wantLogits, float skipThreshold) {
         if (size == capacity) throw new IllegalStateException("step batch is full (" + capacity + " tokens)");
+        skipThresholds[size] = skipThreshold;
         tokens[size] = token;
         slots[size] = slot;
         positions[size] = position;
@@ -72,6 +85,11 @@ public final class StepBatch {
 
     public int position(int i) {
         return positions[i];
+    }
+
+    /** Token i's own expert skip threshold, NaN where it takes the model's. */
+    public float skipThreshold(int i) {
+        return skipThresholds[i];
     }
 
     public int remaining() {

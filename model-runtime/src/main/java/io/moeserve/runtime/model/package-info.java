@@ -1,8 +1,10 @@
 /**
  * The forward pass: {@link io.moeserve.runtime.model.MoeModel} loads a checkpoint and runs steps of any mix of
  * prompt and decode tokens ({@link io.moeserve.runtime.model.StepBatch}) against a paged
- * {@link io.moeserve.runtime.model.KvCache}; {@link io.moeserve.runtime.model.ModelOptions} say how, and a
- * {@link io.moeserve.runtime.model.RoutingObserver} sees every routing decision. Those are this package's API.
+ * {@link io.moeserve.runtime.model.KvCache}; {@link io.moeserve.runtime.model.ModelOptions} say how (with the
+ * efficiency switches {@link io.moeserve.runtime.model.ExpertSkipping} and
+ * {@link io.moeserve.runtime.model.PrunedExperts}), and a {@link io.moeserve.runtime.model.RoutingObserver} sees every
+ * routing decision. Those are this package's API.
  *
  * <p>Internal: the MoE block's parts ({@link io.moeserve.runtime.model.MoeBlock}, {@link io.moeserve.runtime.model.Gate}
  * and its shared implementations, {@link io.moeserve.runtime.model.SharedExpert},

@@ -1,6 +1,7 @@
 package io.moeserve.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -12,6 +13,7 @@ import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -56,6 +58,67 @@ class MoeCliTest {
         Run plain = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "4", "--ignore-eos");
         assertEquals(0, plain.exit(), plain.err());
         assertTrue(plain.out().contains(json.get("generated_token_ids").get(0).asText()), plain.out());
+    }
+
+    @Test
+    void skipThresholdZeroIsTheDefaultOutputAndOutOfRangeIsRefused() throws Exception {
+        Path dir = tmp.resolve("mixtral-skip");
+        assertEquals(0, run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "f32", "--out", dir.toString()).exit());
+        String[] base = {"generate", dir.toString(), "--prompt-ids", "3,14,15,92,65,35,89,79", "--max-new-tokens", "3", "--ignore-eos", "--json"};
+        Run plain = run(base);
+        assertEquals(0, plain.exit(), plain.err());
+        Run zero = run(concat(base, "--skip-threshold", "0"));
+        assertEquals(0, zero.exit(), zero.err());
+        Run all = run(concat(base, "--skip-threshold", "1", "--skip-protect-fraction", "0"));
+        assertEquals(0, all.exit(), all.err());
+        ObjectMapper json = new ObjectMapper();
+        JsonNode logits = json.readTree(plain.out()).get("last_prompt_logits");
+        assertEquals(logits, json.readTree(zero.out()).get("last_prompt_logits"), "threshold 0 is bit for bit the default");
+        assertNotEquals(logits, json.readTree(all.out()).get("last_prompt_logits"), "threshold 1 keeps only each token's top expert");
+        Run bad = run(concat(base, "--skip-threshold", "1.5"));
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("skip threshold"), bad.err());
+    }
+
+    @Test
+    void prunesByRoutingStatisticsOrCalibrationTextAndThePrunedModelRuns() throws Exception {
+        Path dir = tmp.resolve("olmoe-prune");
+        assertEquals(0, run("synth", "--arch", "olmoe", "--size", "tiny", "--dtype", "f32", "--out", dir.toString()).exit());
+        JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        int experts = config.get("num_experts").asInt();
+        int layers = config.get("num_hidden_layers").asInt();
+        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
+        for (int l = 0; l < layers; l++) {
+            tokens.append(l == 0 ? "[" : ",[");
+            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
+            tokens.append(']');
+        }
+        Path stats = Files.writeString(tmp.resolve("stats.json"), tokens.append("]}").toString());
+        Path pruned = tmp.resolve("olmoe-pruned");
+        double keep = (experts - 2) / (double) experts;
+        Run r = run("prune", dir.toString(), "--out", pruned.toString(), "--keep-fraction", Double.toString(keep), "--stats", stats.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("layer 0: pruned experts [2, 5]"), r.out());
+        assertEquals(experts - 2, new ObjectMapper().readTree(pruned.resolve("config.json").toFile()).get("num_experts").asInt());
+        Run gen = run("generate", pruned.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "3", "--ignore-eos");
+        assertEquals(0, gen.exit(), gen.err());
+        Run masked = run("generate", dir.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "3", "--ignore-eos",
+                "--prune-experts", "*:2,5");
+        assertEquals(0, masked.exit(), masked.err());
+
+        Path text = Files.writeString(tmp.resolve("calibration.txt"), "The quick brown fox jumps over the lazy dog. ".repeat(20));
+        Run calibrated = run("prune", dir.toString(), "--out", tmp.resolve("olmoe-calibrated").toString(), "--calibration", text.toString());
+        assertEquals(0, calibrated.exit(), calibrated.err());
+        assertTrue(calibrated.out().contains("experts per MoE layer"), calibrated.out());
+        Run both = run("prune", dir.toString(), "--out", tmp.resolve("x").toString());
+        assertEquals(1, both.exit());
+        assertTrue(both.err().contains("exactly one of --stats and --calibration"), both.err());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     @Test
