@@ -6,18 +6,23 @@ import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
 import io.moeserve.proto.expert.v1.ExpertService;
+import io.moeserve.proto.expert.v1.ExpertStreamRequest;
+import io.moeserve.proto.expert.v1.ExpertStreamResponse;
 import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.PodLoad;
 import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.runtime.expert.ExpertWeights;
 import io.quarkus.grpc.GrpcService;
+import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
 
 /** The ExpertService gRPC endpoint: validates calls and hands them to the compute thread; describes the pod. */
 @GrpcService
 public class ExpertGrpcService implements ExpertService {
+    /** Calls of one stream computed or queued at once: far more than a router has in flight (one per layer and step). */
+    private static final int MAX_CALLS_PER_STREAM = 1024;
 
     @Inject
     ExpertPod pod;
@@ -43,6 +48,23 @@ public class ExpertGrpcService implements ExpertService {
             call.emitter = emitter;
             loaded.computer().submit(call);
         });
+    }
+
+    /**
+     * The same calls on one long-lived stream: each message goes through {@link #computeExperts}, so it is validated,
+     * queued and computed (inline on the transport thread when the pod is idle) exactly as a unary call, and its
+     * answer or failure goes back as one message with the call's id. Answers leave in the order they are ready.
+     */
+    @Override
+    public Multi<ExpertStreamResponse> computeExpertsStream(Multi<ExpertStreamRequest> requests) {
+        return requests.onItem().transformToUni(m -> computeExperts(m.getRequest())
+                        .map(r -> ExpertStreamResponse.newBuilder().setCallId(m.getCallId()).setResponse(r).build())
+                        .onFailure().recoverWithItem(t -> {
+                            Status s = Status.fromThrowable(t);
+                            return ExpertStreamResponse.newBuilder().setCallId(m.getCallId()).setStatusCode(s.getCode().value())
+                                    .setStatusDescription(s.getDescription() == null ? "" : s.getDescription()).build();
+                        }))
+                .merge(MAX_CALLS_PER_STREAM);
     }
 
     @Override

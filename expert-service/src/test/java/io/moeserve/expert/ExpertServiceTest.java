@@ -11,11 +11,14 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
 import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
 import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
+import io.moeserve.proto.expert.v1.ExpertStreamRequest;
+import io.moeserve.proto.expert.v1.ExpertStreamResponse;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
 import io.moeserve.proto.expert.v1.WireDType;
@@ -31,7 +34,10 @@ import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -221,6 +227,50 @@ class ExpertServiceTest {
         assertStatus(Status.Code.INVALID_ARGUMENT, "num_tokens must be at least 1", ok.toBuilder().setNumTokens(0).build());
         // And it still serves.
         assertEquals(4, stub.computeExperts(ok).getNumTokens());
+    }
+
+    @Test
+    void answersEachCallOnTheStreamWithItsIdAsTheUnaryCallWould() throws Exception {
+        awaitServing();
+        Map<Long, ExpertStreamResponse> answers = new ConcurrentHashMap<>();
+        CompletableFuture<Void> ended = new CompletableFuture<>();
+        StreamObserver<ExpertStreamRequest> requests = ExpertServiceGrpc.newStub(channel).computeExpertsStream(new StreamObserver<>() {
+            @Override
+            public void onNext(ExpertStreamResponse m) {
+                answers.put(m.getCallId(), m);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                ended.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                ended.complete(null);
+            }
+        });
+        List<ExpertBatchRequest> sent = new ArrayList<>();
+        for (int c = 0; c < 8; c++) {
+            // Call 3 is refused (another model); the stream goes on, and so do the calls after it.
+            ExpertBatchRequest req = request(1 + c * 3, new int[] {0, 1, 2, 3}, 300 + c, null, null, null);
+            if (c == 3) req = req.toBuilder().setModelId("other").build();
+            sent.add(req);
+            requests.onNext(ExpertStreamRequest.newBuilder().setCallId(1000 + c).setRequest(req).build());
+        }
+        requests.onCompleted();
+        ended.get(30, TimeUnit.SECONDS); // the pod ends its side once every call is answered
+        assertEquals(8, answers.size());
+        for (int c = 0; c < 8; c++) {
+            ExpertStreamResponse m = answers.get(1000L + c);
+            if (c == 3) {
+                assertEquals(Status.Code.FAILED_PRECONDITION.value(), m.getStatusCode());
+                assertTrue(m.getStatusDescription().contains("serves model 'tiny-mixtral'"), m.getStatusDescription());
+                continue;
+            }
+            assertEquals(0, m.getStatusCode(), m.getStatusDescription());
+            assertEquals(stub.computeExperts(sent.get(c)).getOutputs(), m.getResponse().getOutputs(), "call " + c);
+        }
     }
 
     private static void assertStatus(Status.Code code, String message, ExpertBatchRequest req) {

@@ -32,6 +32,8 @@ final class ExpertReplica {
     final String address;
     final ManagedChannel channel;
     final ExpertServiceGrpc.ExpertServiceStub stub;
+    /** The calls on one long-lived stream, when {@code moe.router.experts.transport=stream}; opened by the first call. */
+    final ExpertCallStream stream;
     final AtomicLong outstandingTokens = new AtomicLong();
     volatile int reportedQueuedTokens;
     volatile Health health = Health.PROBING;
@@ -56,6 +58,7 @@ final class ExpertReplica {
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 .build();
         this.stub = ExpertServiceGrpc.newStub(channel);
+        this.stream = new ExpertCallStream(stub, address);
     }
 
     /** Outstanding work as replica choice compares it. */
@@ -76,9 +79,12 @@ final class ExpertReplica {
         lastProblem = problem;
         avoidUntilNanos = System.nanoTime() + backoffNanos;
         if (health != Health.MISCONFIGURED) health = draining ? Health.DRAINING : Health.FAILED;
+        // A draining pod waits for its open streams before it stops: end ours once its calls are answered.
+        if (draining) stream.close();
     }
 
     void close() {
+        stream.close();
         channel.shutdown();
     }
 

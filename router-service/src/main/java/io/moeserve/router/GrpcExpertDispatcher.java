@@ -42,10 +42,12 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final long backoffNanos;
     private final RouterMetrics metrics;
     private final ScheduledExecutorService retries;
+    /** Calls go on each pod's long-lived stream (ExpertCallStream) rather than one unary call each. */
+    private final boolean stream;
 
     GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
                          Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
-                         ScheduledExecutorService retries) {
+                         ScheduledExecutorService retries, boolean stream) {
         this.groups = groups;
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
@@ -57,6 +59,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         this.backoffNanos = backoff.toNanos();
         this.metrics = metrics;
         this.retries = retries;
+        this.stream = stream;
         this.calls = new GroupCall[groups.size()];
         this.sendOrder = new int[groups.size()];
         for (int g = 0; g < calls.length; g++) calls[g] = new GroupCall(groups.get(g), g);
@@ -208,7 +211,11 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             current = r;
             r.outstandingTokens.addAndGet(batch.size());
             metrics.wireBytesSent(request.getSerializedSize());
-            r.stub.withDeadlineAfter(timeoutNanos, TimeUnit.NANOSECONDS).computeExperts(request, this);
+            if (stream) {
+                r.stream.send(request, this, timeoutNanos, retries);
+            } else {
+                r.stub.withDeadlineAfter(timeoutNanos, TimeUnit.NANOSECONDS).computeExperts(request, this);
+            }
         }
 
         @Override

@@ -91,6 +91,13 @@ public interface RouterSettings {
         @WithDefault("1")
         int transportThreads();
 
+        /**
+         * How expert calls travel: {@code stream}, one long-lived bidirectional stream per pod carrying every call as a
+         * message with an id, or {@code unary}, one gRPC call per (step, layer, pod) (BENCHMARKS.md compares them).
+         */
+        @WithDefault("unary")
+        Transport transport();
+
         /** How long a replica that failed a call is avoided before it is tried again. */
         @WithDefault("2s")
         Duration failureBackoff();
@@ -135,4 +142,6 @@ public interface RouterSettings {
     enum WireFormat { f32, bf16 }
 
     enum DegradedMode { fail, mask }
+
+    enum Transport { stream, unary }
 }

@@ -94,7 +94,7 @@ public class ServedModel {
             WireDType wire = x.wireDtype() == RouterSettings.WireFormat.bf16 ? WireDType.WIRE_DTYPE_BF16 : WireDType.WIRE_DTYPE_F32;
             GrpcExpertDispatcher dispatcher = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
                     config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
-                    metrics, retries);
+                    metrics, retries, x.transport() == RouterSettings.Transport.stream);
             // The engine exists by the first step, which is the first time the listener can be called.
             ExpertMaskListener masking = x.degradedMode() == RouterSettings.DegradedMode.fail ? null
                     : (layer, group, row, pairs) -> {

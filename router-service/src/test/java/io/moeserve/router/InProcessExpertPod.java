@@ -9,6 +9,8 @@ import io.moeserve.proto.expert.v1.DescribePodRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchRequest;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
 import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
+import io.moeserve.proto.expert.v1.ExpertStreamRequest;
+import io.moeserve.proto.expert.v1.ExpertStreamResponse;
 import io.moeserve.proto.expert.v1.HostedLayer;
 import io.moeserve.proto.expert.v1.PodDescription;
 import io.moeserve.proto.expert.v1.ServingState;
@@ -44,6 +46,8 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     private final LocalExpertExecutor executor;
     private Server server;
     final AtomicInteger calls = new AtomicInteger();
+    /** Of {@link #calls}, those that came on a ComputeExpertsStream. */
+    final AtomicInteger streamCalls = new AtomicInteger();
     volatile int failNext;
     volatile long stallMillis;
     volatile boolean draining;
@@ -120,6 +124,45 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
                 .setLayer(r.getLayer()).setNumTokens(n).setHiddenSize(h).setDtype(r.getOutputDtype())
                 .setOutputs(WireTensors.encode(y, 0, n * h, r.getOutputDtype())).build());
         out.onCompleted();
+    }
+
+    /** Each message of the stream is one call, handled as {@link #computeExperts} handles it, answered with its id. */
+    @Override
+    public StreamObserver<ExpertStreamRequest> computeExpertsStream(StreamObserver<ExpertStreamResponse> out) {
+        return new StreamObserver<>() {
+            @Override
+            public void onNext(ExpertStreamRequest m) {
+                streamCalls.incrementAndGet();
+                computeExperts(m.getRequest(), new StreamObserver<>() {
+                    @Override
+                    public void onNext(ExpertBatchResponse r) {
+                        out.onNext(ExpertStreamResponse.newBuilder().setCallId(m.getCallId()).setResponse(r).build());
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        Status s = Status.fromThrowable(t);
+                        out.onNext(ExpertStreamResponse.newBuilder().setCallId(m.getCallId()).setStatusCode(s.getCode().value())
+                                .setStatusDescription(s.getDescription() == null ? "" : s.getDescription()).build());
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        // the answer went with onNext
+                    }
+                });
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                // the router went away
+            }
+
+            @Override
+            public void onCompleted() {
+                out.onCompleted();
+            }
+        };
     }
 
     @Override

@@ -15,6 +15,13 @@ public class RemoteExperts implements QuarkusTestResourceLifecycleManager {
     static InProcessExpertPod g0a;
     static InProcessExpertPod g0b;
     static InProcessExpertPod g1;
+    /** moe.router.experts.transport, when the test class's resource argument "transport" sets it. */
+    private String transport;
+
+    @Override
+    public void init(Map<String, String> initArgs) {
+        transport = initArgs.get("transport");
+    }
 
     @Override
     public Map<String, String> start() {
@@ -35,6 +42,7 @@ public class RemoteExperts implements QuarkusTestResourceLifecycleManager {
         m.put("moe.router.experts.refresh-interval", "200ms");
         m.put("moe.router.experts.call-timeout", "500ms");
         m.put("moe.router.experts.failure-backoff", "300ms");
+        if (transport != null) m.put("moe.router.experts.transport", transport);
         return m;
     }
 

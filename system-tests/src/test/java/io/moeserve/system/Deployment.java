@@ -6,6 +6,9 @@ import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.RouterServiceGrpc;
 import io.moeserve.proto.router.v1.SamplingParameters;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,13 +23,17 @@ import java.util.concurrent.TimeUnit;
  * placement spec and any number of replicas. Closing it stops every process.
  */
 final class Deployment implements AutoCloseable {
-    static final Duration START = Duration.ofSeconds(120);
+    /** How long a process may take to become ready; benchmarks that start many at once on a small machine raise it. */
+    static final Duration START = Duration.ofSeconds(Long.getLong("moe.start-seconds", 120));
 
     final Path model;
     final String modelId;
     final Map<String, List<ServiceProcess>> experts = new LinkedHashMap<>();
     final Map<String, String> hosts = new LinkedHashMap<>();
     ServiceProcess router;
+    /** The port the router dials for a pod where it is not the pod's own: a delay relay in between. */
+    private final Map<ServiceProcess, Integer> dialPorts = new HashMap<>();
+    private final List<DelayRelay> relays = new ArrayList<>();
     private ManagedChannel channel;
     private RouterServiceGrpc.RouterServiceBlockingStub stub;
 
@@ -64,6 +71,20 @@ final class Deployment implements AutoCloseable {
         return p;
     }
 
+    /**
+     * Puts a {@link DelayRelay} between every pod started so far and the routers started after this: each byte
+     * between them is delayed {@code oneWayMicros} (plus up to {@code jitterMicros}) in each direction.
+     */
+    void delayPods(long oneWayMicros, long jitterMicros) throws IOException {
+        for (List<ServiceProcess> ps : experts.values()) {
+            for (ServiceProcess p : ps) {
+                DelayRelay relay = new DelayRelay(new InetSocketAddress(InetAddress.getLoopbackAddress(), p.grpcPort), oneWayMicros, jitterMicros);
+                relays.add(relay);
+                dialPorts.put(p, relay.port());
+            }
+        }
+    }
+
     /** Starts the router in remote mode over the expert groups started so far (endpoints listed statically). */
     ServiceProcess startRouter(Map<String, String> extra) {
         router = startAnotherRouter("router", extra);
@@ -82,7 +103,7 @@ final class Deployment implements AutoCloseable {
         for (var e : experts.entrySet()) {
             c.put("moe.router.experts.groups." + e.getKey() + ".hosts", hosts.get(e.getKey()));
             c.put("moe.router.experts.groups." + e.getKey() + ".endpoints",
-                    String.join(",", e.getValue().stream().map(p -> "127.0.0.1:" + p.grpcPort).toList()));
+                    String.join(",", e.getValue().stream().map(p -> "127.0.0.1:" + dialPorts.getOrDefault(p, p.grpcPort)).toList()));
         }
         c.put("moe.threads", Integer.toString(threads));
         c.putAll(extra);
@@ -123,5 +144,6 @@ final class Deployment implements AutoCloseable {
         if (channel != null) channel.shutdownNow();
         if (router != null) router.close();
         for (List<ServiceProcess> ps : experts.values()) for (ServiceProcess p : ps) p.close();
+        relays.forEach(DelayRelay::close);
     }
 }

@@ -37,6 +37,12 @@ import java.util.regex.Pattern;
  * stream (which includes its prefill and queueing) is left out, so the figures are decode figures: tokens/s is all
  * streams' tokens after their first, over the time from the first stream's first token to the last stream's last
  * token; latency is the time between consecutive tokens of a stream.
+ *
+ * <p>A network you can dial: each distributed placement runs at every one-way delay given, with a {@link DelayRelay}
+ * between the router and each pod (both directions), and the tables have a row per delay. The {@link ThroughputModel}
+ * is fitted on each placement's first delay, from its breakdown row (step time, the router's wait per layer, the
+ * slowest pod's compute per call), and predicts the tokens/s of the other delays beside their measurement, and what
+ * two micro-batches in flight (ping-pong) would give at each.
  */
 public final class ServingBenchmark {
     private static final int PROMPT_TOKENS = 16;
@@ -53,13 +59,19 @@ public final class ServingBenchmark {
         ModelConfig config = ConfigParser.load(model);
         int experts = config.moe().numFfnExperts();
         // Each distributed setup is two pods' experts, "LOW/HIGH": halves by default; "0-4/3-7" has both host 3 and 4.
-        List<String> placements = args.length > 5 ? List.of(args[5].split(","))
+        List<String> placements = args.length > 5 && !args[5].isBlank() ? List.of(args[5].split(","))
                 : List.of("0-" + (experts / 2 - 1) + "/" + (experts / 2) + "-" + (experts - 1));
+        // One-way delays between the router and its pods, µs, each "D" or "D+J" (up to J µs of jitter): every
+        // placement runs at each, through a DelayRelay; "direct" is without a relay.
+        List<String> delays = List.of((args.length > 6 && !args[6].isBlank() ? args[6] : "direct").split(","));
         System.out.printf(Locale.ROOT, "model %s (%s, %d layers, %d experts top-%d), %d tokens per stream, %d cores, %d kernel threads"
-                        + " per expert pod, %d rounds%n", model, config.architecture().hfClassName(), config.numLayers(), experts,
-                config.moe().topK(), tokens, Runtime.getRuntime().availableProcessors(), podThreads, rounds);
+                        + " per expert pod, %d rounds, one-way delays %s µs%n", model, config.architecture().hfClassName(), config.numLayers(),
+                experts, config.moe().topK(), tokens, Runtime.getRuntime().availableProcessors(), podThreads, rounds, delays);
         List<String> setups = new ArrayList<>();
         List<Deployment> deployments = new ArrayList<>();
+        // Per setup: its placement's index (-1 for all-in-one), its one-way delay in µs (-1 direct) and its jitter.
+        List<int[]> placementOf = new ArrayList<>();
+        List<long[]> delayOf = new ArrayList<>();
         try {
             // Every setup is started up front and the measured runs alternate between them, round after round: this
             // VM's speed drifts by a quarter from minute to minute, and a ratio of two runs minutes apart measured
@@ -68,7 +80,10 @@ public final class ServingBenchmark {
             deployments.add(local);
             local.startRouter(Map.of("moe.router.experts.mode", "local"));
             setups.add("all-in-one");
-            for (String setup : placements) {
+            placementOf.add(new int[] {-1});
+            delayOf.add(new long[] {-1, 0});
+            for (int pi = 0; pi < placements.size(); pi++) {
+                String setup = placements.get(pi);
                 // "LOW/HIGH" or "LOW/HIGH@key=value;key=value" with router settings for that setup.
                 String placement = setup.contains("@") ? setup.substring(0, setup.indexOf('@')) : setup;
                 Map<String, String> routerSettings = new LinkedHashMap<>();
@@ -78,14 +93,23 @@ public final class ServingBenchmark {
                     }
                 }
                 String[] halves = placement.split("/");
-                Deployment d = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
-                deployments.add(d);
-                Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
-                d.startExpert("low", "*:" + halves[0], pod);
-                d.startExpert("high", "*:" + halves[1], pod);
-                d.startRouter(routerSettings);
-                setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings)
-                        + ")");
+                for (String delay : delays) {
+                    long[] dj = delay.equals("direct") ? new long[] {-1, 0}
+                            : Arrays.stream(delay.split("\\+")).mapToLong(Long::parseLong).toArray();
+                    long oneWay = dj[0];
+                    long jitter = dj.length > 1 ? dj[1] : 0;
+                    Deployment d = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
+                    deployments.add(d);
+                    Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
+                    d.startExpert("low", "*:" + halves[0], pod);
+                    d.startExpert("high", "*:" + halves[1], pod);
+                    if (oneWay >= 0) d.delayPods(oneWay, jitter);
+                    d.startRouter(routerSettings);
+                    setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings)
+                            + ")");
+                    placementOf.add(new int[] {pi});
+                    delayOf.add(new long[] {oneWay, jitter});
+                }
             }
             List<RouterServiceGrpc.RouterServiceBlockingStub> stubs = new ArrayList<>();
             for (Deployment d : deployments) {
@@ -113,44 +137,82 @@ public final class ServingBenchmark {
                     }
                 }
             }
+            int layers = config.numSparseLayers();
             System.out.println();
-            System.out.println("| setup | streams | decode tokens/s, mean of rounds (min–max) | share of all-in-one, mean of rounds (min–max)"
+            System.out.println("| setup | one-way delay µs | streams | decode tokens/s, mean of rounds (min–max) | share of all-in-one, mean of"
+                    + " rounds (min–max) | share of the placement's first delay | model: tokens/s predicted (error) / with 2 micro-batches"
                     + " | mean / p50 / p99 ms per token | wire bytes per token per MoE layer |");
-            System.out.println("| --- | --- | --- | --- | --- | --- |");
+            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
             for (int d = 0; d < setups.size(); d++) {
+                // The placement's first setup (its first delay) is the one the model is fitted on for the others.
+                int first = -1;
+                for (int o = 0; o < setups.size(); o++) {
+                    if (placementOf.get(d)[0] >= 0 && placementOf.get(o)[0] == placementOf.get(d)[0]) {
+                        first = o;
+                        break;
+                    }
+                }
                 for (int si = 0; si < streams.length; si++) {
-                    Result[] r = results[d * streams.length + si];
+                    int cell = d * streams.length + si;
+                    Result[] r = results[cell];
                     double[] tps = Arrays.stream(r).mapToDouble(Result::tokensPerSecond).toArray();
-                    String share = "—";
+                    String share = "—", shareOfFirst = "—", predicted = "—";
                     if (d > 0) {
-                        Result[] base = results[si];
-                        double[] ratios = new double[rounds];
-                        for (int i = 0; i < rounds; i++) ratios[i] = 100 * r[i].tokensPerSecond / base[i].tokensPerSecond;
-                        share = String.format(Locale.ROOT, "%.1f%% (%.1f–%.1f)", mean(ratios), min(ratios), max(ratios));
+                        share = shares(r, results[si]);
+                        int firstCell = first * streams.length + si;
+                        if (first != d) shareOfFirst = shares(r, results[firstCell]);
+                        // Fitted on the first delay's breakdown, predicting this delay's tokens/s; the fit row itself is
+                        // marked. Scaled from the fit row's measured tokens/s, as the client's count and the router's
+                        // steps differ by the streams' first tokens.
+                        ThroughputModel fit = totals[firstCell].fit(layers, roundTripSeconds(delayOf.get(first)));
+                        double rtt = roundTripSeconds(delayOf.get(d));
+                        double firstTps = mean(Arrays.stream(results[firstCell]).mapToDouble(Result::tokensPerSecond).toArray());
+                        double firstStep = fit.stepSeconds(roundTripSeconds(delayOf.get(first)), 1);
+                        double one = firstTps * firstStep / fit.stepSeconds(rtt, 1);
+                        double two = firstTps * firstStep / fit.stepSeconds(rtt, 2);
+                        predicted = first == d ? String.format(Locale.ROOT, "fit / %.1f", two)
+                                : String.format(Locale.ROOT, "%.1f (%+.0f%%) / %.1f", one, 100 * (one / mean(tps) - 1), two);
                     }
                     // Every token the model processed crossed the wire: prompt tokens (prefill) and generated ones.
                     long processed = (long) rounds * streams[si] * (PROMPT_TOKENS + tokens);
-                    String wire = d == 0 ? "—" : String.format(Locale.ROOT, "%.0f",
-                            totals[d * streams.length + si].wireBytes() / processed / config.numSparseLayers());
-                    System.out.printf(Locale.ROOT, "| %s | %d | %.1f (%.1f–%.1f) | %s | %.1f / %.1f / %.1f | %s |%n", setups.get(d), streams[si],
-                            mean(tps), min(tps), max(tps), share, Arrays.stream(r).mapToDouble(Result::meanLatencyMs).average().orElse(0),
+                    String wire = d == 0 ? "—" : String.format(Locale.ROOT, "%.0f", totals[cell].wireBytes() / processed / layers);
+                    System.out.printf(Locale.ROOT, "| %s | %s | %d | %.1f (%.1f–%.1f) | %s | %s | %s | %.1f / %.1f / %.1f | %s |%n", setups.get(d),
+                            delayLabel(delayOf.get(d)), streams[si], mean(tps), min(tps), max(tps), share, shareOfFirst, predicted,
+                            Arrays.stream(r).mapToDouble(Result::meanLatencyMs).average().orElse(0),
                             Arrays.stream(r).mapToDouble(Result::p50Ms).average().orElse(0),
                             Arrays.stream(r).mapToDouble(Result::p99Ms).average().orElse(0), wire);
                 }
             }
             System.out.println();
-            System.out.println("| setup | streams | step ms | router's wait per MoE layer ms | of which sending ms | expert call ms"
-                    + " | pod's handling ms per call | pod compute ms per call (per pod) | pod queue ms per call | router CPU ms per token"
-                    + " | expert pods' CPU ms per token |");
-            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            System.out.println("| setup | one-way delay µs | streams | step ms | router's wait per MoE layer ms | of which sending ms"
+                    + " | expert call ms | pod's handling ms per call | pod compute ms per call (per pod) | pod queue ms per call"
+                    + " | router CPU ms per token | expert pods' CPU ms per token |");
+            System.out.println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
             for (int d = 0; d < setups.size(); d++) {
                 for (int si = 0; si < streams.length; si++) {
-                    System.out.println(totals[d * streams.length + si].row(setups.get(d), streams[si], (long) rounds * streams[si] * tokens));
+                    System.out.println(totals[d * streams.length + si].row(setups.get(d) + " | " + delayLabel(delayOf.get(d)), streams[si],
+                            (long) rounds * streams[si] * tokens));
                 }
             }
         } finally {
             deployments.forEach(Deployment::close);
         }
+    }
+
+    /** This run's tokens/s as a share of {@code base}'s, round by round: mean (min–max). */
+    private static String shares(Result[] r, Result[] base) {
+        double[] ratios = new double[r.length];
+        for (int i = 0; i < r.length; i++) ratios[i] = 100 * r[i].tokensPerSecond / base[i].tokensPerSecond;
+        return String.format(Locale.ROOT, "%.1f%% (%.1f–%.1f)", mean(ratios), min(ratios), max(ratios));
+    }
+
+    /** The network's round trip a setup adds: twice the one-way delay and the mean jitter; none when direct. */
+    private static double roundTripSeconds(long[] delay) {
+        return delay[0] < 0 ? 0 : 2 * (delay[0] + delay[1] / 2.0) * 1e-6;
+    }
+
+    private static String delayLabel(long[] delay) {
+        return delay[0] < 0 ? "direct" : delay[1] == 0 ? Long.toString(delay[0]) : delay[0] + " + up to " + delay[1];
     }
 
     private static double mean(double[] v) {
@@ -214,6 +276,19 @@ public final class ServingBenchmark {
                     callSeconds + sign * o.callSeconds, calls, busy, podQueueSeconds + sign * o.podQueueSeconds,
                     podHandlingSeconds + sign * o.podHandlingSeconds, routerCpuNanos + sign * o.routerCpuNanos,
                     podCpuNanos + sign * o.podCpuNanos);
+        }
+
+        /**
+         * The {@link ThroughputModel} (one micro-batch) fitted on this breakdown, taken at round trip {@code rtt}: the
+         * router's wait per layer is the slowest pod's compute plus the call's cost outside it plus the round trip,
+         * and the rest of the step is the router's own work, all of it counted per layer (no separate head).
+         */
+        ThroughputModel fit(int moeLayers, double rtt) {
+            double step = stepSeconds / steps;
+            double wait = layerSeconds / layers;
+            double compute = 0;
+            for (int i = 0; i < podCalls.length; i++) compute = Math.max(compute, podBusySeconds[i] / podCalls[i]);
+            return new ThroughputModel(moeLayers, 0, Math.max(0, step / moeLayers - wait), compute, wait - compute - rtt);
         }
 
         String row(String setup, int streams, long tokens) {

@@ -68,6 +68,7 @@ class LocalExpertExecutorTest {
                     {5, 1, 0, 7, 3, -1}, // one token per expert (a skipped slot too): the batched path
                     {5, 1}, // decode of one sequence
                     {5, 1, 1, 7, 3, 2}, // expert 1 has two tokens: one product per expert
+                    {-1, -1, -1, -1}, // no pairs at all (a pod called with nothing to compute): zeros, no report
             };
             for (Parallel threads : new Parallel[] {new Parallel(1), TWO_THREADS}) {
                 CpuMatmulKernels kernels = new CpuMatmulKernels(threads);
