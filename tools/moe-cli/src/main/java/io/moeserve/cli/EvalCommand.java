@@ -92,7 +92,7 @@ final class EvalCommand implements Callable<Integer> {
             Windows reference = base == null ? null : new Windows(base, window);
             for (int from = 0; from + 1 < ids.length; from += window) {
                 int n = Math.min(window, ids.length - 1 - from);
-                float[] logits = candidate.run(ids, from, n, routingStats == null ? RoutingObserver.NONE : routing);
+                float[] logits = candidate.run(ids, from, n, routing);
                 float[] baseLogits = reference == null ? null : reference.run(ids, from, n, RoutingObserver.NONE);
                 for (int i = 0; i < n; i++) {
                     int target = ids[from + i + 1];
@@ -115,6 +115,8 @@ final class EvalCommand implements Callable<Integer> {
                 result.put("kl_divergence", metrics.meanKl());
                 result.put("top1_agreement", metrics.top1Agreement());
             }
+            result.put("expert_pairs_per_token", routing.computedPairsPerToken());
+            result.put("skipped_pair_share", routing.skippedShare());
             result.put("seconds", seconds);
             if (routingStats != null) {
                 mapper.writeValue(routingStats.toFile(), routing.toJson(mapper, dir.toString()));
@@ -137,6 +139,8 @@ final class EvalCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "against %s: mean KL(baseline || candidate) %.6f nats, top-1 agreement %.4f%n",
                     baseline, r.get("kl_divergence").asDouble(), r.get("top1_agreement").asDouble());
         }
+        System.out.printf(Locale.ROOT, "routed expert pairs computed per token per MoE layer %.4f (%.2f%% of the gates' choices skipped)%n",
+                r.get("expert_pairs_per_token").asDouble(), 100 * r.get("skipped_pair_share").asDouble());
         System.out.printf(Locale.ROOT, "%.1f s%s%n", r.get("seconds").asDouble(),
                 routingStats == null ? "" : ", routing statistics written to " + routingStats);
     }

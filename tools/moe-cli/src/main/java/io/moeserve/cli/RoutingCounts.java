@@ -19,6 +19,10 @@ final class RoutingCounts implements RoutingObserver {
     private final long[] counts;
     private final double[] weightSums;
     private long tokens;
+    /** Routed (token, FFN expert) pairs the gates chose, over every MoE layer, and how many of them skipping dropped. */
+    private long chosenPairs;
+    private long skippedPairs;
+    private int moeLayers;
     private int firstSparse = -1;
 
     RoutingCounts(ModelConfig config) {
@@ -26,7 +30,11 @@ final class RoutingCounts implements RoutingObserver {
         this.experts = config.moe().numFfnExperts();
         this.counts = new long[config.numLayers() * experts];
         this.weightSums = new double[config.numLayers() * experts];
-        for (int l = config.numLayers() - 1; l >= 0; l--) if (config.isSparse(l)) firstSparse = l;
+        for (int l = config.numLayers() - 1; l >= 0; l--) {
+            if (!config.isSparse(l)) continue;
+            firstSparse = l;
+            moeLayers++;
+        }
     }
 
     @Override
@@ -38,8 +46,24 @@ final class RoutingCounts implements RoutingObserver {
             if (e < 0 || e >= experts) continue;
             counts[base + e]++;
             weightSums[base + e] += weights[i];
+            chosenPairs++;
         }
         if (layer == firstSparse) tokens += n;
+    }
+
+    @Override
+    public void onSkipped(int layer, StepBatch batch, int k, int[] experts, int[] skipped, int pairs) {
+        skippedPairs += pairs;
+    }
+
+    /** Routed expert pairs computed per token per MoE layer (the gates' choices less what skipping dropped). */
+    double computedPairsPerToken() {
+        return tokens == 0 ? 0 : (double) (chosenPairs - skippedPairs) / tokens / moeLayers;
+    }
+
+    /** The share of the gates' routed pairs that skipping dropped. */
+    double skippedShare() {
+        return chosenPairs == 0 ? 0 : (double) skippedPairs / chosenPairs;
     }
 
     long count(int layer, int expert) {
@@ -66,7 +90,7 @@ final class RoutingCounts implements RoutingObserver {
                 expert.put("expert", e);
                 expert.put("count", c);
                 expert.put("frequency", tokens == 0 ? 0 : (double) c / tokens);
-                expert.put("mean_gate_weight", c == 0 ? 0 : weightSums[l * experts + e] / c);
+                expert.put("mean_weight", c == 0 ? 0 : weightSums[l * experts + e] / c);
             }
         }
         return root;

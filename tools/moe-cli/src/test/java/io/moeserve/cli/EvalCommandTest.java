@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -38,6 +40,8 @@ class EvalCommandTest {
         assertTrue(unigram > 500 && unigram < 800, "unigram " + unigram);
         assertEquals(0, json.get("kl_divergence").asDouble(), 1e-12);
         assertEquals(1, json.get("top1_agreement").asDouble());
+        assertEquals(2.0, json.get("expert_pairs_per_token").asDouble(), "top-2, nothing skipped");
+        assertEquals(0.0, json.get("skipped_pair_share").asDouble());
 
         JsonNode routing = new ObjectMapper().readTree(stats.toFile());
         assertEquals(2047, routing.get("tokens").asLong());
@@ -46,10 +50,32 @@ class EvalCommandTest {
             long routed = 0;
             for (JsonNode expert : layer.get("experts")) {
                 routed += expert.get("count").asLong();
-                double weight = expert.get("mean_gate_weight").asDouble();
+                double weight = expert.get("mean_weight").asDouble();
                 assertTrue(weight > 0 && weight <= 1, "mean gate weight " + weight);
             }
             assertEquals(2047 * 2, routed, "top-2: two experts per token in layer " + layer.get("layer"));
+        }
+    }
+
+    @Test
+    void aSwitchAppliesToTheCandidateOnlyAndItsSavingsAreCounted() {
+        MoeCliTest.Run r = MoeCliTest.run("eval", MODEL.toString(), "--text", HELD_OUT.toString(), "--max-tokens", "300",
+                "--window", "100", "--baseline", MODEL.toString(), "--skip-threshold", "0.6", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode json = readJson(r.out());
+        double share = json.get("skipped_pair_share").asDouble();
+        assertTrue(share > 0 && share < 0.5, "skipped share " + share);
+        assertEquals(2 * (1 - share), json.get("expert_pairs_per_token").asDouble(), 1e-9);
+        // The baseline runs without the switch: the candidate's skipped experts show as divergence.
+        assertTrue(json.get("kl_divergence").asDouble() > 0, "KL " + json.get("kl_divergence"));
+        assertTrue(json.get("top1_agreement").asDouble() < 1);
+    }
+
+    private static JsonNode readJson(String text) {
+        try {
+            return new ObjectMapper().readTree(text);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
