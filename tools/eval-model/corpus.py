@@ -7,6 +7,7 @@ boundary to at most HELD_OUT_BYTES, small enough to commit.
 """
 import os
 import re
+import sys
 import unicodedata
 
 SOURCES = "/usr/share/doc/python3.11/html/_sources"
@@ -75,7 +76,20 @@ def split():
     return "\n".join(train), held_text, train_files, held_files
 
 
+def calibration(n_bytes):
+    """The first n_bytes of the training text, cut at a paragraph: text the techniques that rank experts (pruning,
+    mixed precision) may measure routing on without seeing the held-out text they are judged on."""
+    train = split()[0]
+    cut = train.rfind("\n\n", 0, n_bytes)
+    return train[:cut + 1]
+
+
 if __name__ == "__main__":
-    tr, ho, tf, hf = split()
-    print(len(tr), len(ho), len(tf), len(hf))
-    print(ho[:3000])
+    # python3 corpus.py --calibration FILE [BYTES]: writes calibration text (default 256 KiB of the training split).
+    if len(sys.argv) >= 3 and sys.argv[1] == "--calibration":
+        with open(sys.argv[2], "w", encoding="ascii") as out:
+            out.write(calibration(int(sys.argv[3]) if len(sys.argv) > 3 else 256 * 1024))
+    else:
+        tr, ho, tf, hf = split()
+        print(len(tr), len(ho), len(tf), len(hf))
+        print(ho[:3000])
