@@ -16,19 +16,39 @@ import java.util.function.Function;
  * @param parallel       thread pool for attention and kernels
  * @param hostedExperts  which routed experts to load into this process
  * @param executor       builds the expert executor from the loaded experts; null = compute them here
+ * @param microBatches   when the executor waits on other processes (expert pods): how many micro-batches a step
+ *                       of several sequences is split into, so one's attention runs while another's experts are at
+ *                       the pods (ping-pong); 1 for no split. At most the executor's lanes.
+ * @param microBatchMinTokens steps of fewer tokens are not split
  */
 public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
-                           ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
+                           ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor,
+                           int microBatches, int microBatchMinTokens) {
+
+    public ModelOptions {
+        if (microBatches < 1) throw new IllegalArgumentException("micro-batches must be at least 1, not " + microBatches);
+    }
+
+    /** Options with no micro-batching. */
+    public ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
+                        ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
+        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, 1, 0);
+    }
 
     public ModelOptions withMaxStepTokens(int tokens) {
-        return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor);
+        return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor, microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withMaxContext(int context) {
-        return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor);
+        return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor, microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withExecutor(ExpertSelection hosted, Function<ExpertStore, ExpertExecutor> factory) {
-        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory);
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory, microBatches, microBatchMinTokens);
+    }
+
+    /** Splits steps of at least {@code minTokens} tokens and two or more sequences into {@code count} micro-batches. */
+    public ModelOptions withMicroBatches(int count, int minTokens) {
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, count, minTokens);
     }
 }
