@@ -35,6 +35,7 @@ public class RemoteExperts implements QuarkusTestResourceLifecycleManager {
         m.put("moe.router.experts.refresh-interval", "200ms");
         m.put("moe.router.experts.call-timeout", "500ms");
         m.put("moe.router.experts.failure-backoff", "300ms");
+        m.put("moe.router.experts.micro-batches", "2");
         return m;
     }
 
