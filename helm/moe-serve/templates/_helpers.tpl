@@ -244,6 +244,9 @@ prometheus.io/path: /q/metrics
 moe.router.experts.mode=remote
 moe.router.experts.routing-table-version={{ .Values.routingTableVersion }}
 moe.router.experts.refresh-interval={{ .Values.router.refreshInterval }}
+moe.router.experts.micro-batches={{ .Values.router.microBatches }}
+moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens }}
+moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000
