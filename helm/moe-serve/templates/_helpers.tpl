@@ -250,6 +250,9 @@ moe.router.expert-skipping.threshold={{ .threshold }}
 moe.router.expert-skipping.protect-fraction={{ .protectFraction }}
 {{- end }}
 {{- end }}
+moe.router.experts.micro-batches={{ .Values.router.microBatches }}
+moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens }}
+moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000

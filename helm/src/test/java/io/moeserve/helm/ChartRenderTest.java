@@ -366,7 +366,8 @@ class ChartRenderTest {
             assertEquals("None", svc.path("spec").path("clusterIP").asText(), "headless, for the router's discovery");
         }
         assertTrue(map.contains("moe.router.experts.mode=remote\nmoe.router.experts.routing-table-version=1\n"
-                + "moe.router.experts.refresh-interval=5s\n"), map);
+                + "moe.router.experts.refresh-interval=5s\nmoe.router.experts.micro-batches=2\n"
+                + "moe.router.experts.micro-batch-min-tokens=2\nmoe.router.experts.spin-wait-micros=0\n"), map);
     }
 
     @Test

@@ -11,9 +11,10 @@ import io.moeserve.runtime.expert.ExpertBatchDispatcher;
 import io.moeserve.runtime.expert.ExpertUnavailableException;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Sends each expert group's share of a MoE layer call to one of the group's pods over gRPC, all groups at once,
@@ -27,11 +28,21 @@ import java.util.concurrent.TimeUnit;
  * {@code maxAttempts}. When a group still has no answer the call ends with {@link ExpertUnavailableException}
  * naming the group, the pods tried and why, and the step rows that needed it, so that only those sequences fail.
  * Each attempt has its own deadline (a base plus a per-token allowance), so a call can never hang.
+ *
+ * <p>Lanes. A layer call is {@link #begin} (send) and {@link #await} (wait, report), so the step computes while the
+ * pods do; each lane has its own calls and completion, so the micro-batches of a step each have a layer call in
+ * flight. Retries, deadlines and failures are per group call, hence per lane; a failure names the rows of the
+ * lane's batches, which the executor maps to the step's rows.
+ *
+ * <p>Waiting. The answers' completion is a countdown the transport thread brings to zero. The waiting thread first
+ * spins on it for {@code spinNanos} (a busy poll: an answer that comes within it costs no wake-up, tens of
+ * microseconds on our VMs), then parks until the last answer unparks it. Spinning burns a core the pods could use
+ * when they share the machine, so it is a setting, off (0) by default.
  */
 final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final List<ExpertGroup> groups;
-    private final GroupCall[] calls;
-    private final int[] sendOrder;
+    private final Lane[] lanes;
+    private final long spinNanos;
     private final String modelId;
     private final long routingTableVersion;
     private final WireDType wire;
@@ -48,6 +59,18 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
                          Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
                          ScheduledExecutorService retries, boolean stream) {
+        this(groups, modelId, routingTableVersion, wire, hidden, callTimeout, perToken, maxAttempts, backoff, metrics, retries, stream, 1,
+                Duration.ZERO);
+    }
+
+    /**
+     * @param stream   whether calls go over one long-lived bidirectional stream per replica instead of a unary call each
+     * @param lanes    layer calls that can be in flight at once (one per micro-batch)
+     * @param spinWait how long a wait busy-polls for the answers before parking; zero parks at once
+     */
+    GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
+                         Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
+                         ScheduledExecutorService retries, boolean stream, int lanes, Duration spinWait) {
         this.groups = groups;
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
@@ -60,15 +83,29 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         this.metrics = metrics;
         this.retries = retries;
         this.stream = stream;
-        this.calls = new GroupCall[groups.size()];
-        this.sendOrder = new int[groups.size()];
-        for (int g = 0; g < calls.length; g++) calls[g] = new GroupCall(groups.get(g), g);
+        this.spinNanos = spinWait.toNanos();
+        this.lanes = new Lane[Math.max(1, lanes)];
+        for (int i = 0; i < this.lanes.length; i++) this.lanes[i] = new Lane();
+    }
+
+    @Override
+    public int lanes() {
+        return lanes.length;
     }
 
     @Override
     public void dispatch(long step, int layer, ExpertBatch[] batches) {
+        begin(step, layer, batches, 0);
+        await(0);
+    }
+
+    @Override
+    public void begin(long step, int layer, ExpertBatch[] batches, int laneIndex) {
+        Lane lane = lanes[laneIndex];
+        if (lane.batches != null) throw new IllegalStateException("lane " + laneIndex + " already has a call in flight");
         // The calls leave one after the other, each costing the step a fraction of a millisecond to hand to gRPC, and
         // the layer waits for the last answer: the call with the most work goes first.
+        int[] sendOrder = lane.sendOrder;
         int active = 0;
         for (int g = 0; g < batches.length; g++) {
             if (batches[g].size() == 0) continue;
@@ -79,31 +116,47 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             }
             sendOrder[at] = g;
         }
+        lane.batches = batches;
+        lane.layer = layer;
+        lane.active = active;
         if (active == 0) return;
-        long began = System.nanoTime();
-        CountDownLatch done = new CountDownLatch(active);
+        lane.began = System.nanoTime();
+        lane.done.reset(active);
         long longest = 0;
         for (int i = 0; i < active; i++) {
-            int g = sendOrder[i];
-            calls[g].begin(step, layer, batches[g], done);
-            longest = Math.max(longest, calls[g].timeoutNanos);
+            GroupCall c = lane.calls[sendOrder[i]];
+            c.begin(step, layer, batches[sendOrder[i]], lane.done);
+            longest = Math.max(longest, c.timeoutNanos);
         }
-        metrics.expertSend(System.nanoTime() - began);
-        try {
-            // Every attempt has a deadline, so this bound is only a guard against a lost callback.
-            long bound = maxAttempts * (longest + backoffNanos) + TimeUnit.SECONDS.toNanos(5);
-            if (!done.await(bound, TimeUnit.NANOSECONDS)) {
-                for (GroupCall c : calls) if (c.batch != null && !c.finished) c.failure = "no answer within " + bound / 1_000_000 + " ms";
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for expert pods", e);
-        }
-        metrics.expertLayer(System.nanoTime() - began);
-        failIfAny(layer, batches);
+        lane.longest = longest;
+        metrics.expertSend(System.nanoTime() - lane.began);
     }
 
-    private void failIfAny(int layer, ExpertBatch[] batches) {
+    @Override
+    public void await(int laneIndex) {
+        Lane lane = lanes[laneIndex];
+        ExpertBatch[] batches = lane.batches;
+        if (batches == null) throw new IllegalStateException("lane " + laneIndex + " has no call in flight");
+        try {
+            if (lane.active > 0) {
+                // Every attempt has a deadline, so this bound is only a guard against a lost callback.
+                long bound = maxAttempts * (lane.longest + backoffNanos) + TimeUnit.SECONDS.toNanos(5);
+                if (!lane.done.await(bound, spinNanos)) {
+                    for (GroupCall c : lane.calls) {
+                        if (c.batch != null && !c.finished) c.failure = "no answer within " + bound / 1_000_000 + " ms";
+                    }
+                    lane.done = new Completion(); // the late answers count down the old one, not the next call's
+                }
+                metrics.expertLayer(System.nanoTime() - lane.began);
+            }
+            failIfAny(lane, lane.layer, batches);
+        } finally {
+            lane.batches = null;
+        }
+    }
+
+    private void failIfAny(Lane lane, int layer, ExpertBatch[] batches) {
+        GroupCall[] calls = lane.calls;
         StringBuilder message = null;
         String first = null;
         int rows = 0;
@@ -136,14 +189,74 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
                 message.toString(), null);
     }
 
-    /** One group's call of the current layer, reused from layer to layer. */
+    /** One lane's state, allocated once: a call per group, the send order, the answers' countdown. */
+    private final class Lane {
+        final GroupCall[] calls = new GroupCall[groups.size()];
+        final int[] sendOrder = new int[groups.size()];
+        Completion done = new Completion();
+        ExpertBatch[] batches;
+        int layer;
+        int active;
+        long began;
+        long longest;
+
+        Lane() {
+            for (int g = 0; g < calls.length; g++) calls[g] = new GroupCall(groups.get(g), g);
+        }
+    }
+
+    /**
+     * The answers still awaited by one lane's layer call. The transport thread that brings the count to zero unparks
+     * the waiter; the waiter publishes itself before re-reading the count (both volatile), so no wake-up is lost.
+     */
+    static final class Completion {
+        private final AtomicInteger remaining = new AtomicInteger();
+        private volatile Thread waiter;
+
+        void reset(int calls) {
+            remaining.set(calls);
+        }
+
+        void countDown() {
+            if (remaining.decrementAndGet() == 0) {
+                Thread w = waiter;
+                if (w != null) LockSupport.unpark(w);
+            }
+        }
+
+        /** Spins up to {@code spinNanos}, then parks; false when {@code boundNanos} passed first. */
+        boolean await(long boundNanos, long spinNanos) {
+            long start = System.nanoTime();
+            while (remaining.get() != 0) {
+                if (System.nanoTime() - start >= spinNanos) break;
+                Thread.onSpinWait();
+            }
+            if (remaining.get() == 0) return true;
+            waiter = Thread.currentThread();
+            try {
+                while (remaining.get() != 0) {
+                    long left = boundNanos - (System.nanoTime() - start);
+                    if (left <= 0) return false;
+                    LockSupport.parkNanos(this, left);
+                    if (Thread.currentThread().isInterrupted()) {
+                        throw new IllegalStateException("interrupted while waiting for expert pods");
+                    }
+                }
+                return true;
+            } finally {
+                waiter = null;
+            }
+        }
+    }
+
+    /** One group's call of its lane's current layer, reused from layer to layer. */
     private final class GroupCall implements StreamObserver<ExpertBatchResponse> {
         final ExpertGroup group;
         final int index;
         final ExpertReplica[] tried = new ExpertReplica[maxAttempts];
         final StringBuilder problems = new StringBuilder();
         ExpertBatch batch;
-        CountDownLatch done;
+        Completion done;
         ExpertBatchRequest request;
         int layer;
         int attempts;
@@ -160,7 +273,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             this.index = index;
         }
 
-        void begin(long step, int layer, ExpertBatch batch, CountDownLatch done) {
+        void begin(long step, int layer, ExpertBatch batch, Completion done) {
             this.layer = layer;
             this.batch = batch;
             this.done = done;

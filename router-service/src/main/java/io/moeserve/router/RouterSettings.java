@@ -110,6 +110,26 @@ public interface RouterSettings {
          */
         @WithDefault("fail")
         DegradedMode degradedMode();
+
+        /**
+         * Micro-batches a step of several sequences is split into (remote mode): each micro-batch's attention runs
+         * while another's experts are at the pods (ping-pong), and the output is bit-identical to the unsplit step.
+         * 1 turns it off.
+         */
+        @WithDefault("2")
+        int microBatches();
+
+        /** Steps of fewer tokens than this are not split: their attention is too short to hide a round trip. */
+        @WithDefault("2")
+        int microBatchMinTokens();
+
+        /**
+         * How long the step busy-polls for the experts' answers before parking: an answer that comes within it costs
+         * no wake-up, but the spin holds a core the pods may need. In microseconds (Quarkus durations stop at
+         * milliseconds); 0 parks at once.
+         */
+        @WithDefault("0")
+        int spinWaitMicros();
     }
 
     /**

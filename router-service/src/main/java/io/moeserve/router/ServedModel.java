@@ -94,7 +94,8 @@ public class ServedModel {
             WireDType wire = x.wireDtype() == RouterSettings.WireFormat.bf16 ? WireDType.WIRE_DTYPE_BF16 : WireDType.WIRE_DTYPE_F32;
             GrpcExpertDispatcher dispatcher = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
                     config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
-                    metrics, retries, x.transport() == RouterSettings.Transport.stream);
+                    metrics, retries, x.transport() == RouterSettings.Transport.stream, x.microBatches(),
+                    java.time.Duration.ofNanos(x.spinWaitMicros() * 1000L));
             // The engine exists by the first step, which is the first time the listener can be called.
             ExpertMaskListener masking = x.degradedMode() == RouterSettings.DegradedMode.fail ? null
                     : (layer, group, row, pairs) -> {
@@ -102,7 +103,8 @@ public class ServedModel {
                         engine.masked(row, pairs);
                     };
             options = options.withExecutor(ExpertSelection.NONE,
-                    store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens, masking));
+                    store -> new PartitionedExpertExecutor(config, sets, names, dispatcher, stepTokens, masking))
+                    .withMicroBatches(x.microBatches(), x.microBatchMinTokens());
             discovery = new ExpertDiscovery(groups, model.resolvedId(), x.routingTableVersion(), config, MAX_MESSAGE_BYTES,
                     x.refreshInterval(), x.transportThreads(), tls.channelCredentials());
         }

@@ -48,6 +48,9 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     final AtomicInteger calls = new AtomicInteger();
     /** Of {@link #calls}, those that came on a ComputeExpertsStream. */
     final AtomicInteger streamCalls = new AtomicInteger();
+    /** Calls for a (step, layer) this pod had already been called for: one per extra micro-batch, or a retry. */
+    final AtomicInteger repeatedStepLayers = new AtomicInteger();
+    private final java.util.Set<Long> stepLayers = java.util.concurrent.ConcurrentHashMap.newKeySet();
     volatile int failNext;
     volatile long stallMillis;
     volatile boolean draining;
@@ -82,6 +85,7 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     @Override
     public void computeExperts(ExpertBatchRequest r, StreamObserver<ExpertBatchResponse> out) {
         calls.incrementAndGet();
+        if (!stepLayers.add(r.getStep() * 10_000 + r.getLayer())) repeatedStepLayers.incrementAndGet();
         if (draining) {
             out.onError(Status.UNAVAILABLE.withDescription("the expert pod is draining").asRuntimeException());
             return;

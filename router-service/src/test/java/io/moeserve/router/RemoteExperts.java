@@ -43,6 +43,7 @@ public class RemoteExperts implements QuarkusTestResourceLifecycleManager {
         m.put("moe.router.experts.call-timeout", "500ms");
         m.put("moe.router.experts.failure-backoff", "300ms");
         if (transport != null) m.put("moe.router.experts.transport", transport);
+        m.put("moe.router.experts.micro-batches", "2");
         return m;
     }
 

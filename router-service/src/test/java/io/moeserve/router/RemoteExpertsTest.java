@@ -141,6 +141,37 @@ class RemoteExpertsTest {
     }
 
     @Test
+    void aReplicaDyingWhileMicroBatchesAreInFlightIsRetriedAsBefore() throws Exception {
+        // Three sequences at once: their steps are split in two micro-batches, each with its own layer calls in flight.
+        int[][] prompts = {PROMPT, {9, 8, 7, 6, 5, 4, 3}, {100, 200, 300, 40}};
+        int n = 24;
+        int repeated = RemoteExperts.g1.repeatedStepLayers.get();
+        List<Iterator<GenerateResponse>> streams = new ArrayList<>();
+        List<List<Integer>> got = new ArrayList<>();
+        for (int[] p : prompts) {
+            streams.add(stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(RouterServiceTest.greedy(p, n)));
+            got.add(new ArrayList<>());
+        }
+        for (int s = 0; s < prompts.length; s++) {
+            while (got.get(s).size() < 3) got.get(s).addAll(streams.get(s).next().getTokenIdsList());
+        }
+        RemoteExperts.g0a.kill();
+        try {
+            for (int s = 0; s < prompts.length; s++) {
+                List<Integer> out = got.get(s);
+                streams.get(s).forEachRemaining(r -> out.addAll(r.getTokenIdsList()));
+            }
+        } finally {
+            RemoteExperts.g0a.start();
+        }
+        for (int s = 0; s < prompts.length; s++) {
+            assertArrayEquals(TinyRouterModel.reference(prompts[s], n), got.get(s).stream().mapToInt(Integer::intValue).toArray(),
+                    "sequence " + s);
+        }
+        assertTrue(RemoteExperts.g1.repeatedStepLayers.get() > repeated, "g1 was called twice for a (step, layer): steps were split");
+    }
+
+    @Test
     void killingAReplicaMidStreamDoesNotBreakTheStream() throws Exception {
         Iterator<GenerateResponse> it = stub.withDeadlineAfter(60, TimeUnit.SECONDS).generate(RouterServiceTest.greedy(PROMPT, 30));
         List<Integer> got = new ArrayList<>();

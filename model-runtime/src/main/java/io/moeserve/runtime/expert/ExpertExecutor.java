@@ -3,6 +3,12 @@ package io.moeserve.runtime.expert;
 /**
  * Computes the routed experts of one MoE layer for a batch of tokens: the seam between the router's math and
  * wherever the experts live (this process's CPU kernels, a GPU, or expert pods over the network).
+ *
+ * <p>A call can be split in two, {@link #begin} and {@link #finish}, so that the caller works while the experts
+ * compute elsewhere: the router computes its shared expert, or another micro-batch's attention, while a layer's
+ * hidden states are at the expert pods. Each call in flight has its own lane (0 to {@link #lanes()} − 1), whose
+ * state the executor allocates once, so several calls can be in flight at once and none allocates. An executor
+ * that computes on this machine's cores has nothing to overlap with: its begin computes and its finish returns.
  */
 public interface ExpertExecutor {
 
@@ -17,6 +23,32 @@ public interface ExpertExecutor {
      * @param out n rows of hidden_size floats, overwritten
      */
     void computeExperts(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out);
+
+    /**
+     * Starts the call {@link #computeExperts} makes, on lane {@code lane}; {@code out} holds its answer once
+     * {@link #finish} of the lane returns. {@code x} may be reused as soon as this returns; {@code experts},
+     * {@code weights} and {@code out} must be left alone until the lane is finished. A lane holds one call at a time.
+     *
+     * @param stepRows the step row of each of the n rows (a micro-batch's rows are a subset of the step's), used
+     *                 only to name rows in failures and masking reports; null when the rows are the step's own
+     */
+    default void begin(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out,
+                       int[] stepRows, int lane) {
+        computeExperts(step, layer, n, k, x, experts, weights, out);
+    }
+
+    /**
+     * Waits for the lane's call and completes {@code out}.
+     *
+     * @throws ExpertUnavailableException as {@link #computeExperts} does, naming step rows
+     */
+    default void finish(int lane) {
+    }
+
+    /** How many calls can be in flight at once. */
+    default int lanes() {
+        return 1;
+    }
 
     /** Whether a call waits on other processes (expert pods) rather than computing on this machine's cores. */
     default boolean waitsOnOtherProcesses() {

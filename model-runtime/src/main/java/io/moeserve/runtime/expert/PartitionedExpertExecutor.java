@@ -41,10 +41,16 @@ import java.util.List;
  * path and any shared experts), as Hivemind's allow_zero_outputs; failing it instead would fail most requests as
  * soon as a group is down, which is what the mode is chosen to avoid. Each masked pair is reported to the
  * listener. Scratch for this is allocated once; the path runs only when a group failed.
+ *
+ * <p>Lanes. A call is {@link #begin} (split, send) and {@link #finish} (wait, add, mask), so the caller computes
+ * while the pods do; each of the dispatcher's lanes has its own group batches and failure state, so micro-batches
+ * of one step can each have a call in flight. Failures and masked pairs name the step's rows: a micro-batch's rows
+ * are mapped back through the {@code stepRows} its begin was given, so the right sequences fail or are told.
  */
 public final class PartitionedExpertExecutor implements ExpertExecutor {
     private final ExpertBatchDispatcher dispatcher;
-    private final ExpertBatch[] batches;
+    /** One per lane of the dispatcher: the calls that can be in flight at once. */
+    private final Lane[] lanes;
     /** candidates[layer][expert] = groups hosting it; null for dense layers. */
     private final int[][][] candidates;
     private final int hidden;
@@ -57,8 +63,7 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
     private final long[] load;
     /** Null: a failed group fails the call; else degraded mode, told of every masked pair. */
     private final ExpertMaskListener masking;
-    // Degraded-mode scratch: per group whether it failed the call; per step row the kept weight and masked pairs.
-    private final boolean[] failed;
+    // Degraded-mode scratch: per row the kept weight and masked pairs.
     private final float[] keptWeight;
     private final int[] maskedPairs;
 
@@ -83,8 +88,8 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
         this.dispatcher = dispatcher;
         this.hidden = config.hiddenSize();
         int k = config.moe().topK();
-        this.batches = new ExpertBatch[groups.size()];
-        for (int g = 0; g < batches.length; g++) batches[g] = new ExpertBatch(maxTokens, k, hidden);
+        this.lanes = new Lane[Math.max(1, dispatcher.lanes())];
+        for (int i = 0; i < lanes.length; i++) lanes[i] = new Lane(groups.size(), maxTokens, k, hidden);
         int ffn = config.moe().numFfnExperts();
         this.candidates = new int[config.numLayers()][][];
         this.replicated = new boolean[config.numLayers()];
@@ -93,7 +98,6 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
         this.byTokens = new int[ffn];
         this.load = new long[groups.size()];
         this.masking = masking;
-        this.failed = new boolean[groups.size()];
         this.keptWeight = new float[masking == null ? 0 : maxTokens];
         this.maskedPairs = new int[masking == null ? 0 : maxTokens];
         for (int l = 0; l < config.numLayers(); l++) {
@@ -115,6 +119,17 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
 
     @Override
     public void computeExperts(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out) {
+        begin(step, layer, n, k, x, experts, weights, out, null, 0);
+        finish(0);
+    }
+
+    /** Splits the call into the lane's group batches and has the dispatcher send them. */
+    @Override
+    public void begin(long step, int layer, int n, int k, float[] x, int[] experts, float[] weights, float[] out,
+                      int[] stepRows, int lane) {
+        Lane c = lanes[lane];
+        if (c.inFlight) throw new IllegalStateException("lane " + lane + " already has a call in flight");
+        ExpertBatch[] batches = c.batches;
         for (ExpertBatch b : batches) b.clear();
         int[][] layerCandidates = candidates[layer];
         if (replicated[layer]) assignReplicated(layerCandidates, n * k, experts);
@@ -122,36 +137,89 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
             for (int j = 0; j < k; j++) {
                 int e = experts[t * k + j];
                 if (e < 0) continue;
-                int[] c = layerCandidates[e];
-                ExpertBatch b = batches[c.length == 1 ? c[0] : groupOfExpert[e]];
+                int[] cand = layerCandidates[e];
+                ExpertBatch b = batches[cand.length == 1 ? cand[0] : groupOfExpert[e]];
                 int i = b.lastTokenIfRow(t);
                 if (i < 0) i = b.addToken(t, x, t * hidden);
                 b.addPair(i, e, weights[t * k + j]);
             }
         }
-        Arrays.fill(failed, false);
+        c.layer = layer;
+        c.n = n;
+        c.k = k;
+        c.experts = experts;
+        c.weights = weights;
+        c.out = out;
+        c.stepRows = stepRows;
+        c.failure = null;
         try {
-            dispatcher.dispatch(step, layer, batches);
+            dispatcher.begin(step, layer, batches, lane);
         } catch (ExpertUnavailableException e) {
-            int[] groups = e.groups();
-            if (masking == null || groups.length == 0) throw e;
-            for (int g : groups) failed[g] = true;
+            c.failure = e; // a dispatcher that computes in begin failed there: reported by finish, as any failure
         }
+        c.inFlight = true;
+    }
+
+    /** Waits for the lane's group answers and adds them into the call's output, in group order. */
+    @Override
+    public void finish(int lane) {
+        Lane c = lanes[lane];
+        if (!c.inFlight) throw new IllegalStateException("lane " + lane + " has no call in flight");
+        c.inFlight = false;
+        ExpertUnavailableException failure = c.failure;
+        c.failure = null;
+        if (failure == null) {
+            try {
+                dispatcher.await(lane);
+            } catch (ExpertUnavailableException e) {
+                failure = e;
+            }
+        }
+        Arrays.fill(c.failed, false);
+        if (failure != null) {
+            int[] groups = failure.groups();
+            if (masking == null || groups.length == 0) throw inStepRows(failure, c.stepRows);
+            for (int g : groups) c.failed[g] = true;
+        }
+        int n = c.n;
+        float[] out = c.out;
         Arrays.fill(out, 0, n * hidden, 0f);
         boolean masked = false;
-        for (int g = 0; g < batches.length; g++) {
-            ExpertBatch b = batches[g];
-            if (failed[g]) {
+        for (int g = 0; g < c.batches.length; g++) {
+            ExpertBatch b = c.batches[g];
+            if (c.failed[g]) {
                 masked |= b.size() > 0;
                 continue;
             }
             for (int i = 0; i < b.size(); i++) VectorOps.add(b.out, i * hidden, out, b.rows[i] * hidden, hidden);
         }
-        if (masked) renormalise(layer, n, k, weights, experts, out);
+        if (masked) renormalise(c);
+    }
+
+    @Override
+    public int lanes() {
+        return lanes.length;
+    }
+
+    /** The failure with its rows as the step's rows (a micro-batch's rows are its own until here). */
+    private static ExpertUnavailableException inStepRows(ExpertUnavailableException e, int[] stepRows) {
+        if (stepRows == null) return e;
+        int[] rows = e.rows();
+        for (int i = 0; i < rows.length; i++) rows[i] = stepRows[rows[i]];
+        ExpertUnavailableException mapped = new ExpertUnavailableException(e.layer(), e.group(), rows, e.groups(), e.getMessage(),
+                e.getCause());
+        mapped.setStackTrace(e.getStackTrace());
+        return mapped;
     }
 
     /** Degraded mode, after a call some group failed: scales each affected token's sum, reports the masked pairs. */
-    private void renormalise(int layer, int n, int k, float[] weights, int[] experts, float[] out) {
+    private void renormalise(Lane c) {
+        int n = c.n;
+        int k = c.k;
+        float[] weights = c.weights;
+        int[] experts = c.experts;
+        float[] out = c.out;
+        ExpertBatch[] batches = c.batches;
         Arrays.fill(keptWeight, 0, n, 0f);
         Arrays.fill(maskedPairs, 0, n, 0);
         for (int g = 0; g < batches.length; g++) {
@@ -166,7 +234,7 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
                     pairs++;
                     w += b.weights[i * bk + j];
                 }
-                if (failed[g]) maskedPairs[row] += pairs;
+                if (c.failed[g]) maskedPairs[row] += pairs;
                 else keptWeight[row] += w;
             }
         }
@@ -178,13 +246,13 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
             for (int i = t * hidden, end = i + hidden; i < end; i++) out[i] *= scale;
         }
         for (int g = 0; g < batches.length; g++) {
-            if (!failed[g]) continue;
+            if (!c.failed[g]) continue;
             ExpertBatch b = batches[g];
             int bk = b.k();
             for (int i = 0; i < b.size(); i++) {
                 int pairs = 0;
                 for (int j = 0; j < bk; j++) if (b.experts[i * bk + j] >= 0) pairs++;
-                masking.onMasked(layer, g, b.rows[i], pairs);
+                masking.onMasked(c.layer, g, c.stepRows == null ? b.rows[i] : c.stepRows[b.rows[i]], pairs);
             }
         }
     }
@@ -236,8 +304,30 @@ public final class PartitionedExpertExecutor implements ExpertExecutor {
         return 1 + (tokens + 3) / 4;
     }
 
-    /** The group batches of the call in progress (for dispatchers and tests). */
+    /** The group batches of lane 0's call (for dispatchers and tests). */
     ExpertBatch[] batches() {
-        return batches;
+        return lanes[0].batches;
+    }
+
+    /** One call's state, allocated once: its group batches and what finish needs of its arguments. */
+    private static final class Lane {
+        final ExpertBatch[] batches;
+        /** Per group whether it failed the call (degraded mode). */
+        final boolean[] failed;
+        int layer;
+        int n;
+        int k;
+        int[] experts;
+        float[] weights;
+        float[] out;
+        int[] stepRows;
+        ExpertUnavailableException failure;
+        boolean inFlight;
+
+        Lane(int groups, int maxTokens, int k, int hidden) {
+            batches = new ExpertBatch[groups];
+            for (int g = 0; g < groups; g++) batches[g] = new ExpertBatch(maxTokens, k, hidden);
+            failed = new boolean[groups];
+        }
     }
 }

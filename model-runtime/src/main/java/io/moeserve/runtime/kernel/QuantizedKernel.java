@@ -26,10 +26,11 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Design. Every weight becomes, lane by lane, exactly the float32 the format's formula gives
  * ({@code float(q − zp) · scale}, or {@code e4m3(q) · scale}), and then takes the path a float32 weight takes in
- * {@link MatvecKernel} (one accumulator vector per row over columns in steps of LANES, {@link Simd#sum}, the column
- * tail added in scalar) or, through {@link #widen}, in the packed {@link GemmKernel}. So a quantized matrix computes
- * bit for bit what the float32 matrix of its dequantized weights computes, at every vector width and batch size:
- * the exactness tests compare against that matrix, and a token's result does not depend on its batch.
+ * {@link MatvecKernel} (one accumulator vector per row over columns in steps of LANES, the column tail as one
+ * zero-padded vector, then {@link Simd#sum}) or, through {@link #widen}, in the packed {@link GemmKernel}. So a
+ * quantized matrix computes bit for bit what the float32 matrix of its dequantized weights computes, at every vector
+ * width and batch size: the exactness tests compare against that matrix, and a token's result does not depend on its
+ * batch.
  *
  * <p>Scales and zero points are per block of columns ({@link Quantization}). The common layout (integer codes, one
  * scale per group of columns a whole number of vectors wide, no zero points: compressed-tensors' group and channel
@@ -139,12 +140,10 @@ final class QuantizedKernel {
         int sc = q.scaleColumns(cols);
         int bc = q.blockCols();
         switch (q.scheme()) {
-            case INT8 -> groupsInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
-            case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
-            default -> groupsPackedInt4(data, stride, q, sc, bc, upper, x, xOff, y, yOff, r0, r1);
+            case INT8 -> groupsInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            default -> groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
         }
-        y[yOff + r0] = finish(w, r0, y[yOff + r0], x, xOff, upper);
-        if (r1 != r0) y[yOff + r1] = finish(w, r1, y[yOff + r1], x, xOff, upper);
     }
 
     /** MXFP4 rows, two far apart at a time as on the group path. */
@@ -256,7 +255,7 @@ final class QuantizedKernel {
                     c += LANES;
                 }
             }
-            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
+            y[yOff + r] = Simd.sum(upper == cols ? acc : withTail(acc, q, data, cols, r, x, xOff, upper));
         }
     }
 
@@ -293,7 +292,7 @@ final class QuantizedKernel {
                     c += LANES;
                 }
             }
-            y[yOff + r] = finish(w, r, Simd.sum(acc), x, xOff, upper);
+            y[yOff + r] = Simd.sum(upper == cols ? acc : withTail(acc, q, data, cols, r, x, xOff, upper));
         }
     }
 
@@ -302,7 +301,8 @@ final class QuantizedKernel {
      * ({@link #groupPath}), into y. Vectors stay inside this method: one returned from a loop-carrying method is
      * boxed at every iteration, which made an earlier version three times slower.
      */
-    private static void groupsInt8(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, float[] x,
+    private static void groupsInt8(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                   float[] x,
                                    int xOff, float[] y, int yOff, int r0, int r1) {
         MemorySegment scales = q.scales();
         DType type = q.scaleType();
@@ -320,8 +320,8 @@ final class QuantizedKernel {
                 a1 = ((FloatVector) signedBytes(data, row1 + c).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
             }
         }
-        y[yOff + r0] = Simd.sum(a0);
-        y[yOff + r1] = Simd.sum(a1);
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
     }
 
     /**
@@ -329,7 +329,8 @@ final class QuantizedKernel {
      * ({@link #groupPath}), into y. Vectors stay inside this method: one returned from a loop-carrying method is
      * boxed at every iteration, which made an earlier version three times slower.
      */
-    private static void groupsPackedInt8(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, float[] x,
+    private static void groupsPackedInt8(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                   float[] x,
                                    int xOff, float[] y, int yOff, int r0, int r1) {
         MemorySegment scales = q.scales();
         DType type = q.scaleType();
@@ -347,8 +348,8 @@ final class QuantizedKernel {
                 a1 = ((FloatVector) offsetBytes(data, row1 + c).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
             }
         }
-        y[yOff + r0] = Simd.sum(a0);
-        y[yOff + r1] = Simd.sum(a1);
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
     }
 
     /**
@@ -356,7 +357,8 @@ final class QuantizedKernel {
      * ({@link #groupPath}), into y. Vectors stay inside this method: one returned from a loop-carrying method is
      * boxed at every iteration, which made an earlier version three times slower.
      */
-    private static void groupsPackedInt4(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, float[] x,
+    private static void groupsPackedInt4(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                   float[] x,
                                    int xOff, float[] y, int yOff, int r0, int r1) {
         MemorySegment scales = q.scales();
         DType type = q.scaleType();
@@ -374,8 +376,8 @@ final class QuantizedKernel {
                 a1 = ((FloatVector) nibbles(data, row1 + c / 2).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
             }
         }
-        y[yOff + r0] = Simd.sum(a0);
-        y[yOff + r1] = Simd.sum(a1);
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
     }
 
     /**
@@ -429,10 +431,17 @@ final class QuantizedKernel {
     }
 
     /** The row's lane sum plus its last {@code cols % LANES} weights times x, in scalar, as MatvecKernel adds them. */
-    private static float finish(WeightMatrix w, int r, float sum, float[] x, int xOff, int upper) {
-        Quantization q = w.quantization();
-        for (int c = upper; c < w.cols(); c++) sum += q.weight(w.data(), w.cols(), r, c) * x[xOff + c];
-        return sum;
+    /**
+     * The accumulator of row r plus its last partial vector of columns, zero-padded, as the float kernels add it (the
+     * lanes are summed after). Built lane by lane: only shapes whose columns are not a whole number of vectors get
+     * here, none of a real checkpoint's.
+     */
+    private static FloatVector withTail(FloatVector acc, Quantization q, MemorySegment data, int cols, int r, float[] x, int xOff,
+                                        int upper) {
+        int rest = cols - upper;
+        FloatVector w = FloatVector.zero(FLOATS);
+        for (int i = 0; i < rest; i++) w = w.withLane(i, q.weight(data, cols, r, upper + i));
+        return w.fma(FloatVector.fromArray(FLOATS, x, xOff + upper, FLOATS.indexInRange(0, rest)), acc);
     }
 
     /** Integer codes minus a zero point, to float, times a scale: one float32 rounding, as the formula says. */

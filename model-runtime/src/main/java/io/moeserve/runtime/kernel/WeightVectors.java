@@ -43,12 +43,34 @@ final class WeightVectors {
 
     /** LANES float16 weights from {@code byteOffset}, widened exactly (NaN stays NaN, subnormals kept). */
     static FloatVector f16(MemorySegment m, long byteOffset) {
-        IntVector h = halves(m, byteOffset);
+        return f16(halves(m, byteOffset));
+    }
+
+    /**
+     * The {@code count} (fewer than LANES) weights from {@code byteOffset}, widened, and zeros in the other lanes:
+     * a row's last partial vector, zero-padded as the packed GEMM pads it. Reads nothing past the weights.
+     */
+    static FloatVector tail(MemorySegment m, DType dtype, long byteOffset, int count) {
+        return switch (dtype) {
+            case F32 -> FloatVector.fromMemorySegment(FLOATS, m, byteOffset, LE, FLOATS.indexInRange(0, count));
+            case BF16 -> halves(m, byteOffset, count).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            case F16 -> f16(halves(m, byteOffset, count));
+            default -> throw new IllegalArgumentException(dtype + " weights are not widened here");
+        };
+    }
+
+    private static FloatVector f16(IntVector h) {
         IntVector magnitude = h.and(0x7fff);
         IntVector bits = magnitude.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
                 .reinterpretAsInts();
         bits = bits.lanewise(VectorOperators.OR, 0x7f80_0000, magnitude.compare(VectorOperators.GE, 0x7c00));
         return bits.or(h.and(0x8000_0000)).reinterpretAsFloats();
+    }
+
+    /** The first {@code count} 16-bit values as sign-extended ints, zeros after them. */
+    private static IntVector halves(MemorySegment m, long byteOffset, int count) {
+        return (IntVector) ShortVector.fromMemorySegment(HALVES, m, byteOffset, LE, HALVES.indexInRange(0, count))
+                .convertShape(VectorOperators.S2I, INTS, 0);
     }
 
     /** LANES 16-bit values as sign-extended ints (bit 31 is the sign of both BF16 and F16). */

@@ -27,6 +27,8 @@ final class ForwardBuffers {
     final int[] experts;         // the gate's choice: k expert ids per token
     final float[] weights;       // and their combine weights
     final float[] expertInput;
+    final int[] routedExperts;   // the gate's choice as the expert executor sees it (router-side experts as -1)
+    final float[] sharedOut;     // the shared expert's output, computed while the routed experts' answers travel
     final float[] sharedGate;
     ExpertSkipper skipper;       // the model's, set once after construction; its per-row thresholds are the step's
 
@@ -58,6 +60,8 @@ final class ForwardBuffers {
         experts = new int[maxTokens * m.topK()];
         weights = new float[maxTokens * m.topK()];
         expertInput = new float[maxTokens * h];
+        routedExperts = new int[maxTokens * m.topK()];
+        sharedOut = new float[m.sharedIntermediate() > 0 ? maxTokens * h : 0];
         sharedGate = new float[maxTokens];
     }
 }

@@ -18,4 +18,14 @@ public interface Gate {
      * {@code experts[t·k, t·k + k)} and {@code weights[t·k, t·k + k)}.
      */
     void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels);
+
+    /**
+     * Routes the tokens of the micro-batch on lane {@code lane} (the expert executor's lane its layer calls use).
+     * A gate that carries per-token state from one layer to the next (MoE++'s gating residual) keeps it per lane,
+     * since micro-batches take turns layer by layer; the others route as {@link #route(int, float[], int[], float[],
+     * MatmulKernels)} does.
+     */
+    default void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels, int lane) {
+        route(n, x, experts, weights, kernels);
+    }
 }

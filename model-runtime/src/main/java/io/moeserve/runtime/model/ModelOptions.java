@@ -18,34 +18,53 @@ import java.util.function.Function;
  * @param executor       builds the expert executor from the loaded experts; null = compute them here
  * @param skipping       dynamic expert skipping for tokens whose request sets none ({@link ExpertSkipping#OFF})
  * @param prunedExperts  experts the gates never pick ({@link PrunedExperts#NONE})
+ * @param microBatches   when the executor waits on other processes (expert pods): how many micro-batches a step
+ *                       of several sequences is split into, so one's attention runs while another's experts are at
+ *                       the pods (ping-pong); 1 for no split. At most the executor's lanes.
+ * @param microBatchMinTokens steps of fewer tokens are not split
  */
 public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                            ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor,
-                           ExpertSkipping skipping, PrunedExperts prunedExperts) {
+                           ExpertSkipping skipping, PrunedExperts prunedExperts, int microBatches, int microBatchMinTokens) {
 
-    /** Options without expert skipping. */
+    public ModelOptions {
+        if (microBatches < 1) throw new IllegalArgumentException("micro-batches must be at least 1, not " + microBatches);
+    }
+
+    /** Options without expert skipping, pruning or micro-batching. */
     public ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                         ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
-        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE);
+        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE, 1, 0);
     }
 
     public ModelOptions withMaxStepTokens(int tokens) {
-        return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts);
+        return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
+                microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withMaxContext(int context) {
-        return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor, skipping, prunedExperts);
+        return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
+                microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withExecutor(ExpertSelection hosted, Function<ExpertStore, ExpertExecutor> factory) {
-        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory, skipping, prunedExperts);
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory, skipping, prunedExperts,
+                microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withSkipping(ExpertSkipping setting) {
-        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, setting, prunedExperts);
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, setting, prunedExperts,
+                microBatches, microBatchMinTokens);
     }
 
     public ModelOptions withPrunedExperts(PrunedExperts pruned) {
-        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, pruned);
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, pruned,
+                microBatches, microBatchMinTokens);
+    }
+
+    /** Splits steps of at least {@code minTokens} tokens and two or more sequences into {@code count} micro-batches. */
+    public ModelOptions withMicroBatches(int count, int minTokens) {
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
+                count, minTokens);
     }
 }

@@ -11,6 +11,13 @@ import io.moeserve.runtime.expert.ExpertExecutor;
  * {@link ExpertSkipper} may drop weak pairs (MC-MoE's dynamic skipping; off unless set). Reads {@code b.normed},
  * writes {@code b.projected}.
  *
+ * <p>Overlap. When the routed experts are expert pods, their call is sent first ({@link #begin}) and the router
+ * computes the shared expert while the answers travel; {@link #finish} then waits and adds in the order above:
+ * projected = routed, += router-side, += shared. Only where each term is computed moves, never the order of the
+ * additions, so the output is bit for bit what the sequential block computes. The router-side experts are added in
+ * finish, straight into {@code b.projected}: MoE++'s zero-computation experts cost a pass over the hidden state, and
+ * summing them in scratch first would change the rounding of tokens with more than one of them.
+ *
  * <p>Internal to the model: model families assemble it (one per MoE layer), {@link MoeModel} runs it. Not
  * reentrant; its scratch is the step's {@link ForwardBuffers}.
  */
@@ -23,7 +30,6 @@ public final class MoeBlock implements FeedForward {
     private final float expertInputScale;
     private final RouterSideExperts routerSide;
     private final SharedExpert shared; // or null
-    private final int[] routedExperts;
 
     /** A block of routed experts only. */
     public MoeBlock(MoeConfig m, int hidden, int maxTokens, Gate gate, ExpertExecutor routed) {
@@ -50,7 +56,6 @@ public final class MoeBlock implements FeedForward {
         this.shared = shared;
         this.routerSide = routerSide;
         this.expertInputScale = expertInputScale;
-        this.routedExperts = new int[maxTokens * m.topK()];
     }
 
     /** Prunes these experts at run time ({@link PrunedExperts}); only a linear gate can. */
@@ -63,36 +68,54 @@ public final class MoeBlock implements FeedForward {
 
     @Override
     public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer) {
+        begin(layer, batch, b, c, observer, null, 0);
+        finish(layer, batch, b, c, 0);
+    }
+
+    /** Routes the tokens, sends the routed experts' call, and computes the shared expert while it is out. */
+    @Override
+    public void begin(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer, int[] stepRows, int lane) {
         int n = batch.size;
         int k = topK;
-        gate.route(n, b.normed, b.experts, b.weights, c.kernels());
+        gate.route(n, b.normed, b.experts, b.weights, c.kernels(), lane);
         observer.onRouting(layer, batch, k, b.experts, b.weights);
 
-        float[] x = b.normed;
+        float[] x = expertInput(b);
         if (expertInputScale != 1f) {
             for (int i = 0; i < n * hidden; i++) b.expertInput[i] = b.normed[i] * expertInputScale;
-            x = b.expertInput;
         }
         // The executor sees the FFN experts only; the slots of experts computed here are marked -1 for it.
-        for (int i = 0; i < n * k; i++) routedExperts[i] = b.experts[i] < numFfnExperts ? b.experts[i] : -1;
+        for (int i = 0; i < n * k; i++) b.routedExperts[i] = b.experts[i] < numFfnExperts ? b.experts[i] : -1;
         // Skipped pairs leave here marked -1 as well, so that no executor, local or remote, ever sees them.
         ExpertSkipper skipper = b.skipper;
         if (skipper != null && skipper.active()) {
-            int pairs = skipper.apply(batch, n, k, b.normed, b.experts, b.weights, routedExperts);
+            int pairs = skipper.apply(batch, n, k, b.normed, b.experts, b.weights, b.routedExperts);
             if (pairs > 0) observer.onSkipped(layer, batch, k, b.experts, skipper.skipped, pairs);
         }
+        routed.begin(batch.id(), layer, n, k, x, b.routedExperts, b.weights, b.projected, stepRows, lane);
+        if (shared != null) shared.compute(n, b.normed, b, c);
+    }
+
+    /** Waits for the routed experts' answers and adds the router-side and shared experts' terms to them. */
+    @Override
+    public void finish(int layer, StepBatch batch, ForwardBuffers b, Compute c, int lane) {
+        int n = batch.size;
         if (routed.waitsOnOtherProcesses()) {
             // Expert pods compute while this thread waits: the pool's workers need not spin meanwhile.
             c.parallel().stayAwake(false);
             try {
-                routed.computeExperts(batch.id(), layer, n, k, x, routedExperts, b.weights, b.projected);
+                routed.finish(lane);
             } finally {
                 c.parallel().stayAwake(true);
             }
         } else {
-            routed.computeExperts(batch.id(), layer, n, k, x, routedExperts, b.weights, b.projected);
+            routed.finish(lane);
         }
-        routerSide.add(n, k, x, b.experts, b.weights, b.projected);
-        if (shared != null) shared.add(n, hidden, b.normed, b.projected, b, c);
+        routerSide.add(n, topK, expertInput(b), b.experts, b.weights, b.projected);
+        if (shared != null) shared.addTo(n, hidden, b.projected, b);
+    }
+
+    private float[] expertInput(ForwardBuffers b) {
+        return expertInputScale != 1f ? b.expertInput : b.normed;
     }
 }

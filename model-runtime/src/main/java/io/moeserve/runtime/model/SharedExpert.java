@@ -19,16 +19,29 @@ public final class SharedExpert {
         this.gate = sigmoidGate;
     }
 
-    /** out[t] += (gate(x[t]) ·) MLP(x[t]) for t < n; uses {@code b.expertInput} and {@code b.sharedGate} as scratch. */
+    /** out[t] += (gate(x[t]) ·) MLP(x[t]) for t < n: {@link #compute}, then {@link #addTo}. */
     void add(int n, int hidden, float[] x, float[] out, ForwardBuffers b, Compute c) {
-        mlp.compute(n, x, b.expertInput, b, c);
+        compute(n, x, b, c);
+        addTo(n, hidden, out, b);
+    }
+
+    /**
+     * The shared expert's MLP output into {@code b.sharedOut} and its gate's logits into {@code b.sharedGate}, for
+     * t < n: the part the router computes while the routed experts' answers travel.
+     */
+    void compute(int n, float[] x, ForwardBuffers b, Compute c) {
+        mlp.compute(n, x, b.sharedOut, b, c);
+        if (gate != null) c.kernels().matmul(gate, x, 0, b.sharedGate, 0, n);
+    }
+
+    /** out[t] += (sigmoid(sharedGate[t]) ·) sharedOut[t] for t < n, after {@link #compute}. */
+    void addTo(int n, int hidden, float[] out, ForwardBuffers b) {
         if (gate == null) {
-            VectorOps.add(b.expertInput, 0, out, 0, n * hidden);
+            VectorOps.add(b.sharedOut, 0, out, 0, n * hidden);
             return;
         }
-        c.kernels().matmul(gate, x, 0, b.sharedGate, 0, n);
         for (int t = 0; t < n; t++) {
-            VectorOps.axpy(VectorOps.sigmoid(b.sharedGate[t]), b.expertInput, t * hidden, out, t * hidden, hidden);
+            VectorOps.axpy(VectorOps.sigmoid(b.sharedGate[t]), b.sharedOut, t * hidden, out, t * hidden, hidden);
         }
     }
 }

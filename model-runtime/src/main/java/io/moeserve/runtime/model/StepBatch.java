@@ -37,6 +37,13 @@ public final class StepBatch {
         id++;
     }
 
+    /** Empties the batch to hold a micro-batch of {@code step}: a subset of its rows, under its id. */
+    void clearFor(StepBatch step) {
+        size = 0;
+        logitCount = 0;
+        id = step.id;
+    }
+
     /** This step's number: how many steps this batch has started (1 for the first). */
     public long id() {
         return id;

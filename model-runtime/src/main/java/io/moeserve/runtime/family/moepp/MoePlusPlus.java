@@ -129,8 +129,9 @@ public final class MoePlusPlus extends ModelFamily {
         int h = c.hiddenSize();
         int e = m.numExperts();
         GateScratch scratch = new GateScratch(maxTokens, e);
-        var buffers = new MoePlusPlusGate.Buffers(maxTokens, e);
+        MoePlusPlusGate.Buffers[] buffers = new MoePlusPlusGate.Buffers[1]; // made with the first layer: lanes are the executor's
         return (layer, routed) -> {
+            if (buffers[0] == null) buffers[0] = new MoePlusPlusGate.Buffers(maxTokens, e, routed.lanes());
             String p = moePrefix(layer);
             WeightMatrix first;
             WeightMatrix second = null;
@@ -149,7 +150,7 @@ public final class MoePlusPlus extends ModelFamily {
                 constantGates[x] = ck.matrix(ep + "wg.weight", 2, h);
             }
             // Every MoE++ layer is a MoE layer (moe_expert_interval 1), so layers after the first carry a residual.
-            var gate = new MoePlusPlusGate(config, first, second, gateMap, layer > 0, scratch, buffers);
+            var gate = new MoePlusPlusGate(config, first, second, gateMap, layer > 0, scratch, buffers[0]);
             return new MoeBlock(m, h, maxTokens, gate, routed, null,
                     new ZeroComputationExperts(e, h, constants, constantGates), config.expertInputScale());
         };

@@ -39,14 +39,18 @@ final class MoePlusPlusGate implements Gate {
         }
     }
 
-    /** Per-model buffers: the two-layer gate's hidden layer (also gate_map's output) and the gating residual. */
+    /**
+     * Per-model buffers: the two-layer gate's hidden layer (also gate_map's output), and the gating residual, one per
+     * lane: a step split into micro-batches runs them layer by layer in turn, and each carries its own tokens' logits
+     * to its next layer.
+     */
     static final class Buffers {
         final float[] hidden;
-        final float[] residual;
+        final float[][] residual;
 
-        Buffers(int maxTokens, int numExperts) {
+        Buffers(int maxTokens, int numExperts, int lanes) {
             this.hidden = new float[maxTokens * 8 * numExperts];
-            this.residual = new float[maxTokens * numExperts];
+            this.residual = new float[lanes][maxTokens * numExperts];
         }
     }
 
@@ -74,7 +78,13 @@ final class MoePlusPlusGate implements Gate {
 
     @Override
     public void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels) {
+        route(n, x, experts, weights, kernels, 0);
+    }
+
+    @Override
+    public void route(int n, float[] x, int[] experts, float[] weights, MatmulKernels kernels, int lane) {
         int e = numExperts;
+        float[] residual = buffers.residual[lane];
         float[] logits = scratch.logits;
         if (second != null) {
             kernels.matmul(first, x, 0, buffers.hidden, 0, n);
@@ -85,10 +95,10 @@ final class MoePlusPlusGate implements Gate {
         }
         if (addsResidual) {
             // logits += gate_map(previous logits); the sum is what the next layer receives.
-            kernels.matmul(gateMap, buffers.residual, 0, buffers.hidden, 0, n);
+            kernels.matmul(gateMap, residual, 0, buffers.hidden, 0, n);
             for (int i = 0; i < n * e; i++) logits[i] += buffers.hidden[i];
         }
-        System.arraycopy(logits, 0, buffers.residual, 0, n * e);
+        System.arraycopy(logits, 0, residual, 0, n * e);
         for (int t = 0; t < n; t++) select(logits, t * e, scratch.selection, experts, weights, t * 2);
     }
 

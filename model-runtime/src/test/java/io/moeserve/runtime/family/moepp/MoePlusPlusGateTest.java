@@ -23,7 +23,7 @@ class MoePlusPlusGateTest {
         // 6 gate outputs: 2 FFN experts, 2 constant, copy (4), zero (5). A one-layer gate wg = identity: logits = x.
         var config = new MoePlusPlusGate.Config(false, false, false, 1f, 2f);
         var gate = new MoePlusPlusGate(config, identity(6), null, identity(6), false, new GateScratch(1, 6),
-                new MoePlusPlusGate.Buffers(1, 6));
+                new MoePlusPlusGate.Buffers(1, 6, 1));
         int[] experts = new int[2];
         float[] weights = new float[2];
         gate.route(1, new float[] {0f, 1f, 0f, 0f, 0.5f, 3f}, experts, weights, new NaiveMatmulKernels());
@@ -36,7 +36,7 @@ class MoePlusPlusGateTest {
     void laterLayersAddThePreviousLayersLogitsThroughGateMap() {
         var config = new MoePlusPlusGate.Config(false, true, false, 1f, 1f);
         var scratch = new GateScratch(1, 5);
-        var buffers = new MoePlusPlusGate.Buffers(1, 5);
+        var buffers = new MoePlusPlusGate.Buffers(1, 5, 1);
         var first = new MoePlusPlusGate(config, identity(5), null, identity(5), false, scratch, buffers);
         var second = new MoePlusPlusGate(config, identity(5), null, identity(5), true, scratch, buffers);
         int[] experts = new int[2];
