@@ -222,7 +222,8 @@ public final class CheckpointQuantizer {
      * {@link MixedPrecision#plan}.
      */
     public static MixedPrecision.Plan planMixed(Path source, RoutingStats stats, int[] choices, double averageBits,
-                                                MixedPrecision.Assignment assignment, long seed, int groupSize) {
+                                                MixedPrecision.Budget budget, MixedPrecision.Assignment assignment, long seed,
+                                                int groupSize) {
         ModelConfig config = ConfigParser.load(source);
         if (stats.layers() != config.numLayers() || stats.experts() != config.moe().numFfnExperts()) {
             throw new IllegalArgumentException("routing statistics of " + stats.layers() + " layers x " + stats.experts()
@@ -252,7 +253,7 @@ public final class CheckpointQuantizer {
         }
         if (shapes.isEmpty()) throw new CheckpointException(source + " lacks the tensors of " + prefix);
         return MixedPrecision.plan(importance, new MixedPrecision.ExpertShape(shapes, groupSize, dtype), choices, averageBits,
-                assignment, seed);
+                budget, assignment, seed);
     }
 
     /** Each routed expert tensor's format under {@code plan}: all projections of an expert at its width. */

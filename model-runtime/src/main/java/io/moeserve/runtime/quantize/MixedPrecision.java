@@ -19,11 +19,14 @@ import java.util.TreeMap;
  * the share of a layer's routed output an expert carries. An expert quantized to b bits adds an error to that output
  * in proportion to its importance and to the error of its weights, and round-to-nearest's error per weight scales
  * with its step, 2^−b, so its squared error with 4^−b. The allocation minimises {@code Σ_e I_e · 4^−b_e} over each
- * MoE layer, subject to the layer's experts fitting in {@code averageBits / 8} bytes per expert weight: the bytes
- * actually stored, codes with their padding (an int3 word holds 30 bits of codes in 32) and the group scales, so the
- * average counts the scales. That is PMQ's integer program, with two deviations: PMQ weighs each width by the
- * expert's measured reconstruction error on calibration activations (after GPTQ) where this uses the 4^−b model of
- * round-to-nearest, and PMQ adds a term for the frequency alone where this uses the product the issue names.
+ * MoE layer, subject to the layer's experts fitting in {@code averageBits} bits per expert weight. By default
+ * ({@link Budget#STORED}) those are the bits actually stored, codes with their padding (an int3 word holds 30 bits of
+ * codes in 32) and the group scales; {@link Budget#CODES} counts the widths alone, as PMQ's budget does. That is
+ * PMQ's integer program (MC-MoE's released {@code precision_solver.py}, per MoE block), with these deviations: PMQ
+ * weighs each width by the expert's measured quantization loss (GPTQ on calibration activations) where this uses
+ * the 4^−b model of round-to-nearest; its significance is frequency^α · weight^β with β = 1.5 by default where this
+ * uses the plain product the issue names (α = β = 1); and it requires at least one expert at each of its two widest
+ * widths, which this does not.
  *
  * <p>The program is solved exactly, per layer (each layer gets the same budget, as in PMQ): a layer's routed experts
  * all have the same shapes, so a width costs every expert the same bytes, and for a given count of experts at each
@@ -40,6 +43,23 @@ import java.util.TreeMap;
  * importance plan.
  */
 public final class MixedPrecision {
+
+    /** What the bit budget counts. */
+    public enum Budget {
+        /** Every stored bit: codes with their padding, and the scales. */
+        STORED,
+        /** The widths alone, as PMQ counts them. */
+        CODES;
+
+        /** Parses "stored" or "codes". */
+        public static Budget parse(String s) {
+            try {
+                return valueOf(s.trim().toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("unknown budget '" + s + "' (expected stored or codes)");
+            }
+        }
+    }
 
     /** How widths are assigned to experts. */
     public enum Assignment {
@@ -127,16 +147,20 @@ public final class MixedPrecision {
 
     /**
      * The plan for a model whose layer l has {@code importance[l]} (null or empty for layers without routed
-     * experts), widths from {@code choices}, at most {@code averageBits} stored bits per expert weight in every
-     * layer (importance) or in total (the other assignments, which keep the importance plan's mix).
+     * experts), widths from {@code choices}, at most {@code averageBits} bits per expert weight as {@code budget}
+     * counts them in every layer (importance) or in total (the other assignments, which keep the importance plan's
+     * mix).
      */
-    public static Plan plan(double[][] importance, ExpertShape shape, int[] choices, double averageBits, Assignment assignment,
-                            long seed) {
+    public static Plan plan(double[][] importance, ExpertShape shape, int[] choices, double averageBits, Budget budget,
+                            Assignment assignment, long seed) {
         int[] widths = Arrays.stream(choices).distinct().sorted().toArray();
         if (widths.length == 0) throw new IllegalArgumentException("no bit widths to choose from");
         for (int b : widths) TargetFormat.packedInt(b);
         long[] cost = new long[widths.length];
-        for (int i = 0; i < widths.length; i++) cost[i] = shape.bytes(widths[i]);
+        // Costs and budget in bits: stored bytes times 8, or the width times the weights.
+        for (int i = 0; i < widths.length; i++) {
+            cost[i] = budget == Budget.STORED ? 8 * shape.bytes(widths[i]) : (long) widths[i] * shape.weights();
+        }
         int[][] bits = new int[importance.length][];
         for (int l = 0; l < importance.length; l++) {
             double[] imp = importance[l];
@@ -144,13 +168,13 @@ public final class MixedPrecision {
                 bits[l] = new int[0];
                 continue;
             }
-            long budget = (long) Math.floor(averageBits / 8 * shape.weights() * imp.length);
-            if (cost[0] * imp.length > budget) {
+            long bitBudget = (long) Math.floor(averageBits * shape.weights() * imp.length);
+            if (cost[0] * imp.length > bitBudget) {
                 throw new IllegalArgumentException(String.format(Locale.ROOT, "%.2f bits per expert weight cannot hold layer %d's"
-                        + " experts even at %d bits: that takes %.3f bits per weight with padding and scales", averageBits, l,
-                        widths[0], 8.0 * cost[0] / shape.weights()));
+                        + " experts even at %d bits: that takes %.3f bits per weight%s", averageBits, l, widths[0],
+                        (double) cost[0] / shape.weights(), budget == Budget.STORED ? " with padding and scales" : ""));
             }
-            bits[l] = layer(imp, widths, cost, budget);
+            bits[l] = layer(imp, widths, cost, bitBudget);
         }
         Plan byImportance = new Plan(bits, shape);
         return switch (assignment) {

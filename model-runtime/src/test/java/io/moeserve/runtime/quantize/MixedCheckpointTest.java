@@ -89,7 +89,8 @@ class MixedCheckpointTest {
         long routed = 0;
         for (int x = 0; x < config.moe().numFfnExperts(); x++) routed += stats.count(0, x);
         assertEquals((long) calibration.length * config.moe().topK(), routed, "every token's top-k pairs are counted");
-        MixedPrecision.Plan plan = CheckpointQuantizer.planMixed(source, stats, WIDTHS, 4.0, MixedPrecision.Assignment.IMPORTANCE, 1, 32);
+        MixedPrecision.Plan plan = CheckpointQuantizer.planMixed(source, stats, WIDTHS, 4.0, MixedPrecision.Budget.STORED,
+                MixedPrecision.Assignment.IMPORTANCE, 1, 32);
         assertTrue(plan.averageStoredBits() <= 4.0);
         Map<Integer, Integer> histogram = new TreeMap<>(plan.histogram());
         assertTrue(histogram.size() >= 2, "a mix of widths: " + histogram);

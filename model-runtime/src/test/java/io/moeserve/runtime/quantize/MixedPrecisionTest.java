@@ -26,6 +26,10 @@ class MixedPrecisionTest {
     private static final MixedPrecision.ExpertShape SHAPE = new MixedPrecision.ExpertShape(
             List.of(new int[] {64, 96}, new int[] {64, 96}, new int[] {96, 64}), 32, DType.BF16);
 
+    private static MixedPrecision.Plan plan(double[][] importance, double averageBits, MixedPrecision.Assignment a, long seed) {
+        return MixedPrecision.plan(importance, SHAPE, WIDTHS, averageBits, MixedPrecision.Budget.STORED, a, seed);
+    }
+
     @Test
     void bytesCountCodesPaddingAndScales() {
         long weights = 3 * 64 * 96;
@@ -47,7 +51,7 @@ class MixedPrecisionTest {
         }
         importance[2][5] = 0; // never routed
         for (double average : new double[] {2.5, 3.0, 3.5, 5.0}) {
-            MixedPrecision.Plan plan = MixedPrecision.plan(importance, SHAPE, WIDTHS, average, MixedPrecision.Assignment.IMPORTANCE, 1);
+            MixedPrecision.Plan plan = plan(importance, average, MixedPrecision.Assignment.IMPORTANCE, 1);
             assertEquals(0, plan.bits()[0].length, "layer 0 has no routed experts");
             for (int l = 1; l < 4; l++) {
                 int[] bits = plan.bits()[l];
@@ -70,17 +74,28 @@ class MixedPrecisionTest {
     }
 
     @Test
+    void aBudgetOfCodeBitsLeavesScalesAndPaddingOut() {
+        double[][] importance = {{5, 4, 3, 2, 1, 0.5, 0.25, 0.125}};
+        MixedPrecision.Plan codes = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0, MixedPrecision.Budget.CODES,
+                MixedPrecision.Assignment.IMPORTANCE, 1);
+        MixedPrecision.Plan stored = plan(importance, 3.0, MixedPrecision.Assignment.IMPORTANCE, 1);
+        assertTrue(codes.averageCodeBits() <= 3.0 && codes.averageStoredBits() > 3.0, codes.histogram().toString());
+        assertTrue(stored.averageStoredBits() <= 3.0, stored.histogram().toString());
+        assertTrue(codes.bytes() > stored.bytes(), "counting scales leaves fewer bits for codes");
+    }
+
+    @Test
     void theLayerSolutionIsTheBestOfEveryAssignment() {
         Random random = new Random(9);
         int[] widths = {2, 3, 4, 8};
         long[] cost = new long[widths.length];
-        for (int i = 0; i < widths.length; i++) cost[i] = SHAPE.bytes(widths[i]);
+        for (int i = 0; i < widths.length; i++) cost[i] = 8 * SHAPE.bytes(widths[i]);
         for (int trial = 0; trial < 20; trial++) {
             int n = 5;
             double[] importance = new double[n];
             for (int e = 0; e < n; e++) importance[e] = random.nextDouble();
             // From int2's 2.5 stored bits per weight (BF16 scales per 32 columns) to above int4's.
-            long budget = (long) ((2.5 + 3 * random.nextDouble()) / 8 * SHAPE.weights() * n);
+            long budget = (long) ((2.5 + 3 * random.nextDouble()) * SHAPE.weights() * n);
             int[] bits = MixedPrecision.layer(importance, widths, cost, budget);
             double best = Double.POSITIVE_INFINITY;
             for (int code = 0; code < 1 << (2 * n); code++) {
@@ -96,7 +111,7 @@ class MixedPrecisionTest {
             long bytes = 0;
             double loss = 0;
             for (int e = 0; e < n; e++) {
-                bytes += SHAPE.bytes(bits[e]);
+                bytes += 8 * SHAPE.bytes(bits[e]);
                 loss += importance[e] * Math.pow(4, -bits[e]);
             }
             assertTrue(bytes <= budget, "trial " + trial + " over budget");
@@ -109,10 +124,9 @@ class MixedPrecisionTest {
         Random random = new Random(5);
         double[][] importance = new double[3][16];
         for (double[] layer : importance) for (int e = 0; e < 16; e++) layer[e] = random.nextDouble() * (e < 4 ? 10 : 1);
-        MixedPrecision.Plan planned = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0, MixedPrecision.Assignment.IMPORTANCE, 1);
-        MixedPrecision.Plan shuffled = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0, MixedPrecision.Assignment.RANDOM, 1);
-        MixedPrecision.Plan uniform = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0,
-                MixedPrecision.Assignment.UNIFORM_BY_LAYER, 1);
+        MixedPrecision.Plan planned = plan(importance, 3.0, MixedPrecision.Assignment.IMPORTANCE, 1);
+        MixedPrecision.Plan shuffled = plan(importance, 3.0, MixedPrecision.Assignment.RANDOM, 1);
+        MixedPrecision.Plan uniform = plan(importance, 3.0, MixedPrecision.Assignment.UNIFORM_BY_LAYER, 1);
         assertEquals(planned.histogram(), shuffled.histogram());
         assertEquals(planned.histogram(), uniform.histogram());
         assertEquals(planned.bytes(), shuffled.bytes());
@@ -127,9 +141,9 @@ class MixedPrecisionTest {
             }
         }
         assertTrue(moved, "the random assignment is the importance one");
-        MixedPrecision.Plan again = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0, MixedPrecision.Assignment.RANDOM, 1);
+        MixedPrecision.Plan again = plan(importance, 3.0, MixedPrecision.Assignment.RANDOM, 1);
         for (int l = 0; l < 3; l++) assertArrayEquals(shuffled.bits()[l], again.bits()[l], "the seed fixes the assignment");
-        MixedPrecision.Plan other = MixedPrecision.plan(importance, SHAPE, WIDTHS, 3.0, MixedPrecision.Assignment.RANDOM, 2);
+        MixedPrecision.Plan other = plan(importance, 3.0, MixedPrecision.Assignment.RANDOM, 2);
         assertNotEquals(java.util.Arrays.deepToString(shuffled.bits()), java.util.Arrays.deepToString(other.bits()));
     }
 
@@ -137,10 +151,11 @@ class MixedPrecisionTest {
     void aBudgetBelowTheNarrowestWidthIsRefused() {
         double[][] importance = {{1, 2, 3, 4}};
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> MixedPrecision.plan(importance, SHAPE, WIDTHS, 2.0, MixedPrecision.Assignment.IMPORTANCE, 1));
+                () -> plan(importance, 2.0, MixedPrecision.Assignment.IMPORTANCE, 1));
         assertTrue(e.getMessage().contains("at 2 bits"), e.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> MixedPrecision.plan(importance, SHAPE, new int[] {2, 5}, 4.0, MixedPrecision.Assignment.IMPORTANCE, 1));
+                () -> MixedPrecision.plan(importance, SHAPE, new int[] {2, 5}, 4.0, MixedPrecision.Budget.STORED,
+                        MixedPrecision.Assignment.IMPORTANCE, 1), "5 bits is no packed width");
     }
 
     @Test

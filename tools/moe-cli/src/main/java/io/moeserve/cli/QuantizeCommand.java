@@ -32,9 +32,12 @@ final class QuantizeCommand implements Callable<Integer> {
             + " ships it), keep, or mixed (a width per expert from its importance, under --average-bits)")
     String experts;
 
-    @Option(names = "--average-bits", description = "mixed: stored bits per expert weight in each MoE layer, codes with their padding"
-            + " and the scales counted")
+    @Option(names = "--average-bits", description = "mixed: bits per expert weight in each MoE layer, as --budget counts them")
     Double averageBits;
+
+    @Option(names = "--budget", defaultValue = "stored", description = "mixed: what --average-bits counts: stored (codes with their"
+            + " padding, and the scales) or codes (the widths alone, as MC-MoE's PMQ counts); default ${DEFAULT-VALUE}")
+    String budget;
 
     @Option(names = "--bits", split = ",", defaultValue = "2,3,4,8", description = "mixed: the widths to choose from; default ${DEFAULT-VALUE}")
     int[] bits;
@@ -139,7 +142,7 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             System.out.printf("measured routing on %d calibration tokens%n", tokens.length);
         }
-        return CheckpointQuantizer.planMixed(dir, routing, bits, averageBits, a, seed, groupSize);
+        return CheckpointQuantizer.planMixed(dir, routing, bits, averageBits, MixedPrecision.Budget.parse(budget), a, seed, groupSize);
     }
 
     private void printPlan(MixedPrecision.Plan plan) {

@@ -78,7 +78,7 @@ class MoeCliTest {
         Path stats = tmp.resolve("stats.json");
         Files.writeString(stats, "{\"layers\": [{\"layer\": 0, \"experts\": [{\"expert\": 3, \"count\": 50, \"mean_weight\": 0.6}]}]}");
         Run random = run("quantize", dir.toString(), "--experts", "mixed", "--average-bits", "3.5", "--stats", stats.toString(),
-                "--assignment", "random", "--seed", "4", "--out", tmp.resolve("random").toString());
+                "--budget", "codes", "--assignment", "random", "--seed", "4", "--out", tmp.resolve("random").toString());
         assertEquals(0, random.exit(), random.err());
         assertTrue(random.out().contains("experts per width (random)"), random.out());
         Run noImportance = run("quantize", dir.toString(), "--experts", "mixed", "--average-bits", "3", "--out",
