@@ -45,7 +45,8 @@ import jdk.incubator.vector.VectorSpecies;
  * codes per int32 word (bits 30 and 31 unused), so a vector's columns do not start on a word: LANES columns from c
  * span two or three words. Each is loaded once as a scalar, broadcast and blended into the lanes whose columns it
  * holds, then the variable shift takes each lane's field. Since c is a multiple of LANES (even), c mod 10 is one of
- * five phases, and the lanes' shifts and word indices come from a table per phase, one vector load each.
+ * five phases, and the lanes' shifts and word indices come from a table per phase, one vector load each. (One 128-bit
+ * load of four words spread over the lanes by a permute, selectFrom or rearrange, ran four times slower on JDK 25.)
  *
  * <p>MXFP4 (gpt-oss's experts) has its own loop: one E8M0 scale per 32 columns, no tail (columns are a multiple of
  * 32), FP4 codes that are not integers. At 512 bits a group is one 16-byte load widened to 16 int lanes, byte k in
