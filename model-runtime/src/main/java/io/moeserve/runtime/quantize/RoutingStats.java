@@ -24,7 +24,8 @@ import java.util.Arrays;
  * {@code count} is the number of tokens routed to the expert (a (token, expert) pair each), {@code mean_weight} the
  * mean of the combine weights those tokens gave it (after the family's normalisation and scaling, as the MoE block
  * multiplies the expert's output by it). Layers without routed experts are absent; an expert absent from its
- * layer's list was never chosen.
+ * layer's list was never chosen. Ids past the FFN experts (MoE++'s zero, copy and constant experts) may be listed
+ * and are skipped: they have no weights to quantize.
  *
  * <p>The importance of expert e of a layer is its activation frequency times its mean weight,
  * {@code (count_e / Σ count) · mean_weight_e}: the share of the layer's routed output mass the expert carries.
@@ -87,6 +88,7 @@ public final class RoutingStats {
     public RoutingObserver observer() {
         return (layer, batch, k, experts, weights) -> {
             for (int i = 0; i < batch.size() * k; i++) {
+                if (experts[i] >= counts[layer].length) continue; // MoE++'s zero-computation experts
                 counts[layer][experts[i]]++;
                 weightSums[layer][experts[i]] += weights[i];
             }
@@ -111,7 +113,7 @@ public final class RoutingStats {
         return stats;
     }
 
-    /** Reads the file format above; layers or experts beyond the model's are refused. */
+    /** Reads the file format above; layers beyond the model's are refused, experts past its FFN experts skipped. */
     public static RoutingStats read(Path file, int layers, int experts) {
         JsonNode root;
         try {
@@ -127,7 +129,8 @@ public final class RoutingStats {
             JsonNode es = l.get("experts");
             if (es == null || !es.isArray()) throw new IllegalArgumentException(file + ": layer " + layer + " has no \"experts\" list");
             for (JsonNode e : es) {
-                int expert = index(e, "expert", experts, file);
+                int expert = index(e, "expert", Integer.MAX_VALUE, file);
+                if (expert >= experts) continue; // past the FFN experts: MoE++'s zero, copy and constant experts
                 JsonNode count = e.get("count");
                 JsonNode weight = e.get("mean_weight");
                 if (count == null || !count.canConvertToLong() || weight == null || !weight.isNumber()) {

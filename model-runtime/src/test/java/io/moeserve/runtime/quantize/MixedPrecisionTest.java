@@ -175,6 +175,10 @@ class MixedPrecisionTest {
             assertEquals(stats.meanWeight(1, e), back.meanWeight(1, e), 1e-15);
         }
         Files.writeString(file, "{\"layers\": [{\"layer\": 1, \"experts\": [{\"expert\": 3, \"count\": 1, \"mean_weight\": 1}]}]}");
-        assertThrows(IllegalArgumentException.class, () -> RoutingStats.read(file, 2, 3), "expert 3 of 3");
+        assertArrayEquals(new double[3], RoutingStats.read(file, 2, 3).importance(1), "expert 3 of 3 (a MoE++ constant expert) is skipped");
+        Files.writeString(file, "{\"layers\": [{\"layer\": 2, \"experts\": [{\"expert\": 0, \"count\": 1, \"mean_weight\": 1}]}]}");
+        assertThrows(IllegalArgumentException.class, () -> RoutingStats.read(file, 2, 3), "layer 2 of 2");
+        Files.writeString(file, "{\"layers\": [{\"layer\": 1, \"experts\": [{\"expert\": 0, \"count\": -1, \"mean_weight\": 1}]}]}");
+        assertThrows(IllegalArgumentException.class, () -> RoutingStats.read(file, 2, 3), "a negative count");
     }
 }
