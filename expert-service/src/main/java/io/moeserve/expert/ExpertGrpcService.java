@@ -17,6 +17,8 @@ import io.quarkus.grpc.GrpcService;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
+import java.util.LinkedHashSet;
+import java.util.Set;
 
 /** The ExpertService gRPC endpoint: validates calls and hands them to the compute thread; describes the pod. */
 @GrpcService
@@ -91,13 +93,15 @@ public class ExpertGrpcService implements ExpertService {
                 if (ids.length == 0) continue;
                 HostedLayer.Builder hl = HostedLayer.newBuilder().setLayer(layer);
                 long bytes = 0;
+                // Mixed-precision checkpoints hold a layer's experts at several widths: each format once.
+                Set<String> formats = new LinkedHashSet<>();
                 for (int e : ids) {
                     hl.addExperts(e);
                     ExpertWeights w = l.store().expert(layer, e);
                     bytes += w.byteSize();
-                    hl.setWeightDtype(w.matrices().getFirst().formatName());
+                    formats.add(w.matrices().getFirst().formatName());
                 }
-                d.addLayers(hl.setWeightBytes(bytes));
+                d.addLayers(hl.setWeightDtype(String.join(", ", formats)).setWeightBytes(bytes));
             }
             double[] rates = pod.window().rates(System.nanoTime());
             d.setLoad(PodLoad.newBuilder()

@@ -25,7 +25,7 @@ import java.util.regex.PatternSyntaxException;
  *       {@code weight_scale_inv}).
  *   <li>{@code "compressed-tensors"} (llm-compressor): {@code config_groups} of schemes, each with {@code targets}
  *       and weight arguments (bits, int or float, symmetric, strategy with group size or block), minus
- *       {@code ignore}; stored {@code pack-quantized} (int4/int8 packed in int32), {@code int-quantized} or
+ *       {@code ignore}; stored {@code pack-quantized} (int2/int3/int4/int8 packed in int32), {@code int-quantized} or
  *       {@code naive-quantized} (int8), or {@code float-quantized} (FP8).
  *   <li>{@code "mxfp4"} with {@code modules_to_not_convert}: gpt-oss. transformers converts only the experts
  *       (GptOssExperts, stored as {@code *_blocks} and {@code *_scales}, read with {@link Checkpoint#mxfp4Matrix});
@@ -56,7 +56,7 @@ public final class QuantizationConfig {
     public enum Format {
         /** float8_e4m3fn weight with {@code weight_scale_inv} (the {@code fp8} method). */
         FP8_BLOCK,
-        /** int4/int8 codes packed in int32 words: {@code weight_packed}, {@code weight_scale}, {@code weight_shape}. */
+        /** int2/int3/int4/int8 codes packed in int32 words: {@code weight_packed}, {@code weight_scale}, {@code weight_shape}. */
         PACK_QUANTIZED,
         /** int8 codes as an I8 {@code weight}, with {@code weight_scale}. */
         INT_QUANTIZED,
@@ -74,7 +74,12 @@ public final class QuantizationConfig {
             return switch (format) {
                 case FP8_BLOCK, FLOAT_QUANTIZED -> Quantization.Scheme.E4M3;
                 case INT_QUANTIZED -> Quantization.Scheme.INT8;
-                case PACK_QUANTIZED -> bits == 4 ? Quantization.Scheme.PACKED_INT4 : Quantization.Scheme.PACKED_INT8;
+                case PACK_QUANTIZED -> switch (bits) {
+                    case 2 -> Quantization.Scheme.PACKED_INT2;
+                    case 3 -> Quantization.Scheme.PACKED_INT3;
+                    case 4 -> Quantization.Scheme.PACKED_INT4;
+                    default -> Quantization.Scheme.PACKED_INT8;
+                };
             };
         }
     }
@@ -259,9 +264,9 @@ public final class QuantizationConfig {
         }
         Format f = switch (format) {
             case "pack-quantized" -> {
-                if (!type.equals("int") || (bits != 4 && bits != 8)) {
+                if (!type.equals("int") || (bits != 2 && bits != 3 && bits != 4 && bits != 8)) {
                     throw new CheckpointException(at + ": pack-quantized " + type + " with num_bits " + bits
-                            + " is not supported (supported: int with 4 or 8 bits)");
+                            + " is not supported (supported: int with 2, 3, 4 or 8 bits)");
                 }
                 yield Format.PACK_QUANTIZED;
             }

@@ -41,8 +41,13 @@ import jdk.incubator.vector.VectorSpecies;
  * points by blending, block by block, which costs more but computes the same weights.
  *
  * <p>Codes reach int lanes by scheme: bytes (FP8, int8) through a byte vector of LANES lanes; packed int4 (LANES / 2
- * bytes) as one scalar load whose nibbles are spread over the lanes by a variable shift. At 128 bits there is no
- * 4-lane byte vector, so bytes go the scalar way too.
+ * bytes) and int2 (LANES / 4 bytes) as one scalar load whose nibbles or 2-bit fields are spread over the lanes by a
+ * variable shift. At 128 bits there is no 4-lane byte vector, so bytes go the scalar way too. Packed int3 holds ten
+ * codes per int32 word (bits 30 and 31 unused), so a vector's columns do not start on a word: LANES columns from c
+ * span two or three words. Each is loaded once as a scalar, broadcast and blended into the lanes whose columns it
+ * holds, then the variable shift takes each lane's field. Since c is a multiple of LANES (even), c mod 10 is one of
+ * five phases, and the lanes' shifts and word indices come from a table per phase, one vector load each. (One 128-bit
+ * load of four words spread over the lanes by a permute, selectFrom or rearrange, ran four times slower on JDK 25.)
  *
  * <p>MXFP4 (gpt-oss's experts) has its own loop: one E8M0 scale per 32 columns, no tail (columns are a multiple of
  * 32), FP4 codes that are not integers. At 512 bits a group is one 16-byte load widened to 16 int lanes, byte k in
@@ -70,6 +75,14 @@ final class QuantizedKernel {
     private static final IntVector BYTE_SHIFTS = IntVector.broadcast(INTS, 3).sub(INT_IOTA.and(3))
             .lanewise(VectorOperators.LSHL, 3);
     private static final VectorMask<Integer> UPPER_EIGHT = INT_IOTA.compare(VectorOperators.GE, 8);
+    /** Lane i: 2·i, the shift of 2-bit code i within the (LANES / 4)-byte load that holds it. */
+    private static final IntVector CRUMB_SHIFTS = INT_IOTA.lanewise(VectorOperators.LSHL, 1);
+    /** Int3 codes per int32 word (compressed-tensors' pack factor, ⌊32 / 3⌋). */
+    private static final int TRIPLES = 10;
+    /** For a vector from column c, at (c mod 10) / 2 · LANES + i: the shift 3 · ((c + i) mod 10) of lane i's code. */
+    private static final int[] TRIPLE_SHIFTS = tripleTable(true);
+    /** As TRIPLE_SHIFTS: which of the vector's words (0, 1 or 2 after word ⌊c / 10⌋) holds lane i's code. */
+    private static final int[] TRIPLE_WORDS = tripleTable(false);
 
     private static final int MX_BLOCK = Scheme.MX_BLOCK;
     /** One MXFP4 group's 16 code bytes, at 512 bits (null otherwise). */
@@ -83,6 +96,17 @@ final class QuantizedKernel {
     private static final IntVector EVEN_ODD_HIGH = LANES == 16 ? EVEN_ODD_LOW.add(8) : null;
 
     private QuantizedKernel() {}
+
+    private static int[] tripleTable(boolean shifts) {
+        int[] t = new int[TRIPLES / 2 * LANES];
+        for (int phase = 0; phase < TRIPLES / 2; phase++) {
+            for (int i = 0; i < LANES; i++) {
+                int column = 2 * phase + i;
+                t[phase * LANES + i] = shifts ? 3 * (column % TRIPLES) : column / TRIPLES;
+            }
+        }
+        return t;
+    }
 
     private static float[] e2m1Values() {
         float[] v = new float[16];
@@ -142,6 +166,8 @@ final class QuantizedKernel {
         switch (q.scheme()) {
             case INT8 -> groupsInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            case PACKED_INT3 -> groupsPackedInt3(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            case PACKED_INT2 -> groupsPackedInt2(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             default -> groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
         }
     }
@@ -264,6 +290,8 @@ final class QuantizedKernel {
         return switch (scheme) {
             case INT8 -> signedBytes(data, row + c);
             case PACKED_INT8 -> offsetBytes(data, row + c);
+            case PACKED_INT3 -> triples(data, row, c);
+            case PACKED_INT2 -> crumbs(data, row + c / 4);
             default -> nibbles(data, row + c / 2);
         };
     }
@@ -374,6 +402,58 @@ final class QuantizedKernel {
                 FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
                 a0 = ((FloatVector) nibbles(data, row0 + c / 2).convert(VectorOperators.I2F, 0)).mul(s0).fma(xv, a0);
                 a1 = ((FloatVector) nibbles(data, row1 + c / 2).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
+     * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
+     * ({@link #groupPath}), into y, as {@link #groupsPackedInt4} for int3 and int2 codes.
+     */
+    private static void groupsPackedInt3(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                   float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            FloatVector s0 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow0 + g));
+            FloatVector s1 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow1 + g));
+            for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = ((FloatVector) triples(data, row0, c).convert(VectorOperators.I2F, 0)).mul(s0).fma(xv, a0);
+                a1 = ((FloatVector) triples(data, row1, c).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
+     * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
+     * ({@link #groupPath}), into y, as {@link #groupsPackedInt4} for int3 and int2 codes.
+     */
+    private static void groupsPackedInt2(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                   float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            FloatVector s0 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow0 + g));
+            FloatVector s1 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow1 + g));
+            for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = ((FloatVector) crumbs(data, row0 + c / 4).convert(VectorOperators.I2F, 0)).mul(s0).fma(xv, a0);
+                a1 = ((FloatVector) crumbs(data, row1 + c / 4).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
             }
         }
         y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
@@ -496,6 +576,35 @@ final class QuantizedKernel {
     /** LANES pack-quantized int4 codes (stored q + 8, two per byte, low nibble first) from byte {@code offset}. */
     private static IntVector nibbles(MemorySegment m, long offset) {
         return unsignedNibbles(m, offset).sub(8);
+    }
+
+    /** LANES pack-quantized int2 codes (stored q + 2, four per byte, lowest bits first) from byte {@code offset}. */
+    private static IntVector crumbs(MemorySegment m, long offset) {
+        int bits;
+        if (LANES == 16) bits = m.get(TensorAccess.I32_LE, offset);
+        else if (LANES == 8) bits = m.get(I16, offset) & 0xffff;
+        else bits = m.get(ValueLayout.JAVA_BYTE, offset) & 0xff;
+        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, CRUMB_SHIFTS).and(3).sub(2);
+    }
+
+    /**
+     * LANES pack-quantized int3 codes (stored q + 4, ten per int32 word) of columns [c, c + LANES) of the row at
+     * byte {@code row} (c a multiple of LANES): the two or three words they span, each loaded once and blended into
+     * its lanes, then each lane's field shifted down (see the class comment). Words past the last one the columns
+     * need are not read, so a row's last vector stays inside the row.
+     */
+    private static IntVector triples(MemorySegment m, long row, int c) {
+        int start = c % TRIPLES;
+        int at = start / 2 * LANES;
+        long word = row + 4L * (c / TRIPLES);
+        int last = (start + LANES - 1) / TRIPLES;
+        IntVector words = IntVector.broadcast(INTS, m.get(TensorAccess.I32_LE, word));
+        if (last >= 1) {
+            IntVector which = IntVector.fromArray(INTS, TRIPLE_WORDS, at);
+            words = words.blend(m.get(TensorAccess.I32_LE, word + 4), which.compare(VectorOperators.GE, 1));
+            if (last >= 2) words = words.blend(m.get(TensorAccess.I32_LE, word + 8), which.compare(VectorOperators.GE, 2));
+        }
+        return words.lanewise(VectorOperators.LSHR, IntVector.fromArray(INTS, TRIPLE_SHIFTS, at)).and(7).sub(4);
     }
 
     /** LANES nibbles (two per byte, low nibble first) from byte {@code offset}, as ints 0..15. */

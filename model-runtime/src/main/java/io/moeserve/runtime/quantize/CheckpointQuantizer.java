@@ -51,15 +51,37 @@ public final class CheckpointQuantizer {
     private static final long SHARD_BYTES = 4L << 30;
     private static final int FP8_BLOCK = WeightQuantizer.FP8_BLOCK;
 
-    /** What to quantize, and how. */
-    public record Options(TargetFormat experts, TargetFormat dense, TargetFormat lmHead, int groupSize, boolean fp8Layout) {
+    /**
+     * What to quantize, and how. {@code expertFormats}, when not null, gives each routed expert tensor its own
+     * packed integer width (mixed precision, {@link MixedPrecision}); {@code experts} is then ignored.
+     */
+    public record Options(TargetFormat experts, TargetFormat dense, TargetFormat lmHead, int groupSize, boolean fp8Layout,
+                          Map<String, TargetFormat> expertFormats) {
+        /** Options with one format for all routed experts. */
+        public Options(TargetFormat experts, TargetFormat dense, TargetFormat lmHead, int groupSize, boolean fp8Layout) {
+            this(experts, dense, lmHead, groupSize, fp8Layout, null);
+        }
+
         /** Options that keep the lm head in its float dtype. */
         public Options(TargetFormat experts, TargetFormat dense, int groupSize, boolean fp8Layout) {
             this(experts, dense, TargetFormat.KEEP, groupSize, fp8Layout);
         }
 
+        /** Mixed-precision experts: each expert tensor in the packed integer format {@code expertFormats} names. */
+        public static Options mixed(Map<String, TargetFormat> expertFormats, TargetFormat dense, TargetFormat lmHead, int groupSize) {
+            return new Options(TargetFormat.INT4, dense, lmHead, groupSize, false, Map.copyOf(expertFormats));
+        }
+
         public Options {
             if (groupSize < 1) throw new IllegalArgumentException("group size must be positive, got " + groupSize);
+            if (expertFormats != null) {
+                for (TargetFormat f : expertFormats.values()) {
+                    if (f != TargetFormat.INT2 && f != TargetFormat.INT3 && f != TargetFormat.INT4 && f != TargetFormat.INT8) {
+                        throw new IllegalArgumentException("mixed-precision experts are int2, int3, int4 or int8, not " + f);
+                    }
+                }
+                if (fp8Layout) throw new IllegalArgumentException("mixed-precision experts are written as compressed-tensors");
+            }
             if (fp8Layout && ((experts != TargetFormat.FP8 && experts != TargetFormat.KEEP)
                     || (dense != TargetFormat.FP8 && dense != TargetFormat.KEEP) || lmHead != TargetFormat.KEEP)) {
                 throw new IllegalArgumentException("the fp8 layout holds FP8 weights only and keeps the lm head in float"
@@ -88,6 +110,10 @@ public final class CheckpointQuantizer {
             Set<String> experts = new TreeSet<>();
             Set<String> dense = new TreeSet<>();
             classify(config, experts, dense);
+            if (options.expertFormats() != null && !options.expertFormats().keySet().equals(experts)) {
+                throw new IllegalArgumentException("the mixed-precision plan must name every routed expert tensor of "
+                        + source + " and nothing else");
+            }
             for (String name : experts) {
                 if (!ck.contains(name)) {
                     throw new CheckpointException(source + " lacks " + name + " (fused expert tensors must be split into"
@@ -96,7 +122,8 @@ public final class CheckpointQuantizer {
             }
             List<TensorSpec> specs = new ArrayList<>();
             for (String name : ck.names()) {
-                TargetFormat f = experts.contains(name) ? options.experts()
+                TargetFormat f = experts.contains(name)
+                        ? (options.expertFormats() != null ? options.expertFormats().get(name) : options.experts())
                         : dense.contains(name) ? options.dense()
                         : name.equals(TensorLayout.lmHead()) ? options.lmHead() : TargetFormat.KEEP;
                 Tensor t = ck.tensor(name);
@@ -189,6 +216,64 @@ public final class CheckpointQuantizer {
         return new WeightQuantizer.Error(norm == 0 ? 0 : Math.sqrt(err / norm), worstRow, worst);
     }
 
+    /**
+     * A mixed-precision plan for the checkpoint in {@code source}: its routed experts' shape (every routed expert of
+     * a model has the same projections), each MoE layer's importances from {@code stats}, then
+     * {@link MixedPrecision#plan}.
+     */
+    public static MixedPrecision.Plan planMixed(Path source, RoutingStats stats, int[] choices, double averageBits,
+                                                MixedPrecision.Budget budget, MixedPrecision.Assignment assignment, long seed,
+                                                int groupSize) {
+        ModelConfig config = ConfigParser.load(source);
+        if (stats.layers() != config.numLayers() || stats.experts() != config.moe().numFfnExperts()) {
+            throw new IllegalArgumentException("routing statistics of " + stats.layers() + " layers x " + stats.experts()
+                    + " experts do not fit " + source);
+        }
+        ModelFamily family = config.architecture().family();
+        double[][] importance = new double[config.numLayers()][];
+        Set<String> experts = new TreeSet<>();
+        classify(config, experts, new TreeSet<>());
+        int first = -1;
+        for (int l = 0; l < config.numLayers(); l++) {
+            if (!config.isSparse(l)) continue;
+            importance[l] = stats.importance(l);
+            if (first < 0) first = l;
+        }
+        if (first < 0) throw new IllegalArgumentException(source + " has no routed experts");
+        String prefix = family.expertPrefix(first, 0);
+        List<int[]> shapes = new ArrayList<>();
+        DType dtype = null;
+        try (Checkpoint ck = Checkpoint.open(source)) {
+            for (String name : experts) {
+                if (!name.startsWith(prefix)) continue;
+                Tensor t = ck.tensor(name);
+                shapes.add(new int[] {(int) t.shape()[0], (int) t.shape()[1]});
+                dtype = t.dtype();
+            }
+        }
+        if (shapes.isEmpty()) throw new CheckpointException(source + " lacks the tensors of " + prefix);
+        return MixedPrecision.plan(importance, new MixedPrecision.ExpertShape(shapes, groupSize, dtype), choices, averageBits,
+                budget, assignment, seed);
+    }
+
+    /** Each routed expert tensor's format under {@code plan}: all projections of an expert at its width. */
+    public static Map<String, TargetFormat> expertFormats(Path source, MixedPrecision.Plan plan) {
+        ModelConfig config = ConfigParser.load(source);
+        ModelFamily family = config.architecture().family();
+        Set<String> experts = new TreeSet<>();
+        classify(config, experts, new TreeSet<>());
+        Map<String, TargetFormat> out = new java.util.TreeMap<>();
+        for (int l = 0; l < config.numLayers(); l++) {
+            if (!config.isSparse(l)) continue;
+            for (int x = 0; x < config.moe().numFfnExperts(); x++) {
+                String prefix = family.expertPrefix(l, x);
+                TargetFormat f = TargetFormat.packedInt(plan.bits()[l][x]);
+                for (String name : experts) if (name.startsWith(prefix)) out.put(name, f);
+            }
+        }
+        return out;
+    }
+
     /** Routed expert projections, and the other linear layers that are projections (not gates, not the lm head). */
     static void classify(ModelConfig config, Set<String> experts, Set<String> dense) {
         ModelFamily family = config.architecture().family();
@@ -256,7 +341,9 @@ public final class CheckpointQuantizer {
         try (Checkpoint ck = Checkpoint.open(source)) {
             for (String n : ck.names()) if (n.endsWith(".weight")) all.add(module(n));
         }
-        config.set("quantization_config", quantizationConfig(experts, dense, all, o));
+        JsonNode q = quantizationConfig(experts, dense, all, o);
+        if (o.expertFormats() != null) checkMixedTargets(q, o.expertFormats(), target);
+        config.set("quantization_config", q);
         MAPPER.writeValue(target.resolve("config.json").toFile(), config);
     }
 
@@ -285,8 +372,9 @@ public final class CheckpointQuantizer {
         q.put("format", "mixed-precision");
         q.put("quantization_status", "compressed");
         ObjectNode groups = q.putObject("config_groups");
+        if (o.expertFormats() != null) mixedExpertGroups(groups, o);
         Map<String, Set<String>> byGroup = new LinkedHashMap<>();
-        if (o.experts() != TargetFormat.KEEP) byGroup.put("experts", experts);
+        if (o.experts() != TargetFormat.KEEP && o.expertFormats() == null) byGroup.put("experts", experts);
         if (o.dense() != TargetFormat.KEEP) byGroup.put("dense", dense);
         if (o.lmHead() != TargetFormat.KEEP) byGroup.put("lm_head", Set.of(TensorLayout.lmHead()));
         for (Map.Entry<String, Set<String>> e : byGroup.entrySet()) {
@@ -301,24 +389,79 @@ public final class CheckpointQuantizer {
             e.getValue().forEach(n -> modules.add(module(n)));
             if (e.getKey().equals("lm_head")) targets.add("lm_head");
             else targets(modules, allModules).forEach(targets::add);
-            ObjectNode w = g.putObject("weights");
-            w.put("num_bits", f.bits());
-            w.put("type", f == TargetFormat.FP8 ? "float" : "int");
-            w.put("symmetric", true);
-            w.put("dynamic", false);
-            if (f == TargetFormat.FP8) {
-                w.put("strategy", "block");
-                w.putArray("block_structure").add(FP8_BLOCK).add(FP8_BLOCK);
-                g.put("format", "float-quantized");
-            } else {
-                w.put("strategy", "group");
-                w.put("group_size", o.groupSize());
-                g.put("format", "pack-quantized");
-            }
+            weights(g, f, o.groupSize());
         }
         if (o.lmHead() == TargetFormat.KEEP) q.putArray("ignore").add("lm_head");
         else q.putArray("ignore");
         return q;
+    }
+
+    /** A config group's weight arguments and format for {@code f}. */
+    private static void weights(ObjectNode g, TargetFormat f, int groupSize) {
+        ObjectNode w = g.putObject("weights");
+        w.put("num_bits", f.bits());
+        w.put("type", f == TargetFormat.FP8 ? "float" : "int");
+        w.put("symmetric", true);
+        w.put("dynamic", false);
+        if (f == TargetFormat.FP8) {
+            w.put("strategy", "block");
+            w.putArray("block_structure").add(FP8_BLOCK).add(FP8_BLOCK);
+            g.put("format", "float-quantized");
+        } else {
+            w.put("strategy", "group");
+            w.put("group_size", groupSize);
+            g.put("format", "pack-quantized");
+        }
+    }
+
+    /**
+     * One config group per expert width ({@code group_experts_int3}, ...), its targets one {@code re:} pattern per
+     * layer naming that layer's experts at that width: {@code model\.layers\.3\.mlp\.experts\.(?:1|5|12)\.
+     * (?:down_proj|gate_proj|up_proj)$}, the module names' common part written once and the expert numbers as an
+     * alternation. compressed-tensors, vLLM and this runtime match them at the start of the module name.
+     */
+    private static void mixedExpertGroups(ObjectNode groups, Options o) {
+        Map<Integer, Map<String, Set<String>>> byBits = new java.util.TreeMap<>();
+        for (Map.Entry<String, TargetFormat> e : o.expertFormats().entrySet()) {
+            String module = module(e.getKey());
+            // ...layers.L.mlp.experts.E.proj: the layer's experts' prefix, the expert number, the projection.
+            String proj = module.substring(module.lastIndexOf('.') + 1);
+            String expertPath = module.substring(0, module.lastIndexOf('.'));
+            String expert = expertPath.substring(expertPath.lastIndexOf('.') + 1);
+            String prefix = expertPath.substring(0, expertPath.lastIndexOf('.') + 1);
+            byBits.computeIfAbsent(e.getValue().bits(), b -> new java.util.TreeMap<>())
+                    .computeIfAbsent(prefix, p -> new TreeSet<>()).add(expert + "." + proj);
+        }
+        for (Map.Entry<Integer, Map<String, Set<String>>> b : byBits.entrySet()) {
+            ObjectNode g = groups.putObject("group_experts_int" + b.getKey());
+            ArrayNode targets = g.putArray("targets");
+            for (Map.Entry<String, Set<String>> layer : b.getValue().entrySet()) {
+                Set<String> numbers = new TreeSet<>((x, y) -> Integer.compare(Integer.parseInt(x), Integer.parseInt(y)));
+                Set<String> projections = new TreeSet<>();
+                for (String ep : layer.getValue()) {
+                    numbers.add(ep.substring(0, ep.indexOf('.')));
+                    projections.add(ep.substring(ep.indexOf('.') + 1));
+                }
+                // Every expert of the layer at one width has all its projections at that width (MixedPrecision
+                // plans whole experts), so experts × projections is exactly the set; checked after writing.
+                targets.add("re:" + escape(layer.getKey()) + "(?:" + String.join("|", numbers) + ")\\."
+                        + "(?:" + String.join("|", projections) + ")$");
+            }
+            weights(g, TargetFormat.packedInt(b.getKey()), o.groupSize());
+        }
+    }
+
+    /** Reads the written config back as the loader will and checks that each expert module gets its width. */
+    private static void checkMixedTargets(JsonNode q, Map<String, TargetFormat> formats, Path target) {
+        io.moeserve.runtime.checkpoint.QuantizationConfig parsed =
+                io.moeserve.runtime.checkpoint.QuantizationConfig.parse(q, target + " quantization_config");
+        for (Map.Entry<String, TargetFormat> e : formats.entrySet()) {
+            var scheme = parsed.schemeFor(module(e.getKey()));
+            if (scheme == null || scheme.bits() != e.getValue().bits()) {
+                throw new IllegalStateException("the config groups written give " + module(e.getKey()) + " "
+                        + (scheme == null ? "no scheme" : scheme.description()) + ", not int" + e.getValue().bits());
+            }
+        }
     }
 
     /**

@@ -59,7 +59,8 @@ public final class WeightQuantizer {
     }
 
     /**
-     * Writes the codes into {@code target}: packed int32 words for int4/int8 (compressed-tensors pack-quantized),
+     * Writes the codes into {@code target}: packed int32 words for int2/int3/int4/int8 (compressed-tensors
+     * pack-quantized: ⌊32 / b⌋ codes per word, lowest bits first, so int3's top two bits stay 0),
      * one float8_e4m3fn byte per weight for FP8; returns the error.
      */
     static Error writeCodes(WeightMatrix w, TargetFormat format, int blockRows, int blockCols, DType scaleType,
@@ -104,8 +105,8 @@ public final class WeightQuantizer {
                     int word = 0;
                     for (int t = 0; t < perWord; t++) {
                         int c = (int) (k * perWord + t);
-                        // Padding beyond the last column holds code 0, stored as the offset.
-                        int u = c < cols ? codes[c] + offset : offset;
+                        // Padding beyond the last column is stored 0, as pack_to_int32 pads after the offset.
+                        int u = c < cols ? codes[c] + offset : 0;
                         word |= (u & mask) << (t * bits);
                     }
                     target.set(TensorAccess.I32_LE, 4 * (r * wordsPerRow + k), word);
@@ -124,8 +125,8 @@ public final class WeightQuantizer {
     }
 
     /**
-     * A quantized copy of a float matrix in {@code arena}'s memory, as {@code moe quantize} would store it: int4 and
-     * int8 packed in groups of {@code groupSize} columns, FP8 in 128×128 blocks; scales in the matrix's dtype.
+     * A quantized copy of a float matrix in {@code arena}'s memory, as {@code moe quantize} would store it: int2,
+     * int3, int4 and int8 packed in groups of {@code groupSize} columns, FP8 in 128×128 blocks; scales in the matrix's dtype.
      * An expert pod uses it to quantize the experts it hosts at start.
      */
     public static WeightMatrix quantize(WeightMatrix w, TargetFormat format, int groupSize, Arena arena) {
@@ -133,6 +134,8 @@ public final class WeightQuantizer {
         if (format == TargetFormat.KEEP) return w;
         if (format == TargetFormat.MXFP4) return mxfp4(w, arena);
         Quantization.Scheme scheme = switch (format) {
+            case INT2 -> Quantization.Scheme.PACKED_INT2;
+            case INT3 -> Quantization.Scheme.PACKED_INT3;
             case INT4 -> Quantization.Scheme.PACKED_INT4;
             case INT8 -> Quantization.Scheme.PACKED_INT8;
             case FP8 -> Quantization.Scheme.E4M3;

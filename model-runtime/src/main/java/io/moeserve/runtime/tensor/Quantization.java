@@ -23,10 +23,14 @@ import java.lang.foreign.ValueLayout;
  * <ul>
  *   <li>{@code E4M3}: one float8_e4m3fn byte per weight;
  *   <li>{@code INT8}: one signed byte per weight (compressed-tensors {@code int-quantized});
- *   <li>{@code PACKED_INT8}, {@code PACKED_INT4}: compressed-tensors {@code pack-quantized}: little-endian int32
- *       words, 4 or 8 codes per word, code t of word w at bits [t·b, t·b + b), offset by 2^(b−1) (so int4 −8..7 is
- *       stored 0..15); a row is padded with zero codes to whole words. In memory, byte k of a PACKED_INT4 row
- *       holds column 2k in its low nibble and 2k + 1 in its high nibble.
+ *   <li>{@code PACKED_INT8}, {@code PACKED_INT4}, {@code PACKED_INT3}, {@code PACKED_INT2}: compressed-tensors
+ *       {@code pack-quantized} ({@code pack_to_int32}): little-endian int32 words, p = ⌊32 / b⌋ codes per word (4,
+ *       8, 10, 16), column w·p + t at bits [t·b, t·b + b) of word w, offset by 2^(b−1) (so int4 −8..7 is stored
+ *       0..15, int3 −4..3 is 0..7, int2 −2..1 is 0..3); a row is padded with zero codes to whole words. An int3 word
+ *       leaves its top two bits unused (written 0, ignored when read). In memory, byte k of a PACKED_INT4 row
+ *       holds column 2k in its low nibble and 2k + 1 in its high nibble; byte k of a PACKED_INT2 row holds columns
+ *       4k .. 4k + 3, lowest bits first. PACKED_INT3's codes do not fall on bytes: column c is bits
+ *       [3·(c mod 10), 3·(c mod 10) + 3) of word ⌊c / 10⌋.
  *   <li>{@code MXFP4}: OCP MX FP4 as gpt-oss ships its experts ({@code *_blocks}, U8 [.., rows, cols / 32, 16]):
  *       two FP4 E2M1 codes per byte, byte k of a row holding column 2k in its low nibble and 2k + 1 in its high
  *       nibble (the nibble order of PACKED_INT4, unsigned, no offset); scales U8 [rows, cols / 32], blocks of
@@ -53,6 +57,8 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
         INT8(8, DType.I8),
         PACKED_INT8(8, DType.I32),
         PACKED_INT4(4, DType.I32),
+        PACKED_INT3(3, DType.I32),
+        PACKED_INT2(2, DType.I32),
         MXFP4(4, DType.U8);
 
         /** Columns per MXFP4 scale (the OCP MX block size). */
@@ -78,7 +84,12 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
 
         /** Whether codes are integers (as opposed to FP8 or FP4 values). */
         public boolean isInteger() {
-            return this == INT8 || this == PACKED_INT8 || this == PACKED_INT4;
+            return this == INT8 || this == PACKED_INT8 || this == PACKED_INT4 || this == PACKED_INT3 || this == PACKED_INT2;
+        }
+
+        /** Codes per int32 word of the packed schemes (compressed-tensors' pack factor, ⌊32 / bits⌋). */
+        public int codesPerWord() {
+            return 32 / bits;
         }
 
         /** Bytes one row of {@code cols} weights takes, padding included. */
@@ -87,6 +98,8 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
                 case E4M3, INT8 -> cols;
                 case PACKED_INT8 -> 4L * ((cols + 3) / 4);
                 case PACKED_INT4 -> 4L * ((cols + 7) / 8);
+                case PACKED_INT3 -> 4L * ((cols + 9) / 10);
+                case PACKED_INT2 -> 4L * ((cols + 15) / 16);
                 case MXFP4 -> cols / 2L;
             };
         }
@@ -159,6 +172,14 @@ public record Quantization(Scheme scheme, MemorySegment scales, DType scaleType,
             case PACKED_INT4 -> {
                 int b = data.get(ValueLayout.JAVA_BYTE, rowOffset + col / 2);
                 yield ((col & 1) == 0 ? b & 0xf : (b >>> 4) & 0xf) - 8;
+            }
+            case PACKED_INT3 -> {
+                int word = data.get(TensorAccess.I32_LE, rowOffset + 4L * (col / 10));
+                yield ((word >>> (3 * (col % 10))) & 7) - 4;
+            }
+            case PACKED_INT2 -> {
+                int b = data.get(ValueLayout.JAVA_BYTE, rowOffset + col / 4);
+                yield ((b >>> (2 * (col & 3))) & 3) - 2;
             }
             case MXFP4 -> {
                 int b = data.get(ValueLayout.JAVA_BYTE, rowOffset + col / 2);

@@ -68,6 +68,8 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
             case E4M3 -> "fp8";
             case INT8, PACKED_INT8 -> "int8";
             case PACKED_INT4 -> "int4";
+            case PACKED_INT3 -> "int3";
+            case PACKED_INT2 -> "int2";
             case MXFP4 -> "mxfp4";
         };
         if (quantization.scheme() == Quantization.Scheme.MXFP4) return codes;

@@ -138,8 +138,8 @@ class QuantizedWeightsTest {
         String[][] cases = {
                 {"{\"quant_method\": \"bitsandbytes\"}", "quant_method \"bitsandbytes\" is not supported"},
                 {"{\"quant_method\": \"fp8\", \"fmt\": \"e5m2\"}", "fp8 fmt \"e5m2\" is not supported"},
-                {CT_INT4_GROUP16.formatted("true", "[]").replace("\"num_bits\": 4", "\"num_bits\": 3"),
-                        "pack-quantized int with num_bits 3 is not supported"},
+                {CT_INT4_GROUP16.formatted("true", "[]").replace("\"num_bits\": 4", "\"num_bits\": 5"),
+                        "pack-quantized int with num_bits 5 is not supported"},
                 {CT_INT4_GROUP16.formatted("true", "[]").replace("pack-quantized", "marlin-24"), "format \"marlin-24\" is not supported"},
                 {CT_INT4_GROUP16.formatted("true", "[]").replace("\"group\"", "\"token\""), "strategy \"token\" is not supported"},
                 {CT_INT4_GROUP16.formatted("true", "[\"re:(\"]"), "invalid regular expression re:("},

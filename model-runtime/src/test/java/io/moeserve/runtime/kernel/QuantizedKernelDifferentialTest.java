@@ -277,6 +277,47 @@ class QuantizedKernelDifferentialTest {
         }
     }
 
+    /**
+     * Words packed by hand as compressed-tensors' {@code pack_to_int32} packs them (⌊32 / b⌋ codes per int32, column
+     * w·p + t at bits [t·b, t·b + b), stored q + 2^(b−1), padding stored 0): the scalar formula, the GEMM's panel and
+     * the one-token kernel read the codes back, each times the scale.
+     */
+    @Test
+    void handPackedInt3AndInt2WordsReadAsCompressedTensorsPacksThem() {
+        // int3: ten codes in word 0 (0, 1, .., 7, 0, 7 stored), then two and padding: 0x38fac688 and 0x1d.
+        assertReadsBack(Scheme.PACKED_INT3, new int[] {0x38fac688, 0x1d}, new int[] {-4, -3, -2, -1, 0, 1, 2, 3, -4, 3, 1, -1});
+        // int2: sixteen codes in word 0, then two and padding.
+        assertReadsBack(Scheme.PACKED_INT2, new int[] {0x50fa1be4, 0x3},
+                new int[] {-2, -1, 0, 1, 1, 0, -1, -2, 0, 0, 1, 1, -2, -2, -1, -1, 1, -2});
+    }
+
+    private static void assertReadsBack(Scheme scheme, int[] words, int[] codes) {
+        try (Arena arena = Arena.ofConfined()) {
+            int cols = codes.length;
+            assertEquals(4L * words.length, scheme.rowBytes(cols));
+            MemorySegment data = arena.allocate(4L * words.length);
+            for (int i = 0; i < words.length; i++) data.set(TensorAccess.I32_LE, 4L * i, words[i]);
+            MemorySegment scales = arena.allocate(4);
+            scales.set(TensorAccess.F32_LE, 0, 0.5f);
+            Quantization q = new Quantization(scheme, scales, DType.F32, 1, cols, null);
+            WeightMatrix w = new WeightMatrix("hand-packed", data, DType.I32, 1, cols, q);
+            float[] panel = new float[cols + Simd.LANES];
+            QuantizedKernel.widen(w, 0, panel, 0, panel.length);
+            CpuMatmulKernels fast = new CpuMatmulKernels(new Parallel(1));
+            float[] y = new float[1];
+            for (int c = 0; c < cols; c++) {
+                String where = scheme + " column " + c;
+                assertEquals(codes[c], q.code(data, 0, c), where);
+                assertEquals(codes[c] * 0.5f, w.get(0, c), where + " scalar");
+                assertEquals(codes[c] * 0.5f, panel[c], where + " widened");
+                float[] x = new float[cols];
+                x[c] = 1f;
+                fast.matmul(w, x, 0, y, 0, 1);
+                assertEquals(codes[c] * 0.5f, y[0], where + " one-token product");
+            }
+        }
+    }
+
     @Test
     void everyFp8CodeDecodesAsTheScalarRule() {
         try (Arena arena = Arena.ofShared()) {

@@ -4,17 +4,21 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.generate.GenerationRequest;
 import io.moeserve.runtime.generate.GenerationTrace;
 import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.quantize.CheckpointQuantizer;
+import io.moeserve.runtime.quantize.MixedPrecision;
 import io.moeserve.runtime.quantize.TargetFormat;
 import io.moeserve.runtime.synthetic.SyntheticCheckpointGenerator;
 import io.moeserve.runtime.synthetic.SyntheticConfigs;
 import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Path;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -71,6 +75,27 @@ class ReferenceComparisonTest {
         CheckpointQuantizer.quantize(TinyModels.bf16Checkpoint(arch), dir,
                 new CheckpointQuantizer.Options(experts, dense, 32, fp8Layout));
         compare(dir, arch);
+    }
+
+    /**
+     * Mixed-precision experts, every width in every layer (int2, int3, int4, int8 by turns): the reference picks each
+     * expert's config group by the groups' {@code re:} targets and unpacks its words by its own reading of
+     * pack_to_int32 (ten int3 codes per word, sixteen int2).
+     */
+    @Test
+    void mixedPrecisionCheckpointMatchesTheReferenceDequantizingItself(@TempDir Path tmp) throws Exception {
+        Path source = TinyModels.bf16Checkpoint(Architecture.QWEN3_MOE);
+        ModelConfig config = ConfigParser.load(source);
+        int[] widths = {2, 3, 4, 8};
+        int[][] bits = new int[config.numLayers()][];
+        for (int l = 0; l < bits.length; l++) {
+            bits[l] = new int[config.isSparse(l) ? config.moe().numFfnExperts() : 0];
+            for (int x = 0; x < bits[l].length; x++) bits[l][x] = widths[(l + x) % widths.length];
+        }
+        Path dir = tmp.resolve("mixed");
+        CheckpointQuantizer.quantize(source, dir, CheckpointQuantizer.Options.mixed(
+                CheckpointQuantizer.expertFormats(source, new MixedPrecision.Plan(bits, null)), TargetFormat.KEEP, TargetFormat.KEEP, 32));
+        compare(dir, Architecture.QWEN3_MOE);
     }
 
     private static void compare(Path dir, Architecture arch) throws Exception {

@@ -122,6 +122,35 @@ class MoeCliTest {
     }
 
     @Test
+    void quantizeMixedPlansWidthsFromCalibrationTextOrStatisticsAndTheCheckpointRuns() throws Exception {
+        Path dir = tmp.resolve("mixtral");
+        assertEquals(0, run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString()).exit());
+        Path text = tmp.resolve("calibration.txt");
+        Files.writeString(text, "The quick brown fox jumps over the lazy dog. ".repeat(20));
+        Path mixed = tmp.resolve("mixed");
+        Run r = run("quantize", dir.toString(), "--experts", "mixed", "--average-bits", "4", "--calibration", text.toString(),
+                "--group-size", "32", "--calibration-window", "64", "--out", mixed.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("measured routing on"), r.out());
+        assertTrue(r.out().contains("average bits per expert weight"), r.out());
+        JsonNode groups = new ObjectMapper().readTree(mixed.resolve("config.json").toFile()).get("quantization_config").get("config_groups");
+        assertTrue(groups.fieldNames().next().startsWith("group_experts_int"), groups.toString());
+        Run g = run("generate", mixed.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "2", "--ignore-eos");
+        assertEquals(0, g.exit(), g.err());
+
+        Path stats = tmp.resolve("stats.json");
+        Files.writeString(stats, "{\"layers\": [{\"layer\": 0, \"experts\": [{\"expert\": 3, \"count\": 50, \"mean_weight\": 0.6}]}]}");
+        Run random = run("quantize", dir.toString(), "--experts", "mixed", "--average-bits", "3.5", "--stats", stats.toString(),
+                "--budget", "codes", "--assignment", "random", "--seed", "4", "--out", tmp.resolve("random").toString());
+        assertEquals(0, random.exit(), random.err());
+        assertTrue(random.out().contains("experts per width (random)"), random.out());
+        Run noImportance = run("quantize", dir.toString(), "--experts", "mixed", "--average-bits", "3", "--out",
+                tmp.resolve("none").toString());
+        assertTrue(noImportance.exit() != 0 && noImportance.err().contains("--stats FILE or --calibration FILE"), noImportance.err());
+    }
+
+
+    @Test
     void sampledGenerationWithASeedRepeats() {
         Path dir = tmp.resolve("mixtral");
         run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "f32", "--out", dir.toString());
