@@ -76,7 +76,7 @@ final class RoutingStatistics implements RoutingObserver {
     }
 
     /** The JSON document of docs/architecture.md. */
-    Snapshot snapshot(String model, long routingTableVersion) {
+    Snapshot snapshot(String model, long routingTableVersion, String router) {
         long[][] tokens = new long[layers][];
         int moeLayers = 0;
         for (int l = 0; l < layers; l++) if (sparse[l]) moeLayers++;
@@ -91,11 +91,14 @@ final class RoutingStatistics implements RoutingObserver {
             tokens[l] = new long[experts];
             for (int e = 0; e < experts; e++) tokens[l][e] = committed.get(l * experts + e);
         }
-        return new Snapshot("moe-serve.routing-stats.v1", model, routingTableVersion, layers, experts, moe, sinceMillis,
+        return new Snapshot("moe-serve.routing-stats.v1", model, router, routingTableVersion, layers, experts, moe, sinceMillis,
                 System.currentTimeMillis(), totalTokens, tokens);
     }
 
-    /** Field names as the JSON format spells them (Jackson writes record components by name). */
-    record Snapshot(String schema, String model, long routing_table_version, int num_layers, int num_experts,
+    /**
+     * Field names as the JSON format spells them (Jackson writes record components by name). {@code router} names
+     * the router instance (host:gRPC port), so that the planner can sum the loads of several routers.
+     */
+    record Snapshot(String schema, String model, String router, long routing_table_version, int num_layers, int num_experts,
                     int[] moe_layers, long since_unix_millis, long at_unix_millis, long total_tokens, long[][] tokens) {}
 }
