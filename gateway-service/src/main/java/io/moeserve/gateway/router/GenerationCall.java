@@ -36,7 +36,8 @@ public final class GenerationCall implements ClientResponseObserver<GenerateRequ
         return r == null ? "" : r.address;
     }
 
-    private void release() {
+    /** The call has ended (or never started): it no longer counts against its router. Idempotent. */
+    void release() {
         RouterTarget r = router;
         if (r != null && released.compareAndSet(false, true)) r.inFlight.decrementAndGet();
     }

@@ -192,7 +192,12 @@ public class RouterClient {
         if (target == null) return false;
         tried.add(target.address);
         call.bind(target);
-        target.stub.withDeadlineAfter(Math.max(1, timeout.toMillis()), TimeUnit.MILLISECONDS).generate(request, call);
+        try {
+            target.stub.withDeadlineAfter(Math.max(1, timeout.toMillis()), TimeUnit.MILLISECONDS).generate(request, call);
+        } catch (RuntimeException e) {
+            call.release();
+            throw e;
+        }
         call.started();
         return true;
     }
@@ -243,7 +248,6 @@ public class RouterClient {
             return Uni.createFrom().item(cached.value());
         }
         return fetch()
-                .onItem().invoke(d -> description.set(new Cached(d, System.nanoTime())))
                 .onFailure().recoverWithUni(e -> cached != null
                         ? Uni.createFrom().item(cached.value())
                         : Uni.createFrom().failure(RouterErrors.translate(e)));
@@ -254,7 +258,10 @@ public class RouterClient {
         return describe().await().atMost(settings.describeTimeout().multipliedBy(Math.max(1, targets.size())).plusSeconds(1));
     }
 
-    /** A fresh DescribeModel answer from the first router that gives one, ready routers first; for readiness. */
+    /**
+     * A fresh DescribeModel answer from the first router that gives one, ready routers first; for readiness, and
+     * kept for {@link #describe()}.
+     */
     Uni<ModelDescription> fetch() {
         List<RouterTarget> order = new ArrayList<>();
         for (RouterTarget t : targets) if (t.ready()) order.add(t);
@@ -267,7 +274,7 @@ public class RouterClient {
             RouterTarget next = order.get(i);
             chain = chain.onFailure().recoverWithUni(e -> describe(next));
         }
-        return chain;
+        return chain.onItem().invoke(d -> description.set(new Cached(d, System.nanoTime())));
     }
 
     private Uni<ModelDescription> describe(RouterTarget target) {
