@@ -31,8 +31,8 @@ import java.util.stream.Stream;
  * killed with SIGKILL while they run. What a client sees is recorded per stream: status, text, an error event if
  * one came, and when each chunk arrived.
  *
- * <p>As a benchmark ({@code scripts/bench-router-kill.sh [MODEL] [SECONDS] [STREAMS]}): STREAMS clients each send
- * one stream after another for SECONDS; router a is killed halfway. Prints the requests, the failures, and the
+ * <p>As a benchmark ({@code scripts/bench-router-kill.sh [MODEL] [SECONDS] [STREAMS]}): after one round of STREAMS
+ * streams to warm up, STREAMS clients each send one stream after another for SECONDS; router a is killed halfway. Prints the requests, the failures, and the
  * longest gap between two chunks of a stream that was running at the kill, beside the longest gap of any stream
  * that was not, as a Markdown row for BENCHMARKS.md.
  */
@@ -195,6 +195,15 @@ public final class RouterKillDriver implements AutoCloseable {
         int streams = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         try (RouterKillDriver d = new RouterKillDriver(model, 1)) {
             d.awaitReady();
+            // One round first, not counted: the JIT compiles the hot paths of all three services.
+            ExecutorService warm = Executors.newFixedThreadPool(streams);
+            List<Future<Outcome>> warming = new ArrayList<>();
+            for (int c = 0; c < streams; c++) {
+                int client = c;
+                warming.add(warm.submit(() -> stream(d.gateway, client, n -> { })));
+            }
+            for (Future<Outcome> f : warming) f.get();
+            warm.shutdown();
             long end = System.nanoTime() + seconds * 1_000_000_000L;
             AtomicLong killedAt = new AtomicLong(Long.MAX_VALUE);
             AtomicBoolean stop = new AtomicBoolean();
