@@ -32,9 +32,9 @@ import java.util.stream.Stream;
  * one came, and when each chunk arrived.
  *
  * <p>As a benchmark ({@code scripts/bench-router-kill.sh [MODEL] [SECONDS] [STREAMS]}): after one round of STREAMS
- * streams to warm up, STREAMS clients each send one stream after another for SECONDS; router a is killed halfway. Prints the requests, the failures, and the
- * longest gap between two chunks of a stream that was running at the kill, beside the longest gap of any stream
- * that was not, as a Markdown row for BENCHMARKS.md.
+ * streams to warm up, STREAMS clients each send one stream after another for SECONDS; router a is killed halfway.
+ * Prints the requests, the failures, and the longest gap between two chunks of a stream that was running at the
+ * kill, beside the longest gap of any stream that was not, as a Markdown row for BENCHMARKS.md.
  */
 public final class RouterKillDriver implements AutoCloseable {
     static final String MODEL_ID = "mixtral";
