@@ -23,6 +23,8 @@ public class GatewayMetrics {
     private final Counter completionTokens;
     private final Counter cancelled;
     private final Timer firstToken;
+    private final Counter retries;
+    private final Counter migrations;
 
     @Inject
     GatewayMetrics(MeterRegistry registry) {
@@ -42,6 +44,12 @@ public class GatewayMetrics {
                 .publishPercentileHistogram().minimumExpectedValue(Duration.ofMillis(5))
                 .maximumExpectedValue(Duration.ofMinutes(2)).register(registry);
         registry.gauge("moe.gateway.active.generations", active);
+        retries = Counter.builder("moe.gateway.router.restarts").tag("kind", "retry")
+                .description("Router calls restarted on another router: before their first token (retry) or after "
+                        + "(migration)").register(registry);
+        migrations = Counter.builder("moe.gateway.router.restarts").tag("kind", "migration")
+                .description("Router calls restarted on another router: before their first token (retry) or after "
+                        + "(migration)").register(registry);
     }
 
     public void runStarted(boolean stream) {
@@ -62,6 +70,11 @@ public class GatewayMetrics {
     public void runFailed(int httpStatus) {
         active.decrementAndGet();
         registry.counter("moe.gateway.failed", "status", Integer.toString(httpStatus)).increment();
+    }
+
+    /** A choice's router call failed and was started again on another router, after output ({@code migration}) or before. */
+    public void restarted(boolean migration) {
+        (migration ? migrations : retries).increment();
     }
 
     public void runCancelled() {

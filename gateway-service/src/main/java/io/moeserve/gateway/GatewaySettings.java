@@ -56,4 +56,47 @@ public interface GatewaySettings {
      */
     @WithDefault("true")
     boolean reasoning();
+
+    /** Which routers the gateway sends generations to ({@code moe.gateway.router.*}). */
+    RouterTargets router();
+
+    /** Request migration ({@code moe.gateway.migration.*}). */
+    Migration migration();
+
+    /** The routers, and how the gateway balances over them and retries. */
+    interface RouterTargets {
+        /**
+         * Each router's gRPC address as {@code host:port}, or a {@code dns:///name:port} whose every address is a
+         * router (a Kubernetes headless Service), resolved again every {@link #resolvePeriod()}. Unset: the one
+         * router at {@code quarkus.grpc.clients.router.host} and {@code .port}.
+         */
+        Optional<List<String>> targets();
+
+        /** How often a dns:/// target is resolved again (routers come and go with the Deployment). */
+        @WithDefault("10s")
+        Duration resolvePeriod();
+
+        /** How often each router is asked DescribeModel; one that does not answer gets no new calls until it does. */
+        @WithDefault("2s")
+        Duration healthPeriod();
+
+        /**
+         * Router calls one choice may make: a call that fails because its router went away (UNAVAILABLE, or
+         * cancelled by the router) is started again on a router it has not tried, before its first token always,
+         * after it when {@code moe.gateway.migration.enabled}.
+         */
+        @WithDefault("3")
+        int maxAttempts();
+    }
+
+    /** Request migration. */
+    interface Migration {
+        /**
+         * Whether a choice whose router goes away mid-generation resumes on another router, which prefills the
+         * prompt and the tokens generated so far and continues the same output (exact for greedy and for seeded
+         * sampling: router.proto's resumed_output_tokens). False: the request fails, as before.
+         */
+        @WithDefault("true")
+        boolean enabled();
+    }
 }

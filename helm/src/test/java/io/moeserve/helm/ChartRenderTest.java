@@ -6,6 +6,7 @@ import static io.moeserve.helm.Charts.ofKind;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -118,6 +119,45 @@ class ChartRenderTest {
         Path values = Files.writeString(work.resolve("skipping.yaml"), "router:\n  expertSkipping: {threshold: 0.4}\n");
         String on = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
         assertTrue(on.contains("moe.router.expert-skipping.threshold=0.4\nmoe.router.expert-skipping.protect-fraction=0.02\n"), on);
+    }
+
+    /** No single router: two by default, a PDB keeping one, and the gateway balancing over the headless Service's addresses. */
+    @Test
+    void twoRoutersBehindAHeadlessServiceThatTheGatewayResolves() {
+        List<JsonNode> docs = Charts.renderDocs(null);
+        assertEquals(2, named(docs, "Deployment", "moe-moe-serve-router").path("spec").path("replicas").asInt());
+        JsonNode pdb = named(docs, "PodDisruptionBudget", "moe-moe-serve-router").path("spec");
+        assertEquals(1, pdb.path("minAvailable").asInt());
+        assertFalse(pdb.has("maxUnavailable"));
+        JsonNode headless = named(docs, "Service", "moe-moe-serve-router-headless").path("spec");
+        assertEquals("None", headless.path("clusterIP").asText());
+        assertEquals("router", headless.path("selector").path("app.kubernetes.io/component").asText());
+        assertEquals(9000, headless.path("ports").get(0).path("port").asInt());
+        JsonNode gw = named(docs, "Deployment", "moe-moe-serve-gateway").path("spec").path("template").path("spec").path("containers").get(0);
+        assertEquals("dns:///moe-moe-serve-router-headless.serving.svc.cluster.local:9000",
+                env(gw, "MOE_GATEWAY_ROUTER_TARGETS").path("value").asText());
+        assertTrue(ofKind(docs, "HorizontalPodAutoscaler").stream()
+                .noneMatch(h -> h.path("metadata").path("name").asText().endsWith("-router")), "router autoscaling is off by default");
+    }
+
+    /** router.autoscaling scales the routers on their queue depth, through prometheus-adapter or KEDA as the groups. */
+    @Test
+    void routerAutoscalingFollowsTheQueueDepth() {
+        List<JsonNode> hpa = Charts.documents(Charts.render(null, Map.of("router.autoscaling.enabled", true)));
+        assertFalse(named(hpa, "Deployment", "moe-moe-serve-router").path("spec").has("replicas"), "the HPA owns the count");
+        JsonNode h = named(hpa, "HorizontalPodAutoscaler", "moe-moe-serve-router").path("spec");
+        assertEquals("moe-moe-serve-router", h.path("scaleTargetRef").path("name").asText());
+        assertEquals(2, h.path("minReplicas").asInt());
+        JsonNode metric = h.path("metrics").get(0).path("pods");
+        assertEquals("moe_router_waiting_sequences", metric.path("metric").path("name").asText());
+        assertEquals("4000m", metric.path("target").path("averageValue").asText());
+        List<JsonNode> keda = Charts.documents(Charts.render(null, Map.of("router.autoscaling.enabled", true,
+                "autoscaling.engine", "keda")));
+        JsonNode trigger = named(keda, "ScaledObject", "moe-moe-serve-router").path("spec").path("triggers").get(0);
+        assertEquals("sum(avg_over_time(moe_router_sequences{namespace=\"serving\",state=\"waiting\"}[1m]))",
+                trigger.path("metadata").path("query").asText());
+        assertThrows(Exception.class, () -> Charts.render(null, Map.of("router.autoscaling.enabled", true,
+                "router.autoscaling.minReplicas", 5, "router.autoscaling.maxReplicas", 3)));
     }
 
     /** One value puts the Secret into every pod, mounted where the services look, and turns TLS on in each. */

@@ -56,6 +56,12 @@ final class GenerateRequests {
             }
             prompt[i] = t;
         }
+        // Request migration: the prompt's tail is output another router generated (router.proto).
+        int resumed = r.getResumedOutputTokens();
+        if (resumed < 0 || resumed >= n) {
+            throw error(Status.INVALID_ARGUMENT, "resumed_output_tokens (" + Integer.toUnsignedString(resumed)
+                    + ") must leave at least one of the " + n + " prompt tokens");
+        }
         if (r.getMaxNewTokens() == 0) throw error(Status.INVALID_ARGUMENT, "max_new_tokens must be at least 1");
         long total = (long) n + Integer.toUnsignedLong(r.getMaxNewTokens());
         if (total > maxContext) {
@@ -99,9 +105,11 @@ final class GenerateRequests {
             remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
         }
         long deadline = hasDeadline ? now + remaining : 0;
+        Sampler sampler = new Sampler(sampling, vocab, prompt);
+        sampler.resume(prompt, n - resumed, resumed);
         RouterSequence sequence = new RouterSequence(r.getRequestId(), prompt, (int) (total - n),
-                stops.stream().mapToInt(Integer::intValue).toArray(), new Sampler(sampling, vocab, prompt),
-                r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
+                stops.stream().mapToInt(Integer::intValue).toArray(), sampler, r.getLogprobs() || r.getTopLogprobs() > 0,
+                r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
         if (r.hasSkipThreshold()) sequence.setSkipThreshold(r.getSkipThreshold());
         return sequence;
     }

@@ -142,7 +142,7 @@ final class RoutingStatistics implements RoutingObserver {
     }
 
     /** The JSON document of docs/architecture.md. */
-    Snapshot snapshot(String model, long routingTableVersion) {
+    Snapshot snapshot(String model, long routingTableVersion, String router) {
         long[][] tokens = new long[layers][];
         long[][] skipped = new long[layers][];
         double[][] meanWeights = new double[layers][];
@@ -169,7 +169,7 @@ final class RoutingStatistics implements RoutingObserver {
             }
             savedCalls[l] = committedSavedCalls.get(l);
         }
-        return new Snapshot("moe-serve.routing-stats.v1", model, routingTableVersion, layers, experts, moe, sinceMillis,
+        return new Snapshot("moe-serve.routing-stats.v1", model, router, routingTableVersion, layers, experts, moe, sinceMillis,
                 System.currentTimeMillis(), totalTokens, tokens, meanWeights, skipped, savedCalls);
     }
 
@@ -185,8 +185,11 @@ final class RoutingStatistics implements RoutingObserver {
         return sum;
     }
 
-    /** Field names as the JSON format spells them (Jackson writes record components by name). */
-    record Snapshot(String schema, String model, long routing_table_version, int num_layers, int num_experts,
+    /**
+     * Field names as the JSON format spells them (Jackson writes record components by name). {@code router} names
+     * the router instance (host:gRPC port), so that the planner can sum the loads of several routers.
+     */
+    record Snapshot(String schema, String model, String router, long routing_table_version, int num_layers, int num_experts,
                     int[] moe_layers, long since_unix_millis, long at_unix_millis, long total_tokens, long[][] tokens,
                     double[][] mean_weights, long[][] skipped_pairs, long[] skipped_expert_calls) {}
 }

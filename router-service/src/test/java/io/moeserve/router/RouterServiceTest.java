@@ -134,6 +134,25 @@ class RouterServiceTest {
     }
 
     @Test
+    void aResumedSequenceContinuesWhereTheFirstRouterStopped() {
+        // Request migration: prompt + the first k tokens, the k marked as output, give the rest of the same stream,
+        // greedy and seeded with penalties alike, and usage counts only what this router generated.
+        GenerateRequest seeded = greedy(PROMPT, 16).toBuilder().setSampling(SamplingParameters.newBuilder()
+                .setTemperature(1.2f).setTopP(0.9f).setSeed(7).setFrequencyPenalty(0.4f).setRepetitionPenalty(1.1f)).build();
+        for (GenerateRequest whole : List.of(greedy(PROMPT, 16), seeded)) {
+            int[] all = tokens(collect(whole));
+            int k = 5;
+            GenerateRequest.Builder rest = whole.toBuilder().setMaxNewTokens(16 - k).setResumedOutputTokens(k);
+            for (int i = 0; i < k; i++) rest.addPromptTokenIds(all[i]);
+            List<GenerateResponse> rs = collect(rest.build());
+            assertArrayEquals(java.util.Arrays.copyOfRange(all, k, 16), tokens(rs), whole.getSampling().toString());
+            assertEquals(16 - k, rs.getLast().getUsage().getCompletionTokens());
+        }
+        assertStatus(Status.Code.INVALID_ARGUMENT, "must leave at least one", greedy(PROMPT, 2).toBuilder()
+                .setResumedOutputTokens(PROMPT.length).build());
+    }
+
+    @Test
     void stopTokensEndTheSequenceAndAreIncluded() {
         int[] free = TinyRouterModel.reference(PROMPT, 6);
         GenerateRequest r = greedy(PROMPT, 20).toBuilder().addStopTokenIds(free[3]).build();
@@ -229,6 +248,7 @@ class RouterServiceTest {
         given().get("/v1/routing-stats").then().statusCode(200)
                 .body("schema", equalTo("moe-serve.routing-stats.v1"))
                 .body("model", equalTo(TinyRouterModel.MODEL_ID))
+                .body("router", org.hamcrest.Matchers.matchesPattern(".+:[0-9]+"))
                 .body("num_experts", equalTo(8))
                 .body("tokens.size()", equalTo(3));
         long total = given().get("/v1/routing-stats").then().extract().jsonPath().getLong("total_tokens");

@@ -13,9 +13,12 @@ import java.util.List;
  * @param maxNewTokens per prompt: max_tokens, or what fits the context when it was not given
  * @param endTokenIds  the model's end-of-sequence ids plus stop_token_ids (and harmony's turn ends): never text
  * @param output       how a chat completion's output is parsed (harmony, Qwen, DeepSeek); null for plain text
+ * @param attempts     router calls each choice may make (moe.gateway.router.max-attempts)
+ * @param migration    whether a choice resumes on another router after output (moe.gateway.migration.enabled)
  */
 public record GenerationPlan(CompletionIdentity identity, List<int[]> prompts, int[] maxNewTokens,
-                             GenerationOptions options, int[] endTokenIds, Duration timeout, OutputFormat output) {
+                             GenerationOptions options, int[] endTokenIds, Duration timeout, OutputFormat output,
+                             int attempts, boolean migration) {
 
     int choiceCount() {
         return prompts.size() * options.n();

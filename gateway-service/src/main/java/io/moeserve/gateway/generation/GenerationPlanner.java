@@ -130,7 +130,7 @@ public class GenerationPlanner {
         CompletionIdentity identity = new CompletionIdentity(prefix + randomId(), System.currentTimeMillis() / 1000,
                 model.id(), endpoint);
         return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout(),
-                output);
+                output, Math.max(1, settings.router().maxAttempts()), settings.migration().enabled());
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.moeserve.gateway.generation;
 
+import io.grpc.Status;
 import io.moeserve.gateway.GatewayMetrics;
 import io.moeserve.gateway.ServedModel;
 import io.moeserve.gateway.openai.GenerationOptions;
@@ -11,8 +12,12 @@ import io.moeserve.gateway.router.RouterErrors;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.SamplingParameters;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.resteasy.reactive.RestMulti;
 
@@ -35,6 +40,18 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
      * stop string matches, the router call is cancelled through gRPC, which ends the router's sequence and
      * frees its KV cache. When one choice fails, the other choices' calls are cancelled. A call that has
      * finished is never cancelled; errors that come back after we cancelled are ignored.
+     *
+     * Router failures: retry and migration. A choice whose router goes away (UNAVAILABLE: killed, unreachable,
+     * draining; or CANCELLED when we did not cancel) is started again on a router it has not tried, up to
+     * plan.attempts calls. Before its first token this is a plain retry, invisible to the client (a stream commits
+     * only once every choice has begun). After it, with plan.migration, the new router is sent the prompt followed
+     * by every token this choice has received, the received ones marked as output (router.proto's
+     * resumed_output_tokens: penalties count them, a seeded sampler skips their draws), and max_new_tokens less
+     * them. The decoder is the same one, holding whatever text the detokenizer and the stop matcher held back, so
+     * the next token's text follows on as if nothing happened: nothing is sent twice, nothing is lost, and under
+     * greedy decoding (or a seed) the output is the uninterrupted one. Messages the dead router had sent but we
+     * had not received are simply generated again. Each attempt has its own GenerationCall; events from an
+     * earlier one are ignored.
      *
      * Threads and order. gRPC delivers each call's messages serially, but different choices on different
      * threads, and the HTTP side requests and cancels from the event loop. All mutable state, here and in the
@@ -146,12 +163,58 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
                 request.getSamplingBuilder().setSeed(plan.options().seed().getAsLong()
                         + choice.index % plan.options().n());
             }
-            try {
-                router.generate(request.build(), plan.timeout(), choice.call);
-            } catch (RuntimeException e) {
-                choice.onError(e);
+            synchronized (this) {
+                choice.request = request.build();
             }
+            start(choice, choice.request, plan.timeout(), null);
         }
+    }
+
+    /**
+     * Starts one attempt of a choice on a router it has not tried; fails the run with {@code previous} (or 503)
+     * when there is none left. Outside the lock.
+     */
+    private void start(Choice choice, GenerateRequest request, Duration timeout, Throwable previous) {
+        Attempt attempt;
+        synchronized (this) {
+            if (ended) return;
+            attempt = choice.newAttempt();
+        }
+        boolean started;
+        try {
+            started = router.generate(request, timeout, attempt.call, choice.tried);
+        } catch (RuntimeException e) {
+            onError(choice, attempt, e);
+            return;
+        }
+        if (!started) {
+            // Every router has been tried: the last one's error is the answer.
+            Throwable e = previous != null ? previous
+                    : Status.UNAVAILABLE.withDescription("no router to send the generation to").asRuntimeException();
+            synchronized (this) {
+                if (ended || choice.decoder.finished() || choice.attempt != attempt) return;
+                fail(RouterErrors.translate(e));
+            }
+            cancelCalls("another choice failed");
+            drain();
+        }
+    }
+
+    /** Under the lock: the choice's request for its next router, which resumes after what was received. */
+    private GenerateRequest resumption(Choice choice) {
+        int k = choice.received;
+        if (k == 0) return choice.request;
+        GenerateRequest.Builder b = choice.request.toBuilder()
+                .setMaxNewTokens(choice.request.getMaxNewTokens() - k)
+                .setResumedOutputTokens(k);
+        for (int i = 0; i < k; i++) b.addPromptTokenIds(choice.receivedIds[i]);
+        return b.build();
+    }
+
+    /** Whether the error says the router is gone or going, not that the request is wrong. */
+    private static boolean routerLost(Throwable error) {
+        Status.Code code = Status.fromThrowable(error).getCode();
+        return code == Status.Code.UNAVAILABLE || code == Status.Code.CANCELLED;
     }
 
     private GenerateRequest.Builder baseRequest() {
@@ -205,10 +268,12 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
 
     // ---- router events ----
 
-    private void onResponse(Choice choice, GenerateResponse message) {
+    private void onResponse(Choice choice, Attempt attempt, GenerateResponse message) {
         ChoiceDecoder.Step step;
+        GenerationCall call = attempt.call;
         synchronized (this) {
-            if (ended || choice.decoder.finished()) return;
+            if (ended || choice.decoder.finished() || choice.attempt != attempt) return;
+            choice.receive(message);
             try {
                 step = choice.decoder.accept(message);
             } catch (RuntimeException e) {
@@ -223,7 +288,7 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         if (step == null) {
             cancelCalls("the router's output cannot be decoded");
         } else if (step.stopStringMatched()) {
-            choice.call.cancel("stop sequence matched");
+            call.cancel("stop sequence matched");
         } else if (step.finishReason() == null) {
             requestNext(choice);
         }
@@ -243,25 +308,38 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
             // The router's count includes the EOS token; after a stop string, what was received counts.
             boolean routerCount = !step.stopStringMatched() && message.hasUsage()
                     && message.getUsage().getCompletionTokens() > 0;
-            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens()
+            // After a migration, the router counts only what it generated itself.
+            choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens() + choice.resumed
                     : choice.decoder.tokens();
         }
         accepted(choice, step, first);
         if (step.finishReason() != null && --running == 0) finish();
     }
 
-    private void onError(Choice choice, Throwable error) {
+    private void onError(Choice choice, Attempt attempt, Throwable error) {
+        GenerateRequest again = null;
         synchronized (this) {
-            if (ended || choice.decoder.finished()) return;
-            fail(RouterErrors.translate(error));
+            if (ended || choice.decoder.finished() || choice.attempt != attempt) return;
+            if (routerLost(error) && choice.attempts < plan.attempts() && (choice.received == 0 || plan.migration())) {
+                again = resumption(choice);
+                choice.resumed = choice.received;
+                metrics.restarted(choice.received > 0);
+            } else {
+                fail(RouterErrors.translate(error));
+            }
+        }
+        if (again != null) {
+            long left = plan.timeout().toNanos() - (System.nanoTime() - startNanos);
+            start(choice, again, Duration.ofNanos(Math.max(1_000_000, left)), error);
+            return;
         }
         cancelCalls("another choice failed");
         drain();
     }
 
-    private void onCompleted(Choice choice) {
+    private void onCompleted(Choice choice, Attempt attempt) {
         synchronized (this) {
-            if (ended || choice.decoder.finished()) return;
+            if (ended || choice.decoder.finished() || choice.attempt != attempt) return;
             fail(OpenAiException.server(500, null, "The router ended the generation without a finish reason."));
         }
         cancelCalls("another choice failed");
@@ -303,11 +381,11 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
 
     private void cancelCalls(String reason) {
         for (Choice c : choices) {
-            boolean finished;
+            GenerationCall call;
             synchronized (this) {
-                finished = c.decoder.finished();
+                call = c.decoder.finished() || c.attempt == null ? null : c.attempt.call;
             }
-            if (!finished) c.call.cancel(reason);
+            if (call != null) call.cancel(reason);
         }
     }
 
@@ -328,14 +406,25 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         return cancelled ? null : nextDelivery();
     }
 
-    /** One router call and what the run knows of it. */
-    final class Choice implements GenerationListener {
+    /** One choice: its router calls, one at a time, and what the run knows of them. */
+    final class Choice {
         final int index;
         /** Guarded by the run (GenerationRun.this): the decoder is not thread-safe. */
         final ChoiceDecoder decoder;
-        final GenerationCall call = new GenerationCall(this);
+        /** The routers tried so far; touched only by the thread starting an attempt (one at a time). */
+        final Set<String> tried = new HashSet<>();
 
         // Guarded by GenerationRun.this.
+        /** The current attempt; its call is the one to request from and cancel. */
+        volatile Attempt attempt;
+        int attempts;
+        /** The first attempt's request. */
+        GenerateRequest request;
+        /** Every token id received from the routers, in order (what a migration resends). */
+        int[] receivedIds = new int[16];
+        int received;
+        /** Tokens the current router was given as already generated (resumed_output_tokens). */
+        int resumed;
         boolean begun;
         String finishReason;
         int completionTokens;
@@ -347,19 +436,49 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
             this.decoder = decoder;
         }
 
+        /** The current attempt's call; null before the first. Read outside the lock by flow control. */
+        GenerationCall call() {
+            Attempt a = attempt;
+            return a == null ? null : a.call;
+        }
+
+        /** Under the lock. */
+        Attempt newAttempt() {
+            attempts++;
+            attempt = new Attempt(this);
+            return attempt;
+        }
+
+        /** Under the lock: keeps the message's token ids for a migration. */
+        void receive(GenerateResponse message) {
+            int n = message.getTokenIdsCount();
+            if (received + n > receivedIds.length) receivedIds = Arrays.copyOf(receivedIds, Math.max(2 * receivedIds.length, received + n));
+            for (int i = 0; i < n; i++) receivedIds[received++] = message.getTokenIds(i);
+        }
+    }
+
+    /** One router call of a choice. */
+    final class Attempt implements GenerationListener {
+        final Choice choice;
+        final GenerationCall call = new GenerationCall(this);
+
+        Attempt(Choice choice) {
+            this.choice = choice;
+        }
+
         @Override
         public void onResponse(GenerateResponse response) {
-            GenerationRun.this.onResponse(this, response);
+            GenerationRun.this.onResponse(choice, this, response);
         }
 
         @Override
         public void onError(Throwable error) {
-            GenerationRun.this.onError(this, error);
+            GenerationRun.this.onError(choice, this, error);
         }
 
         @Override
         public void onCompleted() {
-            GenerationRun.this.onCompleted(this);
+            GenerationRun.this.onCompleted(choice, this);
         }
     }
 }

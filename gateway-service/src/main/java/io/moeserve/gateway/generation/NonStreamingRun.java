@@ -109,7 +109,7 @@ final class NonStreamingRun extends GenerationRun {
 
     @Override
     void requestNext(Choice choice) {
-        choice.call.requestNext();
+        choice.call().requestNext();
     }
 
     /** The one signal: the body, or the failure. */

@@ -160,7 +160,7 @@ final class StreamingRun extends GenerationRun {
 
     @Override
     void requestNext(Choice choice) {
-        if (hasDemand() && paused[choice.index].compareAndSet(true, false)) choice.call.requestNext();
+        if (hasDemand() && paused[choice.index].compareAndSet(true, false)) choice.call().requestNext();
     }
 
     private boolean hasDemand() {
@@ -170,7 +170,7 @@ final class StreamingRun extends GenerationRun {
 
     private void resumePaused() {
         for (Choice c : choices) {
-            if (paused[c.index].compareAndSet(true, false)) c.call.requestNext();
+            if (paused[c.index].compareAndSet(true, false)) c.call().requestNext();
         }
     }
 

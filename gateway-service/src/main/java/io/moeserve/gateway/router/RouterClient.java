@@ -1,40 +1,61 @@
 package io.moeserve.gateway.router;
 
-import io.grpc.Channel;
-import io.grpc.ManagedChannel;
+import io.grpc.ChannelCredentials;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.moeserve.gateway.GatewaySettings;
 import io.moeserve.proto.router.v1.DescribeModelRequest;
 import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.ModelDescription;
-import io.moeserve.proto.router.v1.RouterServiceGrpc;
 import io.moeserve.proto.tls.GrpcTls;
-import io.quarkus.grpc.GrpcClient;
 import io.smallrye.mutiny.Uni;
+import jakarta.annotation.PostConstruct;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
+import org.jboss.logging.Logger;
 
 /**
- * The gRPC client of router-service (Quarkus client "router"). Generate uses the plain async stub rather than
- * the Mutiny one: the Mutiny stub's Multi does not cancel the gRPC call when it is cancelled (Quarkus'
- * ClientCalls.oneToMany hands the emitter a plain StreamObserver), and a client that goes away must end the
- * router's sequence.
+ * The gRPC client of every router-service replica, balancing generations over them.
  *
- * <p>With {@code moe.tls.enabled} the channel is built here on the same host, port and message limit, with
- * {@link GrpcTls}'s credentials: Quarkus' client reads its PEM files once, so a renewed certificate would need a
- * restart, where GrpcTls re-reads them.
+ * <p>Design. The routers are {@code moe.gateway.router.targets}: fixed {@code host:port}s, or a {@code dns:///name:port}
+ * whose addresses (a headless Service's ready pods) are resolved again every resolve-period, each address its own
+ * target with its own channel; unset, the one router at {@code quarkus.grpc.clients.router.host:port}. gRPC's own
+ * round_robin would spread calls evenly, but a generation lasts from milliseconds to minutes, so an even spread of
+ * calls is an uneven spread of work: the choice here is least outstanding requests, the router with the fewest
+ * generations in flight from this gateway, ties taken in turn so that an idle deployment still uses every router.
+ * Only ready routers are chosen: one whose channel is failing (TRANSIENT_FAILURE), whose last DescribeModel probe
+ * (every health-period) failed, or on which a call just failed for want of the router, is skipped until a probe
+ * answers again. When no router is ready the least loaded one is tried anyway: its error says more than a refusal.
+ * A call's caller passes the routers it has tried, so a retry goes to another one ({@code GenerationRun}).
+ *
+ * <p>Generate uses the plain async stub rather than the Mutiny one: the Mutiny stub's Multi does not cancel the gRPC
+ * call when it is cancelled (Quarkus' ClientCalls.oneToMany hands the emitter a plain StreamObserver), and a client
+ * that goes away must end the router's sequence. Channels are built here, with {@link GrpcTls}'s credentials when
+ * {@code moe.tls.enabled} (Quarkus' client reads its PEM files once, so a renewed certificate would need a restart,
+ * where GrpcTls re-reads them); a dns:/// target's channels verify the certificate against the Service's name.
  */
 @ApplicationScoped
 public class RouterClient {
-
-    @GrpcClient("router")
-    Channel channel;
+    private static final Logger LOG = Logger.getLogger(RouterClient.class);
+    private static final String DNS = "dns:///";
 
     @Inject
     GatewaySettings settings;
@@ -42,54 +63,184 @@ public class RouterClient {
     @Inject
     GrpcTls tls;
 
-    @ConfigProperty(name = "quarkus.grpc.clients.router.host")
+    @ConfigProperty(name = "quarkus.grpc.clients.router.host", defaultValue = "localhost")
     String host;
 
-    @ConfigProperty(name = "quarkus.grpc.clients.router.port")
+    @ConfigProperty(name = "quarkus.grpc.clients.router.port", defaultValue = "9081")
     int port;
 
     @ConfigProperty(name = "quarkus.grpc.clients.router.max-inbound-message-size", defaultValue = "67108864")
     int maxInboundMessageSize;
 
-    private ManagedChannel tlsChannel;
-
-    private volatile RouterServiceGrpc.RouterServiceStub stub;
+    /** Replaced whole on every change (resolution), read without a lock on every call. */
+    private volatile List<RouterTarget> targets = List.of();
+    private final AtomicInteger turn = new AtomicInteger();
     private final AtomicReference<Cached> description = new AtomicReference<>();
+    private ScheduledExecutorService scheduler;
 
     private record Cached(ModelDescription value, long atNanos) {}
 
-    private synchronized RouterServiceGrpc.RouterServiceStub newStub() {
-        if (stub != null) return stub;
-        Channel c = channel;
-        if (tls.enabled()) {
-            tlsChannel = NettyChannelBuilder.forAddress(host, port, tls.channelCredentials())
-                    .maxInboundMessageSize(maxInboundMessageSize)
-                    .keepAliveTime(30, TimeUnit.SECONDS)
-                    .build();
-            c = tlsChannel;
+    @PostConstruct
+    void start() {
+        List<String> configured = settings.router().targets().orElse(List.of(host + ":" + port));
+        List<String> fixed = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        for (String t : configured) {
+            String target = t.trim();
+            if (target.isEmpty()) continue;
+            if (target.startsWith(DNS)) {
+                names.add(target.substring(DNS.length()));
+            } else {
+                fixed.add(target);
+            }
         }
-        return stub = RouterServiceGrpc.newStub(c);
-    }
-
-    private RouterServiceGrpc.RouterServiceStub stub() {
-        RouterServiceGrpc.RouterServiceStub s = stub;
-        return s != null ? s : newStub();
+        List<RouterTarget> initial = new ArrayList<>();
+        for (String t : fixed) {
+            HostPort hp = HostPort.parse(t);
+            initial.add(new RouterTarget(t, channel(InetSocketAddress.createUnresolved(hp.host(), hp.port()), null)));
+        }
+        targets = List.copyOf(initial);
+        scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread th = new Thread(r, "moe-gateway-routers");
+            th.setDaemon(true);
+            return th;
+        });
+        if (!names.isEmpty()) {
+            resolve(fixed, names);
+            long period = settings.router().resolvePeriod().toMillis();
+            scheduler.scheduleWithFixedDelay(() -> resolve(fixed, names), period, period, TimeUnit.MILLISECONDS);
+        }
+        long health = settings.router().healthPeriod().toMillis();
+        scheduler.scheduleWithFixedDelay(this::probe, health, health, TimeUnit.MILLISECONDS);
     }
 
     @PreDestroy
     synchronized void close() {
-        if (tlsChannel != null) tlsChannel.shutdownNow();
+        if (scheduler != null) scheduler.shutdownNow();
+        for (RouterTarget t : targets) if (t.channel != null) t.channel.shutdownNow();
     }
 
-    /** Starts a Generate call; its listener hears the messages and the end. */
-    public void generate(GenerateRequest request, Duration timeout, GenerationCall call) {
-        stub().withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).generate(request, call);
-        call.started();
+    private io.grpc.ManagedChannel channel(InetSocketAddress address, String authority) {
+        ChannelCredentials credentials = tls != null && tls.enabled() ? tls.channelCredentials() : InsecureChannelCredentials.create();
+        NettyChannelBuilder b = address.isUnresolved()
+                ? NettyChannelBuilder.forAddress(address.getHostString(), address.getPort(), credentials)
+                : NettyChannelBuilder.forAddress(address, credentials);
+        if (authority != null) b.overrideAuthority(authority);
+        return b.maxInboundMessageSize(maxInboundMessageSize)
+                .keepAliveTime(30, TimeUnit.SECONDS)
+                .keepAliveTimeout(10, TimeUnit.SECONDS)
+                .build();
     }
 
     /**
-     * The router's model description, reused for moe.gateway.describe-cache-ttl; when the router does not answer,
-     * the last answer if there was one, else the failure as an OpenAiException (503 for an unreachable router).
+     * Resolves the dns:/// names again: a new address gets a target, a vanished one is dropped and its channel shut
+     * down once its calls end (they are already failing over if the router is gone). A name that does not resolve
+     * keeps its targets: a DNS hiccup must not take every router away. The JVM caches answers for
+     * networkaddress.cache.ttl (30 s by default), which bounds how soon a new router is seen.
+     */
+    private synchronized void resolve(List<String> fixed, List<String> names) {
+        Map<String, RouterTarget> current = new LinkedHashMap<>();
+        for (RouterTarget t : targets) current.put(t.address, t);
+        Map<String, RouterTarget> next = new LinkedHashMap<>();
+        for (String f : fixed) next.put(f, current.get(f));
+        for (String name : names) {
+            HostPort hp = HostPort.parse(name);
+            InetAddress[] addresses;
+            try {
+                addresses = InetAddress.getAllByName(hp.host());
+            } catch (UnknownHostException e) {
+                LOG.warnf("Router name %s does not resolve (%s); keeping its %s", hp.host(), e.getMessage(),
+                        current.keySet());
+                for (RouterTarget t : current.values()) if (t.authority(name)) next.put(t.address, t);
+                continue;
+            }
+            for (InetAddress a : addresses) {
+                String key = a.getHostAddress() + ":" + hp.port();
+                RouterTarget t = current.get(key);
+                if (t == null) {
+                    t = new RouterTarget(key, channel(new InetSocketAddress(a, hp.port()), name), name);
+                    LOG.infof("Router %s (%s) added", key, name);
+                }
+                next.put(key, t);
+            }
+        }
+        for (RouterTarget t : current.values()) {
+            if (!next.containsKey(t.address)) {
+                LOG.infof("Router %s removed: no longer resolves", t.address);
+                t.channel.shutdown();
+            }
+        }
+        targets = List.copyOf(next.values());
+    }
+
+    /** Asks every router DescribeModel; the answer makes it ready again, a failure not. */
+    private void probe() {
+        for (RouterTarget t : targets) {
+            // describe(t) marks the router ready or not.
+            describe(t).subscribe().with(d -> description.set(new Cached(d, System.nanoTime())), e -> { });
+        }
+    }
+
+    // ---- choosing ----
+
+    /**
+     * Starts a Generate call on the ready router with the fewest generations in flight that is not in {@code tried},
+     * and adds it there; false when every router has been tried. The call's listener hears the messages and the end.
+     */
+    public boolean generate(GenerateRequest request, Duration timeout, GenerationCall call, Set<String> tried) {
+        RouterTarget target = pick(targets, tried, turn.getAndIncrement());
+        if (target == null) return false;
+        tried.add(target.address);
+        call.bind(target);
+        try {
+            target.stub.withDeadlineAfter(Math.max(1, timeout.toMillis()), TimeUnit.MILLISECONDS).generate(request, call);
+        } catch (RuntimeException e) {
+            call.release();
+            throw e;
+        }
+        call.started();
+        return true;
+    }
+
+    /**
+     * Least outstanding requests among the ready routers not yet tried, ties broken by {@code turn} (round robin);
+     * when none of those is ready, the same among the rest not yet tried; null when every router has been tried.
+     */
+    static RouterTarget pick(List<RouterTarget> targets, Set<String> tried, int turn) {
+        RouterTarget best = pick(targets, tried, turn, true);
+        return best != null ? best : pick(targets, tried, turn, false);
+    }
+
+    private static RouterTarget pick(List<RouterTarget> targets, Set<String> tried, int turn, boolean ready) {
+        int n = targets.size();
+        if (n == 0) return null;
+        RouterTarget best = null;
+        int bestLoad = Integer.MAX_VALUE;
+        int start = Math.floorMod(turn, n);
+        for (int i = 0; i < n; i++) {
+            RouterTarget t = targets.get((start + i) % n);
+            if (tried.contains(t.address) || (ready && !t.ready())) continue;
+            int load = t.inFlight.get();
+            if (load < bestLoad) {
+                best = t;
+                bestLoad = load;
+            }
+        }
+        return best;
+    }
+
+    /** The routers as the gateway sees them, for readiness and logs. */
+    public String summary() {
+        List<RouterTarget> ts = targets;
+        long ready = ts.stream().filter(RouterTarget::ready).count();
+        return ready + " of " + ts.size() + " ready: " + ts;
+    }
+
+    // ---- the model ----
+
+    /**
+     * The routers' model description, reused for moe.gateway.describe-cache-ttl; when no router answers, the last
+     * answer if there was one, else the failure as an OpenAiException (503 for an unreachable router).
      */
     public Uni<ModelDescription> describe() {
         Cached cached = description.get();
@@ -97,7 +248,6 @@ public class RouterClient {
             return Uni.createFrom().item(cached.value());
         }
         return fetch()
-                .onItem().invoke(d -> description.set(new Cached(d, System.nanoTime())))
                 .onFailure().recoverWithUni(e -> cached != null
                         ? Uni.createFrom().item(cached.value())
                         : Uni.createFrom().failure(RouterErrors.translate(e)));
@@ -105,21 +255,41 @@ public class RouterClient {
 
     /** {@link #describe()} for a worker thread. */
     public ModelDescription description() {
-        return describe().await().atMost(settings.describeTimeout().plusSeconds(1));
+        return describe().await().atMost(settings.describeTimeout().multipliedBy(Math.max(1, targets.size())).plusSeconds(1));
     }
 
-    /** A fresh DescribeModel call, for readiness. */
+    /**
+     * A fresh DescribeModel answer from the first router that gives one, ready routers first; for readiness, and
+     * kept for {@link #describe()}.
+     */
     Uni<ModelDescription> fetch() {
-        return Uni.createFrom().emitter(emitter -> stub()
+        List<RouterTarget> order = new ArrayList<>();
+        for (RouterTarget t : targets) if (t.ready()) order.add(t);
+        for (RouterTarget t : targets) if (!t.ready()) order.add(t);
+        if (order.isEmpty()) {
+            return Uni.createFrom().failure(Status.UNAVAILABLE.withDescription("no router address resolved").asRuntimeException());
+        }
+        Uni<ModelDescription> chain = describe(order.getFirst());
+        for (int i = 1; i < order.size(); i++) {
+            RouterTarget next = order.get(i);
+            chain = chain.onFailure().recoverWithUni(e -> describe(next));
+        }
+        return chain.onItem().invoke(d -> description.set(new Cached(d, System.nanoTime())));
+    }
+
+    private Uni<ModelDescription> describe(RouterTarget target) {
+        return Uni.createFrom().emitter(emitter -> target.stub
                 .withDeadlineAfter(settings.describeTimeout().toMillis(), TimeUnit.MILLISECONDS)
                 .describeModel(DescribeModelRequest.getDefaultInstance(), new StreamObserver<>() {
                     @Override
                     public void onNext(ModelDescription value) {
+                        target.answered();
                         emitter.complete(value);
                     }
 
                     @Override
                     public void onError(Throwable t) {
+                        target.failed(Status.fromThrowable(t).toString());
                         emitter.fail(t);
                     }
 
@@ -128,5 +298,22 @@ public class RouterClient {
                         // the value came with onNext
                     }
                 }));
+    }
+
+    /** A {@code host:port} (IPv6 hosts in brackets). */
+    record HostPort(String host, int port) {
+        static HostPort parse(String s) {
+            int colon = s.lastIndexOf(':');
+            if (colon <= 0 || colon == s.length() - 1) {
+                throw new IllegalArgumentException("moe.gateway.router.targets: '" + s + "' is not host:port");
+            }
+            String h = s.substring(0, colon);
+            if (h.startsWith("[") && h.endsWith("]")) h = h.substring(1, h.length() - 1);
+            try {
+                return new HostPort(h, Integer.parseInt(s.substring(colon + 1)));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("moe.gateway.router.targets: '" + s + "' has no numeric port");
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ import jakarta.inject.Inject;
 import org.eclipse.microprofile.health.HealthCheckResponse;
 import org.eclipse.microprofile.health.Readiness;
 
-/** Ready when the router answers DescribeModel: without it no request can be served. */
+/** Ready when a router answers DescribeModel: without one no request can be served. */
 @Readiness
 @ApplicationScoped
 public class RouterReadinessCheck implements AsyncHealthCheck {
@@ -26,9 +26,11 @@ public class RouterReadinessCheck implements AsyncHealthCheck {
                         .withData("model", d.getModelId())
                         .withData("max_context", d.getMaxContext())
                         .withData("served_as", model.id())
+                        .withData("routers", router.summary())
                         .build())
                 .onFailure().recoverWithItem(e -> HealthCheckResponse.named("router").down()
                         .withData("error", RouterErrors.translate(e).getMessage())
+                        .withData("routers", router.summary())
                         .build());
     }
 }

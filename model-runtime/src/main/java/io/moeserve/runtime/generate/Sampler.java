@@ -40,6 +40,19 @@ public final class Sampler {
         seen[token] = true;
     }
 
+    /**
+     * Request migration: takes {@code count} tokens from {@code tokens[from, from + count)} as output this sequence
+     * already generated elsewhere, as if this sampler had sampled them: they count for the penalties, and the seeded
+     * generator skips the one draw each sampled token took ({@link #sample} draws once per token unless greedy), so
+     * the next draw is the one an uninterrupted sequence would make.
+     */
+    public void resume(int[] tokens, int from, int count) {
+        for (int i = from; i < from + count; i++) {
+            accept(tokens[i]);
+            if (!params.greedy()) random.nextDouble();
+        }
+    }
+
     /** Chooses the next token from {@code logits[off, off + V)}; the logits are modified in place. */
     public int sample(float[] logits, int off) {
         applyPenalties(logits, off);

@@ -97,6 +97,36 @@ class SamplerTest {
     }
 
     @Test
+    void aResumedSamplerContinuesTheSeededStreamWithTheSamePenalties() {
+        // Request migration: a sampler told the first k tokens continues exactly as the one that sampled them.
+        SamplingParams p = SamplingParams.sampled(1.5f, 0, 0.95f, 0f, 42L).withPenalties(1.1f, 0.3f, 0.2f);
+        int[] prompt = {0, 5};
+        Sampler uninterrupted = new Sampler(p, 6, prompt);
+        int[] out = new int[40];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = uninterrupted.sample(logits(), 0);
+            uninterrupted.accept(out[i]);
+        }
+        for (int k : new int[] {1, 7, 39}) {
+            Sampler resumed = new Sampler(p, 6, prompt);
+            resumed.resume(out, 0, k);
+            for (int i = k; i < out.length; i++) {
+                int t = resumed.sample(logits(), 0);
+                assertEquals(out[i], t, "token " + i + " after resuming at " + k);
+                resumed.accept(t);
+            }
+        }
+        Sampler fresh = new Sampler(p, 6, prompt);
+        int differing = 0;
+        for (int i = 0; i < 20; i++) {
+            int t = fresh.sample(logits(), 0);
+            fresh.accept(t);
+            if (t != out[20 + i]) differing++;
+        }
+        assertTrue(differing > 0, "a sampler that was not resumed draws another stream");
+    }
+
+    @Test
     void invalidParametersAreRejected() {
         assertThrows(IllegalArgumentException.class, () -> SamplingParams.sampled(-1f, 0, 1f, 0f, null));
         assertThrows(IllegalArgumentException.class, () -> SamplingParams.sampled(1f, -2, 1f, 0f, null));

@@ -12,9 +12,10 @@ import java.util.List;
  * One snapshot of the router's {@code GET /v1/routing-stats} ({@code moe-serve.routing-stats.v1}, see
  * docs/architecture.md): cumulative (token, expert) pair counts per layer since {@code since_unix_millis}.
  *
+ * @param router which router took it ({@code router}, host:gRPC port); "" in snapshots from before the field
  * @param tokens {@code tokens[l][e]} for every layer, empty for dense layers
  */
-public record RoutingStats(String model, int routingTableVersion, int numLayers, int numExperts, int[] moeLayers,
+public record RoutingStats(String model, String router, int routingTableVersion, int numLayers, int numExperts, int[] moeLayers,
                            long sinceMillis, long atMillis, long[][] tokens) {
     public static final String SCHEMA = "moe-serve.routing-stats.v1";
 
@@ -57,7 +58,8 @@ public record RoutingStats(String model, int routingTableVersion, int numLayers,
         long since = required(n, "since_unix_millis", where).asLong();
         long at = required(n, "at_unix_millis", where).asLong();
         if (at <= since) throw new IllegalArgumentException(where + ": at_unix_millis must be after since_unix_millis");
-        return new RoutingStats(n.path("model").asText(""), n.path("routing_table_version").asInt(0), layers, experts,
+        return new RoutingStats(n.path("model").asText(""), n.path("router").asText(""), n.path("routing_table_version").asInt(0),
+                layers, experts,
                 moeLayers, since, at, tokens);
     }
 
@@ -78,9 +80,34 @@ public record RoutingStats(String model, int routingTableVersion, int numLayers,
      * rates between consecutive snapshots, newest weighted most ({@code halfLifeSeconds}), as EPLB's README suggests a
      * moving average of history. A counter that went down (the router restarted) starts a new epoch: that interval's
      * rate is the later snapshot's own average.
+     *
+     * <p>Several routers (each counts only the tokens it generated): the snapshots are grouped by {@code router}, each
+     * router's load computed as above from its own snapshots, and the loads summed, which is the deployment's load when
+     * every router that serves traffic now is given (a router that is gone should be left out: its traffic moved to
+     * the others, which count it from then on).
      */
     public static double[][] load(List<RoutingStats> snapshots, double halfLifeSeconds) {
         if (snapshots.isEmpty()) throw new IllegalArgumentException("no routing statistics given");
+        java.util.Map<String, List<RoutingStats>> byRouter = new java.util.LinkedHashMap<>();
+        for (RoutingStats r : snapshots) byRouter.computeIfAbsent(r.router, k -> new ArrayList<>()).add(r);
+        if (byRouter.size() == 1) return loadOfOne(snapshots, halfLifeSeconds);
+        double[][] sum = null;
+        for (List<RoutingStats> one : byRouter.values()) {
+            double[][] l = loadOfOne(one, halfLifeSeconds);
+            if (sum == null) {
+                sum = l;
+                continue;
+            }
+            if (l.length != sum.length || (l.length > 0 && l[0].length != sum[0].length)) {
+                throw new IllegalArgumentException("routing statistics of different model shapes cannot be combined");
+            }
+            for (int i = 0; i < l.length; i++) for (int e = 0; e < l[i].length; e++) sum[i][e] += l[i][e];
+        }
+        return sum;
+    }
+
+    /** {@link #load} of one router's snapshots. */
+    private static double[][] loadOfOne(List<RoutingStats> snapshots, double halfLifeSeconds) {
         List<RoutingStats> s = new ArrayList<>(snapshots);
         s.sort(Comparator.comparingLong(RoutingStats::atMillis));
         RoutingStats first = s.getFirst();
