@@ -17,6 +17,7 @@ public class Sequence {
     private final Sampler sampler;
     private final int[] stopIds;
     final int[] generated;
+    private TokenConstraint constraint;
 
     // Changed by the loop's thread only.
     Phase phase = Phase.WAITING;
@@ -54,6 +55,17 @@ public class Sequence {
      * LENGTH: the last allowed). Called on the loop's thread, which must not block on it.
      */
     protected void onToken(int token, FinishReason finish) {}
+
+    /** Restricts what the sequence may generate (structured output); set before admission. */
+    public final void constrain(TokenConstraint constraint) {
+        if (phase != Phase.WAITING) throw new IllegalStateException("the sequence is already admitted");
+        this.constraint = constraint;
+    }
+
+    /** The sequence's constraint, null when it has none. */
+    public final TokenConstraint constraint() {
+        return constraint;
+    }
 
     public final boolean isStop(int token) {
         for (int s : stopIds) if (s == token) return true;
