@@ -7,6 +7,7 @@ import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.SamplingParameters;
 import io.moeserve.runtime.generate.Sampler;
 import io.moeserve.runtime.generate.SamplingParams;
+import io.moeserve.runtime.generate.TokenConstraint;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -15,7 +16,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Turns a Generate request into a {@link RouterSequence}, or refuses it with the status the contract names: NOT_FOUND
  * for another model, INVALID_ARGUMENT for bad parameters or token ids, OUT_OF_RANGE when the sequence could never
- * fit the context or the KV-cache budget.
+ * fit the context or the KV-cache budget; a structured_output constrains the sequence ({@link GrammarCache}).
  */
 final class GenerateRequests {
     private static final int MAX_TOP_LOGPROBS = 20;
@@ -27,11 +28,16 @@ final class GenerateRequests {
     private final int blockSize;
     private final int totalBlocks;
     private final TokenStream stream;
+    private final GrammarCache grammars;
 
-    /** @param stream what the sequences' tokens are turned into messages with (the engine thread's) */
+    /**
+     * @param stream   what the sequences' tokens are turned into messages with (the engine thread's)
+     * @param grammars structured output's compiled schemas
+     */
     GenerateRequests(String modelId, int vocab, int maxContext, List<Integer> eosIds, int blockSize, int totalBlocks,
-                     TokenStream stream) {
+                     TokenStream stream, GrammarCache grammars) {
         this.stream = stream;
+        this.grammars = grammars;
         this.modelId = modelId;
         this.vocab = vocab;
         this.maxContext = maxContext;
@@ -95,9 +101,13 @@ final class GenerateRequests {
             remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
         }
         long deadline = hasDeadline ? now + remaining : 0;
-        return new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stops.stream().mapToInt(Integer::intValue).toArray(),
+        int[] stopIds = stops.stream().mapToInt(Integer::intValue).toArray();
+        TokenConstraint constraint = r.hasStructuredOutput() ? grammars.forRequest(r.getStructuredOutput()).newConstraint(stopIds) : null;
+        RouterSequence s = new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stopIds,
                 new Sampler(sampling, vocab, prompt), r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline,
                 deadline, blocks, stream);
+        if (constraint != null) s.constrain(constraint);
+        return s;
     }
 
     private static SamplingParams sampling(SamplingParameters p) {

@@ -16,18 +16,15 @@ final class GrammarState {
 
     final Stack[] stacks;
     private final int hash;
-    // Filled by TokenGrammar for interned states. Written racily with equal values (interned states, a mask
-    // computed the same way every time), read through final fields, so any thread sees a complete value or null.
-    final GrammarState[] next = new GrammarState[256];
+    // Filled by TokenGrammar for interned states, on first use (most states are passed through inside a token and
+    // need only a few transitions). Written racily with equal values (interned states, a mask computed the same way
+    // every time), whose fields are final, so a thread sees a complete value or null and at worst recomputes it.
+    GrammarState[] next;
     volatile long[] mask;
 
     GrammarState(Stack[] stacks) {
         this.stacks = stacks;
         this.hash = Arrays.hashCode(stacks);
-    }
-
-    static GrammarState start(SchemaNode root) {
-        return new GrammarState(new Stack[] {new Stack(new Frame.Root(root), Stack.EMPTY)});
     }
 
     /** The state after byte {@code b} (0-255), {@link #DEAD} if none; computed, never cached. */

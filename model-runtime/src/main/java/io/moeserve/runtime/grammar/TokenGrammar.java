@@ -24,7 +24,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * held keep working, only their cache is no longer shared.
  */
 public final class TokenGrammar {
-    static final int MAX_STATES = 100_000;
+    static final int MAX_STATES = 50_000;
 
     private final TokenVocabulary vocabulary;
     private final ConcurrentHashMap<GrammarState, GrammarState> interned = new ConcurrentHashMap<>();
@@ -32,7 +32,7 @@ public final class TokenGrammar {
 
     TokenGrammar(CompiledSchema schema, TokenVocabulary vocabulary) {
         this.vocabulary = vocabulary;
-        this.start = intern(GrammarState.start(schema.root));
+        this.start = intern(schema.start());
     }
 
     /** A constraint for one sequence; {@code stopIds} are allowed exactly where the value is complete. */
@@ -56,11 +56,16 @@ public final class TokenGrammar {
 
     /** The interned state after byte {@code b}. */
     GrammarState next(GrammarState s, int b) {
-        GrammarState n = s.next[b];
+        GrammarState[] next = s.next;
+        if (next == null) {
+            next = new GrammarState[256];
+            s.next = next;
+        }
+        GrammarState n = next[b];
         if (n == null) {
             n = s.advance(b);
             if (!n.isDead()) n = intern(n);
-            s.next[b] = n;
+            next[b] = n;
         }
         return n;
     }

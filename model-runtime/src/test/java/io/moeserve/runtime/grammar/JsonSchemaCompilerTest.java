@@ -94,6 +94,16 @@ class JsonSchemaCompilerTest {
     }
 
     @Test
+    void aValueBetweenLiteralMarkers() {
+        CompiledSchema call = JsonSchemaCompiler.compile("{\"type\": \"object\", \"properties\": {\"name\": {\"const\": \"f\"}, "
+                + "\"arguments\": {\"type\": \"object\"}}, \"required\": [\"name\", \"arguments\"]}").between("<tool_call>\n", "\n</tool_call>");
+        assertTrue(call.accepts("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>".getBytes(StandardCharsets.UTF_8)));
+        assertFalse(call.accepts("<tool_call>\n{\"name\": \"f\", \"arguments\": {}}".getBytes(StandardCharsets.UTF_8)), "no end marker");
+        assertFalse(call.accepts("{\"name\": \"f\", \"arguments\": {}}\n</tool_call>".getBytes(StandardCharsets.UTF_8)), "no start marker");
+        assertFalse(call.accepts("<tool_call>\n{\"name\": \"g\", \"arguments\": {}}\n</tool_call>".getBytes(StandardCharsets.UTF_8)));
+    }
+
+    @Test
     void unsupportedFeaturesAreNamedWithTheirPlace() {
         UnsupportedSchemaException e = assertThrows(UnsupportedSchemaException.class, () -> JsonSchemaCompiler.compile("""
                 {"type": "object", "properties": {"a": {"type": "string", "pattern": "^x$"},
