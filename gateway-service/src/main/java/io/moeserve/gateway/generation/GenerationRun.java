@@ -4,6 +4,7 @@ import io.moeserve.gateway.GatewayMetrics;
 import io.moeserve.gateway.ServedModel;
 import io.moeserve.gateway.openai.GenerationOptions;
 import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.StructuredOutput;
 import io.moeserve.gateway.router.GenerationCall;
 import io.moeserve.gateway.router.GenerationListener;
 import io.moeserve.gateway.router.RouterClient;
@@ -172,6 +173,11 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
                 .setTopLogprobs(Math.max(0, o.logprobs()))
                 .setDeadlineUnixMillis(System.currentTimeMillis() + plan.timeout().toMillis());
         for (int id : o.stopTokenIds()) b.addStopTokenIds(id);
+        StructuredOutput structured = o.structuredOutput();
+        if (structured != null) {
+            b.setStructuredOutput(io.moeserve.proto.router.v1.StructuredOutput.newBuilder().setJsonSchema(structured.jsonSchema())
+                    .setPrefix(structured.prefix()).setSuffix(structured.suffix()));
+        }
         // A harmony turn ends at <|return|> or <|call|>, whether or not generation_config.json lists them (gpt-oss's
         // listed only <|return|> and <|endoftext|> until 2025-08-13).
         if (plan.output() != null) {
