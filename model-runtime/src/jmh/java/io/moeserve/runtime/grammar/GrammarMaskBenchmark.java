@@ -23,7 +23,9 @@ import org.openjdk.jmh.annotations.State;
  * constraint; the difference is the overhead. {@code steady} keeps one grammar, as a router keeps a schema's;
  * {@code cold} starts from a fresh grammar every {@code coldTokens} tokens, so that most states are new.
  *
- * <p>Run: {@code scripts/jmh.sh GrammarMaskBenchmark -p tokenizer=models/bench/tokenizer.json}.
+ * <p>Run: {@code scripts/jmh.sh GrammarMaskBenchmark -p tokenizer=PATH/tokenizer.json}. On a machine shared with
+ * other work, {@link #main} measures the same steps in the thread's CPU time instead of wall time (arguments:
+ * tokenizer.json, vocabulary size, steps), which other processes disturb far less.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -110,6 +112,32 @@ public class GrammarMaskBenchmark {
         int sum = 0;
         for (int i = 0; i < batch; i++) sum += step(i);
         return sum;
+    }
+
+    /** Mean thread CPU time per step, in µs, of {@code steps} calls after as many to warm up. */
+    private static double cpuMicros(Runnable step, int steps) {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        for (int i = 0; i < steps; i++) step.run();
+        long t0 = mx.getCurrentThreadCpuTime();
+        for (int i = 0; i < steps; i++) step.run();
+        return (mx.getCurrentThreadCpuTime() - t0) / 1e3 / steps;
+    }
+
+    public static void main(String[] args) throws IOException {
+        int steps = args.length > 2 ? Integer.parseInt(args[2]) : 20_000;
+        for (int batch : new int[] {1, 16}) {
+            GrammarMaskBenchmark b = new GrammarMaskBenchmark();
+            b.tokenizer = args[0];
+            b.vocab = Integer.parseInt(args[1]);
+            b.batch = batch;
+            b.coldTokens = 256;
+            b.setUp();
+            double free = cpuMicros(b::unconstrained, steps / batch);
+            double steady = cpuMicros(b::steady, steps / batch);
+            double cold = cpuMicros(b::cold, steps / batch);
+            System.out.printf("batch %2d: unconstrained %.1f µs/step, steady %.1f (+%.1f µs per sequence), cold %.1f (+%.1f µs per "
+                    + "sequence)%n", batch, free, steady, (steady - free) / batch, cold, (cold - free) / batch);
+        }
     }
 
     private int step(int i) {
