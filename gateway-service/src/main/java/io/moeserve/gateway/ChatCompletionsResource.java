@@ -38,10 +38,11 @@ public class ChatCompletionsResource {
     public RestMulti<byte[]> create(byte[] body) {
         ChatCompletionRequest request = ChatCompletionRequest.parse(body);
         model.requireServed(request.model());
-        int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.tools(),
+        GenerationOptions options = planner.chatOptions(request);
+        int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.renderedTools(),
                 request.templateKwargs());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
-                request.options(), request.tools() != null);
+                options, request.renderedTools() != null);
         return GenerationRun.respond(plan, model, router, metrics);
     }
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.moeserve.proto.router.v1.GenerateRequest;
+import io.moeserve.proto.router.v1.StructuredOutput;
 import io.quarkus.test.common.WithTestResource;
 import io.quarkus.test.junit.QuarkusTest;
 import java.io.ByteArrayOutputStream;
@@ -286,6 +287,35 @@ class ChatCompletionsTest {
                 + "<|im_start|>tool\nsunny<|im_end|>\n"
                 + "<|im_start|>assistant\n";
         assertEquals(expected, prompt);
+    }
+
+    /** response_format reaches the router as structured output: the schema as sent, json_object as any object. */
+    @Test
+    void responseFormatTravelsToTheRouterAsStructuredOutput() throws Exception {
+        String schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"],"
+                + "\"additionalProperties\":false}";
+        JsonNode body = Http.json(Http.post(PATH, chat("structured", "\"response_format\":{\"type\":\"json_schema\","
+                + "\"json_schema\":{\"name\":\"x\",\"strict\":true,\"schema\":" + schema + "}}")));
+        StructuredOutput sent = router.call(body.get("id").asText() + "-0").request.getStructuredOutput();
+        assertEquals(Http.JSON.readTree(schema), Http.JSON.readTree(sent.getJsonSchema()));
+        assertEquals("", sent.getPrefix() + sent.getSuffix());
+        body = Http.json(Http.post(PATH, chat("any object", "\"response_format\":{\"type\":\"json_object\"}")));
+        sent = router.call(body.get("id").asText() + "-0").request.getStructuredOutput();
+        assertEquals(Http.JSON.readTree("{\"type\":\"object\"}"), Http.JSON.readTree(sent.getJsonSchema()));
+        body = Http.json(Http.post(PATH, chat("plain", "\"response_format\":{\"type\":\"text\"}")));
+        assertFalse(router.call(body.get("id").asText() + "-0").request.hasStructuredOutput());
+    }
+
+    /** tool_choice none: the model is not to call tools, so the template does not show it any. */
+    @Test
+    void toolChoiceNoneLeavesTheToolsOutOfThePrompt() {
+        String tools = "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]";
+        String none = Http.json(Http.post(PATH, chat(script("{\"echo_prompt\":true}"), tools + ",\"tool_choice\":\"none\"")))
+                .at("/choices/0/message/content").asText();
+        assertFalse(none.contains("get_weather"), none);
+        String auto = Http.json(Http.post(PATH, chat(script("{\"echo_prompt\":true}"), tools + ",\"tool_choice\":\"auto\"")))
+                .at("/choices/0/message/content").asText();
+        assertTrue(auto.contains("get_weather"), auto);
     }
 
     @Test

@@ -17,7 +17,10 @@ import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.chat.completions.ChatCompletionMessage;
 import com.openai.models.chat.completions.ChatCompletionMessageFunctionToolCall;
+import com.openai.models.chat.completions.ChatCompletionNamedToolChoice;
+import com.openai.models.chat.completions.ChatCompletionToolChoiceOption;
 import com.openai.models.chat.completions.ChatCompletionToolMessageParam;
+import io.moeserve.proto.router.v1.StructuredOutput;
 import io.quarkus.test.common.ResourceArg;
 import io.quarkus.test.common.WithTestResource;
 import io.quarkus.test.junit.QuarkusTest;
@@ -81,6 +84,30 @@ class Qwen3OpenAiSdkTest {
         assertEquals("{\"city\":\"Paris\"}", calls.getFirst().function().arguments());
         assertTrue(calls.getFirst().id().startsWith("call_"), calls.getFirst().id());
         assertEquals(expectedPrompt("tool_call_request"), call(c.id()).prompt);
+    }
+
+    /**
+     * tool_choice required and named: the router is asked to hold the output to one call in Qwen's format, the
+     * function's parameters schema inside; what comes back is parsed into tool_calls as usual.
+     */
+    @Test
+    void toolChoiceRequiredOrNamedConstrainsTheOutputToOneQwenCall() throws Exception {
+        JsonNode parameters = testCase("tool_call_request").at("/tools/0/function/parameters");
+        for (ChatCompletionCreateParams p : List.of(
+                firstRequest().toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).build(),
+                firstRequest().toolChoice(ChatCompletionNamedToolChoice.builder()
+                        .function(ChatCompletionNamedToolChoice.Function.builder().name("get_weather").build()).build()).build())) {
+            ChatCompletion c = client().chat().completions().create(p);
+            assertEquals(ChatCompletion.Choice.FinishReason.TOOL_CALLS, c.choices().getFirst().finishReason());
+            StructuredOutput sent = call(c.id()).request.getStructuredOutput();
+            assertEquals("<tool_call>\n", sent.getPrefix());
+            assertEquals("\n</tool_call>", sent.getSuffix());
+            JsonNode schema = JSON.readTree(sent.getJsonSchema());
+            assertEquals("get_weather", schema.at("/properties/name/const").asText(), schema.toString());
+            assertEquals(parameters, schema.at("/properties/arguments"));
+            assertEquals("[\"name\",\"arguments\"]", schema.get("required").toString());
+            assertEquals(expectedPrompt("tool_call_request"), call(c.id()).prompt, "the tools are rendered as with auto");
+        }
     }
 
     @Test

@@ -7,7 +7,9 @@ import io.moeserve.proto.router.v1.GenerateRequest;
 import io.moeserve.proto.router.v1.SamplingParameters;
 import io.moeserve.runtime.generate.Sampler;
 import io.moeserve.runtime.generate.SamplingParams;
+import io.moeserve.runtime.generate.TokenConstraint;
 import io.moeserve.runtime.model.ExpertSkipping;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -16,7 +18,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Turns a Generate request into a {@link RouterSequence}, or refuses it with the status the contract names: NOT_FOUND
  * for another model, INVALID_ARGUMENT for bad parameters or token ids, OUT_OF_RANGE when the sequence could never
- * fit the context or the KV-cache budget.
+ * fit the context or the KV-cache budget; a structured_output constrains the sequence ({@link GrammarCache}).
  */
 final class GenerateRequests {
     private static final int MAX_TOP_LOGPROBS = 20;
@@ -28,11 +30,16 @@ final class GenerateRequests {
     private final int blockSize;
     private final int totalBlocks;
     private final TokenStream stream;
+    private final GrammarCache grammars;
 
-    /** @param stream what the sequences' tokens are turned into messages with (the engine thread's) */
+    /**
+     * @param stream   what the sequences' tokens are turned into messages with (the engine thread's)
+     * @param grammars structured output's compiled schemas
+     */
     GenerateRequests(String modelId, int vocab, int maxContext, List<Integer> eosIds, int blockSize, int totalBlocks,
-                     TokenStream stream) {
+                     TokenStream stream, GrammarCache grammars) {
         this.stream = stream;
+        this.grammars = grammars;
         this.modelId = modelId;
         this.vocab = vocab;
         this.maxContext = maxContext;
@@ -105,13 +112,33 @@ final class GenerateRequests {
             remaining = Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(r.getDeadlineUnixMillis() - System.currentTimeMillis()));
         }
         long deadline = hasDeadline ? now + remaining : 0;
+        int[] stopIds = stops.stream().mapToInt(Integer::intValue).toArray();
+        TokenConstraint constraint = r.hasStructuredOutput() ? grammars.forRequest(r.getStructuredOutput()).newConstraint(stopIds) : null;
+        if (constraint != null && resumed > 0) resumeConstraint(constraint, prompt, n - resumed, resumed, vocab);
         Sampler sampler = new Sampler(sampling, vocab, prompt);
         sampler.resume(prompt, n - resumed, resumed);
-        RouterSequence sequence = new RouterSequence(r.getRequestId(), prompt, (int) (total - n),
-                stops.stream().mapToInt(Integer::intValue).toArray(), sampler, r.getLogprobs() || r.getTopLogprobs() > 0,
-                r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
+        RouterSequence sequence = new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stopIds, sampler,
+                r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
         if (r.hasSkipThreshold()) sequence.setSkipThreshold(r.getSkipThreshold());
+        if (constraint != null) sequence.constrain(constraint);
         return sequence;
+    }
+
+    /**
+     * A migrated sequence's constraint moves past the output the first router already generated under it; output the
+     * constraint would not have allowed is refused. Once per migrated request, so a mask per resumed token is cheap.
+     */
+    private static void resumeConstraint(TokenConstraint constraint, int[] prompt, int from, int count, int vocab) {
+        float[] logits = new float[vocab];
+        for (int i = from; i < from + count; i++) {
+            Arrays.fill(logits, 0f);
+            constraint.mask(logits, 0, vocab);
+            if (logits[prompt[i]] == Float.NEGATIVE_INFINITY) {
+                throw error(Status.INVALID_ARGUMENT, "resumed output token " + prompt[i] + " (at " + (i - from)
+                        + ") is not allowed by the request's structured output");
+            }
+            constraint.accept(prompt[i]);
+        }
     }
 
     private static SamplingParams sampling(SamplingParameters p) {

@@ -120,7 +120,8 @@ public class ServedModel {
         cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
         stats = new RoutingStatistics(moe.config(), registry);
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
-                cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, moe.config().vocabSize()));
+                cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, moe.config().vocabSize()),
+                new GrammarCache(model.path(), moe.config().vocabSize()));
         engine = new GenerationEngine(moe, cache, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats, metrics);
         if (discovery != null) discovery.start();
         engine.start();

@@ -20,6 +20,7 @@ import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.ModelDescription;
 import io.moeserve.proto.router.v1.RouterServiceGrpc;
 import io.moeserve.proto.router.v1.SamplingParameters;
+import io.moeserve.proto.router.v1.StructuredOutput;
 import io.moeserve.proto.router.v1.TokenLogprob;
 import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
@@ -178,6 +179,45 @@ class RouterServiceTest {
                 .setSampling(SamplingParameters.newBuilder().setTopP(0)).build());
         // Still serving.
         assertEquals(2, tokens(collect(greedy(PROMPT, 2))).length);
+    }
+
+    @Test
+    void aJsonSchemaConstrainsSampledOutputToAValidValue() throws Exception {
+        String schema = """
+                {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
+                 "age": {"type": "integer"}, "tags": {"type": "array", "items": {"enum": ["a", "bc"]}, "maxItems": 2},
+                 "ok": {"type": "boolean"}}, "required": ["name", "age", "ok"], "additionalProperties": false}""";
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        int complete = 0;
+        for (long seed = 1; seed <= 6; seed++) {
+            GenerateRequest r = greedy(PROMPT, 200).toBuilder().setIgnoreEos(false)
+                    .setStructuredOutput(StructuredOutput.newBuilder().setJsonSchema(schema))
+                    .setSampling(SamplingParameters.newBuilder().setTemperature(1).setSeed(seed)).build();
+            List<GenerateResponse> rs = collect(r);
+            java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+            for (int t : tokens(rs)) if (t < 381) text.writeBytes(TinyRouterModel.bytes(t));
+            if (rs.getLast().getFinishReason() == FinishReason.FINISH_REASON_LENGTH) continue;
+            complete++;
+            var value = json.readTree(text.toByteArray());
+            String v = value.toString();
+            assertTrue(value.get("name").isTextual() && value.get("name").textValue().codePointCount(0,
+                    value.get("name").textValue().length()) <= 6, v);
+            assertTrue(value.get("age").isIntegralNumber(), v);
+            assertTrue(value.get("ok").isBoolean(), v);
+            assertTrue(!value.has("tags") || value.get("tags").size() <= 2, v);
+            for (var it = value.fieldNames(); it.hasNext(); ) assertTrue(List.of("name", "age", "tags", "ok").contains(it.next()), v);
+        }
+        assertTrue(complete >= 3, "only " + complete + " of 6 sampled outputs closed within 200 tokens");
+        List<GenerateResponse> marked = collect(greedy(PROMPT, 40).toBuilder().setStructuredOutput(StructuredOutput.newBuilder()
+                .setJsonSchema("{\"type\": \"boolean\"}").setPrefix("<call>\n").setSuffix("\n</call>")).build());
+        java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+        for (int t : tokens(marked)) text.writeBytes(TinyRouterModel.bytes(t));
+        assertTrue(List.of("<call>\ntrue\n</call>", "<call>\nfalse\n</call>").contains(text.toString(java.nio.charset.StandardCharsets.UTF_8)),
+                text.toString(java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals(FinishReason.FINISH_REASON_STOP, marked.getLast().getFinishReason());
+        assertStatus(Status.Code.INVALID_ARGUMENT, "'pattern' at /properties/a", greedy(PROMPT, 4).toBuilder()
+                .setStructuredOutput(StructuredOutput.newBuilder()
+                        .setJsonSchema("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}")).build());
     }
 
     private static void assertStatus(Status.Code code, String message, GenerateRequest r) {

@@ -34,8 +34,62 @@ public class TinyRouterModel implements QuarkusTestResourceLifecycleManager {
                 throw new UncheckedIOException(e);
             }
             SyntheticCheckpointGenerator.generate(dir, SyntheticCheckpointGenerator.Spec.tiny(Architecture.MIXTRAL));
+            writeTokenizer(dir);
         }
         return dir;
+    }
+
+    /** Multi-byte pieces of the test tokenizer, after the 256 single bytes. */
+    static final String[] PIECES = {"{\"", "\":", "\": ", ",\"", "\"}", "}}", "]}", "[\"", "\",", "true", "false", "null",
+        "12", "0.", "-1", "name", "\"name\"", "age", "abc", " \"", "\\u00", "{}", "[]", ", ", "\"a\"", "é"};
+
+    /**
+     * A byte-level tokenizer.json over the model's 384 ids (the router reads each token's bytes from it for
+     * structured output): the 256 bytes in GPT-2's alphabet, {@link #PIECES}, filler pieces, and the last three
+     * ids (the checkpoint's end-of-sequence ids among them) as special added tokens.
+     */
+    static void writeTokenizer(Path dir) {
+        int vocab = 384;
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var root = json.createObjectNode();
+        var model = root.putObject("model");
+        model.put("type", "BPE");
+        var pieces = model.putObject("vocab");
+        for (int id = 0; id < vocab - 3; id++) pieces.put(piece(id), id);
+        var added = root.putArray("added_tokens");
+        for (int id = vocab - 3; id < vocab; id++) added.addObject().put("id", id).put("content", "<|special" + id + "|>").put("special", true);
+        root.putObject("decoder").put("type", "ByteLevel");
+        try {
+            json.writeValue(dir.resolve("tokenizer.json").toFile(), root);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The byte-level spelling of token {@code id}'s text. */
+    static String piece(int id) {
+        byte[] bytes = bytes(id);
+        StringBuilder b = new StringBuilder();
+        for (byte x : bytes) b.append(byteChar(x & 0xff));
+        return b.toString();
+    }
+
+    /** The bytes of token {@code id} (not special). */
+    static byte[] bytes(int id) {
+        if (id < 256) return new byte[] {(byte) id};
+        int k = id - 256;
+        String text = k < PIECES.length ? PIECES[k] : "w" + k;
+        return text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    private static char byteChar(int b) {
+        int next = 0;
+        for (int x = 0; x < 256; x++) {
+            boolean printable = (x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF);
+            if (x == b) return printable ? (char) x : (char) (256 + next);
+            if (!printable) next++;
+        }
+        throw new IllegalArgumentException();
     }
 
     @Override

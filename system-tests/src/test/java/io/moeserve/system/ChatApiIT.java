@@ -8,6 +8,7 @@ import com.openai.client.OpenAIClient;
 import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.http.StreamResponse;
 import com.openai.errors.OpenAIException;
+import com.openai.models.ResponseFormatJsonSchema;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
@@ -106,6 +107,44 @@ class ChatApiIT {
             assertEquals(tok.decode(expected, true), c.choices().getFirst().text(),
                     "gateway → router → pods must generate what the runtime generates in one process");
         }
+    }
+
+    /**
+     * Structured output through the whole system: a strict json_schema at temperature 1 on random weights, where
+     * nothing but the mask makes the text JSON. Every choice that ends with "stop" parses and validates; one that
+     * ran out of max_tokens ends with "length" (its JSON unclosed), which is why only most must complete.
+     */
+    @Test
+    @Order(1)
+    void aStrictJsonSchemaHoldsSampledOutputOfRandomWeights() throws IOException {
+        Map<String, Object> properties = new java.util.LinkedHashMap<>();
+        properties.put("name", Map.of("type", "string", "maxLength", 12));
+        properties.put("age", Map.of("type", "integer"));
+        properties.put("ok", Map.of("type", "boolean"));
+        properties.put("tags", Map.of("type", "array", "maxItems", 3, "items", Map.of("enum", List.of("red", "green", 7))));
+        Map<String, Object> schema = Map.of("type", "object", "additionalProperties", false,
+                "required", List.of("name", "age", "ok", "tags"), "properties", properties);
+        ResponseFormatJsonSchema.JsonSchema.Schema.Builder s = ResponseFormatJsonSchema.JsonSchema.Schema.builder();
+        schema.forEach((k, v) -> s.putAdditionalProperty(k, com.openai.core.JsonValue.from(v)));
+        ChatCompletion c = client.chat().completions().create(chat("Describe someone as JSON.", 300).temperature(1.0).n(6)
+                .responseFormat(ResponseFormatJsonSchema.builder().jsonSchema(ResponseFormatJsonSchema.JsonSchema.builder()
+                        .name("person").strict(true).schema(s.build()).build()).build()).build());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        int complete = 0;
+        for (ChatCompletion.Choice ch : c.choices()) {
+            String text = ch.message().content().orElseThrow();
+            if (ChatCompletion.Choice.FinishReason.LENGTH.equals(ch.finishReason())) continue;
+            assertEquals(ChatCompletion.Choice.FinishReason.STOP, ch.finishReason());
+            complete++;
+            var v = json.readTree(text);
+            List<String> names = new java.util.ArrayList<>();
+            v.fieldNames().forEachRemaining(names::add);
+            assertEquals(List.of("name", "age", "ok", "tags"), names, text);
+            assertTrue(v.get("name").isTextual() && v.get("name").textValue().codePointCount(0, v.get("name").textValue().length()) <= 12, text);
+            assertTrue(v.get("age").isIntegralNumber() && v.get("ok").isBoolean() && v.get("tags").size() <= 3, text);
+            for (var t : v.get("tags")) assertTrue(List.of("\"red\"", "\"green\"", "7").contains(t.toString()), text);
+        }
+        assertTrue(complete >= 3, "only " + complete + " of 6 sampled choices closed their JSON within 300 tokens");
     }
 
     @Test

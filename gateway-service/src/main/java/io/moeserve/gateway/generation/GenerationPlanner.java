@@ -1,10 +1,15 @@
 package io.moeserve.gateway.generation;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moeserve.gateway.GatewaySettings;
 import io.moeserve.gateway.ServedModel;
+import io.moeserve.gateway.openai.ChatCompletionRequest;
 import io.moeserve.gateway.openai.CompletionIdentity;
 import io.moeserve.gateway.openai.GenerationOptions;
 import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.StructuredOutput;
 import io.moeserve.gateway.router.RouterClient;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.proto.router.v1.ModelDescription;
@@ -17,6 +22,7 @@ import jakarta.inject.Singleton;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
@@ -30,6 +36,8 @@ import java.util.concurrent.ThreadLocalRandom;
 @Startup
 @Singleton
 public class GenerationPlanner {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     /** OpenAI's documented default for the legacy completions endpoint. */
     static final int COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
     /** When the router reports no max_context and the tokenizer has no model_max_length. */
@@ -172,6 +180,51 @@ public class GenerationPlanner {
      *
      * @throws IllegalStateException {@code harmony} with a tokenizer that lacks some of the tokens
      */
+    /**
+     * A chat request's options, held to a tool call when tool_choice is "required" or names a function: constrained
+     * decoding to the model's own call format around {"name": one of the tools (or the named one), arguments
+     * matching that function's parameters schema}, which the format's parser then turns into tool_calls. Exactly
+     * one call is generated. Supported for the formats whose calls are plain text around JSON: Qwen's Hermes-style
+     * {@code <tool_call>} and Llama 3.x's JSON; the others (harmony, DeepSeek-V3, Mistral, whose call markers are
+     * special tokens or channels the JSON grammar does not spell) get a 400 saying so.
+     */
+    public GenerationOptions chatOptions(ChatCompletionRequest request) {
+        GenerationOptions options = request.options();
+        if (!request.requiresToolCall()) return options;
+        String argumentsKey;
+        String prefix;
+        String suffix;
+        if (output instanceof TaggedOutputParser.Format f && f.family() == TaggedOutputParser.Family.QWEN) {
+            argumentsKey = "arguments";
+            prefix = TaggedOutputParser.QWEN_CALL + "\n";
+            suffix = "\n" + TaggedOutputParser.QWEN_CALL_END;
+        } else if (output instanceof JsonToolCallParser.Format f && f.family() == JsonToolCallParser.Family.LLAMA3_JSON) {
+            argumentsKey = "parameters";
+            prefix = "";
+            suffix = "";
+        } else {
+            throw OpenAiException.invalid("tool_choice", "tool_choice 'required' and named functions are supported for "
+                    + "Qwen's <tool_call> and Llama 3.x's JSON tool-call formats; this model's output is read as "
+                    + (output == null ? "plain text" : output.getClass().getEnclosingClass().getSimpleName()) + ".");
+        }
+        ArrayNode calls = JSON.createArrayNode();
+        for (Map<String, Object> tool : request.tools()) {
+            String name = ChatCompletionRequest.functionName(tool);
+            if (request.toolNamed() && !name.equals(request.toolChoice())) continue;
+            Object parameters = ((Map<?, ?>) tool.get("function")).get("parameters");
+            ObjectNode call = calls.addObject().put("type", "object").put("additionalProperties", false);
+            ObjectNode properties = call.putObject("properties");
+            properties.putObject("name").put("const", name);
+            if (parameters instanceof Map<?, ?> p && !p.isEmpty()) properties.set(argumentsKey, JSON.valueToTree(p));
+            else properties.putObject(argumentsKey).put("type", "object");
+            call.putArray("required").add("name").add(argumentsKey);
+        }
+        ObjectNode schema = JSON.createObjectNode();
+        if (calls.size() == 1) schema = (ObjectNode) calls.get(0);
+        else schema.set("anyOf", calls);
+        return options.withStructuredOutput(new StructuredOutput(schema.toString(), prefix, suffix));
+    }
+
     static OutputFormat outputFormat(GatewaySettings.OutputParser setting, boolean reasoning, HfTokenizer tokenizer,
                                      String checkpoint) {
         HarmonyParser.Tokens harmony = harmonyTokens(setting, tokenizer, checkpoint);

@@ -5,6 +5,7 @@ import io.moeserve.gateway.GatewayMetrics;
 import io.moeserve.gateway.ServedModel;
 import io.moeserve.gateway.openai.GenerationOptions;
 import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.StructuredOutput;
 import io.moeserve.gateway.router.GenerationCall;
 import io.moeserve.gateway.router.GenerationListener;
 import io.moeserve.gateway.router.RouterClient;
@@ -236,6 +237,11 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
                 .setDeadlineUnixMillis(System.currentTimeMillis() + plan.timeout().toMillis());
         for (int id : o.stopTokenIds()) b.addStopTokenIds(id);
         o.skipThreshold().ifPresent(t -> b.setSkipThreshold((float) t));
+        StructuredOutput structured = o.structuredOutput();
+        if (structured != null) {
+            b.setStructuredOutput(io.moeserve.proto.router.v1.StructuredOutput.newBuilder().setJsonSchema(structured.jsonSchema())
+                    .setPrefix(structured.prefix()).setSuffix(structured.suffix()));
+        }
         // A harmony turn ends at <|return|> or <|call|>, whether or not generation_config.json lists them (gpt-oss's
         // listed only <|return|> and <|endoftext|> until 2025-08-13).
         if (plan.output() != null) {

@@ -20,9 +20,12 @@ import java.util.Optional;
  *
  * @param tools          OpenAI tool definitions, passed to the chat template as they came; null for none
  * @param templateKwargs vLLM's chat_template_kwargs (e.g. enable_thinking), extra template variables
+ * @param toolChoice     "auto", "none", "required", or the name of the function that must be called
+ * @param toolNamed      whether {@code toolChoice} names a function
  */
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, List<Map<String, Object>> tools,
-                             Map<String, Object> templateKwargs, GenerationOptions options) {
+                             Map<String, Object> templateKwargs, GenerationOptions options, String toolChoice,
+                             boolean toolNamed) {
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
@@ -48,7 +51,56 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
         // chat_template_kwargs, being explicit, win.
         f.string("reasoning_effort").ifPresent(effort -> kwargs.putIfAbsent("reasoning_effort", effort));
         GenerationOptions options = GenerationOptions.parse(f, GenerationOptions.Endpoint.CHAT);
-        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options);
+        JsonNode choice = f.raw("tool_choice");
+        String toolChoice = tools == null ? "none" : "auto";
+        boolean named = false;
+        if (choice != null && choice.isTextual()) {
+            toolChoice = choice.textValue();
+            if (!List.of("auto", "none", "required").contains(toolChoice)) {
+                throw OpenAiException.invalid("tool_choice", "Invalid 'tool_choice': '" + toolChoice + "'. Supported "
+                        + "values are: 'none', 'auto', 'required' and {\"type\": \"function\", \"function\": {\"name\": ...}}.");
+            }
+        } else if (choice instanceof ObjectNode o) {
+            JsonFields c = new JsonFields(o, "tool_choice.");
+            ObjectNode function = c.object("function").orElseThrow(() -> c.missing("function"));
+            toolChoice = new JsonFields(function, "tool_choice.function.").requiredString("name");
+            named = true;
+        } else if (choice != null && !choice.isNull()) {
+            throw JsonFields.wrongTypeAt("tool_choice", "a string or an object", choice);
+        }
+        if (tools == null && (named || "required".equals(toolChoice))) {
+            throw OpenAiException.invalid("tool_choice", "Invalid 'tool_choice': only allowed when 'tools' are specified.");
+        }
+        String wanted = toolChoice;
+        if (named && tools.stream().noneMatch(t -> wanted.equals(functionName(t)))) {
+            throw OpenAiException.invalid("tool_choice", "Invalid 'tool_choice': no function named '" + wanted
+                    + "' in 'tools'.");
+        }
+        if (options.structuredOutput() != null && (named || "required".equals(toolChoice))) {
+            throw OpenAiException.invalid("response_format", "'response_format' cannot be combined with a tool_choice "
+                    + "that requires a tool call.");
+        }
+        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options,
+                toolChoice, named);
+    }
+
+    /** A tool definition's function name. */
+    @SuppressWarnings("unchecked")
+    public static String functionName(Map<String, Object> tool) {
+        return String.valueOf(((Map<String, Object>) tool.get("function")).get("name"));
+    }
+
+    /** Whether the output must be a tool call: tool_choice "required" or a named function. */
+    public boolean requiresToolCall() {
+        return toolNamed || "required".equals(toolChoice);
+    }
+
+    /**
+     * The tools the chat template renders: none with tool_choice "none", as OpenAI's "the model will not call any
+     * tool" and vLLM's --exclude-tools-when-tool-choice-none read it, so that the model is not invited to.
+     */
+    public List<Map<String, Object>> renderedTools() {
+        return "none".equals(toolChoice) ? null : tools;
     }
 
     private static ChatMessage message(JsonNode node, String param) {

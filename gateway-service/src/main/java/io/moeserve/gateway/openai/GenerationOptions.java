@@ -21,12 +21,13 @@ import java.util.OptionalLong;
  * @param stopTokenIds token ids that end generation besides the model's end-of-sequence ids
  * @param skipThreshold moe_skip_threshold, if given: the request's dynamic expert skipping threshold in [0, 1]
  *                      (0 = off), instead of the router's setting
+ * @param structuredOutput what response_format (or a required tool call) holds the output to; null: nothing
  */
 public record GenerationOptions(double temperature, double topP, int topK, double minP, OptionalDouble repetitionPenalty,
                          double presencePenalty, double frequencyPenalty, OptionalLong seed, int n,
                          List<String> stop, int[] stopTokenIds, boolean ignoreEos, OptionalLong maxTokens,
                          String maxTokensParam, int logprobs, boolean stream, boolean includeUsage,
-                         OptionalDouble skipThreshold) {
+                         OptionalDouble skipThreshold, StructuredOutput structuredOutput) {
 
     static final int MAX_N = 128;
     static final int MAX_STOP = 4;
@@ -82,7 +83,44 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
 
         unsupported(f, endpoint);
         return new GenerationOptions(temperature, topP, topK < 0 ? 0 : topK, minP, repetition, presence, frequency,
-                seed, n, stop, stopTokenIds, ignoreEos, maxTokens, maxTokensParam, logprobs, stream, includeUsage, skipThreshold);
+                seed, n, stop, stopTokenIds, ignoreEos, maxTokens, maxTokensParam, logprobs, stream, includeUsage, skipThreshold,
+                responseFormat(f));
+    }
+
+    /** The same options holding the output to {@code s} (a required or named tool call). */
+    public GenerationOptions withStructuredOutput(StructuredOutput s) {
+        return new GenerationOptions(temperature, topP, topK, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
+                seed, n, stop, stopTokenIds, ignoreEos, maxTokens, maxTokensParam, logprobs, stream, includeUsage, skipThreshold, s);
+    }
+
+    /**
+     * response_format: text (nothing), json_object (any JSON object) or json_schema (its {@code schema}; strict or
+     * not, the output is held to it, which strict mode promises and non-strict mode allows).
+     */
+    private static StructuredOutput responseFormat(JsonFields f) {
+        Optional<ObjectNode> format = f.object("response_format");
+        if (format.isEmpty()) return null;
+        JsonFields r = new JsonFields(format.get(), "response_format.");
+        String type = r.requiredString("type");
+        switch (type) {
+            case "text" -> {
+                return null;
+            }
+            case "json_object" -> {
+                return StructuredOutput.JSON_OBJECT;
+            }
+            case "json_schema" -> {
+                ObjectNode js = r.object("json_schema").orElseThrow(() -> r.missing("json_schema"));
+                JsonFields j = new JsonFields(js, "response_format.json_schema.");
+                j.requiredString("name");
+                JsonNode schema = j.raw("schema");
+                if (schema == null) throw j.missing("schema");
+                if (!schema.isObject()) throw j.wrongType("schema", "an object", schema);
+                return new StructuredOutput(schema.toString(), "", "");
+            }
+            default -> throw OpenAiException.invalid("response_format.type", "Invalid 'response_format.type': '" + type
+                    + "'. Supported values are: 'text', 'json_object' and 'json_schema'.");
+        }
     }
 
     private static int chatLogprobs(JsonFields f) {
@@ -139,14 +177,6 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
         if (bias.isPresent() && !bias.get().isEmpty()) {
             throw OpenAiException.invalid("logit_bias", "'logit_bias' is not supported by this server.");
         }
-        Optional<ObjectNode> format = f.object("response_format");
-        if (format.isPresent()) {
-            JsonNode type = format.get().get("type");
-            if (type == null || !"text".equals(type.asText())) {
-                throw OpenAiException.invalid("response_format", "Only response_format {\"type\": \"text\"} is "
-                        + "supported by this server.");
-            }
-        }
         if (endpoint == Endpoint.COMPLETION) {
             if (f.bool("echo", false)) {
                 throw OpenAiException.invalid("echo", "'echo' is not supported by this server.");
@@ -167,12 +197,6 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
             if (f.has("functions") || f.has("function_call")) {
                 throw OpenAiException.invalid(f.has("functions") ? "functions" : "function_call",
                         "The deprecated 'functions' / 'function_call' parameters are not supported; use 'tools'.");
-            }
-            JsonNode choice = f.raw("tool_choice");
-            if (choice != null && !(choice.isTextual() && ("auto".equals(choice.asText())
-                    || "none".equals(choice.asText())))) {
-                throw OpenAiException.invalid("tool_choice", "Only tool_choice \"auto\" and \"none\" are supported "
-                        + "by this server.");
             }
         }
     }

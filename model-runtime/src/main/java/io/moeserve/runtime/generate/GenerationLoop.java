@@ -16,7 +16,8 @@ import java.util.List;
  * <p>Design. Each {@link #step} holds one decode token of every decoding sequence, then fills what is left of the
  * step's token budget with prompt chunks of the sequences still prefilling, in the order they were admitted, so a
  * long prompt is prefilled in chunks while the others keep decoding. After the forward step, every sequence whose
- * last position got logits samples its next token; a sequence ends at a stop token, at its max_new_tokens or at the
+ * last position got logits samples its next token (masked first by its {@link TokenConstraint}, if any); a sequence
+ * ends at a stop token, when its constraint's output is complete, at its max_new_tokens or at the
  * context limit, and its KV-cache slot is freed at once. A step either completes or throws before anything is
  * committed: the KV cache keeps only completed steps' lengths, prefill progress advances and tokens are sampled
  * only afterwards. So a caller that catches a failed step (an expert group down, {@code ExpertUnavailableException},
@@ -152,11 +153,15 @@ public final class GenerationLoop {
             return;
         }
         Sampler sampler = s.sampler();
+        TokenConstraint constraint = s.constraint();
+        if (constraint != null) constraint.mask(logits, off, vocab);
         int token = sampler.sample(logits, off);
         sampler.accept(token);
+        if (constraint != null) constraint.accept(token);
         s.generated[s.generatedCount++] = token;
         FinishReason reason = null;
         if (s.isStop(token)) reason = FinishReason.STOP;
+        else if (constraint != null && constraint.complete()) reason = FinishReason.STOP;
         else if (s.generatedCount >= s.maxNewTokens() || s.length() >= model.maxContext()) reason = FinishReason.LENGTH;
         if (reason != null) finish(s, reason);
         s.onToken(token, reason);

@@ -20,6 +20,9 @@ public class Sequence {
     private final int[] stopIds;
     final int[] generated;
     private float skipThreshold = Float.NaN;
+    }
+
+    private TokenConstraint constraint;
 
     // Changed by the loop's thread only.
     Phase phase = Phase.WAITING;
@@ -72,6 +75,17 @@ public class Sequence {
     /** This sequence's expert skip threshold, NaN where it takes the model's. */
     public final float skipThreshold() {
         return skipThreshold;
+    }
+
+    /** Restricts what the sequence may generate (structured output); set before admission. */
+    public final void constrain(TokenConstraint constraint) {
+        if (phase != Phase.WAITING) throw new IllegalStateException("the sequence is already admitted");
+        this.constraint = constraint;
+    }
+
+    /** The sequence's constraint, null when it has none. */
+    public final TokenConstraint constraint() {
+        return constraint;
     }
 
     public final boolean isStop(int token) {
