@@ -20,8 +20,6 @@ public class Sequence {
     private final int[] stopIds;
     final int[] generated;
     private float skipThreshold = Float.NaN;
-    }
-
     private TokenConstraint constraint;
 
     // Changed by the loop's thread only.

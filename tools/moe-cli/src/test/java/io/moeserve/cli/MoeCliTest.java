@@ -149,7 +149,6 @@ class MoeCliTest {
         assertTrue(noImportance.exit() != 0 && noImportance.err().contains("--stats FILE or --calibration FILE"), noImportance.err());
     }
 
-
     @Test
     void sampledGenerationWithASeedRepeats() {
         Path dir = tmp.resolve("mixtral");
