@@ -39,7 +39,7 @@ public class ChatCompletionsResource {
         ChatCompletionRequest request = ChatCompletionRequest.parse(body);
         model.requireServed(request.model());
         int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.tools(),
-                request.templateKwargs());
+                request.templateKwargs(), request.template());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
                 request.options(), request.tools() != null);
         return GenerationRun.respond(plan, model, router, metrics);

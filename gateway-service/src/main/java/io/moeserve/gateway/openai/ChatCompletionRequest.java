@@ -20,9 +20,10 @@ import java.util.Optional;
  *
  * @param tools          OpenAI tool definitions, passed to the chat template as they came; null for none
  * @param templateKwargs vLLM's chat_template_kwargs (e.g. enable_thinking), extra template variables
+ * @param template       vLLM's add_generation_prompt and continue_final_message
  */
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, List<Map<String, Object>> tools,
-                             Map<String, Object> templateKwargs, GenerationOptions options) {
+                             Map<String, Object> templateKwargs, GenerationOptions options, TemplateOptions template) {
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
@@ -31,7 +32,8 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
         return parse(JsonBody.parse(body));
     }
 
-    private static ChatCompletionRequest parse(ObjectNode body) {
+    /** Also the messages form of /tokenize, which takes a chat request's fields. */
+    static ChatCompletionRequest parse(ObjectNode body) {
         JsonFields f = new JsonFields(body, "");
         String model = f.requiredString("model");
         ArrayNode messages = f.array("messages").orElseThrow(() -> f.missing("messages"));
@@ -48,7 +50,8 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
         // chat_template_kwargs, being explicit, win.
         f.string("reasoning_effort").ifPresent(effort -> kwargs.putIfAbsent("reasoning_effort", effort));
         GenerationOptions options = GenerationOptions.parse(f, GenerationOptions.Endpoint.CHAT);
-        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options);
+        return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options,
+                TemplateOptions.parse(f));
     }
 
     private static ChatMessage message(JsonNode node, String param) {
