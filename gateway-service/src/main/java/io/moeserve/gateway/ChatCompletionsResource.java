@@ -40,7 +40,7 @@ public class ChatCompletionsResource {
         model.requireServed(request.model());
         GenerationOptions options = planner.chatOptions(request);
         int[] prompt = model.chatPrompt(planner.templateMessages(request.messages()), request.renderedTools(),
-                request.templateKwargs());
+                request.templateKwargs(), request.template());
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.CHAT, List.of(prompt), List.of("messages"),
                 options, request.renderedTools() != null);
         return GenerationRun.respond(plan, model, router, metrics);

@@ -1,6 +1,7 @@
 package io.moeserve.gateway;
 
 import io.moeserve.gateway.openai.OpenAiException;
+import io.moeserve.gateway.openai.TemplateOptions;
 import io.moeserve.proto.ModelSettings;
 import io.moeserve.tokenizer.ChatMessage;
 import io.moeserve.tokenizer.ChatTemplate;
@@ -90,21 +91,40 @@ public class ServedModel {
      * adding special tokens, as transformers' {@code apply_chat_template(tokenize=True)} does: the template
      * writes BOS itself where the model wants one, and adding it again would double it.
      */
-    int[] chatPrompt(List<ChatMessage> messages, List<Map<String, Object>> tools, Map<String, Object> kwargs) {
+    int[] chatPrompt(List<ChatMessage> messages, List<Map<String, Object>> tools, Map<String, Object> kwargs,
+                     TemplateOptions options) {
+        return tokenizer.encode(chatText(messages, tools, kwargs, options), false);
+    }
+
+    /**
+     * The chat template's text. With continue_final_message the text is cut after the final message's content,
+     * as transformers' apply_chat_template cuts it: at the last occurrence of the stripped content, keeping its
+     * leading-stripped length when the template kept the message's spacing, else its stripped length.
+     */
+    String chatText(List<ChatMessage> messages, List<Map<String, Object>> tools, Map<String, Object> kwargs,
+                    TemplateOptions options) {
         if (chatTemplate.isEmpty()) {
             throw OpenAiException.server(500, null, "Chat completions are unavailable for this model: "
                     + chatTemplateProblem + ". Use /v1/completions.");
         }
         String text;
         try {
-            text = chatTemplate.get().render(messages, tools, true, kwargs);
+            text = chatTemplate.get().render(messages, tools, options.addGenerationPrompt(), kwargs);
         } catch (ChatTemplateException e) {
             throw OpenAiException.invalid("messages", "The model's chat template rejected these messages: "
                     + e.getMessage());
         } catch (IllegalArgumentException e) {
             throw OpenAiException.invalid("chat_template_kwargs", e.getMessage());
         }
-        return tokenizer.encode(text, false);
+        if (!options.continueFinalMessage()) return text;
+        String last = messages.getLast().content();
+        int at = last == null ? -1 : text.lastIndexOf(last.strip());
+        if (at < 0) {
+            throw OpenAiException.invalid("continue_final_message", "'continue_final_message' is set but the final "
+                    + "message does not appear in the chat after applying the chat template.");
+        }
+        boolean spacingKept = text.startsWith(last.stripLeading(), at);
+        return text.substring(0, at + (spacingKept ? last.stripLeading().length() : last.strip().length()));
     }
 
     /**

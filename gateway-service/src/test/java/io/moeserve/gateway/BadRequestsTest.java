@@ -191,6 +191,20 @@ class BadRequestsTest {
         assertEquals(200, chat(MESSAGES + ",\"response_format\":{\"type\":\"json_object\"},\"max_tokens\":3").statusCode());
     }
 
+    /** vLLM's extras are refused unless set to what the server does anyway; max_completion_tokens works on completions. */
+    @Test
+    void vllmExtrasAreRefusedNotIgnored() {
+        assertError(chat(MESSAGES + ",\"min_tokens\":2"), 400, "min_tokens", null);
+        assertError(chat(MESSAGES + ",\"include_stop_str_in_output\":true"), 400, "include_stop_str_in_output", null);
+        assertError(chat(MESSAGES + ",\"skip_special_tokens\":false"), 400, "skip_special_tokens", null);
+        assertError(Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\",\"prompt\":\"x\",\"continue_final_message\":true}"),
+                400, "continue_final_message", null);
+        assertEquals(200, chat(MESSAGES + ",\"min_tokens\":0,\"include_stop_str_in_output\":false,"
+                + "\"skip_special_tokens\":true,\"max_tokens\":3").statusCode());
+        assertError(Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\",\"prompt\":\"x\",\"max_completion_tokens\":0}"),
+                400, "max_completion_tokens", null);
+    }
+
     @Test
     void completionPrompts() {
         assertError(Http.post(COMPLETIONS, "{\"model\":\"tiny-moe\"}"), 400, "prompt", null);

@@ -70,6 +70,15 @@ class CompletionsTest {
         assertTrue(healthy.headers().firstValue("x-moe-degraded").isEmpty(), "no header when nothing was masked");
     }
 
+    /** max_completion_tokens is taken on completions as on chat, and wins over max_tokens (vLLM does the same). */
+    @Test
+    void maxCompletionTokensIsMaxTokens() throws Exception {
+        JsonNode r = Http.json(Http.post(PATH, completion("FAKE{\"reply\":\"x\",\"repeat\":40,\"tokenize\":\"bytes\"}",
+                "\"max_tokens\":9,\"max_completion_tokens\":5")));
+        assertEquals("xxxxx", r.at("/choices/0/text").asText());
+        assertEquals(5, router.call(r.get("id").asText() + "-0").request.getMaxNewTokens());
+    }
+
     /** OpenAI's documented default for this endpoint is 16 tokens. */
     @Test
     void defaultMaxTokensIsSixteen() throws Exception {

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.Set;
 
 /**
  * A Hugging Face tokenizer loaded from a checkpoint directory: {@code tokenizer.json} through DJL's binding of the
@@ -27,16 +28,46 @@ import java.util.OptionalInt;
 public final class HfTokenizer implements AutoCloseable {
 
     static final String TOKENIZER_FILE = "tokenizer.json";
+    /**
+     * The classes whose transformers implementation rebuilds tokenizer.json's post-processor from add_bos_token and
+     * add_eos_token (defaults true and false) when it loads: DeepSeek-V3's tokenizer.json adds no BOS, yet
+     * transformers' LlamaTokenizerFast adds one because its config says add_bos_token. Other classes keep the
+     * post-processor of tokenizer.json, whatever the flags say.
+     */
+    private static final Set<String> REBUILT_POST_PROCESSOR = Set.of("LlamaTokenizer", "LlamaTokenizerFast",
+            "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast");
 
     private final HuggingFaceTokenizer tokenizer;
     private final TokenizerVocabulary vocabulary;
     private final TokenizerConfig config;
+    /** With a rebuilt post-processor: the ids put around a text's encoding (-1: none); else null. */
+    private final int[] wrap;
     private volatile Optional<ChatTemplate> chatTemplate;
 
-    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenizerVocabulary vocabulary, TokenizerConfig config) {
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, TokenizerVocabulary vocabulary, TokenizerConfig config,
+                        int[] wrap) {
         this.tokenizer = tokenizer;
         this.vocabulary = vocabulary;
         this.config = config;
+        this.wrap = wrap;
+    }
+
+    /** {BOS id or -1, EOS id or -1} for the classes that rebuild their post-processor; null for the others. */
+    private static int[] wrap(TokenizerConfig config, TokenizerVocabulary vocabulary, Path file)
+            throws TokenizerFormatException {
+        TokenizerConfig.Processing p = config.processing();
+        if (!REBUILT_POST_PROCESSOR.contains(p.tokenizerClass())) return null;
+        int bos = p.addBosToken().orElse(true) ? specialId(config.bosToken(), "add_bos_token", vocabulary, file) : -1;
+        int eos = p.addEosToken().orElse(false) ? specialId(config.eosToken(), "add_eos_token", vocabulary, file) : -1;
+        return new int[] {bos, eos};
+    }
+
+    private static int specialId(Optional<String> token, String flag, TokenizerVocabulary vocabulary, Path file)
+            throws TokenizerFormatException {
+        Integer id = token.map(vocabulary::id).orElse(null);
+        // transformers refuses to load such a tokenizer too ("add_bos_token = True but bos_token = None").
+        if (id == null) throw new TokenizerFormatException(file + ": " + flag + " is set but its token is not in the vocabulary");
+        return id;
     }
 
     /**
@@ -67,7 +98,7 @@ public final class HfTokenizer implements AutoCloseable {
             throw new TokenizerFormatException(
                     file + " cannot be loaded by the tokenizers library: " + e.getMessage(), e);
         }
-        return new HfTokenizer(tokenizer, vocabulary, config);
+        return new HfTokenizer(tokenizer, vocabulary, config, wrap(config, vocabulary, file));
     }
 
     /** Encodes text without adding special tokens (no BOS): what chat templates expect. */
@@ -75,18 +106,38 @@ public final class HfTokenizer implements AutoCloseable {
         return encode(text, false);
     }
 
-    /** Encodes text, adding the tokenizer's special tokens (its post-processor, e.g. BOS) if asked. */
+    /**
+     * Encodes text, adding the tokenizer's special tokens if asked: its post-processor's (e.g. BOS), or for Llama
+     * and Gemma tokenizer classes BOS and EOS as add_bos_token and add_eos_token say, as transformers does.
+     */
     public int[] encode(String text, boolean addSpecialTokens) {
-        Encoding encoding = tokenizer.encode(Objects.requireNonNull(text, "text"), addSpecialTokens, false);
+        boolean wrapped = addSpecialTokens && wrap != null;
+        Encoding encoding = tokenizer.encode(Objects.requireNonNull(text, "text"), addSpecialTokens && !wrapped, false);
         long[] ids = encoding.getIds();
-        int[] out = new int[ids.length];
-        for (int i = 0; i < ids.length; i++) out[i] = Math.toIntExact(ids[i]);
+        int before = wrapped && wrap[0] >= 0 ? 1 : 0;
+        int after = wrapped && wrap[1] >= 0 ? 1 : 0;
+        int[] out = new int[before + ids.length + after];
+        if (before == 1) out[0] = wrap[0];
+        for (int i = 0; i < ids.length; i++) out[before + i] = Math.toIntExact(ids[i]);
+        if (after == 1) out[out.length - 1] = wrap[1];
         return out;
     }
 
-    /** Decodes ids to text; special tokens such as {@code <|im_end|>} are dropped if asked. */
+    /**
+     * Decodes ids to text as transformers' {@code decode} does: special tokens such as {@code <|im_end|>} are dropped
+     * if asked, and with clean_up_tokenization_spaces (Llama 3's config sets it) the spaces that word-level
+     * tokenizers put before punctuation and English contractions are removed.
+     */
     public String decode(int[] ids, boolean skipSpecialTokens) {
-        return decode(ids, 0, ids.length, skipSpecialTokens);
+        String text = decode(ids, 0, ids.length, skipSpecialTokens);
+        return config.processing().cleanUpSpaces() ? cleanUpSpaces(text) : text;
+    }
+
+    /** transformers' clean_up_tokenization, replacement for replacement and in its order. */
+    static String cleanUpSpaces(String text) {
+        return text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",").replace(" ' ", "'")
+                .replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s").replace(" 've", "'ve")
+                .replace(" 're", "'re");
     }
 
     /** Decodes {@code ids[from, to)}. */

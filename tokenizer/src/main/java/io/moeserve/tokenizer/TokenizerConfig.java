@@ -23,9 +23,23 @@ import java.util.OptionalLong;
  * @param modelMaxLength          the context length; empty when absent or "unlimited" (transformers writes 1e30)
  * @param chatTemplate            the Jinja2 chat template: {@code chat_template.jinja} if present, else the
  *                                config's {@code chat_template} (its "default" entry when it is a list)
+ * @param processing              the settings that change encode and decode
  */
 public record TokenizerConfig(Map<String, String> specialTokens, List<String> additionalSpecialTokens,
-                              OptionalLong modelMaxLength, Optional<String> chatTemplate) {
+                              OptionalLong modelMaxLength, Optional<String> chatTemplate, Processing processing) {
+
+    /**
+     * The tokenizer_config.json settings that change what encode and decode give, as transformers reads them.
+     *
+     * @param addBosToken   add_bos_token, if set
+     * @param addEosToken   add_eos_token, if set
+     * @param cleanUpSpaces clean_up_tokenization_spaces (transformers' default since 4.45 is false)
+     * @param tokenizerClass tokenizer_class, e.g. LlamaTokenizerFast; empty if absent
+     */
+    public record Processing(Optional<Boolean> addBosToken, Optional<Boolean> addEosToken, boolean cleanUpSpaces,
+                             String tokenizerClass) {
+        static final Processing DEFAULT = new Processing(Optional.empty(), Optional.empty(), false, "");
+    }
 
     static final String CONFIG_FILE = "tokenizer_config.json";
     static final String TEMPLATE_FILE = "chat_template.jinja";
@@ -41,7 +55,7 @@ public record TokenizerConfig(Map<String, String> specialTokens, List<String> ad
 
     /** An empty configuration, for a checkpoint without tokenizer_config.json. */
     public static TokenizerConfig empty() {
-        return new TokenizerConfig(Map.of(), List.of(), OptionalLong.empty(), Optional.empty());
+        return new TokenizerConfig(Map.of(), List.of(), OptionalLong.empty(), Optional.empty(), Processing.DEFAULT);
     }
 
     /** Reads the configuration files of a checkpoint directory; missing files give empty values. */
@@ -52,7 +66,7 @@ public record TokenizerConfig(Map<String, String> specialTokens, List<String> ad
         Path templateFile = checkpointDir.resolve(TEMPLATE_FILE);
         if (Files.exists(templateFile)) {
             config = new TokenizerConfig(config.specialTokens, config.additionalSpecialTokens, config.modelMaxLength,
-                    Optional.of(Files.readString(templateFile)));
+                    Optional.of(Files.readString(templateFile)), config.processing);
         }
         return config;
     }
@@ -82,8 +96,14 @@ public record TokenizerConfig(Map<String, String> specialTokens, List<String> ad
                 tokenText(token, source, "additional_special_tokens").ifPresent(additional::add);
             }
         }
+        Processing processing = new Processing(flag(root.get("add_bos_token")), flag(root.get("add_eos_token")),
+                flag(root.get("clean_up_tokenization_spaces")).orElse(false), root.path("tokenizer_class").asText(""));
         return new TokenizerConfig(special, additional, maxLength(root.get("model_max_length")),
-                template(root.get("chat_template"), source));
+                template(root.get("chat_template"), source), processing);
+    }
+
+    private static Optional<Boolean> flag(JsonNode node) {
+        return node != null && node.isBoolean() ? Optional.of(node.booleanValue()) : Optional.empty();
     }
 
     /** A special token is a string or an AddedToken dict {"content": ...}; null means unset. */

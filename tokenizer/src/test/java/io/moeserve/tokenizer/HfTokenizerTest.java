@@ -79,6 +79,8 @@ class HfTokenizerTest {
                     }
                     // SentencePiece-style tokenizers spell spaces as U+2581, so a literal U+2581 decodes as a space.
                     String roundTrip = model.equals("llama2") ? sample.text().replace('\u2581', ' ') : sample.text();
+                    // Llama 3's config sets clean_up_tokenization_spaces, so transformers' decode drops " ," and " 's" spaces.
+                    if (model.equals("llama3")) roundTrip = HfTokenizer.cleanUpSpaces(roundTrip);
                     assertEquals(roundTrip, tokenizer.decode(ids, false), "decode(encode(x)) == x");
                 }));
             }
@@ -166,6 +168,54 @@ class HfTokenizerTest {
             }
             for (Future<Boolean> f : results) assertTrue(f.get());
         }
+    }
+
+    /**
+     * add_bos_token and add_eos_token as transformers reads them: LlamaTokenizerFast rebuilds its post-processor from
+     * them, so DeepSeek-V3 (whose tokenizer.json adds nothing) gets BOS on raw text, and Llama 2 keeps its one BOS;
+     * Qwen2Tokenizer and PreTrainedTokenizerFast (Qwen3, Llama 3) keep tokenizer.json's post-processor.
+     */
+    @Test
+    void bosAndEosFollowTheConfigAsInTransformers(@TempDir Path dir) throws IOException {
+        HfTokenizer deepseek = TestTokenizers.get("deepseek_v3");
+        int[] bare = deepseek.encode("Hello world", false);
+        int[] withBos = deepseek.encode("Hello world", true);
+        assertEquals(OptionalInt.of(0), deepseek.tokenId("<｜begin▁of▁sentence｜>"));
+        assertEquals(bare.length + 1, withBos.length);
+        assertEquals(0, withBos[0]);
+        assertArrayEquals(bare, java.util.Arrays.copyOfRange(withBos, 1, withBos.length));
+
+        HfTokenizer llama2 = TestTokenizers.get("llama2");
+        int[] llamaIds = llama2.encode("Hello world", true);
+        assertEquals(1, llamaIds[0], "<s> once");
+        assertTrue(llamaIds[1] != 1);
+        HfTokenizer qwen = TestTokenizers.get("qwen3");
+        assertArrayEquals(qwen.encode("Hello world", false), qwen.encode("Hello world", true), "Qwen3 adds nothing");
+
+        // The same DeepSeek-V3 files with add_bos_token false and add_eos_token true.
+        Path source = TestTokenizers.checkpoint("deepseek_v3");
+        Files.copy(source.resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        String config = Files.readString(source.resolve("tokenizer_config.json"))
+                .replace("\"add_bos_token\": true", "\"add_bos_token\": false")
+                .replace("\"add_eos_token\": false", "\"add_eos_token\": true");
+        Files.writeString(dir.resolve("tokenizer_config.json"), config);
+        try (HfTokenizer flipped = HfTokenizer.load(dir)) {
+            int[] ids = flipped.encode("Hello world", true);
+            assertArrayEquals(bare, java.util.Arrays.copyOf(ids, bare.length));
+            assertEquals(bare.length + 1, ids.length);
+            assertEquals(1, ids[bare.length], "<｜end▁of▁sentence｜> is id 1");
+        }
+    }
+
+    /** clean_up_tokenization_spaces (set by Llama 3's config, not by Qwen3's) applies to decode as in transformers. */
+    @Test
+    void cleanUpTokenizationSpacesOnDecode() {
+        String text = "Hello , world ! It 's I 'm we 've they 're don 't do n't . Why ?";
+        HfTokenizer llama3 = TestTokenizers.get("llama3");
+        assertTrue(llama3.config().processing().cleanUpSpaces());
+        assertEquals("Hello, world! It's I'm we've they're don 't don't. Why?", llama3.decode(llama3.encode(text), false));
+        HfTokenizer qwen = TestTokenizers.get("qwen3");
+        assertEquals(text, qwen.decode(qwen.encode(text), false));
     }
 
     @Test

@@ -75,8 +75,7 @@ public class GenerationPlanner {
     public GenerationPlan plan(GenerationOptions.Endpoint endpoint, List<int[]> prompts, List<String> promptParams,
                                GenerationOptions options, boolean toolsSent) {
         ModelDescription d = router.description();
-        int context = d.getMaxContext() > 0 ? d.getMaxContext()
-                : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
+        int context = contextLength(d);
         int maxPrompt = Math.min(context, settings.maxPromptTokens().orElse(context));
         int vocab = d.getVocabSize() > 0 ? d.getVocabSize() : model.tokenizer().vocabSize();
         String what = endpoint == GenerationOptions.Endpoint.CHAT ? "messages" : "prompt";
@@ -139,6 +138,16 @@ public class GenerationPlanner {
                 model.id(), endpoint);
         return new GenerationPlan(identity, List.copyOf(prompts), maxNew, options, endIds, settings.requestTimeout(),
                 output, Math.max(1, settings.router().maxAttempts()), settings.migration().enabled());
+    }
+
+    /** The model's context: the router's max_context, else the tokenizer's model_max_length, else 32768. */
+    public int contextLength() {
+        return contextLength(router.description());
+    }
+
+    private int contextLength(ModelDescription d) {
+        return d.getMaxContext() > 0 ? d.getMaxContext()
+                : (int) Math.min(Integer.MAX_VALUE, model.tokenizer().config().modelMaxLength().orElse(FALLBACK_CONTEXT));
     }
 
     /**

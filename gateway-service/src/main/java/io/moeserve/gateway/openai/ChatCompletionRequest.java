@@ -22,10 +22,11 @@ import java.util.Optional;
  * @param templateKwargs vLLM's chat_template_kwargs (e.g. enable_thinking), extra template variables
  * @param toolChoice     "auto", "none", "required", or the name of the function that must be called
  * @param toolNamed      whether {@code toolChoice} names a function
+ * @param template       vLLM's add_generation_prompt and continue_final_message
  */
 public record ChatCompletionRequest(String model, List<ChatMessage> messages, List<Map<String, Object>> tools,
                              Map<String, Object> templateKwargs, GenerationOptions options, String toolChoice,
-                             boolean toolNamed) {
+                             boolean toolNamed, TemplateOptions template) {
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
@@ -34,7 +35,8 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
         return parse(JsonBody.parse(body));
     }
 
-    private static ChatCompletionRequest parse(ObjectNode body) {
+    /** Also the messages form of /tokenize, which takes a chat request's fields. */
+    static ChatCompletionRequest parse(ObjectNode body) {
         JsonFields f = new JsonFields(body, "");
         String model = f.requiredString("model");
         ArrayNode messages = f.array("messages").orElseThrow(() -> f.missing("messages"));
@@ -81,7 +83,7 @@ public record ChatCompletionRequest(String model, List<ChatMessage> messages, Li
                     + "that requires a tool call.");
         }
         return new ChatCompletionRequest(model, List.copyOf(parsed), tools, Collections.unmodifiableMap(kwargs), options,
-                toolChoice, named);
+                toolChoice, named, TemplateOptions.parse(f));
     }
 
     /** A tool definition's function name. */

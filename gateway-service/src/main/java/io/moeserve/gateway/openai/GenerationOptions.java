@@ -14,7 +14,8 @@ import java.util.OptionalLong;
  * plus vLLM's top_k, min_p, repetition_penalty, stop_token_ids and ignore_eos), and this server's extension
  * {@code moe_skip_threshold}.
  *
- * @param maxTokens    max_completion_tokens (chat; it wins) or max_tokens, if given; at least 1
+ * @param maxTokens    max_completion_tokens (it wins; on completions too, as vLLM takes it) or max_tokens, if given;
+ *                     at least 1
  * @param maxTokensParam which of the two it came from, for errors
  * @param logprobs     -1: none; otherwise how many most likely alternatives to return per token (0 to 20)
  * @param stop         up to 4 non-empty stop strings
@@ -56,7 +57,7 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
 
         OptionalLong maxTokens = f.integer("max_tokens");
         String maxTokensParam = "max_tokens";
-        if (endpoint == Endpoint.CHAT && f.has("max_completion_tokens")) {
+        if (f.has("max_completion_tokens")) {
             maxTokens = f.integer("max_completion_tokens");
             maxTokensParam = "max_completion_tokens";
         }
@@ -171,12 +172,36 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
         return ids;
     }
 
+    /**
+     * vLLM's sampling extras that clients send (LangChain's VLLMOpenAI, vLLM's own examples): each is refused when
+     * set to anything but what this server does anyway, since ignoring it would change the answer silently.
+     * continue_final_message is honoured on chat (see TemplateOptions); on completions it has no message to continue.
+     */
+    private static void vllmExtras(JsonFields f, Endpoint endpoint) {
+        if (f.integer("min_tokens", 0, Integer.MAX_VALUE, 0) > 0) {
+            throw OpenAiException.invalid("min_tokens", "'min_tokens' is not supported by this server.");
+        }
+        if (f.bool("include_stop_str_in_output", false)) {
+            throw OpenAiException.invalid("include_stop_str_in_output", "'include_stop_str_in_output' is not supported "
+                    + "by this server; stop strings are always left out of the output.");
+        }
+        if (!f.bool("skip_special_tokens", true)) {
+            throw OpenAiException.invalid("skip_special_tokens", "'skip_special_tokens': false is not supported by "
+                    + "this server; special tokens are always left out of the output.");
+        }
+        if (endpoint == Endpoint.COMPLETION && f.bool("continue_final_message", false)) {
+            throw OpenAiException.invalid("continue_final_message", "'continue_final_message' applies to chat "
+                    + "completions only.");
+        }
+    }
+
     /** Parameters whose meaning we cannot honour: refusing is better than silently ignoring them. */
     private static void unsupported(JsonFields f, Endpoint endpoint) {
         Optional<ObjectNode> bias = f.object("logit_bias");
         if (bias.isPresent() && !bias.get().isEmpty()) {
             throw OpenAiException.invalid("logit_bias", "'logit_bias' is not supported by this server.");
         }
+        vllmExtras(f, endpoint);
         if (endpoint == Endpoint.COMPLETION) {
             if (f.bool("echo", false)) {
                 throw OpenAiException.invalid("echo", "'echo' is not supported by this server.");
