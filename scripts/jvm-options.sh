@@ -7,8 +7,8 @@
 #                                  copies a pod makes at load (quantized or transposed experts: native memory that
 #                                  no JVM flag caps), which grow with the model, not with the heap
 # The GC is named so that the JVM does not choose one from the machine's cores and memory; the heap is committed and
-# touched whole at start (-Xms = -Xmx, AlwaysPreTouch), so resident memory is at its plateau from the start instead of
-# creeping up for minutes as the young generation's pages are first used (BENCHMARKS.md, "Soak").
+# touched whole at start (-Xms = -Xmx, AlwaysPreTouch), so the heap is resident from the start instead of creeping up
+# for minutes as the young generation's pages are first used (BENCHMARKS.md, "Bounded memory: soak").
 # moe_jvm_options SERVICE (gateway | router | expert) prints the options; MOE_<SERVICE>_HEAP overrides the heap
 # (e.g. MOE_ROUTER_HEAP=4g for a larger KV cache) and MOE_JAVA_OPTS adds options to every service.
 moe_jvm_options() {

@@ -273,7 +273,7 @@ A JVM container's memory (helm/README.md, "Memory"): (dict "memory" .memory "res
 "resources" and "javaOptions". Heap (plus the router's KV cache, which may take at most 70% of it) + direct memory
 + the JVM's own overhead + resident weights, rounded up to whole GiB, is both the request and the limit: memory is
 not overcommitted, since a pod over its limit is killed, not slowed. The heap is committed whole at start (-Xms),
-so that it does not grow under load. A memory named in resources wins.
+so that it is never resized. A memory named in resources wins.
 */}}
 {{- define "moe.jvmMemory" -}}
 {{- $m := .memory -}}
