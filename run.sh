@@ -8,13 +8,16 @@
 #   ./run.sh                 gateway → router → two expert pods
 #   ./run.sh --all-in-one    gateway → router with every expert inside it
 # Environment: MOE_MODEL (checkpoint directory), MOE_API_KEY (require this bearer key at the gateway).
+# Memory: each service's heap and direct memory are capped for the default model (scripts/jvm-options.sh says how
+# they split; gateway 256m, router 768m with its 256M KV cache, pods 256m): MOE_GATEWAY_HEAP, MOE_ROUTER_HEAP and
+# MOE_EXPERT_HEAP change them (a bigger model wants a bigger router heap for its KV cache), MOE_JAVA_OPTS adds options.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/find-jdk.sh
+source scripts/jvm-options.sh
 MODE=distributed
 [ "${1:-}" = "--all-in-one" ] && MODE=all-in-one
 MODEL="$(realpath -m "${MOE_MODEL:-models/default}")"
-JVM=(java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC)
 APPS=(gateway-service router-service expert-service)
 
 stale=""
@@ -46,9 +49,11 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-start() { # name jar args...
-  local name=$1 jar=$2; shift 2
-  "${JVM[@]}" "$@" -Dmoe.model.path="$MODEL" -jar "$jar" >"$LOGS/$name.log" 2>&1 &
+start() { # name service jar args...
+  local name=$1 service=$2 jar=$3; shift 3
+  local -a jvm
+  read -r -a jvm <<< "$(moe_jvm_options "$service")"
+  java "${jvm[@]}" "$@" -Dmoe.model.path="$MODEL" -jar "$jar" >"$LOGS/$name.log" 2>&1 &
   pids+=($!)
   PID[$name]=$!
 }
@@ -65,9 +70,9 @@ await_ready() { # name port
 
 ROUTER_ARGS=(-Dquarkus.http.port=8081 -Dquarkus.grpc.server.port=9081)
 if [ "$MODE" = distributed ]; then
-  start expert-low expert-service/target/quarkus-app/quarkus-run.jar -Dquarkus.http.port=8082 -Dquarkus.grpc.server.port=9082 \
+  start expert-low expert expert-service/target/quarkus-app/quarkus-run.jar -Dquarkus.http.port=8082 -Dquarkus.grpc.server.port=9082 \
     -Dmoe.expert.hosts="*:0-$((HALF - 1))" -Dmoe.expert.group=low
-  start expert-high expert-service/target/quarkus-app/quarkus-run.jar -Dquarkus.http.port=8083 -Dquarkus.grpc.server.port=9083 \
+  start expert-high expert expert-service/target/quarkus-app/quarkus-run.jar -Dquarkus.http.port=8083 -Dquarkus.grpc.server.port=9083 \
     -Dmoe.expert.hosts="*:$HALF-$((EXPERTS - 1))" -Dmoe.expert.group=high
   ROUTER_ARGS+=(-Dmoe.router.experts.mode=remote
     "-Dmoe.router.experts.groups.low.hosts=*:0-$((HALF - 1))" -Dmoe.router.experts.groups.low.endpoints=localhost:9082
@@ -75,10 +80,10 @@ if [ "$MODE" = distributed ]; then
 else
   ROUTER_ARGS+=(-Dmoe.router.experts.mode=local)
 fi
-start router router-service/target/quarkus-app/quarkus-run.jar "${ROUTER_ARGS[@]}"
+start router router router-service/target/quarkus-app/quarkus-run.jar "${ROUTER_ARGS[@]}"
 GATEWAY_ARGS=(-Dquarkus.http.port=8080 -Dquarkus.grpc.clients.router.host=localhost -Dquarkus.grpc.clients.router.port=9081)
 [ -n "${MOE_API_KEY:-}" ] && GATEWAY_ARGS+=(-Dmoe.gateway.api-keys="$MOE_API_KEY")
-start gateway gateway-service/target/quarkus-app/quarkus-run.jar "${GATEWAY_ARGS[@]}"
+start gateway gateway gateway-service/target/quarkus-app/quarkus-run.jar "${GATEWAY_ARGS[@]}"
 
 if [ "$MODE" = distributed ]; then
   await_ready expert-low 8082

@@ -276,3 +276,30 @@ moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" 
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+A JVM container's memory (helm/README.md, "Memory"): (dict "memory" .memory "resources" .resources) -> YAML with
+"resources" and "javaOptions". Heap (plus the router's KV cache, which may take at most 70% of it) + direct memory
++ the JVM's own overhead + resident weights, rounded up to whole GiB, is both the request and the limit: memory is
+not overcommitted, since a pod over its limit is killed, not slowed. The heap is committed whole at start (-Xms),
+so that it is never resized. A memory named in resources wins.
+*/}}
+{{- define "moe.jvmMemory" -}}
+{{- $m := .memory -}}
+{{- $heap := int64 $m.heapMiB -}}
+{{- with $m.kvCacheMiB }}
+{{- $heap = max (add $heap .) (div (add (mul . 10) 6) 7) -}}
+{{- end }}
+{{- $need := add $heap $m.directMiB $m.overheadMiB $m.weightsMiB -}}
+{{- $res := deepCopy (.resources | default dict) -}}
+{{- $given := dig "limits" "memory" (dig "requests" "memory" "" $res) $res -}}
+{{- $memory := $given | default (printf "%dGi" (div (add $need 1023) 1024)) -}}
+{{- $requests := get $res "requests" | default dict -}}
+{{- $limits := get $res "limits" | default dict -}}
+{{- $_ := set $requests "memory" (get $requests "memory" | default $memory) -}}
+{{- $_ = set $limits "memory" (get $limits "memory" | default $memory) -}}
+{{- $_ = set $res "requests" $requests -}}
+{{- $_ = set $res "limits" $limits }}
+resources: {{ toYaml $res | nindent 2 }}
+javaOptions: {{ printf "-Xms%dm -Xmx%dm -XX:MaxDirectMemorySize=%dm" $heap $heap (int64 $m.directMiB) | quote }}
+{{- end -}}

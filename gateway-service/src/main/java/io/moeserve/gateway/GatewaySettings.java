@@ -1,5 +1,6 @@
 package io.moeserve.gateway;
 
+import io.quarkus.runtime.configuration.MemorySize;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.time.Duration;
@@ -18,6 +19,12 @@ public interface GatewaySettings {
 
     /** Longest prompt accepted, in tokens. Unset: the router's max_context. */
     OptionalInt maxPromptTokens();
+
+    /**
+     * Bytes of request bodies over 64 KiB the gateway holds at once (RequestBodyReader reads it); a body past it gets
+     * 429 with Retry-After. Unset: a sixty-fourth of the heap (a body becomes several times its size).
+     */
+    Optional<MemorySize> bodyMemory();
 
     /**
      * Longest a generation may take, queueing in the router included: the gRPC deadline of the router call and

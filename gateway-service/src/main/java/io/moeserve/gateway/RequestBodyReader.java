@@ -14,6 +14,7 @@ import io.vertx.ext.web.RoutingContext;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 
 /**
@@ -27,21 +28,57 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
  * is refused with 400 {@code unsupported_content_type}, as OpenAI's API does (openai/openai-openapi issues 194 and
  * 502 show its answer). It is read first, so that the connection stays usable. A body without a Content-Type is
  * taken as JSON.
+ *
+ * <p>A body is held in the heap while it is read, parsed, rendered and tokenized, and on the way it becomes several
+ * times its size: the text, the rendered prompt, and the token ids as longs and then ints, up to one token a byte
+ * (HfTokenizer reads only the ids; DJL's full encoding, 100 bytes a token, let one 4 MiB body take 300 MiB). So bodies
+ * over {@value #SMALL} bytes draw their size from a budget, {@code moe.gateway.body-memory} (default a sixty-fourth of
+ * the heap), reserved as the body arrives (all of it at once when Content-Length says how much) and given back when
+ * the response ends. A body that does not fit is refused with 429 in OpenAI's format and a Retry-After, as a
+ * saturated router is, and OpenAI's SDKs retry it. One body alone is always let in, so the heap must hold one body at
+ * the cap (LargeBodyBurstIT: 4 MiB bodies in a 256 MiB heap). Smaller bodies (a chat turn is a few KiB) are never
+ * refused for memory: their total is bounded by the connections.
  */
 @Singleton
 public class RequestBodyReader implements Handler<RoutingContext> {
     /** How much of an over-long body is read and dropped so that the client gets to read the 413. */
     private static final long DISCARD_LIMIT = 64L << 20;
     private static final long DISCARD_MILLIS = 10_000;
+    /** Bodies up to this size are not counted against the body budget. */
+    static final long SMALL = 64 << 10;
 
     private final long limit;
+    private final long budget;
+    private final AtomicLong held = new AtomicLong();
     private final Vertx vertx;
 
     @Inject
     RequestBodyReader(@ConfigProperty(name = "quarkus.http.limits.max-body-size") Optional<MemorySize> maxBodySize,
-                      Vertx vertx) {
+                      @ConfigProperty(name = "moe.gateway.body-memory") Optional<MemorySize> bodyMemory, Vertx vertx) {
         this.limit = maxBodySize.map(MemorySize::asLongValue).orElse(Long.MAX_VALUE);
+        this.budget = bodyMemory.map(MemorySize::asLongValue).orElse(Runtime.getRuntime().maxMemory() / 64);
         this.vertx = vertx;
+    }
+
+    /**
+     * Takes {@code bytes} more from the body budget for a request that holds {@code mine} already, if they fit; a
+     * body within the cap always fits when no other request holds any.
+     */
+    boolean reserve(long bytes, long mine) {
+        while (true) {
+            long now = held.get();
+            if (now > mine && now + bytes > budget) return false;
+            if (held.compareAndSet(now, now + bytes)) return true;
+        }
+    }
+
+    void release(long bytes) {
+        held.addAndGet(-bytes);
+    }
+
+    /** Bytes of bodies now held against the budget. */
+    long held() {
+        return held.get();
     }
 
     @Override
@@ -65,14 +102,33 @@ public class RequestBodyReader implements Handler<RoutingContext> {
             tooLarge(ctx, declared);
             return;
         }
+        // what this request holds against the budget, given back once when the response ends or the connection goes
+        long[] reserved = {0};
+        ctx.addEndHandler(v -> release(reserved[0]));
+        if (declared > SMALL) {
+            if (!reserve(declared, 0)) {
+                busy(ctx, declared);
+                return;
+            }
+            reserved[0] = declared;
+        }
         Buffer body = Buffer.buffer((int) Math.max(64, Math.min(declared, limit)));
         boolean[] rejected = {false};
         request.handler(chunk -> {
             if (rejected[0]) return;
-            if ((long) body.length() + chunk.length() > limit) {
+            long size = (long) body.length() + chunk.length();
+            if (size > limit) {
                 rejected[0] = true;
                 tooLarge(ctx, -1);
                 return;
+            }
+            if (size > SMALL && size > reserved[0]) {
+                if (!reserve(size - reserved[0], reserved[0])) {
+                    rejected[0] = true;
+                    busy(ctx, -1);
+                    return;
+                }
+                reserved[0] = size;
             }
             body.appendBuffer(chunk);
         });
@@ -101,13 +157,25 @@ public class RequestBodyReader implements Handler<RoutingContext> {
     }
 
     private void tooLarge(RoutingContext ctx, long declared) {
-        HttpServerRequest request = ctx.request();
-        HttpServerResponse response = ctx.response();
         String message = "Request body too large: this server accepts at most " + limit + " bytes"
                 + (declared > 0 ? ", and the request declares " + declared + "." : ".");
-        byte[] json = new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "request_too_large").toJson();
+        refuse(ctx, 413, new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "request_too_large"), declared);
+    }
+
+    private void busy(RoutingContext ctx, long declared) {
+        String message = "The server is holding as many large request bodies as its memory allows (" + budget
+                + " bytes); retry later.";
+        ctx.response().putHeader("Retry-After", "1");
+        refuse(ctx, 429, new OpenAiError(message, OpenAiError.RATE_LIMIT, null, "rate_limit_exceeded"), declared);
+    }
+
+    /** Answers with an error and closes the connection once the client has sent its body (up to a limit). */
+    private void refuse(RoutingContext ctx, int status, OpenAiError error, long declared) {
+        HttpServerRequest request = ctx.request();
+        HttpServerResponse response = ctx.response();
+        byte[] json = error.toJson();
         boolean http1 = request.version() != HttpVersion.HTTP_2;
-        response.setStatusCode(413).putHeader("Content-Type", "application/json");
+        response.setStatusCode(status).putHeader("Content-Type", "application/json");
         if (http1) response.putHeader("Connection", "close");
         Future<Void> written = response.end(Buffer.buffer(json));
         if (!http1) return;
