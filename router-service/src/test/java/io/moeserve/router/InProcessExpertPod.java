@@ -50,6 +50,8 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     final AtomicInteger streamCalls = new AtomicInteger();
     /** Calls for a (step, layer) this pod had already been called for: one per extra micro-batch, or a retry. */
     final AtomicInteger repeatedStepLayers = new AtomicInteger();
+    /** Calls being handled now (a stalled one included). */
+    final AtomicInteger active = new AtomicInteger();
     private final java.util.Set<Long> stepLayers = java.util.concurrent.ConcurrentHashMap.newKeySet();
     volatile int failNext;
     volatile long stallMillis;
@@ -84,6 +86,15 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
 
     @Override
     public void computeExperts(ExpertBatchRequest r, StreamObserver<ExpertBatchResponse> out) {
+        active.incrementAndGet();
+        try {
+            handle(r, out);
+        } finally {
+            active.decrementAndGet();
+        }
+    }
+
+    private void handle(ExpertBatchRequest r, StreamObserver<ExpertBatchResponse> out) {
         calls.incrementAndGet();
         if (!stepLayers.add(r.getStep() * 10_000 + r.getLayer())) repeatedStepLayers.incrementAndGet();
         if (draining) {
