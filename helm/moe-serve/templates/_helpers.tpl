@@ -250,9 +250,15 @@ moe.router.expert-skipping.threshold={{ .threshold }}
 moe.router.expert-skipping.protect-fraction={{ .protectFraction }}
 {{- end }}
 {{- end }}
+{{- if ne (int .Values.router.microBatches) 2 }}
 moe.router.experts.micro-batches={{ .Values.router.microBatches }}
+{{- end }}
+{{- if ne (int .Values.router.microBatchMinTokens) 2 }}
 moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens }}
+{{- end }}
+{{- if ne (int .Values.router.spinWaitMicros) 0 }}
 moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
+{{- end }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000

@@ -81,6 +81,8 @@ final class ReferenceManifests {
      * security, resources, volumes, grace and preStop, image, the labels the Services select on (the headless
      * expert Service is how the router finds pods), and the router's expert map.
      */
+    private static final String ROUTER_TARGETS = "MOE_GATEWAY_ROUTER_TARGETS";
+
     static List<String> differences(List<JsonNode> reference, List<JsonNode> chart) {
         List<String> out = new ArrayList<>();
         for (JsonNode d : Charts.ofKind(reference, "Deployment")) {
@@ -104,6 +106,12 @@ final class ReferenceManifests {
             // a chart value naming one of its Services (the gateway's router host) names the reference's own
             Map<String, String> chartEnv = new TreeMap<>(env(cc));
             chartEnv.replaceAll((k, v) -> CHART_SERVICE.matcher(v).replaceAll("moe-serve-$1"));
+            // The chart runs several routers behind a headless Service that the gateway resolves and balances over;
+            // the reference manifests run one router behind the ClusterIP Service QUARKUS_GRPC_CLIENTS_ROUTER_HOST names.
+            String targets = chartEnv.getOrDefault(ROUTER_TARGETS, "");
+            if (!env(rc).containsKey(ROUTER_TARGETS) && targets.startsWith("dns:///" + Charts.RELEASE + "-moe-serve-router-headless.")) {
+                chartEnv.remove(ROUTER_TARGETS);
+            }
             same(out, where, "env", env(rc), chartEnv);
             for (String v : env(rc).values()) {
                 if (v.startsWith("moe-serve-") && Charts.ofKind(reference, "Service").stream().noneMatch(x

@@ -11,6 +11,7 @@ import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.family.ModelFamily;
+import io.moeserve.runtime.quantize.RoutingStats;
 import io.moeserve.runtime.tensor.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -57,33 +58,19 @@ public final class CheckpointPruner {
     private CheckpointPruner() {}
 
     /**
-     * Importance per (layer, expert) from routing statistics: the router's {@code /v1/routing-stats} JSON
-     * (docs/architecture.md), whose {@code tokens[l][e]} counts the gates' choices, times {@code mean_weights[l][e]}
-     * (the mean combine weight the gates gave those choices) where the file has it, so count × mean weight, which is
-     * the sum of the weights; count alone otherwise.
+     * Importance per (layer, expert) from routing statistics ({@link RoutingStats}: {@code moe eval --routing-stats}'s
+     * file or the router's {@code /v1/routing-stats} JSON): count × mean combine weight, which is the sum of the
+     * weights the gates gave the expert (count alone where the file has no weights).
      */
     public static double[][] importance(Path stats, ModelConfig config) {
-        JsonNode n;
-        try {
-            n = MAPPER.readTree(stats.toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        JsonNode tokens = n.path("tokens");
-        JsonNode weights = n.path("mean_weights");
-        int layers = config.numLayers();
-        int experts = config.moe().numExperts();
-        if (!tokens.isArray() || tokens.size() != layers) {
-            throw new IllegalArgumentException(stats + ": 'tokens' must hold one list per layer (" + layers + ")");
-        }
-        double[][] out = new double[layers][];
-        for (int l = 0; l < layers; l++) {
-            out[l] = new double[experts];
-            if (!config.isSparse(l)) continue;
-            JsonNode row = tokens.get(l);
-            if (row.size() != experts) throw new IllegalArgumentException(stats + ": tokens[" + l + "] must hold " + experts + " counts");
-            JsonNode w = weights.isArray() ? weights.get(l) : null;
-            for (int e = 0; e < experts; e++) out[l][e] = row.get(e).asDouble() * (w == null ? 1.0 : w.get(e).asDouble());
+        return importance(RoutingStats.read(stats, config.numLayers(), config.moe().numExperts()));
+    }
+
+    /** count × mean weight per (layer, expert) of these statistics. */
+    public static double[][] importance(RoutingStats stats) {
+        double[][] out = new double[stats.layers()][stats.experts()];
+        for (int l = 0; l < out.length; l++) {
+            for (int e = 0; e < out[l].length; e++) out[l][e] = stats.count(l, e) * stats.meanWeight(l, e);
         }
         return out;
     }

@@ -27,6 +27,11 @@ import java.util.Arrays;
  * layer's list was never chosen. Ids past the FFN experts (MoE++'s zero, copy and constant experts) may be listed
  * and are skipped: they have no weights to quantize.
  *
+ * <p>The router's {@code /v1/routing-stats} document (docs/architecture.md) is read as well: its
+ * {@code tokens[l][e]} are the counts and its {@code mean_weights[l][e]}, where present, the mean weights (absent, as
+ * in snapshots from before the field, every mean weight is taken as 1, so importance is the frequency alone). So a
+ * deployment's own statistics can drive {@code moe quantize} and {@code moe prune} as {@code moe eval}'s do.
+ *
  * <p>The importance of expert e of a layer is its activation frequency times its mean weight,
  * {@code (count_e / Σ count) · mean_weight_e}: the share of the layer's routed output mass the expert carries.
  */
@@ -121,8 +126,11 @@ public final class RoutingStats {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read routing statistics " + file + ": " + e.getMessage(), e);
         }
+        if (root != null && root.path("tokens").isArray()) return readRouterSnapshot(root, file, layers, experts);
         JsonNode list = root == null ? null : root.get("layers");
-        if (list == null || !list.isArray()) throw new IllegalArgumentException(file + " has no \"layers\" list");
+        if (list == null || !list.isArray()) {
+            throw new IllegalArgumentException(file + " has neither a \"layers\" list nor the router's \"tokens\" table");
+        }
         RoutingStats stats = new RoutingStats(layers, experts);
         for (JsonNode l : list) {
             int layer = index(l, "layer", layers, file);
@@ -138,6 +146,28 @@ public final class RoutingStats {
                             + " needs an integer \"count\" and a number \"mean_weight\", found " + e);
                 }
                 stats.add(layer, expert, count.asLong(), weight.asDouble());
+            }
+        }
+        return stats;
+    }
+
+    /** The router's /v1/routing-stats document: tokens[l][e] and, where present, mean_weights[l][e]. */
+    private static RoutingStats readRouterSnapshot(JsonNode root, Path file, int layers, int experts) {
+        JsonNode tokens = root.get("tokens");
+        JsonNode weights = root.path("mean_weights");
+        if (tokens.size() != layers) throw new IllegalArgumentException(file + ": \"tokens\" must hold one list per layer (" + layers + ")");
+        RoutingStats stats = new RoutingStats(layers, experts);
+        for (int l = 0; l < layers; l++) {
+            JsonNode row = tokens.get(l);
+            if (row.isEmpty()) continue; // a dense layer
+            if (row.size() < experts) throw new IllegalArgumentException(file + ": tokens[" + l + "] must hold " + experts + " counts");
+            JsonNode w = weights.isArray() ? weights.get(l) : null;
+            for (int e = 0; e < experts; e++) {
+                JsonNode count = row.get(e);
+                if (!count.canConvertToLong() || count.asLong() < 0) {
+                    throw new IllegalArgumentException(file + ": tokens[" + l + "][" + e + "] must be a count, found " + count);
+                }
+                stats.add(l, e, count.asLong(), w == null ? 1.0 : w.get(e).asDouble());
             }
         }
         return stats;

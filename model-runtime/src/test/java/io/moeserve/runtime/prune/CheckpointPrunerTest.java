@@ -137,6 +137,38 @@ class CheckpointPrunerTest {
         assertArrayEquals(new double[] {10, 20}, Arrays.copyOf(CheckpointPruner.importance(file, config)[0], 2), "count alone");
     }
 
+    /** moe eval --routing-stats writes the per-layer list format; it ranks experts as the router's table does. */
+    @Test
+    void theEvalCommandsStatisticsGiveTheSameImportanceAsTheRoutersTable() throws IOException {
+        ModelConfig config = ConfigParser.load(TinyModels.checkpoint(Architecture.MIXTRAL));
+        int e = config.moe().numExperts();
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode router = json.createObjectNode();
+        ObjectNode eval = json.createObjectNode();
+        var tokens = router.putArray("tokens");
+        var weights = router.putArray("mean_weights");
+        var layers = eval.putArray("layers");
+        for (int l = 0; l < config.numLayers(); l++) {
+            var t = tokens.addArray();
+            var w = weights.addArray();
+            ObjectNode layer = layers.addObject().put("layer", l);
+            var experts = layer.putArray("experts");
+            for (int x = 0; x < e; x++) {
+                long count = 7L * (l + 1) + 3L * x;
+                double weight = 0.1 + 0.05 * ((x + l) % 5);
+                t.add(count);
+                w.add(weight);
+                experts.addObject().put("expert", x).put("count", count).put("frequency", 0.1).put("mean_weight", weight);
+            }
+        }
+        Path routerFile = Files.writeString(tmp.resolve("router.json"), json.writeValueAsString(router));
+        Path evalFile = Files.writeString(tmp.resolve("eval.json"), json.writeValueAsString(eval));
+        double[][] fromRouter = CheckpointPruner.importance(routerFile, config);
+        double[][] fromEval = CheckpointPruner.importance(evalFile, config);
+        for (int l = 0; l < config.numLayers(); l++) assertArrayEquals(fromRouter[l], fromEval[l], 1e-12, "layer " + l);
+        assertEquals((7 + 3) * 0.15, fromEval[0][1], 1e-12);
+    }
+
     /** The tiny checkpoint, with DeepSeek's and GLM's routing made ungrouped (their synthetic configs use 4 groups). */
     private Path ungrouped(Architecture arch) throws IOException {
         Path source = TinyModels.checkpoint(arch);

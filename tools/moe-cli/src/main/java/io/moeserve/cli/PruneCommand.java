@@ -2,11 +2,9 @@ package io.moeserve.cli;
 
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
-import io.moeserve.runtime.generate.Generator;
-import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.prune.CheckpointPruner;
+import io.moeserve.runtime.quantize.RoutingStats;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -62,20 +60,7 @@ final class PruneCommand implements Callable<Integer> {
     private double[][] calibrate() throws Exception {
         try (MoeModel model = MoeModel.load(dir, runtime.modelOptions()); PromptText text = PromptText.load(dir)) {
             int[] ids = text.encode(Files.readString(calibration), false, null);
-            ModelConfig c = model.config();
-            double[][] sum = new double[c.numLayers()][c.moe().numExperts()];
-            RoutingObserver observer = (layer, batch, k, experts, weights) -> {
-                for (int i = 0; i < batch.size() * k; i++) sum[layer][experts[i]] += weights[i];
-            };
-            int window = model.maxContext() - 1;
-            for (int from = 0; from < ids.length; from += window) {
-                int[] part = Arrays.copyOfRange(ids, from, Math.min(ids.length, from + window));
-                KvCache cache = model.newKvCache(part.length + 1, 1);
-                int slot = cache.allocateSequence();
-                new Generator(model, cache).prefill(part, slot, observer);
-                cache.release(slot);
-            }
-            return sum;
+            return CheckpointPruner.importance(RoutingStats.measure(model, ids, model.maxContext() - 1));
         }
     }
 }
