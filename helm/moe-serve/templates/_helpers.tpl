@@ -250,7 +250,7 @@ moe.router.expert-skipping.threshold={{ .threshold }}
 moe.router.expert-skipping.protect-fraction={{ .protectFraction }}
 {{- end }}
 {{- end }}
-{{- if ne (int .Values.router.microBatches) 2 }}
+{{- if ne (int .Values.router.microBatches) 1 }}
 moe.router.experts.micro-batches={{ .Values.router.microBatches }}
 {{- end }}
 {{- if ne (int .Values.router.microBatchMinTokens) 2 }}

@@ -116,9 +116,9 @@ class ChartRenderTest {
     void microBatchingSettingsReachTheRouterOnlyWhenSet() throws Exception {
         String off = named(Charts.renderDocs(null), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
         assertFalse(off.contains("micro-batch") || off.contains("spin-wait"), off);
-        Path values = Files.writeString(work.resolve("micro.yaml"), "router:\n  microBatches: 1\n  spinWaitMicros: 50\n");
+        Path values = Files.writeString(work.resolve("micro.yaml"), "router:\n  microBatches: 2\n  spinWaitMicros: 50\n");
         String on = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
-        assertTrue(on.contains("moe.router.experts.micro-batches=1\n") && on.contains("moe.router.experts.spin-wait-micros=50\n"), on);
+        assertTrue(on.contains("moe.router.experts.micro-batches=2\n") && on.contains("moe.router.experts.spin-wait-micros=50\n"), on);
         assertFalse(on.contains("micro-batch-min-tokens"), on);
     }
 

@@ -114,9 +114,11 @@ public interface RouterSettings {
         /**
          * Micro-batches a step of several sequences is split into (remote mode): each micro-batch's attention runs
          * while another's experts are at the pods (ping-pong), and the output is bit-identical to the unsplit step.
-         * 1 turns it off.
+         * 1 (the default) turns it off: where the router and the pods share cores, as on the 2-vCPU VM BENCHMARKS.md
+         * measured, splitting loses (each micro-batch streams an expert's weights again, and the overlapped work
+         * competes for the same cores); it is for routers and pods on cores of their own.
          */
-        @WithDefault("2")
+        @WithDefault("1")
         int microBatches();
 
         /** Steps of fewer tokens than this are not split: their attention is too short to hide a round trip. */
