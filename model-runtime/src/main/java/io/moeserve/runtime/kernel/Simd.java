@@ -76,10 +76,15 @@ public final class Simd {
      * i + half, which is the butterfly's lane i with lane i ^ half.
      */
     public static void sumEach(float[] lanes, int count, float[] sums, int sumsOffset) {
+        sumEach(lanes, 0, count, sums, sumsOffset);
+    }
+
+    /** {@link #sumEach(float[], int, float[], int)} of the vectors stored from {@code lanes[lanesOffset]}. */
+    public static void sumEach(float[] lanes, int lanesOffset, int count, float[] sums, int sumsOffset) {
         int k = 0;
-        for (; k + LANES <= count; k += LANES) sumGroup(lanes, k * LANES, sums, sumsOffset + k);
+        for (; k + LANES <= count; k += LANES) sumGroup(lanes, lanesOffset + k * LANES, sums, sumsOffset + k);
         for (; k < count; k++) {
-            int base = k * LANES;
+            int base = lanesOffset + k * LANES;
             for (int half = LANES / 2; half >= 1; half /= 2) {
                 for (int i = 0; i < half; i++) lanes[base + i] = lanes[base + i] + lanes[base + i + half];
             }

@@ -12,18 +12,25 @@ import org.junit.jupiter.api.Test;
  * {@link AttentionCore} (vector dot products, per-thread score rows, block-table lookups) against a textbook
  * attention computed in double precision straight from the positions: grouped-query heads, sequences of different
  * lengths in one step including several new tokens of one sequence (prefill), a sliding window, attention sinks,
- * head widths that leave a vector tail, and MLA's different query/key and value widths.
+ * head widths that leave a vector tail, groups of heads computed one by one and four at a time, and MLA's different
+ * query/key and value widths.
  */
 class AttentionCoreDifferentialTest {
 
     @Test
     void groupedQueryAttentionMatchesTheTextbookFormula() {
-        for (int window : new int[] {0, 5}) {
-            for (int threads : new int[] {1, 2}) {
-                for (boolean sinks : new boolean[] {false, true}) {
-                    check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, 6, 2, 24, false, false,
-                            AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(24)), sinks),
-                            window, threads);
+        // Groups of 3 heads are computed head by head, groups of 4 and 8 four heads at a time (sharing each key and
+        // value load); head widths of 24 and 40 end in a partial vector at every width, 64 in none.
+        int[][] shapes = {{6, 2, 24}, {8, 2, 24}, {16, 2, 40}, {8, 2, 64}};
+        for (int[] shape : shapes) {
+            for (int window : new int[] {0, 5}) {
+                for (int threads : new int[] {1, 2}) {
+                    for (boolean sinks : new boolean[] {false, true}) {
+                        int dim = shape[2];
+                        check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, shape[0], shape[1], dim, false, false,
+                                AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(dim)), sinks),
+                                window, threads);
+                    }
                 }
             }
         }

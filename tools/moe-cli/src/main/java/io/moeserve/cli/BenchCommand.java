@@ -46,6 +46,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--decode-tokens", defaultValue = "32", description = "Decode steps timed per batch size (default ${DEFAULT-VALUE}).")
     int decodeTokens;
 
+    @Option(names = "--context", defaultValue = "16",
+            description = "Tokens each decoding sequence holds before its timed steps: 16 matches llama-bench's tg (an almost empty "
+                    + "cache); longer contexts time attention over the KV cache too (default ${DEFAULT-VALUE}).")
+    int context;
+
     @Option(names = "--repeats", defaultValue = "2", description = "Timed repetitions; the best is reported (default ${DEFAULT-VALUE}).")
     int repeats;
 
@@ -65,7 +70,7 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf("read bandwidth %.1f GB/s; weights read per decoded token (batch 1) %.1f MB -> ceiling %.1f tokens/s%n",
                     bandwidth / 1e9, bytesPerToken / 1e6, bandwidth / bytesPerToken);
 
-            KvCache cache = model.newKvCache(promptTokens + maxBatch * (decodeTokens + 64) + 64, Math.max(2, maxBatch));
+            KvCache cache = model.newKvCache(promptTokens + maxBatch * (context + decodeTokens + 64) + 64, Math.max(2, maxBatch));
             Generator generator = new Generator(model, cache);
             int[] prompt = tokens(promptTokens, c.vocabSize(), 17);
             double bestPrefill = 0;
@@ -89,7 +94,8 @@ final class BenchCommand implements Callable<Integer> {
                     }
                 }
                 String fraction = b == 1 ? String.format(" (%.0f%% of the bandwidth ceiling)", 100 * best / (bandwidth / bytesPerToken)) : "";
-                System.out.printf("decode   batch %2d: %.1f tokens/s, %.1f ms per step%s%n", b, best, bestLatency * 1e3, fraction);
+                System.out.printf("decode   batch %2d%s: %.1f tokens/s, %.1f ms per step%s%n", b,
+                        context == 16 ? "" : " at context " + context, best, bestLatency * 1e3, fraction);
             }
             long[] pages = mappedPages(dir);
             if (pages[0] > 0) {
@@ -105,7 +111,7 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Decodes `decodeTokens` steps for b sequences after a short prefill; returns {tokens/s, seconds per step}. */
+    /** Decodes `decodeTokens` steps for b sequences after a prefill of about `context` tokens; returns {tokens/s, seconds per step}. */
     private double[] decode(MoeModel model, KvCache cache, Generator generator, int b) {
         int vocab = model.config().vocabSize();
         int[] slots = new int[b];
@@ -114,7 +120,7 @@ final class BenchCommand implements Callable<Integer> {
         float[] logits = new float[b * vocab];
         for (int s = 0; s < b; s++) {
             slots[s] = cache.allocateSequence();
-            int[] p = tokens(16 + s, vocab, 100 + s);
+            int[] p = tokens(context + s, vocab, 100 + s);
             generator.prefill(p, slots[s], RoutingObserver.NONE);
             length[s] = p.length;
             next[s] = (s * 31 + 7) % vocab;
