@@ -75,10 +75,12 @@ final class GenerateRequests {
             throw error(Status.OUT_OF_RANGE, "the prompt (" + n + " tokens) plus max_new_tokens (" + Integer.toUnsignedString(r.getMaxNewTokens())
                     + ") is " + total + " tokens, over the context limit of " + maxContext);
         }
+        // Admission takes only the prompt's blocks, but a sequence must be able to grow alone to its longest: otherwise it
+        // would be preempted for itself and never finish.
         int blocks = (int) ((total + blockSize - 1) / blockSize);
         if (blocks > totalBlocks) {
-            throw error(Status.OUT_OF_RANGE, "the sequence needs " + total + " tokens of KV cache but the router's whole budget is "
-                    + (long) totalBlocks * blockSize);
+            throw error(Status.OUT_OF_RANGE, "the sequence may grow to " + total + " tokens (prompt + max_new_tokens) but the router's "
+                    + "whole KV cache holds " + (long) totalBlocks * blockSize);
         }
         if (r.getTopLogprobs() > MAX_TOP_LOGPROBS) {
             throw error(Status.INVALID_ARGUMENT, "top_logprobs must be at most " + MAX_TOP_LOGPROBS + ", got " + r.getTopLogprobs());
@@ -118,7 +120,7 @@ final class GenerateRequests {
         Sampler sampler = new Sampler(sampling, vocab, prompt);
         sampler.resume(prompt, n - resumed, resumed);
         RouterSequence sequence = new RouterSequence(r.getRequestId(), prompt, (int) (total - n), stopIds, sampler,
-                r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, blocks, stream);
+                r.getLogprobs() || r.getTopLogprobs() > 0, r.getTopLogprobs(), hasDeadline, deadline, stream);
         if (r.hasSkipThreshold()) sequence.setSkipThreshold(r.getSkipThreshold());
         if (constraint != null) sequence.constrain(constraint);
         return sequence;

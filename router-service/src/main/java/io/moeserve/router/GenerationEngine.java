@@ -9,7 +9,6 @@ import io.moeserve.runtime.generate.Sequence;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.KvCacheFullException;
 import io.moeserve.runtime.model.MoeModel;
-import io.moeserve.runtime.model.StepBatch;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -17,6 +16,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
 import org.jboss.logging.Logger;
 
 /**
@@ -24,11 +24,19 @@ import org.jboss.logging.Logger;
  * admitting arrivals between steps and ending the sequences that are cancelled, expired or hit by a fault.
  *
  * <p>Design. The loop builds each step (decode tokens first, then prompt chunks) and streams the tokens through
- * each {@link RouterSequence}; this class decides who runs. Admission is first come, first served, and reserves a
- * sequence's whole KV-cache footprint (prompt + max new tokens) up front: a sequence once admitted never runs out
- * of cache, so there is no preemption and no request fails half way for lack of memory. Requests that do not fit
- * wait in a bounded queue; when the queue is full a request is refused at once with RESOURCE_EXHAUSTED and a retry
- * hint.
+ * each {@link RouterSequence}; this class decides who runs. Admission is first come, first served, by what a
+ * sequence's prompt takes now, not by what it might grow to: it is admitted when the blocks of its prompt, and those
+ * the sequences still prefilling have yet to take, leave a watermark of the pool free (vLLM's rule; the watermark
+ * keeps a little room for the running sequences' next blocks). A chat without max_tokens asks for the whole context,
+ * and reserving that up front filled the cache with a handful of requests while it stood mostly empty. Blocks are
+ * taken as sequences grow; when the pool runs dry the loop preempts the youngest running sequences (recompute, see
+ * {@link GenerationLoop}), and they go back to the front of the waiting queue, in admission order, keeping the
+ * tokens already streamed, their sampler and their constraint, so no request fails for lack of cache and a
+ * preempted one streams what it would have streamed unpreempted. The oldest sequence always progresses; one that
+ * could outgrow the whole cache alone is refused at the door ({@link GenerateRequests}, OUT_OF_RANGE). Requests
+ * that do not fit wait in a bounded queue; when the queue is full a request is refused at once with
+ * RESOURCE_EXHAUSTED and a retry hint. Cancellation and deadlines reach a preempted sequence in the waiting queue
+ * as they reach any waiting one.
  *
  * <p>Faults. When an expert group cannot compute a layer, the step throws {@link ExpertUnavailableException}
  * naming the rows that needed it; just those sequences end with UNAVAILABLE, and the step is run again without
@@ -52,6 +60,7 @@ final class GenerationEngine implements AutoCloseable {
     private final RouterMetrics metrics;
     private final int maxSequences;
     private final int maxQueued;
+    private final int watermarkBlocks;
     private final Duration retryAfter;
     private final ConcurrentLinkedQueue<RouterSequence> arrivals = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger();
@@ -59,18 +68,24 @@ final class GenerationEngine implements AutoCloseable {
     private volatile boolean closed;
     /** Read by the metrics and DescribeModel threads; written by the engine thread. */
     private volatile int runningCount;
-    private volatile int committedBlocks;
+    private volatile int freeBlocks;
     // Engine thread only.
     private final ArrayDeque<RouterSequence> waiting = new ArrayDeque<>();
+    /** What deadlines are checked against: System.nanoTime, or a test's clock when it steps through {@link #cycle}. */
+    LongSupplier clock = System::nanoTime;
 
-    GenerationEngine(MoeModel model, KvCache cache, int maxSequences, int maxQueued, Duration retryAfter,
+    /** @param watermark fraction of the KV cache's blocks that admission leaves free, in [0, 1) */
+    GenerationEngine(MoeModel model, KvCache cache, int maxSequences, int maxQueued, Duration retryAfter, double watermark,
                      RoutingStatistics stats, RouterMetrics metrics) {
+        if (!(watermark >= 0 && watermark < 1)) throw new IllegalArgumentException("the KV-cache watermark must lie in [0, 1), got " + watermark);
         this.loop = new GenerationLoop(model, cache, maxSequences, stats);
         this.cache = cache;
         this.stats = stats;
         this.metrics = metrics;
         this.maxSequences = maxSequences;
         this.maxQueued = maxQueued;
+        this.watermarkBlocks = (int) (watermark * cache.totalBlocks());
+        this.freeBlocks = cache.totalBlocks();
         this.retryAfter = retryAfter;
         this.thread = Thread.ofPlatform().name("generation-engine").daemon().unstarted(this::run);
     }
@@ -116,24 +131,22 @@ final class GenerationEngine implements AutoCloseable {
         return queued.get();
     }
 
+    /** KV-cache positions in blocks no sequence holds. */
     long freeKvTokens() {
-        return (long) (cache.totalBlocks() - committedBlocks) * cache.blockSize();
+        return (long) freeBlocks * cache.blockSize();
+    }
+
+    int freeKvBlocks() {
+        return freeBlocks;
+    }
+
+    int usedKvBlocks() {
+        return cache.totalBlocks() - freeBlocks;
     }
 
     private void run() {
         while (!closed) {
-            try {
-                schedule();
-                if (loop.running().isEmpty()) {
-                    LockSupport.parkNanos(this, 50_000_000L);
-                    continue;
-                }
-                step();
-            } catch (Throwable t) {
-                LOG.errorf(t, "generation step failed");
-                for (RouterSequence s : running()) fail(s, Status.INTERNAL.withDescription("the router failed a step: " + t));
-            }
-            account();
+            if (!cycle()) LockSupport.parkNanos(this, 50_000_000L);
         }
         for (RouterSequence s : running()) fail(s, Status.UNAVAILABLE.withDescription("the router is shutting down"));
         Status shutdown = Status.UNAVAILABLE.withDescription("the router is shutting down");
@@ -141,10 +154,28 @@ final class GenerationEngine implements AutoCloseable {
         for (RouterSequence s; (s = arrivals.poll()) != null; ) s.emitter.fail(shutdown.asRuntimeException());
     }
 
+    /**
+     * One round of the engine thread: schedules, runs a step, puts what it preempted back in the queue; false when
+     * nothing was running. Tests call it on their own thread with the engine's thread never started, to step through.
+     */
+    boolean cycle() {
+        try {
+            schedule();
+            if (loop.running().isEmpty()) return false;
+            step();
+        } catch (Throwable t) {
+            LOG.errorf(t, "generation step failed");
+            for (RouterSequence s : running()) fail(s, Status.INTERNAL.withDescription("the router failed a step: " + t));
+        }
+        requeuePreempted();
+        account();
+        return true;
+    }
+
     /** Takes arrivals, drops cancelled and expired sequences, admits what fits. */
     private void schedule() {
         for (RouterSequence s; (s = arrivals.poll()) != null; ) waiting.add(s);
-        long now = System.nanoTime();
+        long now = clock.getAsLong();
         for (var it = waiting.iterator(); it.hasNext(); ) {
             RouterSequence s = it.next();
             if (s.cancelled || s.expired(now)) {
@@ -162,7 +193,8 @@ final class GenerationEngine implements AutoCloseable {
         account();
         while (!waiting.isEmpty() && loop.running().size() < maxSequences) {
             RouterSequence s = waiting.peek();
-            if (committedBlocks + s.reservedBlocks > cache.totalBlocks()) break;
+            // Alone, a sequence is admitted whatever the watermark: GenerateRequests refused those the cache cannot hold.
+            if (!loop.running().isEmpty() && !loop.fits(s, watermarkBlocks)) break;
             if (!loop.admit(s)) break;
             waiting.poll();
             queued.decrementAndGet();
@@ -186,13 +218,11 @@ final class GenerationEngine implements AutoCloseable {
                 for (int r : e.rows()) fail((RouterSequence) loop.ownerOfRow(r), Status.UNAVAILABLE.withDescription(e.getMessage()));
                 continue;
             } catch (KvCacheFullException e) {
+                // Only a sequence alone can fail so, and GenerateRequests refuses those longer than the whole cache.
                 stats.discard();
-                LOG.errorf("KV cache full despite admission control: %s", e.getMessage());
-                StepBatch batch = loop.batch();
-                for (int r = 0; r < batch.size(); r++) {
-                    if (batch.slot(r) == e.slot()) {
-                        fail((RouterSequence) loop.ownerOfRow(r), Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()));
-                    }
+                LOG.errorf("a sequence outgrew the whole KV cache: %s", e.getMessage());
+                for (RouterSequence s : running()) {
+                    if (s.slot() == e.slot()) fail(s, Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()));
                 }
                 continue;
             }
@@ -209,13 +239,19 @@ final class GenerationEngine implements AutoCloseable {
         return copy;
     }
 
-    /** Recounts what the running sequences hold, for admission and the metrics. */
+    /** The sequences the last step preempted go back to the front of the waiting queue, oldest first. */
+    private void requeuePreempted() {
+        for (Sequence s; (s = loop.pollPreempted()) != null; ) {
+            waiting.addFirst((RouterSequence) s);
+            queued.incrementAndGet();
+            metrics.preempted();
+        }
+    }
+
+    /** Publishes what the running sequences hold, for the metrics and DescribeModel. */
     private void account() {
-        int blocks = 0;
-        List<Sequence> running = loop.running();
-        for (int i = 0; i < running.size(); i++) blocks += ((RouterSequence) running.get(i)).reservedBlocks;
-        committedBlocks = blocks;
-        runningCount = running.size();
+        freeBlocks = cache.freeBlocks();
+        runningCount = loop.running().size();
     }
 
     private void fail(RouterSequence s, Status status) {

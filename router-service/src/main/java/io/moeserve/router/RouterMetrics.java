@@ -28,9 +28,10 @@ final class RouterMetrics {
     private final Counter rejectedQueueFull;
     private final Counter rejectedTooLong;
     private final Counter rejectedInvalid;
+    private final Counter preemptions;
 
     RouterMetrics(MeterRegistry registry, List<String> groups, Supplier<Number> running, Supplier<Number> waiting,
-                  Supplier<Number> freeKvTokens) {
+                  Supplier<Number> freeKvTokens, Supplier<Number> usedKvBlocks, Supplier<Number> freeKvBlocks) {
         int n = groups.size();
         calls = new Counter[n];
         callSeconds = new Timer[n];
@@ -65,7 +66,14 @@ final class RouterMetrics {
                 .register(registry);
         Gauge.builder("moe.router.sequences", running).tag("state", "running").description("Sequences admitted").register(registry);
         Gauge.builder("moe.router.sequences", waiting).tag("state", "waiting").description("Sequences queued for admission").register(registry);
-        Gauge.builder("moe.router.kv.cache.free.tokens", freeKvTokens).description("Unreserved KV-cache positions").register(registry);
+        Gauge.builder("moe.router.kv.cache.free.tokens", freeKvTokens).description("KV-cache positions in blocks no sequence holds")
+                .register(registry);
+        Gauge.builder("moe.router.kv.cache.blocks", usedKvBlocks).tag("state", "used").description("KV-cache blocks held by sequences")
+                .register(registry);
+        Gauge.builder("moe.router.kv.cache.blocks", freeKvBlocks).tag("state", "free").description("KV-cache blocks in the free pool")
+                .register(registry);
+        preemptions = Counter.builder("moe.router.preemptions")
+                .description("Sequences preempted when the KV cache ran out (recomputed when admitted again)").register(registry);
         rejectedQueueFull = rejected(registry, "queue_full");
         rejectedTooLong = rejected(registry, "too_long");
         rejectedInvalid = rejected(registry, "invalid");
@@ -127,5 +135,9 @@ final class RouterMetrics {
 
     void rejectedInvalid() {
         rejectedInvalid.increment();
+    }
+
+    void preempted() {
+        preemptions.increment();
     }
 }

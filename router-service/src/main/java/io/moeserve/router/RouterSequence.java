@@ -10,7 +10,8 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 /**
  * One Generate call inside the engine: a {@link Sequence} of the generation loop whose tokens go to the call's
  * gRPC stream, one message per token, the last carrying the finish reason and usage; plus what admission and the
- * engine's checks need (reserved KV-cache blocks, deadline, cancellation).
+ * engine's checks need (deadline, cancellation). Preempted, it waits again with everything it had, its stream
+ * included, and its next message is the token after the last one it sent.
  *
  * <p>Owned by the engine thread, except {@link #cancelled}, which the gRPC side sets when the client goes away,
  * and {@link #emitter}, set once by the gRPC side before the sequence is submitted.
@@ -22,8 +23,6 @@ final class RouterSequence extends Sequence {
     /** Whether the sequence has a deadline, and the System.nanoTime() after which it fails with DEADLINE_EXCEEDED. */
     final boolean hasDeadline;
     final long deadlineNanos;
-    /** KV-cache blocks held for the whole sequence from admission to the end. */
-    final int reservedBlocks;
     final long arrivedNanos = System.nanoTime();
     private final TokenStream stream;
     MultiEmitter<? super GenerateResponse> emitter;
@@ -32,14 +31,13 @@ final class RouterSequence extends Sequence {
     long maskedExpertPairs;
 
     RouterSequence(String requestId, int[] prompt, int maxNew, int[] stopIds, Sampler sampler, boolean logprobs,
-                   int topLogprobs, boolean hasDeadline, long deadlineNanos, int reservedBlocks, TokenStream stream) {
+                   int topLogprobs, boolean hasDeadline, long deadlineNanos, TokenStream stream) {
         super(prompt, maxNew, sampler, stopIds);
         this.requestId = requestId;
         this.logprobs = logprobs;
         this.topLogprobs = topLogprobs;
         this.hasDeadline = hasDeadline;
         this.deadlineNanos = deadlineNanos;
-        this.reservedBlocks = reservedBlocks;
         this.stream = stream;
     }
 

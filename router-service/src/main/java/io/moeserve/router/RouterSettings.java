@@ -34,9 +34,17 @@ public interface RouterSettings {
         @WithDefault("64")
         int maxSequences();
 
-        /** Heap for keys and values of all sequences; a sequence is admitted only when its whole length fits. */
+        /** Heap for keys and values of all sequences, taken in blocks as sequences grow. */
         @WithDefault("256M")
         MemorySize kvCacheMemory();
+
+        /**
+         * Fraction of the KV cache's blocks admission keeps free: a sequence is admitted when its prompt's blocks fit
+         * with this much left (vLLM's watermark, 1% by default), so the running sequences' next blocks rarely force a
+         * preemption right after an admission. In [0, 1).
+         */
+        @WithDefault("0.01")
+        double kvCacheWatermark();
 
         /** Longest sequence (prompt + generated) accepted; capped by the model's max_position_embeddings. */
         @WithDefault("8192")

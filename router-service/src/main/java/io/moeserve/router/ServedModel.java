@@ -88,7 +88,8 @@ public class ServedModel {
             }
         }
         RouterMetrics metrics = new RouterMetrics(registry, names, () -> engine == null ? 0 : engine.runningCount(),
-                () -> engine == null ? 0 : engine.waitingCount(), () -> engine == null ? 0 : engine.freeKvTokens());
+                () -> engine == null ? 0 : engine.waitingCount(), () -> engine == null ? 0 : engine.freeKvTokens(),
+                () -> engine == null ? 0 : engine.usedKvBlocks(), () -> engine == null ? 0 : engine.freeKvBlocks());
         if (!groups.isEmpty()) {
             retries = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("expert-retry").daemon().unstarted(r));
             WireDType wire = x.wireDtype() == RouterSettings.WireFormat.bf16 ? WireDType.WIRE_DTYPE_BF16 : WireDType.WIRE_DTYPE_F32;
@@ -122,7 +123,11 @@ public class ServedModel {
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
                 cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, moe.config().vocabSize()),
                 new GrammarCache(model.path(), moe.config().vocabSize()));
-        engine = new GenerationEngine(moe, cache, b.maxSequences(), b.maxQueued(), b.retryAfter(), stats, metrics);
+        engine = new GenerationEngine(moe, cache, b.maxSequences(), b.maxQueued(), b.retryAfter(), b.kvCacheWatermark(), stats, metrics);
+        if ((long) cache.totalBlocks() * cache.blockSize() < moe.maxContext()) {
+            LOG.warnf("the KV cache (%d tokens) is shorter than the context (%d): a request whose prompt + max_new_tokens exceeds it is "
+                    + "refused; raise moe.router.batching.kv-cache-memory", (long) cache.totalBlocks() * cache.blockSize(), moe.maxContext());
+        }
         if (discovery != null) discovery.start();
         engine.start();
         LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB), context %d, loaded in %.1f s",

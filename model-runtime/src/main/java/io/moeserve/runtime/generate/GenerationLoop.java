@@ -1,9 +1,11 @@
 package io.moeserve.runtime.generate;
 
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheFullException;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -24,6 +26,20 @@ import java.util.List;
  * naming the step rows that needed it) can {@link #end} the sequences of those rows ({@link #ownerOfRow}) and
  * step again.
  *
+ * <p>KV cache. Blocks are taken as sequences grow, not reserved up front: before each step, {@link #allocate} takes
+ * the blocks each running sequence's tokens of the step need, oldest first (a prompt chunk shrinks to what the pool
+ * has left). When the pool runs dry for a sequence, the youngest running sequence is preempted, as vLLM's scheduler
+ * does: its blocks go back to the pool and it leaves the loop for {@link #pollPreempted}, to be admitted again
+ * later, ahead of new arrivals. It is recomputed, not swapped: its next prefill runs the prompt and every token it
+ * generated so far, and the last position's logits give the next token, as a decode step would have. Everything
+ * else about the sequence stays in its object (sampler with its seeded generator and penalty counts, constraint,
+ * tokens already produced, where they go), so it goes on exactly where it stopped; it is request migration's
+ * resumption (the prompt plus resumed output) without the state having to be rebuilt. The oldest sequence is never
+ * preempted for a younger one, so it always progresses; a sequence alone that cannot grow (longer than the whole
+ * cache) makes the step throw {@link KvCacheFullException} instead of preempting itself over and over. Admission by
+ * actual use is {@link #fits}: the blocks of the prompt, plus those the prefilling sequences have still to take,
+ * leave a watermark free.
+ *
  * <p>Everything per step is preallocated: the step batch, the logits rows, the row-to-sequence tables. Not thread-safe:
  * one thread admits, steps and ends sequences.
  */
@@ -38,6 +54,8 @@ public final class GenerationLoop {
     private final Sequence[] logitOwner;
     private final List<Sequence> running = new ArrayList<>();
     private final List<Sequence> runningView = Collections.unmodifiableList(running);
+    private final ArrayDeque<Sequence> preempted = new ArrayDeque<>();
+    private long preemptions;
 
     /**
      * @param maxSequences most sequences admitted at once (logits rows are allocated for them)
@@ -76,14 +94,47 @@ public final class GenerationLoop {
         return true;
     }
 
+    /**
+     * Whether admitting the sequence now leaves at least {@code watermarkBlocks} blocks of the pool free once it and
+     * the sequences still prefilling hold their prompts' blocks (admission by actual use; the blocks the sequences
+     * take as they generate come out of what is left, and preemption settles the rest).
+     */
+    public boolean fits(Sequence s, int watermarkBlocks) {
+        int pending = 0;
+        for (int i = 0; i < running.size(); i++) {
+            Sequence r = running.get(i);
+            if (r.phase == Sequence.Phase.PREFILL) pending += Math.max(0, cache.blocksFor(r.prefillEnd) - cache.blockCount(r.slot));
+        }
+        return cache.freeBlocks() - pending - cache.blocksFor(s.prefillEnd) >= watermarkBlocks;
+    }
+
+    /**
+     * The next sequence preempted by a step and not yet taken, youngest first: a caller that puts each at the front
+     * of its waiting queue as it takes it gets them back in admission order, ahead of everything that came later.
+     * Null when there is none.
+     */
+    public Sequence pollPreempted() {
+        return preempted.pollFirst();
+    }
+
+    /** Sequences preempted since the loop was made. */
+    public long preemptions() {
+        return preemptions;
+    }
+
     /** The sequences admitted and not ended, in admission order. */
     public List<Sequence> running() {
         return runningView;
     }
 
-    /** Runs one forward step over the running sequences (none: nothing happens). */
+    /**
+     * Runs one forward step over the running sequences (none: nothing happens); may preempt the youngest first.
+     *
+     * @throws KvCacheFullException when a sequence running alone needs more blocks than the pool holds
+     */
     public void step() {
         if (running.isEmpty()) return;
+        allocate();
         int logitRows = build();
         model.forward(batch, cache, logits, observer);
         for (Sequence s : running) {
@@ -109,13 +160,63 @@ public final class GenerationLoop {
         return batch;
     }
 
-    /** Ends a running sequence from outside (cancelled, failed, expired): frees its slot; no callback. */
+    /** Ends a running or preempted sequence from outside (cancelled, failed, expired): frees its slot; no callback. */
     public void end(Sequence s) {
         release(s);
         running.remove(s);
+        preempted.remove(s);
     }
 
-    /** Fills the step batch: decode tokens first, then prompt chunks; returns the number of logit rows. */
+    /**
+     * Takes the blocks this step needs, oldest sequence first, and plans each prompt chunk: decode tokens come
+     * first in the step's token budget, prompt chunks share what is left in admission order. A sequence the pool
+     * cannot serve preempts the youngest running sequence (itself, when it is the youngest) until it is served;
+     * a prompt chunk shrinks to the blocks left before anyone is preempted for it.
+     */
+    private void allocate() {
+        int decoding = 0;
+        for (int i = 0; i < running.size(); i++) if (running.get(i).phase == Sequence.Phase.DECODE) decoding++;
+        int budget = Math.max(0, batch.capacity() - decoding);
+        int blockSize = cache.blockSize();
+        for (int i = 0; i < running.size(); i++) {
+            Sequence s = running.get(i);
+            boolean decode = s.phase == Sequence.Phase.DECODE;
+            if (!decode) {
+                s.chunk = Math.min(budget, s.prefillEnd - s.prefilled);
+                if (s.chunk == 0) continue;
+            }
+            while (!cache.reserve(s.slot, decode ? s.length() : s.prefilled + s.chunk)) {
+                if (!decode) {
+                    int room = (cache.blockCount(s.slot) + cache.freeBlocks()) * blockSize - s.prefilled;
+                    if (room > 0) {
+                        s.chunk = Math.min(s.chunk, room);
+                        continue;
+                    }
+                }
+                if (running.size() == 1) throw new KvCacheFullException(s.slot, decode ? s.length() : s.prefilled + s.chunk);
+                Sequence youngest = running.get(running.size() - 1);
+                preempt(youngest);
+                if (youngest == s) break;
+            }
+            if (!decode && s.phase == Sequence.Phase.PREFILL) budget -= s.chunk;
+        }
+    }
+
+    /** Drops a running sequence's KV cache and sets it back to be admitted again, its prefill to recompute it. */
+    private void preempt(Sequence s) {
+        cache.release(s.slot);
+        s.slot = -1;
+        s.phase = Sequence.Phase.WAITING;
+        s.prefilled = 0;
+        s.chunk = 0;
+        s.prefillEnd = s.length();
+        s.preemptions++;
+        preemptions++;
+        running.remove(s);
+        preempted.addLast(s);
+    }
+
+    /** Fills the step batch: decode tokens first, then the planned prompt chunks; returns the number of logit rows. */
     private int build() {
         batch.clear();
         int logitRows = 0;
@@ -127,18 +228,11 @@ public final class GenerationLoop {
         }
         for (Sequence s : running) {
             if (s.phase != Sequence.Phase.PREFILL) continue;
-            int budget = batch.remaining();
-            if (budget == 0) {
-                s.chunk = 0;
-                continue;
-            }
-            int[] prompt = s.prompt();
-            int chunk = Math.min(budget, prompt.length - s.prefilled);
-            s.chunk = chunk;
-            for (int p = s.prefilled; p < s.prefilled + chunk; p++) {
-                boolean last = p == prompt.length - 1;
+            // allocate() planned the chunk within the budget; a preempted sequence's prefill runs its output too.
+            for (int p = s.prefilled; p < s.prefilled + s.chunk; p++) {
+                boolean last = p == s.prefillEnd - 1;
                 rowOwner[batch.size()] = s;
-                batch.add(prompt[p], s.slot, p, last, s.skipThreshold());
+                batch.add(s.tokenAt(p), s.slot, p, last, s.skipThreshold());
                 if (last) logitOwner[logitRows++] = s;
             }
         }

@@ -4,15 +4,18 @@ import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.StepBatch;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 /**
  * Runs a fixed set of requests to completion on one model and one KV cache, through the same
- * {@link GenerationLoop} the router's engine runs (which adds arrivals, deadlines and faults between steps): all
- * requests are admitted at once, prompts are prefilled in chunks of the step size while the others decode, and
- * each sequence leaves the batch, freeing its cache, when it ends. For the moe command, reference traces and tests.
+ * {@link GenerationLoop} the router's engine runs (which adds arrivals, deadlines and faults between steps): the
+ * requests are admitted in order as their prompts fit the KV cache (all at once when it is large enough), the
+ * sequences the loop preempts are admitted again before the rest, prompts are prefilled in chunks of the step size
+ * while the others decode, and each sequence leaves the batch, freeing its cache, when it ends. For the moe
+ * command, reference traces and tests.
  */
 public final class Generator {
     private final MoeModel model;
@@ -38,13 +41,22 @@ public final class Generator {
         if (n > cache.maxSequences()) throw new IllegalArgumentException(n + " sequences exceed the cache's " + cache.maxSequences() + " slots");
         GenerationLoop loop = new GenerationLoop(model, cache, n, observer);
         List<Request> sequences = new ArrayList<>(n);
+        ArrayDeque<Sequence> waiting = new ArrayDeque<>(n);
         try {
             for (int s = 0; s < n; s++) {
                 Request sequence = new Request(s, requests.get(s), model.config().vocabSize(), listener, promptLogits);
-                if (!loop.admit(sequence)) throw new IllegalStateException("no free KV-cache slot");
                 sequences.add(sequence);
+                waiting.add(sequence);
             }
-            while (!loop.running().isEmpty()) loop.step();
+            // Admitted by what their prompts take now; preempted ones come back first, when their tokens fit again.
+            while (!waiting.isEmpty() || !loop.running().isEmpty()) {
+                while (!waiting.isEmpty() && (loop.running().isEmpty() || loop.fits(waiting.peekFirst(), 0))) {
+                    if (!loop.admit(waiting.peekFirst())) throw new IllegalStateException("no free KV-cache slot");
+                    waiting.pollFirst();
+                }
+                loop.step();
+                for (Sequence s; (s = loop.pollPreempted()) != null; ) waiting.addFirst(s);
+            }
         } finally {
             for (Request s : sequences) loop.end(s);
         }

@@ -27,6 +27,13 @@ public class Sequence {
     int slot = -1;
     /** Prompt tokens already run through the model. */
     int prefilled;
+    /**
+     * Tokens the prefill runs: the prompt, or after a preemption the prompt and every token generated so far
+     * (their keys and values are recomputed, and the last one's logits give the next token).
+     */
+    int prefillEnd;
+    /** Times the sequence was preempted (its KV cache dropped, to be recomputed). */
+    int preemptions;
     /** Prompt tokens in the step being computed. */
     int chunk;
     int generatedCount;
@@ -45,6 +52,7 @@ public class Sequence {
         this.sampler = sampler;
         this.stopIds = stopIds;
         this.generated = new int[maxNewTokens];
+        this.prefillEnd = prompt.length;
     }
 
     /**
@@ -115,6 +123,16 @@ public class Sequence {
     /** The sequence's KV-cache slot, -1 when it holds none. */
     public final int slot() {
         return slot;
+    }
+
+    /** Times the loop preempted this sequence to free KV cache for older ones ({@link GenerationLoop}). */
+    public final int preemptions() {
+        return preemptions;
+    }
+
+    /** The token at position {@code pos}: the prompt's, then the generated ones. */
+    final int tokenAt(int pos) {
+        return pos < prompt.length ? prompt[pos] : generated[pos - prompt.length];
     }
 
     public final int generatedCount() {

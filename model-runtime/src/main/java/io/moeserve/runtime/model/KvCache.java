@@ -125,6 +125,17 @@ public final class KvCache {
         return freeBlockCount;
     }
 
+    /** Blocks a slot holds now (admission counts what a prefilling sequence still has to take). */
+    public int blockCount(int slot) {
+        checkSlot(slot);
+        return blockCounts[slot];
+    }
+
+    /** Blocks that positions [0, length) take. */
+    public int blocksFor(int length) {
+        return (length + blockSize - 1) / blockSize;
+    }
+
     public int totalBlocks() {
         return numBlocks;
     }

@@ -17,6 +17,9 @@ class KvCacheTest {
         assertNotEquals(a, b);
         assertTrue(c.reserve(a, 9));     // 3 blocks
         assertEquals(2, c.freeBlocks());
+        assertEquals(3, c.blockCount(a));
+        assertEquals(3, c.blocksFor(9));
+        assertEquals(2, c.blocksFor(8));
         assertTrue(c.reserve(a, 12));    // still 3
         assertEquals(2, c.freeBlocks());
         assertTrue(c.reserve(b, 8));     // 2 blocks
