@@ -6,19 +6,27 @@
 # then GC.heap_info), prints a Markdown table and fails when RSS grew by more than 5%, heap after GC by more than 5%
 # and 4 MiB, or a request after the warm-up failed.
 #
+# Every MOE_SOAK_EVERY seconds it also records each process's RSS (no GC) in target/soak/timeline.tsv and prints it
+# as a row per process: memory still filling after the warm-up levels off there, a leak keeps climbing. With
+# MOE_SOAK_NMT=1 every JVM runs with -XX:NativeMemoryTracking=summary, a baseline is taken at the first sample and
+# target/soak/NAME.nmt-diff.txt holds `jcmd VM.native_memory summary.diff` at the end: what the JVM itself allocated
+# outside the heap, by category (malloc by native libraries, e.g. the tokenizer's Rust code, is not in it).
+#
 # Usage: scripts/bench-soak.sh [MINUTES [STREAMS]]        (defaults 30 and 16)
 # Environment: MOE_MODEL (default models/default), MOE_SOAK_WARMUP (seconds of load before the first sample, default
-# 60), MOE_SOAK_MAX_TOKENS (per request, default 64), MOE_SOAK_PORT (first of eight loopback ports, default 18080),
-# and run.sh's MOE_*_HEAP / MOE_JAVA_OPTS.
+# 300: at 60 s on a loaded 2-core machine the gateway's JIT was still filling its code cache, BENCHMARKS.md), MOE_SOAK_MAX_TOKENS (per request, default 64), MOE_SOAK_PORT (first of eight loopback ports, default 18080),
+# MOE_SOAK_EVERY (default 60), MOE_SOAK_NMT, and run.sh's MOE_*_HEAP / MOE_JAVA_OPTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/find-jdk.sh
 source scripts/jvm-options.sh
 MINUTES="${1:-30}"
 STREAMS="${2:-16}"
-WARMUP="${MOE_SOAK_WARMUP:-60}"
+WARMUP="${MOE_SOAK_WARMUP:-300}"
 MAX_TOKENS="${MOE_SOAK_MAX_TOKENS:-64}"
 PORT="${MOE_SOAK_PORT:-18080}"
+EVERY="${MOE_SOAK_EVERY:-60}"
+NMT="${MOE_SOAK_NMT:-}"
 MODEL="$(realpath -m "${MOE_MODEL:-models/default}")"
 OUT=target/soak
 mkdir -p "$OUT"
@@ -36,6 +44,7 @@ declare -A PID
 NAMES=()
 stop() {
   trap - INT TERM EXIT
+  [ -n "${TIMELINE:-}" ] && kill "$TIMELINE" 2>/dev/null
   for n in "${NAMES[@]}"; do kill "${PID[$n]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
@@ -44,6 +53,7 @@ start() { # name service http grpc args...
   local name=$1 service=$2 http=$3 grpc=$4; shift 4
   local -a jvm
   read -r -a jvm <<< "$(moe_jvm_options "$service")"
+  [ -n "$NMT" ] && jvm+=(-XX:NativeMemoryTracking=summary)
   java "${jvm[@]}" -Dmoe.model.path="$MODEL" -Dquarkus.http.port="$http" -Dquarkus.grpc.server.port="$grpc" "$@" \
     -jar "$service-service/target/quarkus-app/quarkus-run.jar" > "$OUT/$name.log" 2>&1 &
   PID[$name]=$!
@@ -83,6 +93,21 @@ sample() { # label
         for (i = 1; i <= NF; i++) if ($i == "used") { v = $(i + 1); sub(/K,?$/, "", v); s += v } } END { print s + 0 }')
     awk -v label="$1" -v name="$n" -v heap="$heap" '/^VmRSS:/ { rss = $2 } /^RssAnon:/ { anon = $2 } /^RssFile:/ { file = $2 }
         END { print label "\t" name "\t" rss "\t" anon "\t" file "\t" heap }' "/proc/$p/status"
+    if [ -n "$NMT" ]; then
+      if [ "$1" = start ]; then jcmd "$p" VM.native_memory baseline > /dev/null
+      else jcmd "$p" VM.native_memory summary.diff scale=KB > "$OUT/$n.nmt-diff.txt"; fi
+      pmap -x "$p" > "$OUT/$n.pmap-$1.txt" 2>/dev/null || true
+    fi
+  done
+}
+# Every EVERY seconds from the start of the load: seconds, name, VmRSS (KiB); no GC, so nothing is disturbed.
+timeline() {
+  local t0=$SECONDS
+  while :; do
+    for n in "${NAMES[@]}"; do
+      awk -v t=$((SECONDS - t0)) -v name="$n" '/^VmRSS:/ { print t "\t" name "\t" $2 }' "/proc/${PID[$n]}/status" 2>/dev/null || true
+    done
+    sleep "$EVERY"
   done
 }
 
@@ -141,14 +166,18 @@ for t in threads: t.join()
 print(json.dumps(totals))
 PY
 LOAD=$!
+timeline > "$OUT/timeline.tsv" &
+TIMELINE=$!
 sleep "$WARMUP"
 sample start > "$OUT/samples.tsv"
 sleep $((MINUTES * 60))
 sample end >> "$OUT/samples.tsv"
 wait "$LOAD"
+kill "$TIMELINE"
+TIMELINE=
 for n in "${NAMES[@]}"; do kill -0 "${PID[$n]}" 2>/dev/null || { echo "error: $n exited during the soak (see $OUT/$n.log)" >&2; exit 1; }; done
 
-python3 - "$OUT/samples.tsv" "$OUT/load.json" "$MINUTES" "$STREAMS" <<'PY'
+python3 - "$OUT/samples.tsv" "$OUT/load.json" "$MINUTES" "$STREAMS" "$OUT/timeline.tsv" "$EVERY" <<'PY'
 import json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 load = json.load(open(sys.argv[2]))
@@ -168,6 +197,27 @@ for n in names:
     if g_rss > 0.05 or (g_heap > 0.05 and e[3] - s[3] > 4096): grew.append(n)
     print(f"| {n} | {mib(s[0])} → {mib(e[0])} | {mib(s[1])} → {mib(e[1])} | {mib(s[2])} → {mib(e[2])} | {s[3] / 1024:.1f} → {e[3] / 1024:.1f} "
           f"| {g_rss:+.1%} / {g_heap:+.1%} |")
+series = {}
+for l in open(sys.argv[5]):
+    t, n, k = l.split()
+    series.setdefault(n, []).append((int(t), int(k)))
+print(f"\nRSS (MiB) every {sys.argv[6]} s from the start of the load (warm-up included):")
+for n in names:
+    print(f"  {n}: " + " ".join(mib(k) for _, k in series.get(n, [])))
+import os, re
+nmt = [n for n in names if os.path.exists(f"{os.path.dirname(sys.argv[1])}/{n}.nmt-diff.txt")]
+if nmt:
+    # what the JVM committed outside the heap grew by, by category, beside RSS: the rest is malloc it does not track
+    print("\nNative memory tracking, committed growth (MiB) from the first sample to the last:")
+    for n in nmt:
+        text = open(f"{os.path.dirname(sys.argv[1])}/{n}.nmt-diff.txt").read()
+        growth = {}
+        for cat in ("Total", "Code", "Class", "Metaspace", "Thread", "Other"):
+            m = re.search(rf"^-?\s*{cat}[: ].*?committed=\d+KB ([+-]\d+)KB", text, re.M)
+            growth[cat] = int(m.group(1)) / 1024 if m else 0.0
+        rss = (at[("end", n)][0] - at[("start", n)][0]) / 1024
+        print(f"  {n}: RSS {rss:+.1f}, NMT total {growth['Total']:+.1f} (code cache {growth['Code']:+.1f}, classes and metaspace {growth['Class'] + growth['Metaspace']:+.1f},"
+              f" threads {growth['Thread']:+.1f}, other incl. direct buffers {growth['Other']:+.1f}), untracked {rss - growth['Total']:+.1f}")
 if grew: print(f"\nFAIL: grew by more than 5% after warm-up: {', '.join(grew)}")
 if load["failed"]: print(f"\nFAIL: {load['failed']} requests failed")
 sys.exit(1 if grew or load["failed"] else 0)

@@ -20,8 +20,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
@@ -41,6 +39,7 @@ public final class RouterKillDriver implements AutoCloseable {
     static final int MAX_TOKENS = 48;
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private static final String MASKED_COMMENT = ": x-moe-degraded masked-experts=";
 
     final Path model;
     final ServiceProcess routerA;
@@ -88,8 +87,11 @@ public final class RouterKillDriver implements AutoCloseable {
         return "Stream " + i + " tells the story of router number " + (i * 7 + 3) + " and its experts";
     }
 
-    /** What one request gave the client. */
-    record Outcome(int status, String text, String error, boolean done, List<Long> chunkNanos) {
+    /**
+     * What one request gave the client; {@code masked} is the count of the stream's closing
+     * {@code : x-moe-degraded masked-experts=N} comment (degraded mode), 0 without one.
+     */
+    record Outcome(int status, String text, String error, boolean done, List<Long> chunkNanos, long masked) {
         boolean ok() {
             return status == 200 && error == null && done;
         }
@@ -128,7 +130,14 @@ public final class RouterKillDriver implements AutoCloseable {
             List<Long> times = new ArrayList<>();
             String error = null;
             boolean done = false;
+            long masked = 0;
+            StringBuilder refusal = new StringBuilder();
             for (String line : (Iterable<String>) response.body()::iterator) {
+                if (response.statusCode() != 200) {
+                    refusal.append(line);
+                    continue;
+                }
+                if (line.startsWith(MASKED_COMMENT)) masked = Long.parseLong(line.substring(MASKED_COMMENT.length()).trim());
                 if (!line.startsWith("data: ")) continue;
                 String data = line.substring(6);
                 if (data.equals("[DONE]")) {
@@ -144,10 +153,10 @@ public final class RouterKillDriver implements AutoCloseable {
                 text.append(chunk.at("/choices/0/delta/content").asText(""));
                 onChunk.accept(times.size());
             }
-            if (response.statusCode() != 200) error = "HTTP " + response.statusCode();
-            return new Outcome(response.statusCode(), text.toString(), error, done, times);
+            if (response.statusCode() != 200) error = "HTTP " + response.statusCode() + " " + refusal;
+            return new Outcome(response.statusCode(), text.toString(), error, done, times, masked);
         } catch (IOException e) {
-            return new Outcome(0, "", e.toString(), false, List.of());
+            return new Outcome(0, "", e.toString(), false, List.of(), 0);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
@@ -162,8 +171,8 @@ public final class RouterKillDriver implements AutoCloseable {
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build();
         try {
             HttpResponse<String> response = HTTP.send(r, HttpResponse.BodyHandlers.ofString());
-            if (response.statusCode() != 200) return new Outcome(response.statusCode(), "", response.body(), false, List.of());
-            return new Outcome(200, JSON.readTree(response.body()).at("/choices/0/message/content").asText(), null, true, List.of());
+            if (response.statusCode() != 200) return new Outcome(response.statusCode(), "", response.body(), false, List.of(), 0);
+            return new Outcome(200, JSON.readTree(response.body()).at("/choices/0/message/content").asText(), null, true, List.of(), 0);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (InterruptedException e) {
@@ -188,6 +197,64 @@ public final class RouterKillDriver implements AutoCloseable {
         routerB.close();
     }
 
+    /**
+     * What a timed load gave: every request's outcome, and when its event happened ({@link System#nanoTime()}).
+     * Rows for BENCHMARKS.md are read from it: failures, and the longest gap between two chunks of the streams whose
+     * chunks span the event beside the longest of any other stream.
+     */
+    record Load(List<Outcome> outcomes, long eventNanos) {
+        long failures() {
+            return outcomes.stream().filter(o -> !o.ok()).count();
+        }
+
+        long spanning() {
+            return outcomes.stream().filter(o -> o.spans(eventNanos)).count();
+        }
+
+        double longestGapAcrossMs() {
+            return outcomes.stream().filter(o -> o.spans(eventNanos)).mapToDouble(Outcome::longestGapMs).max().orElse(0);
+        }
+
+        double longestGapElsewhereMs() {
+            return outcomes.stream().filter(o -> !o.spans(eventNanos)).mapToDouble(Outcome::longestGapMs).max().orElse(0);
+        }
+    }
+
+    /**
+     * After one round of {@code streams} streams to warm up (not counted: the JIT compiles the hot paths of every
+     * service), {@code streams} clients send one streamed completion after another through {@code gateway} for
+     * {@code seconds}; {@code event} runs halfway, and its start is the load's event time.
+     */
+    static Load load(ServiceProcess gateway, int streams, int seconds, Runnable event) throws Exception {
+        ExecutorService warm = Executors.newFixedThreadPool(streams);
+        List<Future<Outcome>> warming = new ArrayList<>();
+        for (int c = 0; c < streams; c++) {
+            int client = c;
+            warming.add(warm.submit(() -> stream(gateway, client, n -> { })));
+        }
+        for (Future<Outcome> f : warming) f.get();
+        warm.shutdown();
+        long end = System.nanoTime() + seconds * 1_000_000_000L;
+        AtomicBoolean stop = new AtomicBoolean();
+        List<Outcome> outcomes = java.util.Collections.synchronizedList(new ArrayList<>());
+        ExecutorService pool = Executors.newFixedThreadPool(streams);
+        List<Future<?>> clients = new ArrayList<>();
+        for (int c = 0; c < streams; c++) {
+            int client = c;
+            clients.add(pool.submit(() -> {
+                for (int k = 0; !stop.get(); k++) outcomes.add(stream(gateway, client + streams * (k % 4), n -> { }));
+            }));
+        }
+        Thread.sleep(seconds * 500L);
+        long eventNanos = System.nanoTime();
+        event.run();
+        Thread.sleep(Math.max(0, (end - System.nanoTime()) / 1_000_000));
+        stop.set(true);
+        for (Future<?> f : clients) f.get();
+        pool.shutdown();
+        return new Load(List.copyOf(outcomes), eventNanos);
+    }
+
     /** The benchmark: see the class comment. */
     public static void main(String[] args) throws Exception {
         Path model = args.length > 0 && !args[0].isEmpty() ? Path.of(args[0]).toAbsolutePath() : Models.small(Architecture.MIXTRAL);
@@ -195,45 +262,11 @@ public final class RouterKillDriver implements AutoCloseable {
         int streams = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         try (RouterKillDriver d = new RouterKillDriver(model, 1)) {
             d.awaitReady();
-            // One round first, not counted: the JIT compiles the hot paths of all three services.
-            ExecutorService warm = Executors.newFixedThreadPool(streams);
-            List<Future<Outcome>> warming = new ArrayList<>();
-            for (int c = 0; c < streams; c++) {
-                int client = c;
-                warming.add(warm.submit(() -> stream(d.gateway, client, n -> { })));
-            }
-            for (Future<Outcome> f : warming) f.get();
-            warm.shutdown();
-            long end = System.nanoTime() + seconds * 1_000_000_000L;
-            AtomicLong killedAt = new AtomicLong(Long.MAX_VALUE);
-            AtomicBoolean stop = new AtomicBoolean();
-            List<Outcome> outcomes = java.util.Collections.synchronizedList(new ArrayList<>());
-            AtomicInteger sent = new AtomicInteger();
-            ExecutorService pool = Executors.newFixedThreadPool(streams);
-            List<Future<?>> clients = new ArrayList<>();
-            for (int c = 0; c < streams; c++) {
-                int client = c;
-                clients.add(pool.submit(() -> {
-                    for (int k = 0; !stop.get(); k++) {
-                        outcomes.add(stream(d.gateway, client + streams * (k % 4), n -> { }));
-                        sent.incrementAndGet();
-                    }
-                }));
-            }
-            Thread.sleep(seconds * 500L);
-            d.routerA.kill();
-            killedAt.set(System.nanoTime());
-            Thread.sleep(Math.max(0, (end - System.nanoTime()) / 1_000_000));
-            stop.set(true);
-            for (Future<?> f : clients) f.get();
-            pool.shutdown();
-            long failures = outcomes.stream().filter(o -> !o.ok()).count();
-            double acrossKill = outcomes.stream().filter(o -> o.spans(killedAt.get())).mapToDouble(Outcome::longestGapMs).max().orElse(0);
-            double otherwise = outcomes.stream().filter(o -> !o.spans(killedAt.get())).mapToDouble(Outcome::longestGapMs).max().orElse(0);
-            long spanning = outcomes.stream().filter(o -> o.spans(killedAt.get())).count();
+            Load l = load(d.gateway, streams, seconds, d.routerA::kill);
             System.out.printf(Locale.ROOT, "| kill -9 one of 2 routers, %d streams, %d s | %d | %d | %d streams across the kill, longest gap %.0f ms"
-                    + " (%.0f ms elsewhere) |%n", streams, seconds, sent.get(), failures, spanning, acrossKill, otherwise);
-            for (Outcome o : outcomes) if (!o.ok()) System.out.println("failed: " + o.status() + " " + o.error());
+                    + " (%.0f ms elsewhere) |%n", streams, seconds, l.outcomes().size(), l.failures(), l.spanning(), l.longestGapAcrossMs(),
+                    l.longestGapElsewhereMs());
+            for (Outcome o : l.outcomes()) if (!o.ok()) System.out.println("failed: " + o.status() + " " + o.error());
         }
     }
 }
