@@ -31,6 +31,13 @@ public class Sequence {
     int chunk;
     int generatedCount;
     FinishReason finishReason;
+    // Prefix caching (the loop's thread only): the hash chain of the sequence's full blocks, how many of them are
+    // hashed and registered, whether its prompt was looked up, and whether its keys and values may be shared.
+    long[] blockHashes;
+    int hashedBlocks;
+    int registeredBlocks;
+    boolean prefixQueried;
+    boolean uncacheable;
 
     /**
      * @param prompt       at least one token
@@ -73,6 +80,14 @@ public class Sequence {
     /** This sequence's expert skip threshold, NaN where it takes the model's. */
     public final float skipThreshold() {
         return skipThreshold;
+    }
+
+    /**
+     * Keeps the keys and values this sequence computes from now on out of the prefix cache: they are not what the
+     * model computes for its tokens (degraded mode masked experts in its rows). It still takes cached blocks.
+     */
+    public final void excludeFromPrefixCache() {
+        uncacheable = true;
     }
 
     /** Restricts what the sequence may generate (structured output); set before admission. */
