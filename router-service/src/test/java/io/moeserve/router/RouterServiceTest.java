@@ -278,6 +278,31 @@ class RouterServiceTest {
     }
 
     @Test
+    void aPromptSeenBeforeIsTakenFromThePrefixCacheAndGivesTheSameOutput() throws Exception {
+        int[] prompt = new int[40];
+        for (int j = 0; j < prompt.length; j++) prompt[j] = (j * 53 + 29) % 384;
+        double before = metric("moe_router_prefix_cache_hit_tokens_total");
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))));
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))), "the cache hit's output");
+        double hits = before;
+        for (int i = 0; i < 200 && hits - before < 32; i++) {
+            Thread.sleep(10);
+            hits = metric("moe_router_prefix_cache_hit_tokens_total");
+        }
+        assertEquals(32, hits - before, 0, "the second request took the prompt's two full blocks from the cache");
+        assertTrue(metric("moe_router_prefix_cache_queried_tokens_total") >= 80);
+        assertTrue(metric("moe_router_prefix_cache_blocks") >= 2);
+    }
+
+    private static double metric(String name) {
+        String body = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        for (String line : body.split("\n")) {
+            if (line.startsWith(name + " ")) return Double.parseDouble(line.substring(name.length() + 1).trim());
+        }
+        throw new AssertionError(name + " is not exported");
+    }
+
+    @Test
     void describesTheModelAndExportsRoutingStatistics() {
         ModelDescription d = stub.describeModel(DescribeModelRequest.getDefaultInstance());
         assertEquals(TinyRouterModel.MODEL_ID, d.getModelId());

@@ -190,6 +190,7 @@ public final class GenerationLoop {
             if (block < 0) return computedBefore(s, index, k);
             cache.share(s.slot, k, block);
             s.prefilled = (k + 1) * bs;
+            s.cachedTokens += bs;
             s.registeredBlocks = Math.max(s.registeredBlocks, k + 1);
         }
         return false;

@@ -38,6 +38,7 @@ public class Sequence {
     int registeredBlocks;
     boolean prefixQueried;
     boolean uncacheable;
+    int cachedTokens;
 
     /**
      * @param prompt       at least one token
@@ -139,6 +140,11 @@ public class Sequence {
     /** A copy of the tokens produced so far. */
     public final int[] generated() {
         return java.util.Arrays.copyOf(generated, generatedCount);
+    }
+
+    /** Prompt tokens whose keys and values were taken from the prefix cache instead of computed. */
+    public final int cachedPromptTokens() {
+        return cachedTokens;
     }
 
     /** Why the sequence ended, or null while it runs (or when it was ended from outside, {@link GenerationLoop#end}). */

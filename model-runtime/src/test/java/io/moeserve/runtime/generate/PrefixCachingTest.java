@@ -121,6 +121,7 @@ class PrefixCachingTest {
             assertEquals(2 + 4, blocks.size(), "two shared prompt blocks and each choice's own last block");
             assertEquals(4, cache.blockReferences(cache.blockOf(choices.get(3).slot(), 0)));
             assertEquals(3 * 32, cache.prefixHitTokens());
+            assertEquals(List.of(0, 32, 32, 32), choices.stream().map(Sequence::cachedPromptTokens).toList());
             while (!loop.running().isEmpty()) loop.step();
             for (int c = 0; c < 4; c++) {
                 Recorded alone = run(model, model.newKvCache(512, 1), PROMPT, 6, SamplingParams.sampled(0.9f, 0, 1f, 0f, 100L + c));
