@@ -89,6 +89,9 @@ public final class GenerationLoop {
         if (cache.prefixCaching() && s.blockHashes == null) {
             s.blockHashes = new long[(s.prompt().length + s.maxNewTokens()) / cache.blockSize() + 1];
         }
+        // A sequence admitted again (after preemption) hashes and registers its blocks afresh in its new slot.
+        s.hashedBlocks = 0;
+        s.registeredBlocks = 0;
         running.add(s);
         return true;
     }
