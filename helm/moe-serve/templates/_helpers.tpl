@@ -256,6 +256,9 @@ moe.router.experts.micro-batches={{ .Values.router.microBatches }}
 {{- if ne (int .Values.router.microBatchMinTokens) 2 }}
 moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens }}
 {{- end }}
+{{- if not .Values.router.prefixCaching }}
+moe.router.prefix-caching.enabled=false
+{{- end }}
 {{- if ne (int .Values.router.spinWaitMicros) 0 }}
 moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- end }}

@@ -94,6 +94,22 @@ public interface GatewaySettings {
          */
         @WithDefault("3")
         int maxAttempts();
+
+        /**
+         * Prefix affinity: prompts whose first this many tokens are the same prefer the same router (rendezvous
+         * hashing over the routers' addresses), where the router's prefix cache holds their keys and values already
+         * (later turns of a conversation, the n choices of a request). 32 is two of the router's KV-cache blocks;
+         * shorter prompts, and 0, use least outstanding requests alone.
+         */
+        @WithDefault("32")
+        int prefixAffinityTokens();
+
+        /**
+         * How many more generations in flight than the least loaded ready router the preferred router may have and
+         * still be chosen; beyond it, least outstanding requests wins, so one hot prefix cannot pile onto one router.
+         */
+        @WithDefault("4")
+        int prefixAffinitySlack();
     }
 
     /** Request migration. */

@@ -111,15 +111,16 @@ class ChartRenderTest {
         assertEquals(1, ofKind(docs, "HorizontalPodAutoscaler").size());
     }
 
-    /** Ping-pong and the busy-poll reach the router's properties only when they differ from the router's defaults. */
+    /** Ping-pong, the busy-poll and prefix caching reach the router's properties only when they differ from the router's defaults. */
     @Test
     void microBatchingSettingsReachTheRouterOnlyWhenSet() throws Exception {
         String off = named(Charts.renderDocs(null), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
-        assertFalse(off.contains("micro-batch") || off.contains("spin-wait"), off);
-        Path values = Files.writeString(work.resolve("micro.yaml"), "router:\n  microBatches: 2\n  spinWaitMicros: 50\n");
+        assertFalse(off.contains("micro-batch") || off.contains("spin-wait") || off.contains("prefix-caching"), off);
+        Path values = Files.writeString(work.resolve("micro.yaml"), "router:\n  microBatches: 2\n  spinWaitMicros: 50\n  prefixCaching: false\n");
         String on = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
         assertTrue(on.contains("moe.router.experts.micro-batches=2\n") && on.contains("moe.router.experts.spin-wait-micros=50\n"), on);
         assertFalse(on.contains("micro-batch-min-tokens"), on);
+        assertTrue(on.contains("moe.router.prefix-caching.enabled=false\n"), on);
     }
 
     /** Expert skipping is off unless set: the router's properties name it only then. */

@@ -38,6 +38,10 @@ import org.jboss.logging.Logger;
  * RESOURCE_EXHAUSTED and a retry hint. Cancellation and deadlines reach a preempted sequence in the waiting queue
  * as they reach any waiting one.
  *
+ * <p>Prefix caching ({@code moe.router.prefix-caching.enabled}) changes nothing here: a sequence's reservation
+ * still counts the blocks it shares with others, so admission stays on the safe side, and the cached blocks nobody
+ * holds are evicted whenever a reserved block is taken, so they never stand in its way.
+ *
  * <p>Faults. When an expert group cannot compute a layer, the step throws {@link ExpertUnavailableException}
  * naming the rows that needed it; just those sequences end with UNAVAILABLE, and the step is run again without
  * them (a failed step commits nothing, so re-running rewrites the same positions). In degraded mode
@@ -69,6 +73,9 @@ final class GenerationEngine implements AutoCloseable {
     /** Read by the metrics and DescribeModel threads; written by the engine thread. */
     private volatile int runningCount;
     private volatile int freeBlocks;
+    private volatile int cachedBlocks;
+    private volatile long prefixQueriedTokens;
+    private volatile long prefixHitTokens;
     // Engine thread only.
     private final ArrayDeque<RouterSequence> waiting = new ArrayDeque<>();
     /** What deadlines are checked against: System.nanoTime, or a test's clock when it steps through {@link #cycle}. */
@@ -114,7 +121,10 @@ final class GenerationEngine implements AutoCloseable {
      * pairs were masked; they count towards its sequence's total, which goes out with its next token.
      */
     void masked(int row, int pairs) {
-        ((RouterSequence) loop.ownerOfRow(row)).maskedExpertPairs += pairs;
+        RouterSequence s = (RouterSequence) loop.ownerOfRow(row);
+        s.maskedExpertPairs += pairs;
+        // Its keys and values from here on are not what the model computes: no other request may reuse them.
+        s.excludeFromPrefixCache();
     }
 
     /** The client went away: the sequence stops and its cache is freed before the next step. */
@@ -142,6 +152,19 @@ final class GenerationEngine implements AutoCloseable {
 
     int usedKvBlocks() {
         return cache.totalBlocks() - freeBlocks;
+    }
+
+    /** Blocks holding a cached prefix (prefix caching), as of the last step. */
+    int cachedBlocks() {
+        return cachedBlocks;
+    }
+
+    long prefixQueriedTokens() {
+        return prefixQueriedTokens;
+    }
+
+    long prefixHitTokens() {
+        return prefixHitTokens;
     }
 
     private void run() {
@@ -252,6 +275,9 @@ final class GenerationEngine implements AutoCloseable {
     private void account() {
         freeBlocks = cache.freeBlocks();
         runningCount = loop.running().size();
+        cachedBlocks = cache.cachedBlocks();
+        prefixQueriedTokens = cache.prefixQueriedTokens();
+        prefixHitTokens = cache.prefixHitTokens();
     }
 
     private void fail(RouterSequence s, Status status) {

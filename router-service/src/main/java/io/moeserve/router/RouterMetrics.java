@@ -1,6 +1,7 @@
 package io.moeserve.router;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -77,6 +78,21 @@ final class RouterMetrics {
         rejectedQueueFull = rejected(registry, "queue_full");
         rejectedTooLong = rejected(registry, "too_long");
         rejectedInvalid = rejected(registry, "invalid");
+    }
+
+    /**
+     * The prefix cache's meters: blocks holding a cached prefix, and prompt tokens looked up and found (the hit
+     * rate is their ratio), read from the engine's published counts. Function meters hold their object weakly, so
+     * they are given the engine itself, which lives as long as the router, not a lambda nobody else holds.
+     */
+    static void prefixCache(MeterRegistry registry, GenerationEngine engine) {
+        Gauge.builder("moe.router.prefix.cache.blocks", engine, GenerationEngine::cachedBlocks)
+                .description("KV-cache blocks holding a cached prefix, held by a sequence or evictable").register(registry);
+        FunctionCounter.builder("moe.router.prefix.cache.queried.tokens", engine, GenerationEngine::prefixQueriedTokens)
+                .description("Prompt tokens looked up in the prefix cache").register(registry);
+        FunctionCounter.builder("moe.router.prefix.cache.hit.tokens", engine, GenerationEngine::prefixHitTokens)
+                .description("Prompt tokens found in the prefix cache, whose keys and values were not computed again")
+                .register(registry);
     }
 
     private static Counter rejected(MeterRegistry registry, String reason) {

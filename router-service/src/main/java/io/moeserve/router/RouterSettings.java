@@ -14,6 +14,8 @@ public interface RouterSettings {
 
     Batching batching();
 
+    PrefixCaching prefixCaching();
+
     Experts experts();
 
     ExpertSkipping expertSkipping();
@@ -57,6 +59,17 @@ public interface RouterSettings {
         /** The retry hint given to refused requests. */
         @WithDefault("1s")
         Duration retryAfter();
+    }
+
+    /** Reusing the KV cache's blocks across requests that share a token prefix. */
+    interface PrefixCaching {
+        /**
+         * Whether full KV-cache blocks are shared by the requests whose prompts start with the same tokens (later
+         * turns of a conversation, the n choices of one request) and kept, least recently used first out, until the
+         * cache needs them. On by default, as in vLLM: a hit computes bit for bit what a cold run computes.
+         */
+        @WithDefault("true")
+        boolean enabled();
     }
 
     /** Where the routed experts are computed. */

@@ -119,6 +119,7 @@ public class ServedModel {
         }
         long budget = kvBytes / KvCache.bytesPerToken(moe.config());
         cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
+        if (settings.prefixCaching().enabled()) cache.enablePrefixCaching();
         stats = new RoutingStatistics(moe.config(), registry);
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
                 cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, moe.config().vocabSize()),
@@ -128,13 +129,18 @@ public class ServedModel {
             LOG.warnf("the KV cache (%d tokens) is shorter than the context (%d): a request whose prompt + max_new_tokens exceeds it is "
                     + "refused; raise moe.router.batching.kv-cache-memory", (long) cache.totalBlocks() * cache.blockSize(), moe.maxContext());
         }
+        if (cache.prefixCaching()) {
+            RouterMetrics.prefixCache(registry, engine);
+        }
         if (discovery != null) discovery.start();
         engine.start();
-        LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB), context %d, loaded in %.1f s",
+        LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB, prefix caching %s),"
+                        + " context %d, loaded in %.1f s",
                 model.path(), model.resolvedId(), moe.config().architecture().hfClassName(),
                 x.mode() == RouterSettings.Mode.local ? "in this process" : "in groups " + names,
                 stepTokens, b.maxSequences(), (long) cache.totalBlocks() * cache.blockSize(),
-                cache.totalBlocks() * (double) cache.blockSize() * KvCache.bytesPerToken(moe.config()) / 1048576, moe.maxContext(),
+                cache.totalBlocks() * (double) cache.blockSize() * KvCache.bytesPerToken(moe.config()) / 1048576,
+                cache.prefixCaching() ? "on" : "off", moe.maxContext(),
                 (System.nanoTime() - t0) / 1e9);
     }
 

@@ -24,6 +24,7 @@ import io.moeserve.proto.router.v1.StructuredOutput;
 import io.moeserve.proto.router.v1.TokenLogprob;
 import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
+import jakarta.inject.Inject;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -39,6 +40,9 @@ import org.junit.jupiter.api.Test;
 @QuarkusTest
 @QuarkusTestResource(value = TinyRouterModel.class, restrictToAnnotatedClass = true)
 class RouterServiceTest {
+    @Inject
+    ServedModel served;
+
     static final int[] PROMPT = {5, 77, 300, 12, 9, 250, 31, 4, 199, 64, 18};
     private static ManagedChannel channel;
     private static RouterServiceGrpc.RouterServiceBlockingStub stub;
@@ -280,6 +284,30 @@ class RouterServiceTest {
             free = stub.describeModel(DescribeModelRequest.getDefaultInstance()).getKvCacheFreeTokens();
         }
         assertEquals(before.getKvCacheTokens(), free, "the cancelled sequence's cache is freed");
+    }
+
+    @Test
+    void aPromptSeenBeforeIsTakenFromThePrefixCacheAndGivesTheSameOutput() throws Exception {
+        int[] prompt = new int[40];
+        for (int j = 0; j < prompt.length; j++) prompt[j] = (j * 53 + 29) % 384;
+        // Read from this app's engine: a meter of an app started earlier in this JVM (another test class) keeps its name
+        // in Micrometer's global registry, and with it that app's engine.
+        long before = served.engine().prefixHitTokens();
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))));
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))), "the cache hit's output");
+        long hits = before;
+        for (int i = 0; i < 200 && hits - before < 32; i++) {
+            Thread.sleep(10);
+            hits = served.engine().prefixHitTokens();
+        }
+        assertEquals(32, hits - before, "the second request took the prompt's two full blocks from the cache");
+        assertTrue(served.engine().prefixQueriedTokens() >= 80);
+        assertTrue(served.engine().cachedBlocks() >= 2);
+        String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        for (String name : List.of("moe_router_prefix_cache_hit_tokens_total", "moe_router_prefix_cache_queried_tokens_total",
+                "moe_router_prefix_cache_blocks")) {
+            assertTrue(metrics.contains("\n" + name + " "), name + " is exported");
+        }
     }
 
     @Test

@@ -46,6 +46,14 @@ import org.jboss.logging.Logger;
  * answers again. When no router is ready the least loaded one is tried anyway: its error says more than a refusal.
  * A call's caller passes the routers it has tried, so a retry goes to another one ({@code GenerationRun}).
  *
+ * <p>Prefix affinity. Each router caches the KV-cache blocks of the prompts it has run (router-service's prefix
+ * caching), so a prompt that starts like an earlier one is cheaper on the router that ran it. A prompt of at least
+ * {@code prefix-affinity-tokens} tokens hashes its first that many tokens, and the router whose address scores
+ * highest with that hash (rendezvous hashing: adding or losing a router moves only the prefixes that scored highest
+ * on it) is preferred while it is ready, not yet tried, and has at most {@code prefix-affinity-slack} more
+ * generations in flight than the least loaded choice; otherwise the least loaded choice stands. The n choices of a
+ * request and the turns of a conversation (its earlier turns are the start of its prompt) so land together.
+ *
  * <p>Generate uses the plain async stub rather than the Mutiny one: the Mutiny stub's Multi does not cancel the gRPC
  * call when it is cancelled (Quarkus' ClientCalls.oneToMany hands the emitter a plain StreamObserver), and a client
  * that goes away must end the router's sequence. Channels are built here, with {@link GrpcTls}'s credentials when
@@ -56,6 +64,8 @@ import org.jboss.logging.Logger;
 public class RouterClient {
     private static final Logger LOG = Logger.getLogger(RouterClient.class);
     private static final String DNS = "dns:///";
+    /** No prefix affinity: the prompt is too short, or affinity is off. */
+    static final long NO_AFFINITY = 0;
 
     @Inject
     GatewaySettings settings;
@@ -188,7 +198,9 @@ public class RouterClient {
      * and adds it there; false when every router has been tried. The call's listener hears the messages and the end.
      */
     public boolean generate(GenerateRequest request, Duration timeout, GenerationCall call, Set<String> tried) {
-        RouterTarget target = pick(targets, tried, turn.getAndIncrement());
+        GatewaySettings.RouterTargets r = settings.router();
+        RouterTarget target = pick(targets, tried, turn.getAndIncrement(), affinity(request, r.prefixAffinityTokens()),
+                r.prefixAffinitySlack());
         if (target == null) return false;
         tried.add(target.address);
         call.bind(target);
@@ -209,6 +221,45 @@ public class RouterClient {
     static RouterTarget pick(List<RouterTarget> targets, Set<String> tried, int turn) {
         RouterTarget best = pick(targets, tried, turn, true);
         return best != null ? best : pick(targets, tried, turn, false);
+    }
+
+    /**
+     * As {@link #pick(List, Set, int)}, but the router that {@code affinity} prefers (highest rendezvous score) is
+     * taken instead when it is ready, not tried, and within {@code slack} generations of the least loaded choice;
+     * {@link #NO_AFFINITY}: the least loaded choice.
+     */
+    static RouterTarget pick(List<RouterTarget> targets, Set<String> tried, int turn, long affinity, int slack) {
+        RouterTarget least = pick(targets, tried, turn);
+        if (least == null || affinity == NO_AFFINITY) return least;
+        RouterTarget preferred = null;
+        long best = 0;
+        for (RouterTarget t : targets) {
+            long score = mix(affinity ^ t.addressHash);
+            if (preferred == null || Long.compareUnsigned(score, best) > 0) {
+                preferred = t;
+                best = score;
+            }
+        }
+        boolean usable = preferred != least && !tried.contains(preferred.address) && preferred.ready()
+                && preferred.inFlight.get() <= least.inFlight.get() + slack;
+        return usable ? preferred : least;
+    }
+
+    /** The prefix-affinity hash of a request's first {@code tokens} prompt tokens; NO_AFFINITY for shorter prompts or 0. */
+    static long affinity(GenerateRequest request, int tokens) {
+        if (tokens <= 0 || request.getPromptTokenIdsCount() < tokens) return NO_AFFINITY;
+        long h = 0x6A09E667F3BCC908L;
+        for (int i = 0; i < tokens; i++) h = mix(h ^ request.getPromptTokenIds(i));
+        return h == NO_AFFINITY ? h + 1 : h;
+    }
+
+    /** MurmurHash3's 64-bit finalizer, with the golden ratio added so that 0 does not stay 0. */
+    static long mix(long h) {
+        h = (h + 0x9E3779B97F4A7C15L) ^ (h >>> 33);
+        h *= 0xFF51AFD7ED558CCDL;
+        h ^= h >>> 33;
+        h *= 0xC4CEB9FE1A85EC53L;
+        return h ^ (h >>> 33);
     }
 
     private static RouterTarget pick(List<RouterTarget> targets, Set<String> tried, int turn, boolean ready) {

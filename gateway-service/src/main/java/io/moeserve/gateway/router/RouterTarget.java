@@ -18,6 +18,8 @@ final class RouterTarget {
     final ManagedChannel channel;
     final RouterServiceGrpc.RouterServiceStub stub;
     final AtomicInteger inFlight = new AtomicInteger();
+    /** The address hashed, for prefix affinity's rendezvous hashing. */
+    final long addressHash;
     /** The last probe answered, and no call has failed for want of the router since. Starts true: try it first. */
     private volatile boolean answered = true;
     private volatile String problem = "";
@@ -28,6 +30,7 @@ final class RouterTarget {
 
     RouterTarget(String address, ManagedChannel channel, String name) {
         this.address = address;
+        this.addressHash = RouterClient.mix(address.hashCode());
         this.name = name;
         this.channel = channel;
         this.stub = channel == null ? null : RouterServiceGrpc.newStub(channel);

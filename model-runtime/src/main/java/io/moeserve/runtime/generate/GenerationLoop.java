@@ -40,6 +40,18 @@ import java.util.List;
  * actual use is {@link #fits}: the blocks of the prompt, plus those the prefilling sequences have still to take,
  * leave a watermark free.
  *
+ * <p>Prefix caching, when the KV cache has it on: before a prefilling sequence's chunk, the loop looks its prompt's
+ * full blocks up by their hash chain and points the sequence's block table at the cached ones, skipping their
+ * computation; the block holding the prompt's last token is always computed, so there are logits to sample from.
+ * When the next block is not cached but a sequence admitted earlier is computing the same prefix right now (the n
+ * choices of one request, all admitted together), the later one waits a step and takes it when it is done, so the
+ * prompt is computed once. After each step, every full block a sequence has computed (prompt or generated tokens)
+ * is registered. A sequence preempted and admitted again looks its blocks up afresh, its generated tokens included.
+ * The chain starts from the sequence's expert skip threshold, the one thing besides its tokens that changes a
+ * position's keys and values; sequences whose experts were masked (degraded mode) register nothing ({@link
+ * Sequence#excludeFromPrefixCache}). A cached block holds bit for bit the keys and values its prefix computes on
+ * its own, since a position's keys and values do not depend on the rows it is batched with.
+ *
  * <p>Everything per step is preallocated: the step batch, the logits rows, the row-to-sequence tables. Not thread-safe:
  * one thread admits, steps and ends sequences.
  */
@@ -56,6 +68,8 @@ public final class GenerationLoop {
     private final List<Sequence> runningView = Collections.unmodifiableList(running);
     private final ArrayDeque<Sequence> preempted = new ArrayDeque<>();
     private long preemptions;
+    /** One block's tokens, for the prefix cache's lookups. */
+    private final int[] blockTokens;
 
     /**
      * @param maxSequences most sequences admitted at once (logits rows are allocated for them)
@@ -71,6 +85,7 @@ public final class GenerationLoop {
         this.logits = new float[Math.max(1, Math.min(maxSequences, stepTokens)) * vocab];
         this.rowOwner = new Sequence[stepTokens];
         this.logitOwner = new Sequence[Math.max(1, maxSequences)];
+        this.blockTokens = new int[cache.blockSize()];
     }
 
     /**
@@ -90,6 +105,12 @@ public final class GenerationLoop {
         if (slot < 0) return false;
         s.slot = slot;
         s.phase = Sequence.Phase.PREFILL;
+        if (cache.prefixCaching() && s.blockHashes == null) {
+            s.blockHashes = new long[(s.prompt().length + s.maxNewTokens()) / cache.blockSize() + 1];
+        }
+        // A sequence admitted again (after preemption) hashes and registers its blocks afresh in its new slot.
+        s.hashedBlocks = 0;
+        s.registeredBlocks = 0;
         running.add(s);
         return true;
     }
@@ -134,12 +155,19 @@ public final class GenerationLoop {
      */
     public void step() {
         if (running.isEmpty()) return;
+        if (cache.prefixCaching()) {
+            for (int i = 0; i < running.size(); i++) {
+                Sequence s = running.get(i);
+                s.waitsForPrefix = s.phase == Sequence.Phase.PREFILL && reuse(s, i);
+            }
+        }
         allocate();
         int logitRows = build();
         model.forward(batch, cache, logits, observer);
         for (Sequence s : running) {
             if (s.phase == Sequence.Phase.PREFILL) s.prefilled += s.chunk;
         }
+        if (cache.prefixCaching()) register();
         for (int row = 0; row < logitRows; row++) {
             Sequence s = logitOwner[row];
             if (s.phase == Sequence.Phase.PREFILL) s.phase = Sequence.Phase.DECODE;
@@ -182,7 +210,7 @@ public final class GenerationLoop {
             Sequence s = running.get(i);
             boolean decode = s.phase == Sequence.Phase.DECODE;
             if (!decode) {
-                s.chunk = Math.min(budget, s.prefillEnd - s.prefilled);
+                s.chunk = s.waitsForPrefix ? 0 : Math.min(budget, s.prefillEnd - s.prefilled);
                 if (s.chunk == 0) continue;
             }
             while (!cache.reserve(s.slot, decode ? s.length() : s.prefilled + s.chunk)) {
@@ -237,6 +265,92 @@ public final class GenerationLoop {
             }
         }
         return logitRows;
+    }
+
+    /**
+     * Before a prefilling sequence's chunk: takes the cached blocks that continue what it has, up to the block
+     * before the one holding its prompt's last token; true when it should wait this step because the next block is
+     * being computed by a sequence admitted before it ({@code index} is its place in {@link #running}).
+     */
+    private boolean reuse(Sequence s, int index) {
+        int bs = cache.blockSize();
+        if (!s.prefixQueried) {
+            s.prefixQueried = true;
+            cache.countPrefixQuery(s.prompt().length);
+        }
+        if (s.prefilled % bs != 0) return false;
+        // A preempted sequence's prefill runs its generated tokens too: they may be cached as well.
+        int limit = (s.prefillEnd - 1) / bs;
+        hashBlocks(s, limit);
+        for (int k = s.prefilled / bs; k < limit; k++) {
+            fill(s, k);
+            int block = cache.cachedBlock(s.blockHashes[k], parentHash(s, k), blockTokens, 0);
+            if (block < 0) return computedBefore(s, index, k);
+            cache.share(s.slot, k, block);
+            s.prefilled = (k + 1) * bs;
+            s.cachedTokens += bs;
+            s.registeredBlocks = Math.max(s.registeredBlocks, k + 1);
+        }
+        return false;
+    }
+
+    /** Whether a sequence before {@code index} is prefilling block k of the same prefix and will register it. */
+    private boolean computedBefore(Sequence s, int index, int k) {
+        int end = (k + 1) * cache.blockSize();
+        for (int i = 0; i < index; i++) {
+            Sequence a = running.get(i);
+            if (a.phase == Sequence.Phase.PREFILL && !a.uncacheable && a.hashedBlocks > k && a.blockHashes[k] == s.blockHashes[k]
+                    && a.prefilled < end && end <= a.prefillEnd) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** After a step: caches every block the running sequences have filled since the last. */
+    private void register() {
+        int bs = cache.blockSize();
+        for (Sequence s : running) {
+            if (s.uncacheable || s.slot < 0) continue;
+            int full = cache.length(s.slot) / bs;
+            if (full <= s.registeredBlocks) continue;
+            hashBlocks(s, full);
+            for (int k = s.registeredBlocks; k < full; k++) {
+                fill(s, k);
+                cache.register(s.slot, k, s.blockHashes[k], parentHash(s, k), blockTokens, 0);
+            }
+            s.registeredBlocks = full;
+        }
+    }
+
+    /** Extends a sequence's hash chain to its first {@code blocks} blocks, whose tokens must all be known. */
+    private void hashBlocks(Sequence s, int blocks) {
+        int bs = cache.blockSize();
+        for (int k = s.hashedBlocks; k < blocks; k++) {
+            long h = parentHash(s, k);
+            for (int p = k * bs; p < (k + 1) * bs; p++) h = mix(h ^ s.tokenAt(p));
+            s.blockHashes[k] = h;
+        }
+        s.hashedBlocks = Math.max(s.hashedBlocks, blocks);
+    }
+
+    /** The hash a block's chain continues: its predecessor's, or for the first the sequence's skip threshold's. */
+    private static long parentHash(Sequence s, int k) {
+        return k == 0 ? mix(0x243F6A8885A308D3L ^ Float.floatToIntBits(s.skipThreshold())) : s.blockHashes[k - 1];
+    }
+
+    private void fill(Sequence s, int k) {
+        int from = k * blockTokens.length;
+        for (int i = 0; i < blockTokens.length; i++) blockTokens[i] = s.tokenAt(from + i);
+    }
+
+    /** MurmurHash3's 64-bit finalizer over the chain so far plus one token. */
+    private static long mix(long h) {
+        h = (h + 0x9E3779B97F4A7C15L) ^ (h >>> 33);
+        h *= 0xFF51AFD7ED558CCDL;
+        h ^= h >>> 33;
+        h *= 0xC4CEB9FE1A85EC53L;
+        return h ^ (h >>> 33);
     }
 
     /** Samples the sequence's next token from its logits row; ends the sequence when that token is its last. */

@@ -38,6 +38,16 @@ public class Sequence {
     int chunk;
     int generatedCount;
     FinishReason finishReason;
+    // Prefix caching (the loop's thread only): the hash chain of the sequence's full blocks, how many of them are
+    // hashed and registered, whether its prompt was looked up, and whether its keys and values may be shared.
+    long[] blockHashes;
+    int hashedBlocks;
+    int registeredBlocks;
+    boolean prefixQueried;
+    /** This step: the next block of its prefix is being computed by a sequence admitted before it; wait for it. */
+    boolean waitsForPrefix;
+    boolean uncacheable;
+    int cachedTokens;
 
     /**
      * @param prompt       at least one token
@@ -81,6 +91,14 @@ public class Sequence {
     /** This sequence's expert skip threshold, NaN where it takes the model's. */
     public final float skipThreshold() {
         return skipThreshold;
+    }
+
+    /**
+     * Keeps the keys and values this sequence computes from now on out of the prefix cache: they are not what the
+     * model computes for its tokens (degraded mode masked experts in its rows). It still takes cached blocks.
+     */
+    public final void excludeFromPrefixCache() {
+        uncacheable = true;
     }
 
     /** Restricts what the sequence may generate (structured output); set before admission. */
@@ -142,6 +160,11 @@ public class Sequence {
     /** A copy of the tokens produced so far. */
     public final int[] generated() {
         return java.util.Arrays.copyOf(generated, generatedCount);
+    }
+
+    /** Prompt tokens whose keys and values were taken from the prefix cache instead of computed. */
+    public final int cachedPromptTokens() {
+        return cachedTokens;
     }
 
     /** Why the sequence ended, or null while it runs (or when it was ended from outside, {@link GenerationLoop#end}). */

@@ -11,6 +11,13 @@ import java.util.Arrays;
  * that admission control works against. Storage is one float array per layer for keys and one for values,
  * indexed by (block · blockSize + offset) · width. Everything is allocated up front; growing a sequence by a token
  * pops at most one int from the free list.
+ *
+ * <p>With prefix caching on ({@link #enablePrefixCaching}), full blocks are shared read-only between sequences
+ * with the same token prefix and outlive them, unreferenced, until the pool needs them ({@link PrefixCache} says
+ * how): a block then goes back to the pool only when no sequence holds it and it is not cached, the free list is
+ * taken first, and when it is empty the least recently used cached block nobody holds is evicted. The generation
+ * loop decides what to share and register ({@link #cachedBlock}, {@link #share}, {@link #register}); everything
+ * else works as without it.
  */
 public final class KvCache {
     private final int numLayers;
@@ -28,6 +35,8 @@ public final class KvCache {
     private final boolean[] inUse;
     private final int[] freeBlocks;
     private int freeBlockCount;
+    /** Null while prefix caching is off. */
+    private PrefixCache prefix;
 
     /**
      * @param maxContext longest sequence (prompt + generated) any slot may hold
@@ -90,8 +99,17 @@ public final class KvCache {
         if (needBlocks > maxBlocksPerSequence) return false;
         int extra = needBlocks - blockCounts[slot];
         if (extra <= 0) return true;
-        if (extra > freeBlockCount) return false;
-        for (int i = 0; i < extra; i++) blockTables[slot][blockCounts[slot]++] = freeBlocks[--freeBlockCount];
+        if (prefix == null) {
+            if (extra > freeBlockCount) return false;
+            for (int i = 0; i < extra; i++) blockTables[slot][blockCounts[slot]++] = freeBlocks[--freeBlockCount];
+            return true;
+        }
+        if (extra > freeBlockCount + prefix.evictable()) return false;
+        for (int i = 0; i < extra; i++) {
+            int block = freeBlockCount > 0 ? freeBlocks[--freeBlockCount] : prefix.evict();
+            prefix.taken(block);
+            blockTables[slot][blockCounts[slot]++] = block;
+        }
         return true;
     }
 
@@ -109,20 +127,36 @@ public final class KvCache {
     /** Returns a slot and its blocks to the pool at once. */
     public void release(int slot) {
         checkSlot(slot);
-        for (int i = blockCounts[slot] - 1; i >= 0; i--) freeBlocks[freeBlockCount++] = blockTables[slot][i];
+        if (prefix == null) {
+            for (int i = blockCounts[slot] - 1; i >= 0; i--) freeBlocks[freeBlockCount++] = blockTables[slot][i];
+        } else {
+            dropBlocks(slot, 0);
+        }
         blockCounts[slot] = 0;
         lengths[slot] = 0;
         inUse[slot] = false;
     }
 
-    /** Drops positions from {@code length} on (keeps the blocks); used to rewind a sequence. */
+    /**
+     * Drops positions from {@code length} on (keeps the blocks); used to rewind a sequence. With prefix caching, a
+     * sequence may not rewind into a block that is cached or shared: it would overwrite others' keys and values.
+     */
     public void truncate(int slot, int length) {
         checkSlot(slot);
+        if (prefix != null) {
+            for (int i = length / blockSize; i < blockCounts[slot]; i++) {
+                int block = blockTables[slot][i];
+                if (prefix.isCached(block) || prefix.refCount(block) > 1) {
+                    throw new IllegalStateException("slot " + slot + " cannot rewind into cached block " + block);
+                }
+            }
+        }
         lengths[slot] = Math.min(lengths[slot], length);
     }
 
+    /** Blocks the pool can hand out: the free list, plus with prefix caching the cached blocks nobody holds. */
     public int freeBlocks() {
-        return freeBlockCount;
+        return prefix == null ? freeBlockCount : freeBlockCount + prefix.evictable();
     }
 
     /** Blocks a slot holds now (admission counts what a prefilling sequence still has to take). */
@@ -186,6 +220,98 @@ public final class KvCache {
         Arrays.fill(lengths, 0);
         for (int i = 0; i < numBlocks; i++) freeBlocks[i] = numBlocks - 1 - i;
         freeBlockCount = numBlocks;
+        if (prefix != null) prefix.clear();
+    }
+
+    /** Turns prefix caching on; only while no sequence holds a slot. */
+    public void enablePrefixCaching() {
+        if (activeSequences() > 0) throw new IllegalStateException("prefix caching is turned on while sequences run");
+        if (prefix == null) prefix = new PrefixCache(numBlocks, blockSize);
+    }
+
+    public boolean prefixCaching() {
+        return prefix != null;
+    }
+
+    /**
+     * The cached block holding the prefix whose last block has this hash, its parent's hash and the
+     * {@code blockSize} tokens of {@code tokens} from {@code from}; -1 when none is cached (or caching is off).
+     */
+    public int cachedBlock(long hash, long parentHash, int[] tokens, int from) {
+        return prefix == null ? -1 : prefix.find(hash, parentHash, tokens, from);
+    }
+
+    /**
+     * Puts a cached block ({@link #cachedBlock}) at block {@code index} of a slot, which holds positions before that
+     * block only (blocks it reserved from there on, never written, are given back first); the slot's length becomes
+     * the end of the block. Counts {@code blockSize} prompt tokens as found in the cache.
+     */
+    public void share(int slot, int index, int block) {
+        checkSlot(slot);
+        if (prefix == null || !prefix.isCached(block)) throw new IllegalArgumentException("block " + block + " is not cached");
+        if (lengths[slot] > index * blockSize || blockCounts[slot] < index) {
+            throw new IllegalStateException("slot " + slot + " cannot take a cached block at index " + index);
+        }
+        dropBlocks(slot, index);
+        prefix.ref(block);
+        blockTables[slot][index] = block;
+        blockCounts[slot] = index + 1;
+        lengths[slot] = (index + 1) * blockSize;
+        prefix.countHit(blockSize);
+    }
+
+    /**
+     * Caches block {@code index} of a slot, every position of which is computed and will not be written again,
+     * under its hash; false when caching is off or it (or another block with this hash) is cached already.
+     */
+    public boolean register(int slot, int index, long hash, long parentHash, int[] tokens, int from) {
+        checkSlot(slot);
+        if (prefix == null) return false;
+        if (lengths[slot] < (index + 1) * blockSize) throw new IllegalStateException("block " + index + " of slot " + slot + " is not full");
+        return prefix.insert(blockTables[slot][index], hash, parentHash, tokens, from);
+    }
+
+    /** Counts prompt tokens looked up in the prefix cache (the hit rate's denominator). */
+    public void countPrefixQuery(int promptTokens) {
+        if (prefix != null) prefix.countQuery(promptTokens);
+    }
+
+    /** Prompt tokens looked up in the prefix cache so far. */
+    public long prefixQueriedTokens() {
+        return prefix == null ? 0 : prefix.queriedTokens();
+    }
+
+    /** Prompt tokens found in the prefix cache so far (their keys and values were not computed again). */
+    public long prefixHitTokens() {
+        return prefix == null ? 0 : prefix.hitTokens();
+    }
+
+    /** Blocks holding a cached prefix, held by a sequence or not. */
+    public int cachedBlocks() {
+        return prefix == null ? 0 : prefix.cachedBlocks();
+    }
+
+    /** Sequences holding a block (for the tests' refcount checks); with caching off, 1 when held. */
+    public int blockReferences(int block) {
+        if (prefix != null) return prefix.refCount(block);
+        for (int s = 0; s < maxSequences; s++) {
+            for (int i = 0; i < blockCounts[s]; i++) if (blockTables[s][i] == block) return 1;
+        }
+        return 0;
+    }
+
+    /** The block holding position {@code pos} of a slot. */
+    public int blockOf(int slot, int pos) {
+        return blockTables[slot][pos / blockSize];
+    }
+
+    /** Gives back a slot's blocks from {@code from} on, last first, with prefix caching on. */
+    private void dropBlocks(int slot, int from) {
+        for (int i = blockCounts[slot] - 1; i >= from; i--) {
+            int block = blockTables[slot][i];
+            if (prefix.unref(block)) freeBlocks[freeBlockCount++] = block;
+        }
+        blockCounts[slot] = from;
     }
 
     private void checkSlot(int slot) {
