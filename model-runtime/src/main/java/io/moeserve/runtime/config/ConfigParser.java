@@ -75,6 +75,7 @@ public final class ConfigParser {
                 break;
             }
         }
+        if (c.has("expert_alias") && !c.node("expert_alias").isNull()) moe = readAlias(c, arch, moe, sparse);
         AttentionConfig attention = family.readAttention(c, hidden, heads, layers);
         RopeConfig rope = family.readRope(c, attention, maxPos);
 
@@ -84,6 +85,52 @@ public final class ConfigParser {
         if (bos >= vocab || bos < -1) throw c.error("bos_token_id", "must be a token id below vocab_size " + vocab);
         return new ModelConfig(arch, hidden, layers, vocab, (float) eps, tie, maxPos, attention, rope, moe, dense,
                 sparse, bos, List.copyOf(eos));
+    }
+
+    /**
+     * A merged checkpoint's {@code expert_alias} (written by {@code moe merge}): one entry per decoder layer, for a
+     * MoE layer the merged expert of each of the gate's outputs, null or [] for a dense layer. Every MoE layer
+     * must use the merged ids 0..M−1, each at least once, with the same M (the checkpoint stores M experts a layer).
+     */
+    private static MoeConfig readAlias(ConfigReader c, Architecture arch, MoeConfig moe, boolean[] sparse) {
+        String key = "expert_alias";
+        if (arch == Architecture.GPT_OSS || moe.numFfnExperts() != moe.numExperts()) {
+            throw c.error(key, "merged experts are not supported for " + arch.hfClassName()
+                    + " (fused experts with biases, or gate outputs that are no FFN)");
+        }
+        JsonNode list = c.node(key);
+        if (!list.isArray() || list.size() != sparse.length) throw c.error(key, "must list one entry per decoder layer (" + sparse.length + ")");
+        int n = moe.numExperts();
+        int[][] alias = new int[sparse.length][];
+        int merged = -1;
+        for (int l = 0; l < sparse.length; l++) {
+            JsonNode entry = list.get(l);
+            if (!sparse[l]) {
+                if (!entry.isNull() && !(entry.isArray() && entry.isEmpty())) throw c.error(key, "layer " + l + " is dense: its entry must be null");
+                continue;
+            }
+            if (!entry.isArray() || entry.size() != n) throw c.error(key, "layer " + l + " must map each of its " + n + " experts");
+            int[] a = new int[n];
+            int max = -1;
+            for (int e = 0; e < n; e++) {
+                JsonNode v = entry.get(e);
+                if (!v.canConvertToInt() || !v.isIntegralNumber() || v.intValue() < 0 || v.intValue() >= n) {
+                    throw c.error(key, "layer " + l + " expert " + e + ": " + v + " is not a merged expert id below " + n);
+                }
+                a[e] = v.intValue();
+                max = Math.max(max, a[e]);
+            }
+            boolean[] used = new boolean[max + 1];
+            for (int m : a) used[m] = true;
+            for (int m = 0; m <= max; m++) if (!used[m]) throw c.error(key, "layer " + l + " never uses merged expert " + m);
+            if (merged >= 0 && max + 1 != merged) {
+                throw c.error(key, "layer " + l + " has " + (max + 1) + " merged experts, an earlier layer " + merged);
+            }
+            merged = max + 1;
+            alias[l] = a;
+        }
+        if (merged < 0) return moe;
+        return moe.withExpertAlias(alias, merged);
     }
 
     private static void validateTokenIds(ConfigReader c, String key, List<Integer> ids, int vocab) {

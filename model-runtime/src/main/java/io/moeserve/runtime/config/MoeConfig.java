@@ -12,6 +12,9 @@ package io.moeserve.runtime.config;
  * @param gate               the gating function's settings
  * @param swigluLimit        gpt-oss's clamp of the experts' gate and up projections (its clamped SwiGLU with biases
  *                           and the interleaved gate_up); NaN for the plain SwiGLU of every other family
+ * @param expertAlias        a merged checkpoint's alias table (config.json's {@code expert_alias}): per decoder layer,
+ *                           the merged FFN expert each of the gate's {@code numExperts} outputs is computed by, null for
+ *                           a dense layer; null when the experts are not merged (each gate output is its own expert)
  */
 public record MoeConfig(
         int numExperts,
@@ -20,16 +23,36 @@ public record MoeConfig(
         int expertIntermediate,
         int sharedIntermediate,
         GateConfig gate,
-        float swigluLimit) {
+        float swigluLimit,
+        int[][] expertAlias) {
 
     public MoeConfig {
         if (topK > numExperts) throw new IllegalArgumentException("top-" + topK + " of " + numExperts + " experts");
+    }
+
+    /** Experts that are not merged. */
+    public MoeConfig(int numExperts, int numFfnExperts, int topK, int expertIntermediate, int sharedIntermediate,
+                     GateConfig gate, float swigluLimit) {
+        this(numExperts, numFfnExperts, topK, expertIntermediate, sharedIntermediate, gate, swigluLimit, null);
     }
 
     /** Experts that are plain SwiGLU FFNs. */
     public MoeConfig(int numExperts, int numFfnExperts, int topK, int expertIntermediate, int sharedIntermediate,
                      GateConfig gate) {
         this(numExperts, numFfnExperts, topK, expertIntermediate, sharedIntermediate, gate, Float.NaN);
+    }
+
+    /**
+     * The same block with merged experts: {@code merged} FFN experts per MoE layer, and the alias table that maps the
+     * gate's outputs to them.
+     */
+    public MoeConfig withExpertAlias(int[][] alias, int merged) {
+        return new MoeConfig(numExperts, merged, topK, expertIntermediate, sharedIntermediate, gate, swigluLimit, alias);
+    }
+
+    /** The merged expert of each gate output in {@code layer}, or null where the experts are not merged. */
+    public int[] aliasOf(int layer) {
+        return expertAlias == null || layer >= expertAlias.length ? null : expertAlias[layer];
     }
 
     /** Whether the experts are gpt-oss's clamped SwiGLU rather than the plain one. */

@@ -92,6 +92,7 @@ final class ExpertSkipper {
             int droppedHere = 0;
             for (int j = 0; j < k; j++) {
                 float w = weights[row + j];
+                if (experts[row + j] < 0) continue; // a merged expert's second slot: nothing to skip
                 if (w < limit) {
                     skipped[row + j] = experts[row + j];
                     routed[row + j] = -1;

@@ -11,6 +11,13 @@ import io.moeserve.runtime.expert.ExpertExecutor;
  * {@link ExpertSkipper} may drop weak pairs (MC-MoE's dynamic skipping; off unless set). Reads {@code b.normed},
  * writes {@code b.projected}.
  *
+ * <p>Merged experts. In a merged checkpoint ({@code moe merge}) the gate still scores every original expert, and an
+ * alias table maps each one to the merged expert that now computes it. The block rewrites the gate's choices to
+ * merged ids right after the gate, before anything else sees them, so routing statistics, skipping, executors and
+ * expert pods all speak of merged experts. When two of a token's choices alias to the same merged expert, the
+ * first slot takes the summed weight and the second becomes -1 with weight 0: one expert call instead of two, the
+ * same sum w₁·y + w₂·y = (w₁ + w₂)·y up to rounding. Slots at -1 are skipped by every consumer.
+ *
  * <p>Overlap. When the routed experts are expert pods, their call is sent first ({@link #begin}) and the router
  * computes the shared expert while the answers travel; {@link #finish} then waits and adds in the order above:
  * projected = routed, += router-side, += shared. Only where each term is computed moves, never the order of the
@@ -30,6 +37,7 @@ public final class MoeBlock implements FeedForward {
     private final float expertInputScale;
     private final RouterSideExperts routerSide;
     private final SharedExpert shared; // or null
+    private int[] alias; // gate output -> merged expert, or null
 
     /** A block of routed experts only. */
     public MoeBlock(MoeConfig m, int hidden, int maxTokens, Gate gate, ExpertExecutor routed) {
@@ -66,6 +74,33 @@ public final class MoeBlock implements FeedForward {
         linear.prune(experts);
     }
 
+    /** Routes each gate output to its merged expert ({@code MoeConfig.aliasOf}); null for none. */
+    void aliasExperts(int[] alias) {
+        this.alias = alias;
+    }
+
+    /**
+     * Rewrites the gate's n·k choices to merged experts; a token's second choice of the same merged expert adds its
+     * weight to the first and leaves its slot at -1 with weight 0.
+     */
+    static void applyAlias(int[] alias, int n, int k, int[] experts, float[] weights) {
+        for (int t = 0; t < n; t++) {
+            int row = t * k;
+            for (int j = 0; j < k; j++) {
+                int m = alias[experts[row + j]];
+                int first = -1;
+                for (int i = 0; i < j && first < 0; i++) if (experts[row + i] == m) first = i;
+                if (first < 0) {
+                    experts[row + j] = m;
+                } else {
+                    weights[row + first] += weights[row + j];
+                    weights[row + j] = 0f;
+                    experts[row + j] = -1;
+                }
+            }
+        }
+    }
+
     @Override
     public void forward(int layer, StepBatch batch, ForwardBuffers b, Compute c, RoutingObserver observer) {
         begin(layer, batch, b, c, observer, null, 0);
@@ -78,6 +113,7 @@ public final class MoeBlock implements FeedForward {
         int n = batch.size;
         int k = topK;
         gate.route(n, b.normed, b.experts, b.weights, c.kernels(), lane);
+        if (alias != null) applyAlias(alias, n, k, b.experts, b.weights);
         observer.onRouting(layer, batch, k, b.experts, b.weights);
 
         float[] x = expertInput(b);
@@ -86,6 +122,7 @@ public final class MoeBlock implements FeedForward {
         }
         // The executor sees the FFN experts only; the slots of experts computed here are marked -1 for it.
         for (int i = 0; i < n * k; i++) b.routedExperts[i] = b.experts[i] < numFfnExperts ? b.experts[i] : -1;
+        // (An aliased duplicate is already -1.)
         // Skipped pairs leave here marked -1 as well, so that no executor, local or remote, ever sees them.
         ExpertSkipper skipper = b.skipper;
         if (skipper != null && skipper.active()) {

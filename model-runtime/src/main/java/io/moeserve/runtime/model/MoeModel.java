@@ -101,6 +101,7 @@ public final class MoeModel implements AutoCloseable {
                 MoeBlock block = moeLayers.block(i, executor);
                 int[] pruned = options.prunedExperts().forLayer(i, config.moe().numExperts(), config.moe().topK());
                 if (pruned != null) block.pruneExperts(i, pruned);
+                block.aliasExperts(config.moe().aliasOf(i));
                 ffn[i] = block;
             } else {
                 ffn[i] = loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);

@@ -11,7 +11,8 @@ public interface RoutingObserver {
      * @param layer   decoder layer index
      * @param batch   the step (token i's position and slot)
      * @param k       experts per token
-     * @param experts n·k expert ids, token-major, in descending order of selection score
+     * @param experts n·k expert ids, token-major, in descending order of selection score; in a merged checkpoint the
+     *                merged experts' ids, and -1 where a token's second choice fell to the merged expert of its first
      * @param weights n·k combine weights
      */
     void onRouting(int layer, StepBatch batch, int k, int[] experts, float[] weights);

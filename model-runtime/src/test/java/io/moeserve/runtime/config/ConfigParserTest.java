@@ -73,6 +73,33 @@ class ConfigParserTest {
     }
 
     @Test
+    void aMergedCheckpointsAliasTableIsReadAndAnImpossibleOneNamed() {
+        ObjectNode c = config(Architecture.MIXTRAL);
+        int layers = c.get("num_hidden_layers").asInt();
+        int n = c.get("num_local_experts").asInt();
+        var table = c.putArray("expert_alias");
+        for (int l = 0; l < layers; l++) {
+            var row = table.addArray();
+            for (int e = 0; e < n; e++) row.add(e / 2);
+        }
+        ModelConfig m = ConfigParser.parse(c, "config.json");
+        assertEquals(n, m.moe().numExperts(), "the gate keeps its outputs");
+        assertEquals(n / 2, m.moe().numFfnExperts(), "the merged experts are the FFN experts");
+        assertEquals(1, m.moe().aliasOf(0)[3]);
+        ((com.fasterxml.jackson.databind.node.ArrayNode) table.get(0)).set(0, n);
+        var outOfRange = assertThrows(ConfigException.class, () -> ConfigParser.parse(c, "config.json"));
+        assertTrue(outOfRange.getMessage().contains("expert_alias") && outOfRange.getMessage().contains("layer 0 expert 0"), outOfRange.getMessage());
+        // Experts 0 and 1 both sent to merged expert 1: merged expert 0 has no member.
+        ((com.fasterxml.jackson.databind.node.ArrayNode) table.get(0)).set(0, 1);
+        ((com.fasterxml.jackson.databind.node.ArrayNode) table.get(0)).set(1, 1);
+        var unused = assertThrows(ConfigException.class, () -> ConfigParser.parse(c, "config.json"));
+        assertTrue(unused.getMessage().contains("never uses merged expert 0"), unused.getMessage());
+        c.putArray("expert_alias").add(1);
+        var tooShort = assertThrows(ConfigException.class, () -> ConfigParser.parse(c, "config.json"));
+        assertTrue(tooShort.getMessage().contains("one entry per decoder layer"), tooShort.getMessage());
+    }
+
+    @Test
     void theThreeRopeSpellingsAgree() {
         ObjectNode a = config(Architecture.DEEPSEEK_V3); // rope_theta + rope_scaling{type}
         ObjectNode b = a.deepCopy();

@@ -99,6 +99,24 @@ class PartitionedExpertExecutorTest {
         compareSplitWithOneProcess(Architecture.GPT_OSS, TinyModels.mxfp4Checkpoint(), false);
     }
 
+    /**
+     * A merged checkpoint (6 merged experts for the gate's 8): the groups split the merged experts, each hosted once,
+     * and the router sends them the merged ids; the output is the one process's, deduplicated calls included.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void mergedExpertsSplitOverGroupsComputeWhatOneProcessComputes(boolean shared, @org.junit.jupiter.api.io.TempDir Path tmp) {
+        Path source = TinyModels.checkpoint(Architecture.MIXTRAL);
+        ModelConfig config = ConfigParser.load(source);
+        double[][] importance = new double[config.numLayers()][config.moe().numExperts()];
+        for (int l = 0; l < importance.length; l++) for (int e = 0; e < importance[l].length; e++) importance[l][e] = (e * 3 + l) % 8 + 1;
+        Path dir = tmp.resolve("merged");
+        io.moeserve.runtime.merge.CheckpointMerger.write(source, dir,
+                io.moeserve.runtime.merge.CheckpointMerger.groups(source, importance, 6), importance, true);
+        assertEquals(6, ConfigParser.load(dir).moe().numFfnExperts());
+        compareSplitWithOneProcess(Architecture.MIXTRAL, dir, shared);
+    }
+
     private void compareSplitWithOneProcess(Architecture arch, boolean shared) {
         compareSplitWithOneProcess(arch, TinyModels.checkpoint(arch), shared);
     }

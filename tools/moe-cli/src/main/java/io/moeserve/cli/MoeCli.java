@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 @Command(name = "moe", mixinStandardHelpOptions = true, version = "moe-serve 0.1.0",
         description = "Run Mixture-of-Experts checkpoints (Hugging Face format) on the CPU.",
         subcommands = {InspectCommand.class, GenerateCommand.class, SynthCommand.class, BenchCommand.class, BandwidthCommand.class,
-                QuantizeCommand.class, TrainTokenizerCommand.class, EvalCommand.class, PruneCommand.class})
+                QuantizeCommand.class, TrainTokenizerCommand.class, EvalCommand.class, PruneCommand.class,
+                MergeCommand.class})
 public final class MoeCli implements Runnable {
 
     @CommandLine.Spec

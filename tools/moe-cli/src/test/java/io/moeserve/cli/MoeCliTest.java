@@ -115,6 +115,49 @@ class MoeCliTest {
         assertTrue(both.err().contains("exactly one of --stats and --calibration"), both.err());
     }
 
+    @Test
+    void mergesByRoutingStatisticsOrCalibrationTextAndTheMergedModelRuns() throws Exception {
+        Path dir = tmp.resolve("mixtral-merge");
+        assertEquals(0, run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString()).exit());
+        JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        int experts = config.get("num_local_experts").asInt();
+        int layers = config.get("num_hidden_layers").asInt();
+        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
+        for (int l = 0; l < layers; l++) {
+            tokens.append(l == 0 ? "[" : ",[");
+            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
+            tokens.append(']');
+        }
+        Path stats = Files.writeString(tmp.resolve("merge-stats.json"), tokens.append("]}").toString());
+        Path merged = tmp.resolve("mixtral-merged");
+        Run r = run("merge", dir.toString(), "--out", merged.toString(), "--experts-per-layer", Integer.toString(experts - 2),
+                "--stats", stats.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("layer 0: expert_alias"), r.out());
+        JsonNode after = new ObjectMapper().readTree(merged.resolve("config.json").toFile());
+        assertEquals(experts, after.get("num_local_experts").asInt(), "the gate still has every expert");
+        JsonNode alias = after.get("expert_alias").get(0);
+        assertEquals(experts, alias.size());
+        // Experts 2 and 5 carry the least routing: they join others, so ids 0..experts-3 remain, each used.
+        for (int e = 0; e < experts; e++) assertTrue(alias.get(e).asInt() < experts - 2, alias.toString());
+        assertEquals(alias.get(1).asInt() + 1, alias.get(3).asInt(), "leaders keep their order: " + alias);
+        Run gen = run("generate", merged.toString(), "--prompt-ids", "3,14,15,92,65", "--max-new-tokens", "3", "--ignore-eos");
+        assertEquals(0, gen.exit(), gen.err());
+
+        Path text = Files.writeString(tmp.resolve("merge-calibration.txt"), "The quick brown fox jumps over the lazy dog. ".repeat(20));
+        Run calibrated = run("merge", dir.toString(), "--out", tmp.resolve("mixtral-calibrated").toString(), "--calibration", text.toString(),
+                "--merge-fraction", "0.5", "--no-align");
+        assertEquals(0, calibrated.exit(), calibrated.err());
+        assertTrue(calibrated.out().contains("with " + Math.round(experts * 0.5) + " merged experts per MoE layer"), calibrated.out());
+        Run neither = run("merge", dir.toString(), "--out", tmp.resolve("x").toString());
+        assertEquals(1, neither.exit());
+        assertTrue(neither.err().contains("exactly one of --stats and --calibration"), neither.err());
+        Run both = run("merge", dir.toString(), "--out", tmp.resolve("y").toString(), "--stats", stats.toString(),
+                "--experts-per-layer", "4", "--merge-fraction", "0.5");
+        assertEquals(1, both.exit());
+        assertTrue(both.err().contains("not both"), both.err());
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] all = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, all, a.length, b.length);
