@@ -13,14 +13,19 @@ public final class OffloadingExpertExecutor implements ExpertExecutor, AutoClose
     private final ExpertExecutor delegate;
     private final ExpertResidency residency;
     private final int[] predicted;
+    private final boolean prefetch;
     private int predictedCount;
     private int predictedLayer = -1;
 
-    /** @param maxPairs most (token, expert) pairs of one prediction: the step's tokens times top-k */
-    public OffloadingExpertExecutor(ExpertExecutor delegate, ExpertResidency residency, int maxPairs) {
+    /**
+     * @param maxPairs most (token, expert) pairs of one prediction: the step's tokens times top-k
+     * @param prefetch whether to take predictions ({@link #prefetches()}); without, the set is plain LRU on demand
+     */
+    public OffloadingExpertExecutor(ExpertExecutor delegate, ExpertResidency residency, int maxPairs, boolean prefetch) {
         this.delegate = delegate;
         this.residency = residency;
         this.predicted = new int[maxPairs];
+        this.prefetch = prefetch;
     }
 
     /**
@@ -28,13 +33,14 @@ public final class OffloadingExpertExecutor implements ExpertExecutor, AutoClose
      * the set starts empty (every hosted expert's pages dropped).
      */
     public static OffloadingExpertExecutor local(ExpertStore store, MatmulKernels kernels, int maxTokens, int topK, long budgetBytes,
-                                                 ExpertComputeListener listener) {
+                                                 boolean prefetch, ExpertComputeListener listener) {
         if (!(store instanceof CheckpointExpertStore checkpoint)) {
             throw new IllegalArgumentException("expert offloading needs a checkpoint's experts, not " + store.getClass().getSimpleName());
         }
         ExpertResidency residency = new ExpertResidency(checkpoint, budgetBytes);
         residency.unloadAll();
-        return new OffloadingExpertExecutor(new LocalExpertExecutor(store, kernels, maxTokens, topK, listener), residency, maxTokens * topK);
+        return new OffloadingExpertExecutor(new LocalExpertExecutor(store, kernels, maxTokens, topK, listener), residency, maxTokens * topK,
+                prefetch);
     }
 
     public ExpertResidency residency() {
@@ -66,7 +72,7 @@ public final class OffloadingExpertExecutor implements ExpertExecutor, AutoClose
 
     @Override
     public boolean prefetches() {
-        return true;
+        return prefetch;
     }
 
     @Override

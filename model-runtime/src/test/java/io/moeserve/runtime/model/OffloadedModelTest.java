@@ -52,7 +52,7 @@ class OffloadedModelTest {
         try (MoeModel offloaded = MoeModel.load(dir, options.withExecutor(ExpertSelection.ALL, store -> {
             Checked c = new Checked();
             long total = ((CheckpointExpertStore) store).byteSize();
-            c.offloading = OffloadingExpertExecutor.local(store, options.kernels(), 16, topK, (long) (share * total), c);
+            c.offloading = OffloadingExpertExecutor.local(store, options.kernels(), 16, topK, (long) (share * total), true, c);
             checked[0] = c;
             return c;
         }))) {
@@ -76,7 +76,7 @@ class OffloadedModelTest {
     void expertsTransposedIntoOwnedMemoryAreRefused() {
         ModelOptions options = TinyModels.options(16);
         var e = assertThrows(IllegalArgumentException.class, () -> MoeModel.load(TinyModels.checkpoint(Architecture.GPT_OSS),
-                options.withExecutor(ExpertSelection.ALL, store -> OffloadingExpertExecutor.local(store, options.kernels(), 16, 4, 1 << 20,
+                options.withExecutor(ExpertSelection.ALL, store -> OffloadingExpertExecutor.local(store, options.kernels(), 16, 4, 1 << 20, true,
                         ExpertComputeListener.NONE))));
         assertTrue(e.getMessage().contains("mapped from the checkpoint"), e.getMessage());
     }
