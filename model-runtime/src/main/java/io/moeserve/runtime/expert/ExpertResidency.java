@@ -1,6 +1,10 @@
 package io.moeserve.runtime.expert;
 
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
 
 /**
  * Which routed experts may keep their weights in memory when a process hosts more expert bytes than its budget:
@@ -96,7 +100,7 @@ public final class ExpertResidency implements AutoCloseable {
             }
         }
         prev[slots] = next[slots] = slots;
-        java.util.Arrays.fill(stamp, -1);
+        Arrays.fill(stamp, -1);
     }
 
     /** Drops the pages of every hosted expert: the set starts empty, as its accounting does. */
@@ -217,7 +221,7 @@ public final class ExpertResidency implements AutoCloseable {
     }
 
     private static MemorySegment[] segments(ExpertWeights w) {
-        java.util.List<MemorySegment> out = new java.util.ArrayList<>();
+        List<MemorySegment> out = new ArrayList<>();
         for (var m : w.matrices()) {
             out.add(m.data());
             if (m.isQuantized()) {
@@ -323,7 +327,7 @@ public final class ExpertResidency implements AutoCloseable {
 
     /** One line for the {@code moe} command's reports. */
     public synchronized String report() {
-        return String.format(java.util.Locale.ROOT,
+        return String.format(Locale.ROOT,
                 "offload budget %.1f MiB: hit rate %.4f (%d hits, %d misses), %d evictions, prefetches %d (used %d, wasted %d, pending %d),"
                         + " resident %.1f MiB", budget / 1048576.0, hitRate(), hits, misses, evictions, prefetches, prefetchesUsed,
                 prefetchesWasted, prefetchesPending(), residentBytes / 1048576.0);
