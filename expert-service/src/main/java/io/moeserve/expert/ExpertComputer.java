@@ -3,7 +3,7 @@ package io.moeserve.expert;
 import io.grpc.Status;
 import io.moeserve.proto.WireTensors;
 import io.moeserve.proto.expert.v1.ExpertBatchResponse;
-import io.moeserve.runtime.expert.LocalExpertExecutor;
+import io.moeserve.runtime.expert.ExpertExecutor;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -43,7 +43,7 @@ final class ExpertComputer implements AutoCloseable {
     private final ReentrantLock computing = new ReentrantLock();
     private final AtomicInteger queuedTokens = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
-    private final LocalExpertExecutor executor;
+    private final ExpertExecutor executor;
     private final int hidden;
     private final int k;
     private final int maxBatch;
@@ -61,7 +61,7 @@ final class ExpertComputer implements AutoCloseable {
     private volatile boolean closed;
 
     /** @param inlineMaxTokens largest call computed on the gRPC thread that brought it; 0 sends every call to the compute thread */
-    ExpertComputer(LocalExpertExecutor executor, int hidden, int k, int maxBatch, int inlineMaxTokens, String modelId,
+    ExpertComputer(ExpertExecutor executor, int hidden, int k, int maxBatch, int inlineMaxTokens, String modelId,
                    long routingTableVersion) {
         this.executor = executor;
         this.hidden = hidden;

@@ -2,11 +2,13 @@ package io.moeserve.expert;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.moeserve.runtime.expert.CheckpointExpertStore;
 import io.moeserve.runtime.expert.ExpertComputeListener;
+import io.moeserve.runtime.expert.ExpertResidency;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -66,6 +68,23 @@ final class ExpertMetrics implements ExpertComputeListener {
         this.abandoned = Counter.builder("moe.expert.pod.abandoned.calls")
                 .description("Calls skipped because the caller had given up on them (deadline passed, retried elsewhere)")
                 .register(registry);
+    }
+
+    /**
+     * The offloaded experts' counters and gauges, read from the resident set (only when offloading is on). No
+     * prefetch counters: a pod sees one layer's hidden states and no gate, and routers send no predictions yet.
+     */
+    void watchOffload(ExpertResidency residency) {
+        FunctionCounter.builder("moe.expert.offload.hits", residency, ExpertResidency::hits)
+                .description("Experts a call needed that were resident").register(registry);
+        FunctionCounter.builder("moe.expert.offload.misses", residency, ExpertResidency::misses)
+                .description("Experts a call needed that were read from the mapped checkpoint").register(registry);
+        FunctionCounter.builder("moe.expert.offload.evictions", residency, ExpertResidency::evictions)
+                .description("Experts dropped from memory to make room").register(registry);
+        Gauge.builder("moe.expert.offload.resident.bytes", residency, ExpertResidency::residentBytes).baseUnit("bytes")
+                .description("Expert weight bytes resident now").register(registry);
+        Gauge.builder("moe.expert.offload.budget.bytes", residency, ExpertResidency::budgetBytes).baseUnit("bytes")
+                .description("Most expert weight bytes kept resident").register(registry);
     }
 
     /** The gauges of the pod's queue, read from the computer that records into these metrics. */

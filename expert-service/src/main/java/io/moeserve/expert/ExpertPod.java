@@ -6,10 +6,12 @@ import io.moeserve.runtime.checkpoint.Checkpoint;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
 import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertExecutor;
 import io.moeserve.runtime.expert.ExpertLoader;
 import io.moeserve.runtime.expert.ExpertSet;
 import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.expert.LocalExpertExecutor;
+import io.moeserve.runtime.expert.OffloadingExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.quantize.TargetFormat;
@@ -76,13 +78,24 @@ public class ExpertPod {
                 Arena arena = Arena.ofShared();
                 store = store.map(w -> WeightQuantizer.quantize(w, format, settings.quantizeGroupSize(), arena));
             }
-            long bytes = settings.prefault() ? store.prefault() : store.byteSize();
+            boolean offload = settings.offloadBudgetBytes() >= 0;
+            boolean prefault = settings.prefault() && !offload;
+            long bytes = prefault ? store.prefault() : store.byteSize();
             CpuMatmulKernels kernels = new CpuMatmulKernels(Parallel.shared());
             int k = config.moe().topK();
             long warmup = settings.warmup().isZero() ? 0 : warmUp(config, store, kernels, settings.warmup().toNanos());
             // The computer records into the metrics, whose queue gauges then read the computer.
             ExpertMetrics metrics = new ExpertMetrics(registry, store, window);
-            LocalExpertExecutor executor = new LocalExpertExecutor(store, kernels, settings.maxBatchTokens(), k, metrics);
+            ExpertExecutor executor;
+            if (offload) {
+                // After the warm-up, which touched an expert: the set starts empty, as its accounting does.
+                OffloadingExpertExecutor offloading = OffloadingExpertExecutor.local(store, kernels, settings.maxBatchTokens(), k,
+                        settings.offloadBudgetBytes(), false, metrics);
+                metrics.watchOffload(offloading.residency());
+                executor = offloading;
+            } else {
+                executor = new LocalExpertExecutor(store, kernels, settings.maxBatchTokens(), k, metrics);
+            }
             ExpertComputer computer = new ExpertComputer(executor, config.hiddenSize(), k, settings.maxBatchTokens(),
                     settings.inlineMaxTokens(), model.resolvedId(), settings.routingTableVersion());
             metrics.watchQueue(computer::queuedTokens, computer::inFlightCalls);
@@ -92,7 +105,8 @@ public class ExpertPod {
             state = State.SERVING;
             LOG.infof("serving %d experts (%s) of %s as '%s' in group '%s': %.1f MiB of weights %s, %d warm-up passes, ready in %.1f s, backend %s",
                     hosts.count(config), hosts.spec(), model.path(), model.resolvedId(), settings.group(), bytes / 1048576.0,
-                    settings.prefault() ? "paged in" : "mapped", warmup, (System.nanoTime() - t0) / 1e9, kernels.name());
+                    prefault ? "paged in" : offload ? "mapped, at most " + settings.offloadBudgetBytes() + " bytes resident" : "mapped",
+                    warmup, (System.nanoTime() - t0) / 1e9, kernels.name());
         } catch (RuntimeException e) {
             LOG.errorf("cannot serve experts '%s' of %s: %s", settings.hosts(), model.path(), e.getMessage());
             Quarkus.asyncExit(1);

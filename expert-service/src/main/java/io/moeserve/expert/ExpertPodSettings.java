@@ -36,6 +36,17 @@ public interface ExpertPodSettings {
     @WithDefault("true")
     boolean prefault();
 
+    /**
+     * Expert offloading: at most this many bytes of the hosted experts' weights stay resident (least recently used
+     * out first, {@code madvise(MADV_DONTNEED)} on the mapped checkpoint), the others are read from the mapping when
+     * a call needs them; -1 (the default) keeps every hosted expert resident, as before. With offloading on the pod
+     * does not page its experts in at start ({@link #prefault()} is ignored) and needs them mapped from the checkpoint
+     * (so not with {@link #quantize()}, nor gpt-oss's float experts, which are transposed into memory of their own).
+     * The answers are bit for bit the same; only memory and time change.
+     */
+    @WithDefault("-1")
+    long offloadBudgetBytes();
+
     /** At most this long is spent running the kernels on dummy tokens before readiness, so the JIT has compiled them. */
     @WithDefault("3s")
     Duration warmup();

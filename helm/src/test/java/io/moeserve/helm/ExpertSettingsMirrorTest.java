@@ -32,11 +32,16 @@ class ExpertSettingsMirrorTest {
         Matcher m = Pattern.compile("(?m)^\\s+[\\w<>]+\\s+(\\w+)\\(\\);").matcher(source());
         while (m.find()) pod.add("MOE_EXPERT_" + m.group(1).replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase());
         assertTrue(pod.contains("MOE_EXPERT_QUANTIZE_GROUP_SIZE") && pod.contains("MOE_EXPERT_BACKEND"), pod.toString());
-        List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of("expertDefaults.quantize", "int8")));
+        List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of("expertDefaults.quantize", "int8",
+                "expertDefaults.offloadBudgetBytes", "4294967296")));
         JsonNode c = named(docs, "Deployment", "moe-moe-serve-expert-all").path("spec").path("template").path("spec").path("containers").get(0);
         List<String> rendered = new ArrayList<>();
         for (JsonNode e : c.path("env")) if (e.path("name").asText().startsWith("MOE_EXPERT_")) rendered.add(e.path("name").asText());
-        assertTrue(rendered.containsAll(List.of("MOE_EXPERT_QUANTIZE", "MOE_EXPERT_QUANTIZE_GROUP_SIZE")), rendered.toString());
+        assertTrue(rendered.containsAll(List.of("MOE_EXPERT_QUANTIZE", "MOE_EXPERT_QUANTIZE_GROUP_SIZE", "MOE_EXPERT_OFFLOAD_BUDGET_BYTES")),
+                rendered.toString());
+        for (JsonNode e : c.path("env")) {
+            if (e.path("name").asText().equals("MOE_EXPERT_OFFLOAD_BUDGET_BYTES")) assertEquals("4294967296", e.path("value").asText());
+        }
         for (String name : rendered) assertTrue(pod.contains(name), name + " is no setting of ExpertPodSettings: " + pod);
     }
 
@@ -59,6 +64,7 @@ class ExpertSettingsMirrorTest {
         JsonNode defaults = Charts.YAML.readTree(Charts.chart().resolve("values.yaml").toFile()).path("expertDefaults");
         assertEquals(podDefault("Quantize quantize"), defaults.path("quantize").asText());
         assertEquals(podDefault("int quantizeGroupSize"), defaults.path("quantizeGroupSize").asText());
+        assertEquals(podDefault("long offloadBudgetBytes"), defaults.path("offloadBudgetBytes").asText());
     }
 
     private static String podDefault(String declaration) throws Exception {

@@ -45,6 +45,21 @@ public interface ExpertExecutor {
     default void finish(int lane) {
     }
 
+    /**
+     * Tells the executor which experts of a later layer the tokens of the coming call are likely to pick
+     * (pre-gating: that layer's gate applied to this layer's hidden states), {@code experts[0, n·k)}, -1 entries
+     * ignored; called before {@link #begin} of the call, and only when {@link #prefetches()}. An executor that keeps
+     * part of its experts out of memory ({@link OffloadingExpertExecutor}) reads those in while the call computes.
+     * Advice only: the prediction never changes what any call computes.
+     */
+    default void prefetch(int layer, int n, int k, int[] experts) {
+    }
+
+    /** Whether {@link #prefetch} does anything, so that callers predict only for executors that use it. */
+    default boolean prefetches() {
+        return false;
+    }
+
     /** How many calls can be in flight at once. */
     default int lanes() {
         return 1;

@@ -27,6 +27,8 @@ final class ForwardBuffers {
     final int[] experts;         // the gate's choice: k expert ids per token
     final float[] weights;       // and their combine weights
     final float[] expertInput;
+    final int[] predictedExperts;  // the next MoE layer's gate applied to this layer's hidden states (pre-gating)
+    final float[] predictedWeights;
     final int[] routedExperts;   // the gate's choice as the expert executor sees it (router-side experts as -1)
     final float[] sharedOut;     // the shared expert's output, computed while the routed experts' answers travel
     final float[] sharedGate;
@@ -60,6 +62,8 @@ final class ForwardBuffers {
         experts = new int[maxTokens * m.topK()];
         weights = new float[maxTokens * m.topK()];
         expertInput = new float[maxTokens * h];
+        predictedExperts = new int[maxTokens * m.topK()];
+        predictedWeights = new float[maxTokens * m.topK()];
         routedExperts = new int[maxTokens * m.topK()];
         sharedOut = new float[m.sharedIntermediate() > 0 ? maxTokens * h : 0];
         sharedGate = new float[maxTokens];

@@ -38,6 +38,9 @@ public final class MoeBlock implements FeedForward {
     private final RouterSideExperts routerSide;
     private final SharedExpert shared; // or null
     private int[] alias; // gate output -> merged expert, or null
+    private Gate nextGate;             // the next MoE layer's gate, for pre-gating; null when the executor does not prefetch
+    private int nextLayer = -1;
+    private int[] nextAlias;           // the next MoE layer's alias table (merged experts), or null
 
     /** A block of routed experts only. */
     public MoeBlock(MoeConfig m, int hidden, int maxTokens, Gate gate, ExpertExecutor routed) {
@@ -64,6 +67,20 @@ public final class MoeBlock implements FeedForward {
         this.shared = shared;
         this.routerSide = routerSide;
         this.expertInputScale = expertInputScale;
+    }
+
+    /**
+     * Has each call tell the executor which experts of MoE layer {@code layer} its tokens are likely to pick, by
+     * applying that layer's gate to this layer's normed hidden states (pre-gating), so that an executor keeping only
+     * part of the experts in memory reads those in while this layer computes. Only a {@link LinearGate} can be
+     * applied out of turn: it keeps no state from one call to the next (MoE++'s gate carries its residual).
+     */
+    void predictFor(int layer, MoeBlock next) {
+        if (next.gate instanceof LinearGate) {
+            this.nextGate = next.gate;
+            this.nextLayer = layer;
+            this.nextAlias = next.alias;
+        }
     }
 
     /** Prunes these experts at run time ({@link PrunedExperts}); only a linear gate can. */
@@ -128,6 +145,15 @@ public final class MoeBlock implements FeedForward {
         if (skipper != null && skipper.active()) {
             int pairs = skipper.apply(batch, n, k, b.normed, b.experts, b.weights, b.routedExperts);
             if (pairs > 0) observer.onSkipped(layer, batch, k, b.experts, skipper.skipped, pairs);
+        }
+        if (nextGate != null) {
+            // Into buffers of its own: the prediction never touches what this layer computes with.
+            nextGate.route(n, b.normed, b.predictedExperts, b.predictedWeights, c.kernels(), lane);
+            // A merged checkpoint's executor holds merged experts: predict those (a repeat is read in once).
+            if (nextAlias != null) {
+                for (int i = 0; i < n * k; i++) b.predictedExperts[i] = nextAlias[b.predictedExperts[i]];
+            }
+            routed.prefetch(nextLayer, n, k, b.predictedExperts);
         }
         routed.begin(batch.id(), layer, n, k, x, b.routedExperts, b.weights, b.projected, stepRows, lane);
         if (shared != null) shared.compute(n, b.normed, b, c);

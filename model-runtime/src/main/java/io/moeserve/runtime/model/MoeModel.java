@@ -9,6 +9,7 @@ import io.moeserve.runtime.expert.ExpertExecutor;
 import io.moeserve.runtime.expert.ExpertLoader;
 import io.moeserve.runtime.expert.ExpertUnavailableException;
 import io.moeserve.runtime.expert.LocalExpertExecutor;
+import io.moeserve.runtime.expert.OffloadingExpertExecutor;
 import io.moeserve.runtime.family.ModelFamily;
 import io.moeserve.runtime.family.MoeLayers;
 import io.moeserve.runtime.family.TensorLayout;
@@ -105,6 +106,13 @@ public final class MoeModel implements AutoCloseable {
                 ffn[i] = block;
             } else {
                 ffn[i] = loadMlp(checkpoint, p + "mlp.", config.denseIntermediate(), h);
+            }
+        }
+        if (executor.prefetches()) {
+            for (int i = 0, next; i < layers; i = next) {
+                next = i + 1;
+                while (next < layers && !(ffn[next] instanceof MoeBlock)) next++;
+                if (next < layers && ffn[i] instanceof MoeBlock block) block.predictFor(next, (MoeBlock) ffn[next]);
             }
         }
         for (int l : options.prunedExperts().namedLayers()) {
@@ -373,6 +381,8 @@ public final class MoeModel implements AutoCloseable {
 
     @Override
     public void close() {
+        // Its prefetch worker is this model's; other executors (expert pods' clients) belong to their callers.
+        if (executor instanceof OffloadingExpertExecutor offloading) offloading.close();
         checkpoint.close();
     }
 

@@ -61,7 +61,7 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);
         runtime.stepTokens = Math.max(runtime.stepTokens, Math.max(promptTokens, maxBatch));
-        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions())) {
+        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions(dir))) {
             ModelConfig c = model.config();
             int threads = model.options().parallel().threads();
             System.out.printf("model %s (%s), %d threads, %s%n", dir, c.architecture().hfClassName(), threads, cpuName());
@@ -83,11 +83,14 @@ final class BenchCommand implements Callable<Integer> {
                 if (r > 0) bestPrefill = Math.max(bestPrefill, promptTokens / s);
             }
             System.out.printf("prefill  %d-token prompt: %.1f tokens/s%n", promptTokens, bestPrefill);
+            // With offloading on, what the budget leaves in memory: sampled between runs (smaps is slow to read).
+            long mostResident = runtime.residency == null ? 0 : mappedPages(dir)[0];
             for (int b : batches) {
                 double best = 0;
                 double bestLatency = Double.MAX_VALUE;
                 for (int r = 0; r <= repeats; r++) {
                     double[] m = decode(model, cache, generator, b);
+                    if (runtime.residency != null) mostResident = Math.max(mostResident, mappedPages(dir)[0]);
                     if (r > 0 && m[0] > best) {
                         best = m[0];
                         bestLatency = m[1];
@@ -103,6 +106,11 @@ final class BenchCommand implements Callable<Integer> {
                 // BENCHMARKS.md); it follows the page cache's folios, not this process, so say which case this is.
                 System.out.printf("checkpoint pages resident %.0f MB, %.0f%% of them mapped in 2 MiB pages%n", pages[0] / 1e6,
                         100.0 * pages[1] / pages[0]);
+            }
+            if (runtime.offloadReport() != null) {
+                System.out.println(runtime.offloadReport());
+                System.out.printf("expert weights %.1f MiB; checkpoint pages resident after each run at most %.1f MiB"
+                        + " (the other weights are resident whenever used)%n", model.experts().byteSize() / 1048576.0, mostResident / 1048576.0);
             }
             System.out.printf("peak resident memory %.2f GiB (weights are mapped; only touched pages count), heap used %.2f GiB%n",
                     peakRssBytes() / (double) (1L << 30),

@@ -1,8 +1,10 @@
 package io.moeserve.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moeserve.runtime.expert.ExpertResidency;
 import io.moeserve.runtime.model.KvCache;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RoutingObserver;
@@ -77,8 +79,8 @@ final class EvalCommand implements Callable<Integer> {
         EvalMetrics metrics = new EvalMetrics();
         RoutingCounts routing;
         long start = System.nanoTime();
-        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions());
-             MoeModel base = baseline == null ? null : MoeModel.load(baseline, baselineOptions().modelOptions())) {
+        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions(dir));
+             MoeModel base = baseline == null ? null : MoeModel.load(baseline, baselineOptions().modelOptions(baseline))) {
             int vocab = model.config().vocabSize();
             if (base != null && base.config().vocabSize() != vocab) {
                 throw new IllegalArgumentException("the baseline's vocabulary (" + base.config().vocabSize() + ") differs from DIR's ("
@@ -118,6 +120,20 @@ final class EvalCommand implements Callable<Integer> {
             result.put("expert_pairs_per_token", routing.computedPairsPerToken());
             result.put("skipped_pair_share", routing.skippedShare());
             result.put("seconds", seconds);
+            ExpertResidency offload = runtime.residency;
+            if (offload != null) {
+                ObjectNode o = result.putObject("offload");
+                o.put("budget_bytes", offload.budgetBytes());
+                o.put("hits", offload.hits());
+                o.put("misses", offload.misses());
+                o.put("hit_rate", offload.hitRate());
+                o.put("evictions", offload.evictions());
+                o.put("prefetches", offload.prefetches());
+                o.put("prefetches_used", offload.prefetchesUsed());
+                o.put("prefetches_wasted", offload.prefetchesWasted());
+                o.put("resident_bytes", offload.residentBytes());
+                o.put("tokens_per_second", metrics.tokens() / seconds);
+            }
             if (routingStats != null) {
                 mapper.writeValue(routingStats.toFile(), routing.toJson(mapper, dir.toString()));
             }
@@ -141,6 +157,13 @@ final class EvalCommand implements Callable<Integer> {
         }
         System.out.printf(Locale.ROOT, "routed expert pairs computed per token per MoE layer %.4f (%.2f%% of the gates' choices skipped)%n",
                 r.get("expert_pairs_per_token").asDouble(), 100 * r.get("skipped_pair_share").asDouble());
+        if (r.has("offload")) {
+            JsonNode o = r.get("offload");
+            System.out.printf(Locale.ROOT, "offload budget %d bytes: hit rate %.4f (%d hits, %d misses), prefetches %d (used %d, wasted %d),"
+                    + " %.1f tokens/s%n", o.get("budget_bytes").asLong(), o.get("hit_rate").asDouble(), o.get("hits").asLong(),
+                    o.get("misses").asLong(), o.get("prefetches").asLong(), o.get("prefetches_used").asLong(),
+                    o.get("prefetches_wasted").asLong(), o.get("tokens_per_second").asDouble());
+        }
         System.out.printf(Locale.ROOT, "%.1f s%s%n", r.get("seconds").asDouble(),
                 routingStats == null ? "" : ", routing statistics written to " + routingStats);
     }

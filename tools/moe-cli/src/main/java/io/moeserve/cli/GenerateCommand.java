@@ -86,7 +86,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions());
+        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions(dir));
              PromptText text = prompt.text != null ? PromptText.load(dir) : null) {
             int[] ids = prompt.ids != null ? prompt.ids : text.encode(prompt.text, chat, system);
             for (int id : ids) {
@@ -102,7 +102,9 @@ final class GenerateCommand implements Callable<Integer> {
             if (json) {
                 GenerationTrace trace = GenerationTrace.run(model, request);
                 ObjectMapper mapper = new ObjectMapper();
-                System.out.println(mapper.writeValueAsString(trace.toJson(mapper)));
+                var node = trace.toJson(mapper);
+                if (runtime.offloadReport() != null) node.put("offload", runtime.offloadReport());
+                System.out.println(mapper.writeValueAsString(node));
                 return 0;
             }
             Generator generator = new Generator(model, model.newKvCache(ids.length + maxNewTokens + 16, 1));
@@ -121,6 +123,7 @@ final class GenerateCommand implements Callable<Integer> {
             double seconds = (System.nanoTime() - start) / 1e9;
             System.err.printf("[%d prompt + %d generated tokens in %.2f s, finish: %s]%n", ids.length,
                     result.outputTokens().length, seconds, result.finishReason().name().toLowerCase());
+            if (runtime.offloadReport() != null) System.err.println("[" + runtime.offloadReport() + "]");
         }
         return 0;
     }

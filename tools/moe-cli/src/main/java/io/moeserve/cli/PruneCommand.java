@@ -58,7 +58,7 @@ final class PruneCommand implements Callable<Integer> {
 
     /** Σ gate weight per (layer, expert) over the calibration text: count × mean weight. */
     private double[][] calibrate() throws Exception {
-        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions()); PromptText text = PromptText.load(dir)) {
+        try (MoeModel model = MoeModel.load(dir, runtime.modelOptions(dir)); PromptText text = PromptText.load(dir)) {
             int[] ids = text.encode(Files.readString(calibration), false, null);
             return CheckpointPruner.importance(RoutingStats.measure(model, ids, model.maxContext() - 1));
         }

@@ -137,7 +137,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new UncheckedIOException("cannot read " + calibration + " or the checkpoint's tokenizer: " + ex.getMessage(), ex);
             }
             runtime.maxContext = Math.max(runtime.maxContext, calibrationWindow);
-            try (MoeModel model = MoeModel.load(dir, runtime.modelOptions())) {
+            try (MoeModel model = MoeModel.load(dir, runtime.modelOptions(dir))) {
                 routing = RoutingStats.measure(model, tokens, calibrationWindow);
             }
             System.out.printf("measured routing on %d calibration tokens%n", tokens.length);

@@ -1,11 +1,16 @@
 package io.moeserve.cli;
 
+import io.moeserve.runtime.config.ConfigParser;
+import io.moeserve.runtime.expert.ExpertComputeListener;
+import io.moeserve.runtime.expert.ExpertResidency;
 import io.moeserve.runtime.expert.ExpertSelection;
+import io.moeserve.runtime.expert.OffloadingExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.model.ExpertSkipping;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.PrunedExperts;
+import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run a model. */
@@ -31,9 +36,59 @@ final class RuntimeOptions {
             + "are -inf): LAYER:E,E,... entries joined by ';', LAYER a layer index or * for every MoE layer, e.g. '*:3;5:0,7'.")
     String pruneExperts;
 
-    ModelOptions modelOptions() {
+    @Option(names = "--offload-budget", description = "Expert offloading: keep at most this many bytes of routed expert weights "
+            + "resident (suffix k, m or g for KiB, MiB, GiB), read the others from the mapped checkpoint when called, and prefetch "
+            + "the next layer's likely experts (its gate applied to this layer's hidden states); the output is unchanged. "
+            + "Off unless given.")
+    String offloadBudget;
+
+    @Option(names = "--offload-prefetch", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "With --offload-budget: prefetch by pre-gating (default); --no-offload-prefetch leaves only LRU on demand.")
+    boolean offloadPrefetch;
+
+    /** The offloading executor's resident set, once a model was loaded with --offload-budget; else null. */
+    ExpertResidency residency;
+
+    /** Options for the model in {@code dir} (whose top-k sizes the offloading executor's scratch). */
+    ModelOptions modelOptions(Path dir) {
         Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
-        return new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
+        CpuMatmulKernels kernels = new CpuMatmulKernels(parallel);
+        ModelOptions options = new ModelOptions(stepTokens, maxContext, kernels, parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts));
+        if (offloadBudget == null) return options;
+        long budget = bytes(offloadBudget);
+        int topK = ConfigParser.load(dir).moe().topK();
+        return options.withExecutor(ExpertSelection.ALL, store -> {
+            OffloadingExpertExecutor executor = OffloadingExpertExecutor.local(store, kernels, stepTokens, topK, budget,
+                    offloadPrefetch, ExpertComputeListener.NONE);
+            residency = executor.residency();
+            return executor;
+        });
+    }
+
+    /** The offloading report line for stderr, or null when offloading is off. */
+    String offloadReport() {
+        return residency == null ? null : residency.report();
+    }
+
+    /** Bytes from {@code 123}, {@code 64k}, {@code 512m} or {@code 1.5g}. */
+    static long bytes(String text) {
+        String s = text.trim().toLowerCase(java.util.Locale.ROOT);
+        long unit = 1;
+        if (s.endsWith("k") || s.endsWith("m") || s.endsWith("g")) {
+            unit = switch (s.charAt(s.length() - 1)) {
+                case 'k' -> 1L << 10;
+                case 'm' -> 1L << 20;
+                default -> 1L << 30;
+            };
+            s = s.substring(0, s.length() - 1);
+        }
+        try {
+            double v = Double.parseDouble(s);
+            if (v < 0 || Double.isNaN(v)) throw new NumberFormatException();
+            return (long) (v * unit);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--offload-budget '" + text + "' is not a size in bytes (e.g. 512m, 2g)");
+        }
     }
 }

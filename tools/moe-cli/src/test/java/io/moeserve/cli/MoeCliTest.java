@@ -1,11 +1,13 @@
 package io.moeserve.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -78,6 +80,27 @@ class MoeCliTest {
         Run bad = run(concat(base, "--skip-threshold", "1.5"));
         assertEquals(1, bad.exit());
         assertTrue(bad.err().contains("skip threshold"), bad.err());
+    }
+
+    @Test
+    void offloadingChangesNoBitAndReportsItsHitRate() throws Exception {
+        Path dir = tmp.resolve("mixtral-offload");
+        assertEquals(0, run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "bf16", "--out", dir.toString()).exit());
+        String[] base = {"generate", dir.toString(), "--prompt-ids", "3,14,15,92,65,35,89,79", "--max-new-tokens", "4", "--ignore-eos", "--json"};
+        Run plain = run(base);
+        assertEquals(0, plain.exit(), plain.err());
+        assertFalse(plain.err().contains("offload"), "off by default: " + plain.err());
+        ObjectMapper json = new ObjectMapper();
+        for (String budget : new String[] {"0", "20k", "1g"}) {
+            Run offloaded = run(concat(base, "--offload-budget", budget));
+            assertEquals(0, offloaded.exit(), offloaded.err());
+            ObjectNode trace = (ObjectNode) json.readTree(offloaded.out());
+            assertTrue(trace.remove("offload").asText().contains("hit rate"), offloaded.out());
+            assertEquals(json.readTree(plain.out()), trace, "budget " + budget + ": ids, logits and gate choices");
+        }
+        Run bad = run(concat(base, "--offload-budget", "lots"));
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("--offload-budget"), bad.err());
     }
 
     @Test
