@@ -45,9 +45,10 @@ class RouterFailoverIT {
     @BeforeAll
     void start() {
         d = new RouterKillDriver(Models.small(Architecture.MIXTRAL), 1);
-        // Neither probes nor re-describes: its readiness answer serves every later request's validation.
+        // Neither probes nor re-describes: its readiness answer serves every later request's validation. No prefix
+        // affinity either: the prompts would all prefer one router by their hash, and the test needs the dead one tried.
         unaware = d.startGateway("gateway-unaware", Map.of("moe.gateway.router.health-period", "1h",
-                "moe.gateway.describe-cache-ttl", "1h"));
+                "moe.gateway.describe-cache-ttl", "1h", "moe.gateway.router.prefix-affinity-tokens", "0"));
         d.awaitReady();
     }
 
