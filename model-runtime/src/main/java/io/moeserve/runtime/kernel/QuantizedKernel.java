@@ -94,6 +94,10 @@ final class QuantizedKernel {
             .add(INT_IOTA.and(1).lanewise(VectorOperators.LSHL, 4)) : null;
     /** As EVEN_ODD_LOW for the group's second 16 columns. */
     private static final IntVector EVEN_ODD_HIGH = LANES == 16 ? EVEN_ODD_LOW.add(8) : null;
+    /** Lane i: i − 8, the int4 value of stored code i, at 512 bits (null otherwise); times a scale, a group's table. */
+    static final FloatVector INT4_VALUES = LANES == 16 ? FLOAT_IOTA.sub(8) : null;
+    /** Lane i: i − 2, the int2 value of stored code i (lanes past 3 unused); times a scale, a group's table. */
+    private static final FloatVector INT2_VALUES = FLOAT_IOTA.sub(2);
 
     private QuantizedKernel() {}
 
@@ -119,12 +123,12 @@ final class QuantizedKernel {
      * no zero points (the layout of compressed-tensors' group and channel strategies, and of {@code moe quantize}).
      * Then each group costs one scale read and broadcast per row, with no straddling checks, two rows at a time.
      */
-    private static boolean groupPath(Quantization q) {
+    static boolean groupPath(Quantization q) {
         return q.scheme().isInteger() && q.blockRows() == 1 && q.blockCols() % LANES == 0 && q.zeroPoints() == null;
     }
 
     /** Scale {@code index}, widened to float: the switch on a loop-invariant dtype costs a predicted branch. */
-    private static float scale(MemorySegment scales, DType type, long index) {
+    static float scale(MemorySegment scales, DType type, long index) {
         if (type == DType.BF16) return Float.intBitsToFloat(scales.get(I16, 2 * index) << 16);
         if (type == DType.F16) return Float.float16ToFloat(scales.get(I16, 2 * index));
         return scales.get(TensorAccess.F32_LE, 4 * index);
@@ -168,7 +172,10 @@ final class QuantizedKernel {
             case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             case PACKED_INT3 -> groupsPackedInt3(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             case PACKED_INT2 -> groupsPackedInt2(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
-            default -> groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            default -> {
+                if (LANES == 16) groupsInt4Table(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+                else groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            }
         }
     }
 
@@ -409,6 +416,52 @@ final class QuantizedKernel {
     }
 
     /**
+     * {@link #groupsPackedInt4} at 512 bits by table lookup (see the class comment): per group and row one multiply
+     * makes the table of the 16 weights a code can stand for, {@code float(c − 8) · scale}, the very product the
+     * formula rounds; then 32 columns cost one 16-byte load, two lookups and two interleaving permutes, and a group's
+     * last 16 columns (groups of 16, 48, ..) one lookup of the nibbles spread as {@link #unsignedNibbles} spreads them.
+     * The FMAs are those of the float32 path, in its order.
+     */
+    private static void groupsInt4Table(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                        float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            IntVector t0 = INT4_VALUES.mul(scale(scales, type, scaleRow0 + g)).reinterpretAsInts();
+            IntVector t1 = INT4_VALUES.mul(scale(scales, type, scaleRow1 + g)).reinterpretAsInts();
+            int end = Math.min((g + 1) * bc, upper);
+            for (; c + 32 <= end; c += 32) {
+                FloatVector x0 = FloatVector.fromArray(FLOATS, x, xOff + c);
+                FloatVector x1 = FloatVector.fromArray(FLOATS, x, xOff + c + 16);
+                IntVector q0 = mxBytes(data, row0 + c / 2);
+                IntVector even0 = q0.and(0xf).selectFrom(t0);
+                IntVector odd0 = q0.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t0);
+                a0 = EVEN_ODD_LOW.selectFrom(even0, odd0).reinterpretAsFloats().fma(x0, a0);
+                a0 = EVEN_ODD_HIGH.selectFrom(even0, odd0).reinterpretAsFloats().fma(x1, a0);
+                IntVector q1 = mxBytes(data, row1 + c / 2);
+                IntVector even1 = q1.and(0xf).selectFrom(t1);
+                IntVector odd1 = q1.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t1);
+                a1 = EVEN_ODD_LOW.selectFrom(even1, odd1).reinterpretAsFloats().fma(x0, a1);
+                a1 = EVEN_ODD_HIGH.selectFrom(even1, odd1).reinterpretAsFloats().fma(x1, a1);
+            }
+            if (c < end) {
+                // 16 columns left in the group (the group path's groups are whole vectors: 0 or 16 remain).
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = unsignedNibbles(data, row0 + c / 2).selectFrom(t0).reinterpretAsFloats().fma(xv, a0);
+                a1 = unsignedNibbles(data, row1 + c / 2).selectFrom(t1).reinterpretAsFloats().fma(xv, a1);
+                c += LANES;
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
      * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
      * ({@link #groupPath}), into y, as {@link #groupsPackedInt4} for int3 and int2 codes.
      */
@@ -450,10 +503,12 @@ final class QuantizedKernel {
             int g = c / bc;
             FloatVector s0 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow0 + g));
             FloatVector s1 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow1 + g));
+            IntVector t0 = INT2_VALUES.mul(s0).reinterpretAsInts();
+            IntVector t1 = INT2_VALUES.mul(s1).reinterpretAsInts();
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
-                a0 = ((FloatVector) crumbs(data, row0 + c / 4).convert(VectorOperators.I2F, 0)).mul(s0).fma(xv, a0);
-                a1 = ((FloatVector) crumbs(data, row1 + c / 4).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
+                a0 = unsignedCrumbs(data, row0 + c / 4).selectFrom(t0).reinterpretAsFloats().fma(xv, a0);
+                a1 = unsignedCrumbs(data, row1 + c / 4).selectFrom(t1).reinterpretAsFloats().fma(xv, a1);
             }
         }
         y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
@@ -479,6 +534,12 @@ final class QuantizedKernel {
         int sc = q.scaleColumns(cols);
         int rb = row / q.blockRows();
         Scheme scheme = q.scheme();
+        if (groupPath(q) && LANES == 16 && scheme == Scheme.PACKED_INT4) {
+            widenInt4Table(data, rowStart, q.scales(), q.scaleType(), (long) row * sc, bc, upper, dst, dstOffset);
+            for (int c = upper; c < cols; c++) dst[dstOffset + c] = q.weight(data, cols, row, c);
+            for (int c = cols; c < paddedCount; c++) dst[dstOffset + c] = 0f;
+            return;
+        }
         if (groupPath(q)) {
             // One scale per group, read once: the weights are those of the general loop below.
             for (int c = 0; c < upper; ) {
@@ -501,6 +562,27 @@ final class QuantizedKernel {
         }
         for (int c = upper; c < cols; c++) dst[dstOffset + c] = q.weight(data, cols, row, c);
         for (int c = cols; c < paddedCount; c++) dst[dstOffset + c] = 0f;
+    }
+
+    /** One int4 row's whole vectors dequantized by table lookup, the weights {@link #groupsInt4Table} multiplies. */
+    private static void widenInt4Table(MemorySegment data, long rowStart, MemorySegment scales, DType type, long scaleRow,
+                                       int bc, int upper, float[] dst, int dstOffset) {
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            IntVector t = INT4_VALUES.mul(scale(scales, type, scaleRow + g)).reinterpretAsInts();
+            int end = Math.min((g + 1) * bc, upper);
+            for (; c + 32 <= end; c += 32) {
+                IntVector q = mxBytes(data, rowStart + c / 2);
+                IntVector even = q.and(0xf).selectFrom(t);
+                IntVector odd = q.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t);
+                EVEN_ODD_LOW.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, dstOffset + c);
+                EVEN_ODD_HIGH.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, dstOffset + c + 16);
+            }
+            if (c < end) {
+                unsignedNibbles(data, rowStart + c / 2).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + c);
+                c += LANES;
+            }
+        }
     }
 
     /** The end of the run of whole vectors from {@code c} inside c's scale block (c itself if there is none). */
@@ -558,7 +640,7 @@ final class QuantizedKernel {
     }
 
     /** LANES signed bytes from {@code offset}, sign-extended to ints. */
-    private static IntVector signedBytes(MemorySegment m, long offset) {
+    static IntVector signedBytes(MemorySegment m, long offset) {
         if (BYTES != null) {
             return (IntVector) ByteVector.fromMemorySegment(BYTES, m, offset, LE).convertShape(VectorOperators.B2I, INTS, 0);
         }
@@ -568,23 +650,28 @@ final class QuantizedKernel {
     }
 
     /** LANES pack-quantized int8 codes (stored q + 128) from {@code offset}, as signed ints q. */
-    private static IntVector offsetBytes(MemorySegment m, long offset) {
+    static IntVector offsetBytes(MemorySegment m, long offset) {
         // A sign-extended byte u − 256·[u ≥ 128] XOR ~0x7f is u − 128: flipping bit 7 and everything above it.
         return signedBytes(m, offset).lanewise(VectorOperators.XOR, 0xffff_ff80);
     }
 
     /** LANES pack-quantized int4 codes (stored q + 8, two per byte, low nibble first) from byte {@code offset}. */
-    private static IntVector nibbles(MemorySegment m, long offset) {
+    static IntVector nibbles(MemorySegment m, long offset) {
         return unsignedNibbles(m, offset).sub(8);
     }
 
     /** LANES pack-quantized int2 codes (stored q + 2, four per byte, lowest bits first) from byte {@code offset}. */
     private static IntVector crumbs(MemorySegment m, long offset) {
+        return unsignedCrumbs(m, offset).sub(2);
+    }
+
+    /** LANES 2-bit fields (four per byte, lowest bits first) from byte {@code offset}, as ints 0..3. */
+    private static IntVector unsignedCrumbs(MemorySegment m, long offset) {
         int bits;
         if (LANES == 16) bits = m.get(TensorAccess.I32_LE, offset);
         else if (LANES == 8) bits = m.get(I16, offset) & 0xffff;
         else bits = m.get(ValueLayout.JAVA_BYTE, offset) & 0xff;
-        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, CRUMB_SHIFTS).and(3).sub(2);
+        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, CRUMB_SHIFTS).and(3);
     }
 
     /**
@@ -608,7 +695,7 @@ final class QuantizedKernel {
     }
 
     /** LANES nibbles (two per byte, low nibble first) from byte {@code offset}, as ints 0..15. */
-    private static IntVector unsignedNibbles(MemorySegment m, long offset) {
+    static IntVector unsignedNibbles(MemorySegment m, long offset) {
         IntVector words;
         if (LANES == 16) {
             long bits = m.get(I64, offset);
