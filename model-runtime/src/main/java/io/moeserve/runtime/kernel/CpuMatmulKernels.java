@@ -249,7 +249,9 @@ public final class CpuMatmulKernels implements MatmulKernels {
             boolean quantized = weights.isQuantized();
             if (n <= SmallBatchKernel.MAX_TOKENS && (!quantized || QuantizedSmallBatchKernel.handles(weights))) {
                 float[] t = smallBatchScratch[slot];
-                if (t == null) smallBatchScratch[slot] = t = SmallBatchKernel.newScratch();
+                // Kept between calls; quantized weights need room for their scales, so it grows to the widest seen.
+                int need = quantized ? QuantizedSmallBatchKernel.scratchLength(weights) : SmallBatchKernel.SCRATCH;
+                if (t == null || t.length < need) smallBatchScratch[slot] = t = new float[need];
                 if (quantized) {
                     QuantizedSmallBatchKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
                 } else {

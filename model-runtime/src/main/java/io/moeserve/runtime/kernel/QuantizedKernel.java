@@ -49,6 +49,23 @@ import jdk.incubator.vector.VectorSpecies;
  * five phases, and the lanes' shifts and word indices come from a table per phase, one vector load each. (One 128-bit
  * load of four words spread over the lanes by a permute, selectFrom or rearrange, ran four times slower on JDK 25.)
  *
+ * <p>Table lookup. Dequantizing by conversion (codes to int lanes, minus the offset, to float, times the scale) costs
+ * more vector operations per weight than reading it, so the int4 loop looks weights up instead: a code c of a group
+ * can only stand for {@code float(c − 8) · scale}, so each group and row gets the table of those 16 products, one
+ * vector multiply, the very roundings of the formula, and each code vector becomes its weights by one permute
+ * ({@code selectFrom}). At 512 bits it goes further, as MXFP4 below: 32 columns are one 16-byte load widened to 16
+ * int lanes, whose low and high nibbles (even and odd columns) are looked up separately and put back in column order
+ * by two two-vector permutes; a group's last 16 columns, where a group is not a multiple of 32 wide, look up the
+ * nibbles spread as below. At 256 bits the 16 entries are two 8-lane vectors, and one two-vector permute looks a
+ * nibble vector up in both; at 128 bits int4 keeps the conversion. (Int2's 4-entry table fits every width, but looked
+ * up it measured no faster than converted, so int2 converts.) The GEMM's panels are widened by the same lookups at
+ * 512 bits. {@code QuantizedKernelsBenchmark} times the lookups against the conversion they replaced
+ * ({@link #matvecByConversion}); BENCHMARKS.md has the figures.
+ *
+ * <p>Few tokens. 2 to 8 tokens of int8 and int4 weights on the group path go to {@link QuantizedSmallBatchKernel},
+ * which dequantizes each weight vector as these loops do and uses it for 4 tokens; other layouts go to the packed
+ * GEMM through {@link #widen}.
+ *
  * <p>MXFP4 (gpt-oss's experts) has its own loop: one E8M0 scale per 32 columns, no tail (columns are a multiple of
  * 32), FP4 codes that are not integers. At 512 bits a group is one 16-byte load widened to 16 int lanes, byte k in
  * lane k; its low nibbles are the even columns and its high nibbles the odd ones. The group's 16 possible weights
@@ -96,8 +113,9 @@ final class QuantizedKernel {
     private static final IntVector EVEN_ODD_HIGH = LANES == 16 ? EVEN_ODD_LOW.add(8) : null;
     /** Lane i: i − 8, the int4 value of stored code i, at 512 bits (null otherwise); times a scale, a group's table. */
     static final FloatVector INT4_VALUES = LANES == 16 ? FLOAT_IOTA.sub(8) : null;
-    /** Lane i: i − 2, the int2 value of stored code i (lanes past 3 unused); times a scale, a group's table. */
-    private static final FloatVector INT2_VALUES = FLOAT_IOTA.sub(2);
+    /** At 256 bits, lane i: i − 8, and i: the int4 values of stored codes 0..7 and 8..15 (null otherwise). */
+    private static final FloatVector INT4_LOW = LANES == 8 ? FLOAT_IOTA.sub(8) : null;
+    private static final FloatVector INT4_HIGH = LANES == 8 ? FLOAT_IOTA : null;
 
     private QuantizedKernel() {}
 
@@ -174,9 +192,29 @@ final class QuantizedKernel {
             case PACKED_INT2 -> groupsPackedInt2(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             default -> {
                 if (LANES == 16) groupsInt4Table(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+                else if (LANES == 8) groupsInt4Halves(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
                 else groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             }
         }
+    }
+
+    /**
+     * The one-token int4 group loop by conversion (codes to float, times the scale) that the table lookups replaced,
+     * with the same bits: kept only so that {@code QuantizedKernelsBenchmark} times before against after in one JVM
+     * (and still the loop at 128 bits). Group-path int4 matrices only.
+     */
+    static void matvecByConversion(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
+        int half = (rowTo - rowFrom) / 2;
+        for (int r = rowFrom; r < rowFrom + half; r++) pairByConversion(w, x, xOff, y, yOff, r, r + half);
+        if ((rowTo - rowFrom) % 2 != 0) pairByConversion(w, x, xOff, y, yOff, rowTo - 1, rowTo - 1);
+    }
+
+    private static void pairByConversion(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        Quantization q = w.quantization();
+        int cols = w.cols();
+        int sc = q.scaleColumns(cols);
+        int upper = cols - cols % LANES;
+        groupsPackedInt4(w.data(), w.rowBytes(), q, sc, q.blockCols(), upper, cols, x, xOff, y, yOff, r0, r1);
     }
 
     /** MXFP4 rows, two far apart at a time as on the group path. */
@@ -462,6 +500,34 @@ final class QuantizedKernel {
     }
 
     /**
+     * {@link #groupsPackedInt4} at 256 bits by table lookup: the group's 16-entry table in two 8-lane vectors, each
+     * vector of nibbles looked up in both by one two-vector permute.
+     */
+    private static void groupsInt4Halves(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                         float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            float s0 = scale(scales, type, scaleRow0 + g);
+            float s1 = scale(scales, type, scaleRow1 + g);
+            IntVector low0 = INT4_LOW.mul(s0).reinterpretAsInts(), high0 = INT4_HIGH.mul(s0).reinterpretAsInts();
+            IntVector low1 = INT4_LOW.mul(s1).reinterpretAsInts(), high1 = INT4_HIGH.mul(s1).reinterpretAsInts();
+            for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = unsignedNibbles(data, row0 + c / 2).selectFrom(low0, high0).reinterpretAsFloats().fma(xv, a0);
+                a1 = unsignedNibbles(data, row1 + c / 2).selectFrom(low1, high1).reinterpretAsFloats().fma(xv, a1);
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
      * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
      * ({@link #groupPath}), into y, as {@link #groupsPackedInt4} for int3 and int2 codes.
      */
@@ -503,12 +569,10 @@ final class QuantizedKernel {
             int g = c / bc;
             FloatVector s0 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow0 + g));
             FloatVector s1 = FloatVector.broadcast(FLOATS, scale(scales, type, scaleRow1 + g));
-            IntVector t0 = INT2_VALUES.mul(s0).reinterpretAsInts();
-            IntVector t1 = INT2_VALUES.mul(s1).reinterpretAsInts();
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
-                a0 = unsignedCrumbs(data, row0 + c / 4).selectFrom(t0).reinterpretAsFloats().fma(xv, a0);
-                a1 = unsignedCrumbs(data, row1 + c / 4).selectFrom(t1).reinterpretAsFloats().fma(xv, a1);
+                a0 = ((FloatVector) crumbs(data, row0 + c / 4).convert(VectorOperators.I2F, 0)).mul(s0).fma(xv, a0);
+                a1 = ((FloatVector) crumbs(data, row1 + c / 4).convert(VectorOperators.I2F, 0)).mul(s1).fma(xv, a1);
             }
         }
         y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
@@ -662,16 +726,11 @@ final class QuantizedKernel {
 
     /** LANES pack-quantized int2 codes (stored q + 2, four per byte, lowest bits first) from byte {@code offset}. */
     private static IntVector crumbs(MemorySegment m, long offset) {
-        return unsignedCrumbs(m, offset).sub(2);
-    }
-
-    /** LANES 2-bit fields (four per byte, lowest bits first) from byte {@code offset}, as ints 0..3. */
-    private static IntVector unsignedCrumbs(MemorySegment m, long offset) {
         int bits;
         if (LANES == 16) bits = m.get(TensorAccess.I32_LE, offset);
         else if (LANES == 8) bits = m.get(I16, offset) & 0xffff;
         else bits = m.get(ValueLayout.JAVA_BYTE, offset) & 0xff;
-        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, CRUMB_SHIFTS).and(3);
+        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, CRUMB_SHIFTS).and(3).sub(2);
     }
 
     /**

@@ -26,17 +26,28 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <p>Design. Exactly {@link SmallBatchKernel}'s tiles (4 rows a quarter of the range apart × 4 tokens, 16
  * accumulators, clamped rows and tokens that repeat a real one, the zero-padded last vector, {@link Simd#sumEach}),
- * with the weight vector of each row made as the one-token kernel makes it: one scale read and broadcast per group
- * and row (at 512 bits for int4, the group's 16-entry table instead), then per vector the codes widened to int lanes
+ * with the weight vector of each row made as the one-token kernel makes it: one scale broadcast per group and row (at
+ * 512 bits for int4, the group's 16-entry table instead; the scales decoded into scratch once per tile row), then per
+ * vector the codes widened to int lanes
  * and converted and scaled, or looked up. Each weight is thus the float32 of the format's formula, and each (row,
  * token) sum takes the operations of the float32 path in their order, so a token's result has the bits of the
  * float32 matrix of the dequantized weights through SmallBatchKernel, which are those of the one-token kernel and
  * the packed GEMM: it does not depend on its batch. Other layouts (zero points, blocks of several rows, int3, int2,
- * FP8, MXFP4) keep the packed GEMM. One tile method per scheme, as SmallBatchKernel has one per dtype.
+ * FP8, MXFP4) keep the packed GEMM. One tile method per scheme, as SmallBatchKernel has one per dtype; int4's covers
+ * half a tile (2 rows × 4 tokens), called twice, since C2 stopped inlining the nibble loads of a whole tile (a load
+ * left as a call returns its vector boxed, and the tile ran at a third of the GEMM's speed).
  */
 final class QuantizedSmallBatchKernel {
 
+    /** Where the scratch holds the tile's four rows of scales, after {@link SmallBatchKernel}'s layout. */
+    private static final int SCALES = TAILS + 4 * LANES;
+
     private QuantizedSmallBatchKernel() {}
+
+    /** The scratch {@link #multiply} needs for {@code w}: SmallBatchKernel's, and four rows of scales. */
+    static int scratchLength(WeightMatrix w) {
+        return SCALES + 4 * w.quantization().scaleColumns(w.cols());
+    }
 
     /** Whether this kernel takes {@code w}: int8 or int4 codes on the group path. */
     static boolean handles(WeightMatrix w) {
@@ -47,8 +58,8 @@ final class QuantizedSmallBatchKernel {
 
     /**
      * {@code y[t][r] = Σ_c x[t][c] · W[r][c]} for {@code rowFrom <= r < rowTo}, {@code tokenFrom <= t < tokenTo},
-     * as {@link SmallBatchKernel#multiply}, for a matrix this kernel {@link #handles}; scratch from
-     * {@link SmallBatchKernel#newScratch}.
+     * as {@link SmallBatchKernel#multiply}, for a matrix this kernel {@link #handles}; scratch of at least
+     * {@link #scratchLength} floats.
      */
     static void multiply(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo, int tokenFrom,
                          int tokenTo, float[] scratch) {
@@ -76,19 +87,30 @@ final class QuantizedSmallBatchKernel {
                 padTail(w, upper, rest, r3, scratch, TAILS + 3 * LANES);
             }
             long b0 = r * stride, b1 = r1 * stride, b2 = r2 * stride, b3 = r3 * stride;
-            long k0 = (long) r * sc, k1 = (long) r1 * sc, k2 = (long) r2 * sc, k3 = (long) r3 * sc;
+            // The four rows' scales, decoded once per tile row instead of once per group of tokens, and read in the
+            // tiles as floats: decoding them there made the tiles too big for C2 to inline their loads.
+            for (int g = 0; g < sc; g++) {
+                scratch[SCALES + g] = QuantizedKernel.scale(scales, type, (long) r * sc + g);
+                scratch[SCALES + sc + g] = QuantizedKernel.scale(scales, type, (long) r1 * sc + g);
+                scratch[SCALES + 2 * sc + g] = QuantizedKernel.scale(scales, type, (long) r2 * sc + g);
+                scratch[SCALES + 3 * sc + g] = QuantizedKernel.scale(scales, type, (long) r3 * sc + g);
+            }
             for (int t = tokenFrom; t < tokenTo; t += 4) {
                 int t1 = Math.min(t + 1, lastToken), t2 = Math.min(t + 2, lastToken), t3 = Math.min(t + 3, lastToken);
                 int x0 = xOff + t * cols, x1 = xOff + t1 * cols, x2 = xOff + t2 * cols, x3 = xOff + t3 * cols;
                 switch (scheme) {
-                    case INT8 -> tileInt8(data, scales, type, bc, b0, b1, b2, b3, k0, k1, k2, k3, x, x0, x1, x2, x3, upper, scratch);
-                    case PACKED_INT8 -> tilePackedInt8(data, scales, type, bc, b0, b1, b2, b3, k0, k1, k2, k3, x, x0, x1, x2, x3, upper,
-                            scratch);
+                    case INT8 -> tileInt8(data, bc, sc, b0, b1, b2, b3, x, x0, x1, x2, x3, upper, scratch);
+                    case PACKED_INT8 -> tilePackedInt8(data, bc, sc, b0, b1, b2, b3, x, x0, x1, x2, x3, upper, scratch);
                     default -> {
+                        // Int4 in halves of a tile: a whole tile's four nibble spreads were more than C2 inlines.
                         if (LANES == 16) {
-                            tileInt4Table(data, scales, type, bc, b0, b1, b2, b3, k0, k1, k2, k3, x, x0, x1, x2, x3, upper, scratch);
+                            tileInt4Table(data, bc, b0, b1, SCALES, SCALES + sc, x, x0, x1, x2, x3, upper, scratch, 0);
+                            tileInt4Table(data, bc, b2, b3, SCALES + 2 * sc, SCALES + 3 * sc, x, x0, x1, x2, x3, upper, scratch,
+                                    8 * LANES);
                         } else {
-                            tilePackedInt4(data, scales, type, bc, b0, b1, b2, b3, k0, k1, k2, k3, x, x0, x1, x2, x3, upper, scratch);
+                            tilePackedInt4(data, bc, b0, b1, SCALES, SCALES + sc, x, x0, x1, x2, x3, upper, scratch, 0);
+                            tilePackedInt4(data, bc, b2, b3, SCALES + 2 * sc, SCALES + 3 * sc, x, x0, x1, x2, x3, upper, scratch,
+                                    8 * LANES);
                         }
                     }
                 }
@@ -123,19 +145,18 @@ final class QuantizedSmallBatchKernel {
     }
 
     /** The {@code INT8} main loop of one tile: 4 rows × 4 tokens over the whole vectors of columns. */
-    private static void tileInt8(MemorySegment data, MemorySegment scales, DType type, int bc, long b0, long b1, long b2, long b3,
-                                  long k0, long k1, long k2, long k3, float[] x, int x0, int x1, int x2, int x3, int upper,
-                                  float[] acc) {
+    private static void tileInt8(MemorySegment data, int bc, int sc, long b0, long b1, long b2, long b3, float[] x,
+                                  int x0, int x1, int x2, int x3, int upper, float[] acc) {
         FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         for (int c = 0; c < upper; ) {
             int g = c / bc;
-            FloatVector s0 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k0 + g));
-            FloatVector s1 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k1 + g));
-            FloatVector s2 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k2 + g));
-            FloatVector s3 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k3 + g));
+            FloatVector s0 = FloatVector.broadcast(FLOATS, acc[SCALES + g]);
+            FloatVector s1 = FloatVector.broadcast(FLOATS, acc[SCALES + sc + g]);
+            FloatVector s2 = FloatVector.broadcast(FLOATS, acc[SCALES + 2 * sc + g]);
+            FloatVector s3 = FloatVector.broadcast(FLOATS, acc[SCALES + 3 * sc + g]);
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + c);
                 FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + c);
@@ -182,19 +203,18 @@ final class QuantizedSmallBatchKernel {
     }
 
     /** The {@code PACKED_INT8} main loop of one tile. */
-    private static void tilePackedInt8(MemorySegment data, MemorySegment scales, DType type, int bc, long b0, long b1, long b2, long b3,
-                                  long k0, long k1, long k2, long k3, float[] x, int x0, int x1, int x2, int x3, int upper,
-                                  float[] acc) {
+    private static void tilePackedInt8(MemorySegment data, int bc, int sc, long b0, long b1, long b2, long b3, float[] x,
+                                  int x0, int x1, int x2, int x3, int upper, float[] acc) {
         FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         for (int c = 0; c < upper; ) {
             int g = c / bc;
-            FloatVector s0 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k0 + g));
-            FloatVector s1 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k1 + g));
-            FloatVector s2 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k2 + g));
-            FloatVector s3 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k3 + g));
+            FloatVector s0 = FloatVector.broadcast(FLOATS, acc[SCALES + g]);
+            FloatVector s1 = FloatVector.broadcast(FLOATS, acc[SCALES + sc + g]);
+            FloatVector s2 = FloatVector.broadcast(FLOATS, acc[SCALES + 2 * sc + g]);
+            FloatVector s3 = FloatVector.broadcast(FLOATS, acc[SCALES + 3 * sc + g]);
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + c);
                 FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + c);
@@ -240,20 +260,15 @@ final class QuantizedSmallBatchKernel {
         a33.intoArray(acc, 15 * LANES);
     }
 
-    /** The {@code PACKED_INT4} main loop of one tile below 512 bits: codes converted and scaled. */
-    private static void tilePackedInt4(MemorySegment data, MemorySegment scales, DType type, int bc, long b0, long b1, long b2, long b3,
-                                  long k0, long k1, long k2, long k3, float[] x, int x0, int x1, int x2, int x3, int upper,
-                                  float[] acc) {
+    /** The {@code PACKED_INT4} main loop of half a tile (2 rows × 4 tokens) below 512 bits: codes converted and scaled. */
+    private static void tilePackedInt4(MemorySegment data, int bc, long b0, long b1, int k0, int k1, float[] x, int x0,
+                                  int x1, int x2, int x3, int upper, float[] acc, int at) {
         FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         for (int c = 0; c < upper; ) {
             int g = c / bc;
-            FloatVector s0 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k0 + g));
-            FloatVector s1 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k1 + g));
-            FloatVector s2 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k2 + g));
-            FloatVector s3 = FloatVector.broadcast(FLOATS, QuantizedKernel.scale(scales, type, k3 + g));
+            FloatVector s0 = FloatVector.broadcast(FLOATS, acc[k0 + g]);
+            FloatVector s1 = FloatVector.broadcast(FLOATS, acc[k1 + g]);
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + c);
                 FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + c);
@@ -269,50 +284,27 @@ final class QuantizedSmallBatchKernel {
                 a11 = q.fma(v1, a11);
                 a12 = q.fma(v2, a12);
                 a13 = q.fma(v3, a13);
-                q = ((FloatVector) QuantizedKernel.nibbles(data, b2 + c / 2).convert(VectorOperators.I2F, 0)).mul(s2);
-                a20 = q.fma(v0, a20);
-                a21 = q.fma(v1, a21);
-                a22 = q.fma(v2, a22);
-                a23 = q.fma(v3, a23);
-                q = ((FloatVector) QuantizedKernel.nibbles(data, b3 + c / 2).convert(VectorOperators.I2F, 0)).mul(s3);
-                a30 = q.fma(v0, a30);
-                a31 = q.fma(v1, a31);
-                a32 = q.fma(v2, a32);
-                a33 = q.fma(v3, a33);
             }
         }
-        a00.intoArray(acc, 0);
-        a01.intoArray(acc, LANES);
-        a02.intoArray(acc, 2 * LANES);
-        a03.intoArray(acc, 3 * LANES);
-        a10.intoArray(acc, 4 * LANES);
-        a11.intoArray(acc, 5 * LANES);
-        a12.intoArray(acc, 6 * LANES);
-        a13.intoArray(acc, 7 * LANES);
-        a20.intoArray(acc, 8 * LANES);
-        a21.intoArray(acc, 9 * LANES);
-        a22.intoArray(acc, 10 * LANES);
-        a23.intoArray(acc, 11 * LANES);
-        a30.intoArray(acc, 12 * LANES);
-        a31.intoArray(acc, 13 * LANES);
-        a32.intoArray(acc, 14 * LANES);
-        a33.intoArray(acc, 15 * LANES);
+        a00.intoArray(acc, at);
+        a01.intoArray(acc, at + LANES);
+        a02.intoArray(acc, at + 2 * LANES);
+        a03.intoArray(acc, at + 3 * LANES);
+        a10.intoArray(acc, at + 4 * LANES);
+        a11.intoArray(acc, at + 5 * LANES);
+        a12.intoArray(acc, at + 6 * LANES);
+        a13.intoArray(acc, at + 7 * LANES);
     }
 
-    /** The {@code PACKED_INT4} main loop of one tile at 512 bits: codes looked up in the group's table. */
-    private static void tileInt4Table(MemorySegment data, MemorySegment scales, DType type, int bc, long b0, long b1, long b2, long b3,
-                                  long k0, long k1, long k2, long k3, float[] x, int x0, int x1, int x2, int x3, int upper,
-                                  float[] acc) {
+    /** The {@code PACKED_INT4} main loop of half a tile at 512 bits: codes looked up in the group's table. */
+    private static void tileInt4Table(MemorySegment data, int bc, long b0, long b1, int k0, int k1, float[] x, int x0,
+                                  int x1, int x2, int x3, int upper, float[] acc, int at) {
         FloatVector a00 = FloatVector.zero(FLOATS), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         for (int c = 0; c < upper; ) {
             int g = c / bc;
-            IntVector t0 = QuantizedKernel.INT4_VALUES.mul(QuantizedKernel.scale(scales, type, k0 + g)).reinterpretAsInts();
-            IntVector t1 = QuantizedKernel.INT4_VALUES.mul(QuantizedKernel.scale(scales, type, k1 + g)).reinterpretAsInts();
-            IntVector t2 = QuantizedKernel.INT4_VALUES.mul(QuantizedKernel.scale(scales, type, k2 + g)).reinterpretAsInts();
-            IntVector t3 = QuantizedKernel.INT4_VALUES.mul(QuantizedKernel.scale(scales, type, k3 + g)).reinterpretAsInts();
+            IntVector t0 = QuantizedKernel.INT4_VALUES.mul(acc[k0 + g]).reinterpretAsInts();
+            IntVector t1 = QuantizedKernel.INT4_VALUES.mul(acc[k1 + g]).reinterpretAsInts();
             for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
                 FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + c);
                 FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + c);
@@ -328,33 +320,15 @@ final class QuantizedSmallBatchKernel {
                 a11 = q.fma(v1, a11);
                 a12 = q.fma(v2, a12);
                 a13 = q.fma(v3, a13);
-                q = QuantizedKernel.unsignedNibbles(data, b2 + c / 2).selectFrom(t2).reinterpretAsFloats();
-                a20 = q.fma(v0, a20);
-                a21 = q.fma(v1, a21);
-                a22 = q.fma(v2, a22);
-                a23 = q.fma(v3, a23);
-                q = QuantizedKernel.unsignedNibbles(data, b3 + c / 2).selectFrom(t3).reinterpretAsFloats();
-                a30 = q.fma(v0, a30);
-                a31 = q.fma(v1, a31);
-                a32 = q.fma(v2, a32);
-                a33 = q.fma(v3, a33);
             }
         }
-        a00.intoArray(acc, 0);
-        a01.intoArray(acc, LANES);
-        a02.intoArray(acc, 2 * LANES);
-        a03.intoArray(acc, 3 * LANES);
-        a10.intoArray(acc, 4 * LANES);
-        a11.intoArray(acc, 5 * LANES);
-        a12.intoArray(acc, 6 * LANES);
-        a13.intoArray(acc, 7 * LANES);
-        a20.intoArray(acc, 8 * LANES);
-        a21.intoArray(acc, 9 * LANES);
-        a22.intoArray(acc, 10 * LANES);
-        a23.intoArray(acc, 11 * LANES);
-        a30.intoArray(acc, 12 * LANES);
-        a31.intoArray(acc, 13 * LANES);
-        a32.intoArray(acc, 14 * LANES);
-        a33.intoArray(acc, 15 * LANES);
+        a00.intoArray(acc, at);
+        a01.intoArray(acc, at + LANES);
+        a02.intoArray(acc, at + 2 * LANES);
+        a03.intoArray(acc, at + 3 * LANES);
+        a10.intoArray(acc, at + 4 * LANES);
+        a11.intoArray(acc, at + 5 * LANES);
+        a12.intoArray(acc, at + 6 * LANES);
+        a13.intoArray(acc, at + 7 * LANES);
     }
 }

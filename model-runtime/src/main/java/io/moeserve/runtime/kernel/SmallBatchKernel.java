@@ -45,9 +45,12 @@ final class SmallBatchKernel {
 
     private SmallBatchKernel() {}
 
+    /** The length of one thread's scratch for {@link #multiply}. */
+    static final int SCRATCH = TAILS + 4 * LANES;
+
     /** One thread's scratch for {@link #multiply}. */
     static float[] newScratch() {
-        return new float[TAILS + 4 * LANES];
+        return new float[SCRATCH];
     }
 
     /**

@@ -83,7 +83,7 @@ class QuantizedKernelDifferentialTest {
 
     /**
      * A token's result does not depend on its batch: on the int8 and int4 layouts that have a small-batch kernel (and
-     * int2, by table lookup), each token of a 2 to 9 token product has the bits of that token alone, at shapes whose
+     * int2, which has not), each token of a 2 to 9 token product has the bits of that token alone, at shapes whose
      * rows do and do not divide by four and whose columns do and do not fill whole vectors.
      */
     @ParameterizedTest
@@ -108,6 +108,23 @@ class QuantizedKernelDifferentialTest {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /** The conversion loop kept for the benchmark's before and after computes the table lookups' bits. */
+    @Test
+    void conversionLoopKeptForTheBenchmarkHasTheLookupsBits() {
+        Scheme scheme = Scheme.PACKED_INT4;
+        Random random = new Random(37);
+        try (Arena arena = Arena.ofShared()) {
+            for (int[] s : new int[][] {{37, 96, 32}, {20, 2880, 32}, {13, 203, 48}, {8, 64, 16}}) {
+                WeightMatrix q = randomQuantized(arena, scheme, s[0], s[1], 1, s[2], false, random);
+                float[] x = gaussian(random, 1 + s[1]);
+                float[] lookup = new float[s[0] + 2], conversion = new float[s[0] + 2];
+                QuantizedKernel.matvec(q, x, 1, lookup, 2, 0, s[0]);
+                QuantizedKernel.matvecByConversion(q, x, 1, conversion, 2, 0, s[0]);
+                assertBits(conversion, lookup, scheme + " " + s[0] + "x" + s[1] + " groups of " + s[2]);
             }
         }
     }
