@@ -24,8 +24,8 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One expert projection of gpt-oss's shape (2880 × 2880) in each weight format the kernels read: BF16, int4, int3 and
- * int2 in groups of 32 (compressed-tensors pack-quantized, BF16 scales; mixed-precision experts) and MXFP4 (E2M1
+ * One expert projection of gpt-oss's shape (2880 × 2880) in each weight format the kernels read: BF16, int8, int4, int3
+ * and int2 in groups of 32 (compressed-tensors pack-quantized, BF16 scales; mixed-precision experts) and MXFP4 (E2M1
  * codes, an E8M0 scale per 32), through
  * {@link CpuMatmulKernels}. The call cycles over 24 experts (about 400 MB in BF16, 110 MB in int4 or MXFP4, each
  * several times the L3) so one-token products read their weights from DRAM, as decode does. The counters give weight
@@ -42,10 +42,10 @@ public class WeightFormatBenchmark {
     static final int COLS = 2880;
     static final int EXPERTS = 24;
 
-    @Param({"BF16", "INT4", "INT3", "INT2", "MXFP4"})
+    @Param({"BF16", "INT8", "INT4", "INT3", "INT2", "MXFP4"})
     public String format;
 
-    @Param({"1", "16"})
+    @Param({"1", "4", "16"})
     public int tokens;
 
     /** Kernel threads; 0 means one per available processor (what the services use). */
@@ -76,6 +76,7 @@ public class WeightFormatBenchmark {
         for (int e = 0; e < EXPERTS; e++) {
             experts[e] = switch (format) {
                 case "BF16" -> MatmulKernelsDifferentialTest.randomMatrix(arena, DType.BF16, ROWS, COLS, random);
+                case "INT8" -> packed(random, Quantization.Scheme.PACKED_INT8);
                 case "INT4" -> packed(random, Quantization.Scheme.PACKED_INT4);
                 case "INT3" -> packed(random, Quantization.Scheme.PACKED_INT3);
                 case "INT2" -> packed(random, Quantization.Scheme.PACKED_INT2);
@@ -90,7 +91,7 @@ public class WeightFormatBenchmark {
         y = new float[tokens * ROWS];
     }
 
-    /** Random pack-quantized int4, int3 or int2 codes, BF16 scales in groups of 32, as a compressed-tensors checkpoint has. */
+    /** Random pack-quantized int8, int4, int3 or int2 codes, BF16 scales in groups of 32, as a compressed-tensors checkpoint has. */
     private WeightMatrix packed(Random random, Quantization.Scheme scheme) {
         WeightMatrix codes = QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, ROWS, COLS, 1, 32, false, random);
         long count = (long) ROWS * (COLS / 32);

@@ -244,11 +244,20 @@ public final class CpuMatmulKernels implements MatmulKernels {
                 }
                 return;
             }
-            // Quantized weights go to the packed GEMM, which dequantizes each row once per block of tokens.
-            if (n <= SmallBatchKernel.MAX_TOKENS && !weights.isQuantized()) {
+            // Quantized layouts without a small-batch kernel go to the packed GEMM, which dequantizes each row once
+            // per block of tokens.
+            boolean quantized = weights.isQuantized();
+            if (n <= SmallBatchKernel.MAX_TOKENS && (!quantized || QuantizedSmallBatchKernel.handles(weights))) {
                 float[] t = smallBatchScratch[slot];
-                if (t == null) smallBatchScratch[slot] = t = SmallBatchKernel.newScratch();
-                SmallBatchKernel.multiply(weights.data(), weights.dtype(), rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
+                // Kept between calls; quantized weights need room for their scales, so it grows to the widest seen.
+                int need = quantized ? QuantizedSmallBatchKernel.scratchLength(weights) : SmallBatchKernel.SCRATCH;
+                if (t == null || t.length < need) smallBatchScratch[slot] = t = new float[need];
+                if (quantized) {
+                    QuantizedSmallBatchKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, t);
+                } else {
+                    SmallBatchKernel.multiply(weights.data(), weights.dtype(), rows, cols, x, xOffset, y, yOffset, rowFrom, rowTo,
+                            tokenFrom, tokenTo, t);
+                }
                 return;
             }
             GemmKernel.Scratch s = scratch[slot];

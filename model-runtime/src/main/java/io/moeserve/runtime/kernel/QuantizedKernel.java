@@ -49,6 +49,23 @@ import jdk.incubator.vector.VectorSpecies;
  * five phases, and the lanes' shifts and word indices come from a table per phase, one vector load each. (One 128-bit
  * load of four words spread over the lanes by a permute, selectFrom or rearrange, ran four times slower on JDK 25.)
  *
+ * <p>Table lookup. Dequantizing by conversion (codes to int lanes, minus the offset, to float, times the scale) costs
+ * more vector operations per weight than reading it, so the int4 loop looks weights up instead: a code c of a group
+ * can only stand for {@code float(c − 8) · scale}, so each group and row gets the table of those 16 products, one
+ * vector multiply, the very roundings of the formula, and each code vector becomes its weights by one permute
+ * ({@code selectFrom}). At 512 bits it goes further, as MXFP4 below: 32 columns are one 16-byte load widened to 16
+ * int lanes, whose low and high nibbles (even and odd columns) are looked up separately and put back in column order
+ * by two two-vector permutes; a group's last 16 columns, where a group is not a multiple of 32 wide, look up the
+ * nibbles spread as below. At 256 bits the 16 entries are two 8-lane vectors, and one two-vector permute looks a
+ * nibble vector up in both; at 128 bits int4 keeps the conversion. (Int2's 4-entry table fits every width, but looked
+ * up it measured no faster than converted, so int2 converts.) The GEMM's panels are widened by the same lookups at
+ * 512 bits. {@code QuantizedKernelsBenchmark} times the lookups against the conversion they replaced
+ * ({@link #matvecByConversion}); BENCHMARKS.md has the figures.
+ *
+ * <p>Few tokens. 2 to 8 tokens of int8 and int4 weights on the group path go to {@link QuantizedSmallBatchKernel},
+ * which dequantizes each weight vector as these loops do and uses it for 4 tokens; other layouts go to the packed
+ * GEMM through {@link #widen}.
+ *
  * <p>MXFP4 (gpt-oss's experts) has its own loop: one E8M0 scale per 32 columns, no tail (columns are a multiple of
  * 32), FP4 codes that are not integers. At 512 bits a group is one 16-byte load widened to 16 int lanes, byte k in
  * lane k; its low nibbles are the even columns and its high nibbles the odd ones. The group's 16 possible weights
@@ -94,6 +111,11 @@ final class QuantizedKernel {
             .add(INT_IOTA.and(1).lanewise(VectorOperators.LSHL, 4)) : null;
     /** As EVEN_ODD_LOW for the group's second 16 columns. */
     private static final IntVector EVEN_ODD_HIGH = LANES == 16 ? EVEN_ODD_LOW.add(8) : null;
+    /** Lane i: i − 8, the int4 value of stored code i, at 512 bits (null otherwise); times a scale, a group's table. */
+    static final FloatVector INT4_VALUES = LANES == 16 ? FLOAT_IOTA.sub(8) : null;
+    /** At 256 bits, lane i: i − 8, and i: the int4 values of stored codes 0..7 and 8..15 (null otherwise). */
+    private static final FloatVector INT4_LOW = LANES == 8 ? FLOAT_IOTA.sub(8) : null;
+    private static final FloatVector INT4_HIGH = LANES == 8 ? FLOAT_IOTA : null;
 
     private QuantizedKernel() {}
 
@@ -119,12 +141,12 @@ final class QuantizedKernel {
      * no zero points (the layout of compressed-tensors' group and channel strategies, and of {@code moe quantize}).
      * Then each group costs one scale read and broadcast per row, with no straddling checks, two rows at a time.
      */
-    private static boolean groupPath(Quantization q) {
+    static boolean groupPath(Quantization q) {
         return q.scheme().isInteger() && q.blockRows() == 1 && q.blockCols() % LANES == 0 && q.zeroPoints() == null;
     }
 
     /** Scale {@code index}, widened to float: the switch on a loop-invariant dtype costs a predicted branch. */
-    private static float scale(MemorySegment scales, DType type, long index) {
+    static float scale(MemorySegment scales, DType type, long index) {
         if (type == DType.BF16) return Float.intBitsToFloat(scales.get(I16, 2 * index) << 16);
         if (type == DType.F16) return Float.float16ToFloat(scales.get(I16, 2 * index));
         return scales.get(TensorAccess.F32_LE, 4 * index);
@@ -168,8 +190,31 @@ final class QuantizedKernel {
             case PACKED_INT8 -> groupsPackedInt8(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             case PACKED_INT3 -> groupsPackedInt3(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
             case PACKED_INT2 -> groupsPackedInt2(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
-            default -> groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            default -> {
+                if (LANES == 16) groupsInt4Table(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+                else if (LANES == 8) groupsInt4Halves(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+                else groupsPackedInt4(data, stride, q, sc, bc, upper, cols, x, xOff, y, yOff, r0, r1);
+            }
         }
+    }
+
+    /**
+     * The one-token int4 group loop by conversion (codes to float, times the scale) that the table lookups replaced,
+     * with the same bits: kept only so that {@code QuantizedKernelsBenchmark} times before against after in one JVM
+     * (and still the loop at 128 bits). Group-path int4 matrices only.
+     */
+    static void matvecByConversion(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int rowFrom, int rowTo) {
+        int half = (rowTo - rowFrom) / 2;
+        for (int r = rowFrom; r < rowFrom + half; r++) pairByConversion(w, x, xOff, y, yOff, r, r + half);
+        if ((rowTo - rowFrom) % 2 != 0) pairByConversion(w, x, xOff, y, yOff, rowTo - 1, rowTo - 1);
+    }
+
+    private static void pairByConversion(WeightMatrix w, float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        Quantization q = w.quantization();
+        int cols = w.cols();
+        int sc = q.scaleColumns(cols);
+        int upper = cols - cols % LANES;
+        groupsPackedInt4(w.data(), w.rowBytes(), q, sc, q.blockCols(), upper, cols, x, xOff, y, yOff, r0, r1);
     }
 
     /** MXFP4 rows, two far apart at a time as on the group path. */
@@ -409,6 +454,80 @@ final class QuantizedKernel {
     }
 
     /**
+     * {@link #groupsPackedInt4} at 512 bits by table lookup (see the class comment): per group and row one multiply
+     * makes the table of the 16 weights a code can stand for, {@code float(c − 8) · scale}, the very product the
+     * formula rounds; then 32 columns cost one 16-byte load, two lookups and two interleaving permutes, and a group's
+     * last 16 columns (groups of 16, 48, ..) one lookup of the nibbles spread as {@link #unsignedNibbles} spreads them.
+     * The FMAs are those of the float32 path, in its order.
+     */
+    private static void groupsInt4Table(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                        float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            IntVector t0 = INT4_VALUES.mul(scale(scales, type, scaleRow0 + g)).reinterpretAsInts();
+            IntVector t1 = INT4_VALUES.mul(scale(scales, type, scaleRow1 + g)).reinterpretAsInts();
+            int end = Math.min((g + 1) * bc, upper);
+            for (; c + 32 <= end; c += 32) {
+                FloatVector x0 = FloatVector.fromArray(FLOATS, x, xOff + c);
+                FloatVector x1 = FloatVector.fromArray(FLOATS, x, xOff + c + 16);
+                IntVector q0 = mxBytes(data, row0 + c / 2);
+                IntVector even0 = q0.and(0xf).selectFrom(t0);
+                IntVector odd0 = q0.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t0);
+                a0 = EVEN_ODD_LOW.selectFrom(even0, odd0).reinterpretAsFloats().fma(x0, a0);
+                a0 = EVEN_ODD_HIGH.selectFrom(even0, odd0).reinterpretAsFloats().fma(x1, a0);
+                IntVector q1 = mxBytes(data, row1 + c / 2);
+                IntVector even1 = q1.and(0xf).selectFrom(t1);
+                IntVector odd1 = q1.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t1);
+                a1 = EVEN_ODD_LOW.selectFrom(even1, odd1).reinterpretAsFloats().fma(x0, a1);
+                a1 = EVEN_ODD_HIGH.selectFrom(even1, odd1).reinterpretAsFloats().fma(x1, a1);
+            }
+            if (c < end) {
+                // 16 columns left in the group (the group path's groups are whole vectors: 0 or 16 remain).
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = unsignedNibbles(data, row0 + c / 2).selectFrom(t0).reinterpretAsFloats().fma(xv, a0);
+                a1 = unsignedNibbles(data, row1 + c / 2).selectFrom(t1).reinterpretAsFloats().fma(xv, a1);
+                c += LANES;
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
+     * {@link #groupsPackedInt4} at 256 bits by table lookup: the group's 16-entry table in two 8-lane vectors, each
+     * vector of nibbles looked up in both by one two-vector permute.
+     */
+    private static void groupsInt4Halves(MemorySegment data, long stride, Quantization q, int sc, int bc, int upper, int cols,
+                                         float[] x, int xOff, float[] y, int yOff, int r0, int r1) {
+        MemorySegment scales = q.scales();
+        DType type = q.scaleType();
+        long row0 = r0 * stride, row1 = r1 * stride;
+        long scaleRow0 = (long) r0 * sc, scaleRow1 = (long) r1 * sc;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0;
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            float s0 = scale(scales, type, scaleRow0 + g);
+            float s1 = scale(scales, type, scaleRow1 + g);
+            IntVector low0 = INT4_LOW.mul(s0).reinterpretAsInts(), high0 = INT4_HIGH.mul(s0).reinterpretAsInts();
+            IntVector low1 = INT4_LOW.mul(s1).reinterpretAsInts(), high1 = INT4_HIGH.mul(s1).reinterpretAsInts();
+            for (int end = Math.min((g + 1) * bc, upper); c < end; c += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, xOff + c);
+                a0 = unsignedNibbles(data, row0 + c / 2).selectFrom(low0, high0).reinterpretAsFloats().fma(xv, a0);
+                a1 = unsignedNibbles(data, row1 + c / 2).selectFrom(low1, high1).reinterpretAsFloats().fma(xv, a1);
+            }
+        }
+        y[yOff + r0] = Simd.sum(upper == cols ? a0 : withTail(a0, q, data, cols, r0, x, xOff, upper));
+        y[yOff + r1] = Simd.sum(upper == cols ? a1 : withTail(a1, q, data, cols, r1, x, xOff, upper));
+    }
+
+    /**
      * Rows r0 and r1 (which may be the same row) over their whole vectors, on the group fast path
      * ({@link #groupPath}), into y, as {@link #groupsPackedInt4} for int3 and int2 codes.
      */
@@ -479,6 +598,12 @@ final class QuantizedKernel {
         int sc = q.scaleColumns(cols);
         int rb = row / q.blockRows();
         Scheme scheme = q.scheme();
+        if (groupPath(q) && LANES == 16 && scheme == Scheme.PACKED_INT4) {
+            widenInt4Table(data, rowStart, q.scales(), q.scaleType(), (long) row * sc, bc, upper, dst, dstOffset);
+            for (int c = upper; c < cols; c++) dst[dstOffset + c] = q.weight(data, cols, row, c);
+            for (int c = cols; c < paddedCount; c++) dst[dstOffset + c] = 0f;
+            return;
+        }
         if (groupPath(q)) {
             // One scale per group, read once: the weights are those of the general loop below.
             for (int c = 0; c < upper; ) {
@@ -501,6 +626,27 @@ final class QuantizedKernel {
         }
         for (int c = upper; c < cols; c++) dst[dstOffset + c] = q.weight(data, cols, row, c);
         for (int c = cols; c < paddedCount; c++) dst[dstOffset + c] = 0f;
+    }
+
+    /** One int4 row's whole vectors dequantized by table lookup, the weights {@link #groupsInt4Table} multiplies. */
+    private static void widenInt4Table(MemorySegment data, long rowStart, MemorySegment scales, DType type, long scaleRow,
+                                       int bc, int upper, float[] dst, int dstOffset) {
+        for (int c = 0; c < upper; ) {
+            int g = c / bc;
+            IntVector t = INT4_VALUES.mul(scale(scales, type, scaleRow + g)).reinterpretAsInts();
+            int end = Math.min((g + 1) * bc, upper);
+            for (; c + 32 <= end; c += 32) {
+                IntVector q = mxBytes(data, rowStart + c / 2);
+                IntVector even = q.and(0xf).selectFrom(t);
+                IntVector odd = q.lanewise(VectorOperators.LSHR, 4).and(0xf).selectFrom(t);
+                EVEN_ODD_LOW.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, dstOffset + c);
+                EVEN_ODD_HIGH.selectFrom(even, odd).reinterpretAsFloats().intoArray(dst, dstOffset + c + 16);
+            }
+            if (c < end) {
+                unsignedNibbles(data, rowStart + c / 2).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + c);
+                c += LANES;
+            }
+        }
     }
 
     /** The end of the run of whole vectors from {@code c} inside c's scale block (c itself if there is none). */
@@ -558,7 +704,7 @@ final class QuantizedKernel {
     }
 
     /** LANES signed bytes from {@code offset}, sign-extended to ints. */
-    private static IntVector signedBytes(MemorySegment m, long offset) {
+    static IntVector signedBytes(MemorySegment m, long offset) {
         if (BYTES != null) {
             return (IntVector) ByteVector.fromMemorySegment(BYTES, m, offset, LE).convertShape(VectorOperators.B2I, INTS, 0);
         }
@@ -568,13 +714,13 @@ final class QuantizedKernel {
     }
 
     /** LANES pack-quantized int8 codes (stored q + 128) from {@code offset}, as signed ints q. */
-    private static IntVector offsetBytes(MemorySegment m, long offset) {
+    static IntVector offsetBytes(MemorySegment m, long offset) {
         // A sign-extended byte u − 256·[u ≥ 128] XOR ~0x7f is u − 128: flipping bit 7 and everything above it.
         return signedBytes(m, offset).lanewise(VectorOperators.XOR, 0xffff_ff80);
     }
 
     /** LANES pack-quantized int4 codes (stored q + 8, two per byte, low nibble first) from byte {@code offset}. */
-    private static IntVector nibbles(MemorySegment m, long offset) {
+    static IntVector nibbles(MemorySegment m, long offset) {
         return unsignedNibbles(m, offset).sub(8);
     }
 
@@ -608,7 +754,7 @@ final class QuantizedKernel {
     }
 
     /** LANES nibbles (two per byte, low nibble first) from byte {@code offset}, as ints 0..15. */
-    private static IntVector unsignedNibbles(MemorySegment m, long offset) {
+    static IntVector unsignedNibbles(MemorySegment m, long offset) {
         IntVector words;
         if (LANES == 16) {
             long bits = m.get(I64, offset);

@@ -40,14 +40,17 @@ final class SmallBatchKernel {
     static final int MAX_TOKENS = 8;
 
     // Scratch layout: 16 accumulator vectors, then their 16 sums, then the padded last vector of each of 4 rows.
-    private static final int SUMS = 16 * LANES;
-    private static final int TAILS = SUMS + 16;
+    static final int SUMS = 16 * LANES;
+    static final int TAILS = SUMS + 16;
 
     private SmallBatchKernel() {}
 
+    /** The length of one thread's scratch for {@link #multiply}. */
+    static final int SCRATCH = TAILS + 4 * LANES;
+
     /** One thread's scratch for {@link #multiply}. */
     static float[] newScratch() {
-        return new float[TAILS + 4 * LANES];
+        return new float[SCRATCH];
     }
 
     /**
@@ -112,7 +115,7 @@ final class SmallBatchKernel {
     }
 
     /** Adds the zero-padded last vector of columns to the 16 stored accumulators, as the packed GEMM does. */
-    private static void lastVector(float[] x, int x0, int x1, int x2, int x3, int rest, float[] acc) {
+    static void lastVector(float[] x, int x0, int x1, int x2, int x3, int rest, float[] acc) {
         VectorMask<Float> m = FLOATS.indexInRange(0, rest);
         FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0, m);
         FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1, m);
