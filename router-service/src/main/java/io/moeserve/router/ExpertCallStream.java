@@ -48,6 +48,7 @@ final class ExpertCallStream {
     void send(ExpertBatchRequest request, StreamObserver<ExpertBatchResponse> caller, long timeoutNanos, ScheduledExecutorService timers) {
         Open o;
         long id;
+        boolean endedAtOpen;
         Pending p = new Pending(caller);
         synchronized (this) {
             if (open == null || open.ended) open = new Open();
@@ -55,6 +56,14 @@ final class ExpertCallStream {
             id = ++nextId;
             o.inFlight.put(id, p);
             o.requests.onNext(ExpertStreamRequest.newBuilder().setCallId(id).setRequest(request).build());
+            endedAtOpen = o.ended;
+        }
+        if (endedAtOpen) {
+            // The stream failed while it opened: with the channel in TRANSIENT_FAILURE (the pod is gone) gRPC fails the
+            // call inside its start, on this thread, before this call was in the map for end() to fail it. Failing it
+            // here (outside the lock: the caller retries on another replica's stream) spares it its whole deadline.
+            o.fail(id, o.endStatus);
+            return;
         }
         p.timer = timers.schedule(() -> o.fail(id, Status.DEADLINE_EXCEEDED.withDescription("no answer on the call stream within "
                 + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms")), timeoutNanos, TimeUnit.NANOSECONDS);
@@ -88,6 +97,8 @@ final class ExpertCallStream {
         final StreamObserver<ExpertStreamRequest> requests;
         /** Set under the outer lock once the stream broke or ended: nothing more is put in {@link #inFlight}. */
         volatile boolean ended;
+        /** Why it ended, for the calls that find it so; written before {@link #ended}. */
+        volatile Status endStatus = Status.UNAVAILABLE;
 
         Open() {
             requests = stub.computeExpertsStream(this);
@@ -129,6 +140,7 @@ final class ExpertCallStream {
 
         private void end(Status status) {
             synchronized (ExpertCallStream.this) {
+                endStatus = status;
                 ended = true;
                 if (open == this) open = null;
             }

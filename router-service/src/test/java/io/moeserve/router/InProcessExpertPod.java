@@ -52,6 +52,8 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     final AtomicInteger repeatedStepLayers = new AtomicInteger();
     /** Calls being handled now (a stalled one included). */
     final AtomicInteger active = new AtomicInteger();
+    /** ComputeExpertsStreams open now: opened by a router, not yet ended by it. */
+    final AtomicInteger openStreams = new AtomicInteger();
     private final java.util.Set<Long> stepLayers = java.util.concurrent.ConcurrentHashMap.newKeySet();
     volatile int failNext;
     volatile long stallMillis;
@@ -144,6 +146,7 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     /** Each message of the stream is one call, handled as {@link #computeExperts} handles it, answered with its id. */
     @Override
     public StreamObserver<ExpertStreamRequest> computeExpertsStream(StreamObserver<ExpertStreamResponse> out) {
+        openStreams.incrementAndGet();
         return new StreamObserver<>() {
             @Override
             public void onNext(ExpertStreamRequest m) {
@@ -171,10 +174,12 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
             @Override
             public void onError(Throwable t) {
                 // the router went away
+                openStreams.decrementAndGet();
             }
 
             @Override
             public void onCompleted() {
+                openStreams.decrementAndGet();
                 out.onCompleted();
             }
         };
