@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
  * message and trailers back: three frames or more each way and a stream's bookkeeping on both sides, per layer. On an
  * open stream a call is one DATA frame each way. What the unary call gave for free is rebuilt here: each call has its
  * own deadline (a timer on the dispatcher's scheduler; the stream has none), after which the caller hears
- * DEADLINE_EXCEEDED and retries elsewhere, and an answer that comes later is dropped; when the stream breaks (the pod
+ * DEADLINE_EXCEEDED and retries elsewhere, and an answer that comes later is dropped; the deadline goes with the call,
+ * so that the pod skips a call still queued past it, as it skips a unary call whose deadline passed; when the stream breaks (the pod
  * died, the connection reset, the pod ended it) every call in flight on it fails with UNAVAILABLE at once, so that
  * the dispatcher retries them on another replica, and the next call opens a new stream. A pod that is draining
  * answers each call UNAVAILABLE, as the unary call would, and the router ends the stream
@@ -55,7 +56,8 @@ final class ExpertCallStream {
             o = open;
             id = ++nextId;
             o.inFlight.put(id, p);
-            o.requests.onNext(ExpertStreamRequest.newBuilder().setCallId(id).setRequest(request).build());
+            o.requests.onNext(ExpertStreamRequest.newBuilder().setCallId(id).setRequest(request)
+                    .setTimeoutMicros(TimeUnit.NANOSECONDS.toMicros(timeoutNanos)).build());
             endedAtOpen = o.ended;
         }
         if (endedAtOpen) {

@@ -211,6 +211,17 @@ class ExpertCallStreamTest {
     }
 
     @Test
+    void eachCallTellsThePodItsDeadline() throws Exception {
+        // The pod skips a call still queued past it, as it skips a unary call whose deadline passed.
+        ExpertCallStream stream = new ExpertCallStream(stub, "pod");
+        Outcome o = new Outcome();
+        stream.send(request(50, 1), o, 7 * SECOND, timers);
+        assertEquals(Status.Code.OK, o.status().getCode());
+        assertEquals(7_000_000, pod.lastStreamTimeoutMicros);
+        stream.close();
+    }
+
+    @Test
     void callsToAPodThatIsGoneFailAtOnceNotAtTheirDeadline() throws Exception {
         // Once the channel is in TRANSIENT_FAILURE, gRPC fails a new stream inside its start, on the sending thread:
         // the calls sent on it must hear so then, as a unary call would, not 30 s later from their timers.

@@ -52,6 +52,8 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     final AtomicInteger repeatedStepLayers = new AtomicInteger();
     /** Calls being handled now (a stalled one included). */
     final AtomicInteger active = new AtomicInteger();
+    /** The deadline the last call on a stream came with, microseconds. */
+    volatile long lastStreamTimeoutMicros;
     /** ComputeExpertsStreams open now: opened by a router, not yet ended by it. */
     final AtomicInteger openStreams = new AtomicInteger();
     private final java.util.Set<Long> stepLayers = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -151,6 +153,7 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
             @Override
             public void onNext(ExpertStreamRequest m) {
                 streamCalls.incrementAndGet();
+                lastStreamTimeoutMicros = m.getTimeoutMicros();
                 computeExperts(m.getRequest(), new StreamObserver<>() {
                     @Override
                     public void onNext(ExpertBatchResponse r) {
