@@ -259,7 +259,7 @@ moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens 
 {{- if ne (int .Values.router.spinWaitMicros) 0 }}
 moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- end }}
-{{- if ne .Values.router.expertTransport "unary" }}
+{{- if ne .Values.router.expertTransport "stream" }}
 moe.router.experts.transport={{ .Values.router.expertTransport }}
 {{- end }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
