@@ -262,6 +262,9 @@ moe.router.prefix-caching.enabled=false
 {{- if ne (int .Values.router.spinWaitMicros) 0 }}
 moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- end }}
+{{- if ne .Values.router.expertTransport "stream" }}
+moe.router.experts.transport={{ .Values.router.expertTransport }}
+{{- end }}
 {{- range $name, $values := include "moe.groups" . | fromYaml }}
 moe.router.experts.groups.{{ $name }}.hosts={{ $values.hosts }}
 moe.router.experts.groups.{{ $name }}.endpoints=dns:{{ include "moe.expertName" (dict "root" $ "group" $name) }}.{{ $.Release.Namespace }}.svc.{{ $.Values.clusterDomain }}:9000

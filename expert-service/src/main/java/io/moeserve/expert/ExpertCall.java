@@ -23,6 +23,11 @@ final class ExpertCall {
     UniEmitter<? super ExpertBatchResponse> emitter;
     /** The call's gRPC context: cancelled when the router gave up on it (deadline passed, retried elsewhere). */
     Context context;
+    /**
+     * A call on a ComputeExpertsStream: the router's deadline, in nanoseconds after {@link #arrivedNanos} (0: none).
+     * The stream's context has no deadline per call, so this stands for it.
+     */
+    long timeoutNanos;
     /** Set by whoever computes its batch (a gRPC thread or the compute thread): when it started, and how many calls it held. */
     long startedNanos;
     int batchedCalls;

@@ -175,7 +175,7 @@ final class ExpertComputer implements AutoCloseable {
      */
     private int admit(ExpertCall c, int tokens) {
         queuedTokens.addAndGet(-c.tokens);
-        if (c.context != null && c.context.isCancelled()) {
+        if ((c.context != null && c.context.isCancelled()) || (c.timeoutNanos > 0 && System.nanoTime() - c.arrivedNanos > c.timeoutNanos)) {
             inFlight.decrementAndGet();
             metrics.callAbandoned();
             c.emitter.fail(Status.CANCELLED.withDescription("the caller gave up on the call before it was computed").asRuntimeException());

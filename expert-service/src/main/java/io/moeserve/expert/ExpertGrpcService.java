@@ -31,6 +31,11 @@ public class ExpertGrpcService implements ExpertService {
 
     @Override
     public Uni<ExpertBatchResponse> computeExperts(ExpertBatchRequest request) {
+        return compute(request, 0);
+    }
+
+    /** @param timeoutNanos a stream call's deadline after its arrival (0: none; a unary call's is in its context) */
+    private Uni<ExpertBatchResponse> compute(ExpertBatchRequest request, long timeoutNanos) {
         ExpertPod.Loaded loaded = pod.loaded();
         ExpertPod.State state = pod.state();
         if (state != ExpertPod.State.SERVING || loaded == null) {
@@ -46,6 +51,7 @@ public class ExpertGrpcService implements ExpertService {
             return Uni.createFrom().failure(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         }
         call.context = io.grpc.Context.current();
+        call.timeoutNanos = timeoutNanos;
         return Uni.createFrom().emitter(emitter -> {
             call.emitter = emitter;
             loaded.computer().submit(call);
@@ -55,11 +61,12 @@ public class ExpertGrpcService implements ExpertService {
     /**
      * The same calls on one long-lived stream: each message goes through {@link #computeExperts}, so it is validated,
      * queued and computed (inline on the transport thread when the pod is idle) exactly as a unary call, and its
-     * answer or failure goes back as one message with the call's id. Answers leave in the order they are ready.
+     * answer or failure goes back as one message with the call's id. Answers leave in the order they are ready. A
+     * call still queued past the deadline the router sent with it is skipped, as a unary call past its deadline is.
      */
     @Override
     public Multi<ExpertStreamResponse> computeExpertsStream(Multi<ExpertStreamRequest> requests) {
-        return requests.onItem().transformToUni(m -> computeExperts(m.getRequest())
+        return requests.onItem().transformToUni(m -> compute(m.getRequest(), m.getTimeoutMicros() * 1000)
                         .map(r -> ExpertStreamResponse.newBuilder().setCallId(m.getCallId()).setResponse(r).build())
                         .onFailure().recoverWithItem(t -> {
                             Status s = Status.fromThrowable(t);

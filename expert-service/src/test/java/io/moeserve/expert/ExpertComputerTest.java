@@ -28,7 +28,8 @@ import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /**
- * The pod's computing without gRPC around it: calls the caller gave up on are skipped, the others answered;
+ * The pod's computing without gRPC around it: calls the caller gave up on (cancelled, or a stream call past the deadline
+ * it came with) are skipped, the others answered;
  * decode-sized calls on the thread that brought them, larger ones on the compute thread.
  */
 class ExpertComputerTest {
@@ -91,6 +92,38 @@ class ExpertComputerTest {
             assertEquals(1.0, registry.get("moe.expert.pod.abandoned.calls").counter().count());
             assertEquals(1.0, registry.get("moe.expert.pod.calls").counter().count(), "only the wanted call was computed");
             assertTrue(computer.awaitIdle(Duration.ofSeconds(5).toNanos()));
+        }
+    }
+
+    @Test
+    void aStreamCallStillQueuedPastTheDeadlineItCameWithIsNotComputed() throws Exception {
+        try (Pod pod = Pod.start(16)) {
+            ExpertComputer computer = pod.computer();
+            ExpertBatchRequest r = request(pod.config().hiddenSize(), 1);
+            // A stream's context has no per-call deadline: the one the router sent with the call stands for it.
+            ExpertCall late = pod.parser().parse(r, System.nanoTime() - Duration.ofSeconds(1).toNanos());
+            late.context = Context.current();
+            late.timeoutNanos = Duration.ofMillis(500).toNanos();
+            ExpertCall inTime = pod.parser().parse(r, System.nanoTime());
+            inTime.context = Context.current();
+            inTime.timeoutNanos = Duration.ofSeconds(60).toNanos();
+            Uni<ExpertBatchResponse> lateAnswer = Uni.createFrom().<ExpertBatchResponse>emitter(e -> {
+                late.emitter = e;
+                computer.submit(late);
+            }).memoize().indefinitely();
+            Uni<ExpertBatchResponse> inTimeAnswer = Uni.createFrom().<ExpertBatchResponse>emitter(e -> {
+                inTime.emitter = e;
+                computer.submit(inTime);
+            }).memoize().indefinitely();
+            lateAnswer.subscribe().with(x -> { }, x -> { });
+            inTimeAnswer.subscribe().with(x -> { }, x -> { });
+            computer.start(pod.metrics());
+            assertEquals(1, inTimeAnswer.await().atMost(Duration.ofSeconds(30)).getNumTokens());
+            Throwable failure = lateAnswer.onItem().transform(x -> (Throwable) null).onFailure().recoverWithItem(t -> t)
+                    .await().atMost(Duration.ofSeconds(30));
+            assertEquals(Status.Code.CANCELLED, Status.fromThrowable(failure).getCode());
+            assertEquals(1.0, pod.registry().get("moe.expert.pod.abandoned.calls").counter().count());
+            assertEquals(1.0, pod.registry().get("moe.expert.pod.calls").counter().count(), "only the call in time was computed");
         }
     }
 

@@ -123,6 +123,27 @@ class ChartRenderTest {
         assertTrue(on.contains("moe.router.prefix-caching.enabled=false\n"), on);
     }
 
+    /**
+     * The chart's expert transport is the router's default (read from RouterSettings' source, which this module does
+     * not otherwise depend on), and reaches the router's properties only when set to the other one.
+     */
+    @Test
+    void theExpertTransportIsTheRoutersDefaultAndWrittenOnlyWhenItDiffers() throws Exception {
+        Path source = Charts.helmDir().getParent().resolve("router-service/src/main/java/io/moeserve/router/RouterSettings.java");
+        String settings = Files.readString(source);
+        java.util.regex.Matcher m = Pattern.compile("@WithDefault\\(\"([^\"]*)\"\\)\\s+Transport transport\\(\\)").matcher(settings);
+        assertTrue(m.find(), "RouterSettings.Experts.transport() with a @WithDefault");
+        JsonNode router = Charts.YAML.readTree(Charts.chart().resolve("values.yaml").toFile()).path("router");
+        assertEquals(m.group(1), router.path("expertTransport").asText(), "the chart's default is the router's");
+        String byDefault = named(Charts.renderDocs(null), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties")
+                .asText();
+        assertFalse(byDefault.contains("moe.router.experts.transport="), byDefault);
+        String other = m.group(1).equals("unary") ? "stream" : "unary";
+        Path values = Files.writeString(work.resolve("transport.yaml"), "router:\n  expertTransport: " + other + "\n");
+        String set = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertTrue(set.contains("moe.router.experts.transport=" + other + "\n"), set);
+    }
+
     /** Expert skipping is off unless set: the router's properties name it only then. */
     @Test
     void expertSkippingReachesTheRouterOnlyWhenSet() throws Exception {

@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
  * message and trailers back: three frames or more each way and a stream's bookkeeping on both sides, per layer. On an
  * open stream a call is one DATA frame each way. What the unary call gave for free is rebuilt here: each call has its
  * own deadline (a timer on the dispatcher's scheduler; the stream has none), after which the caller hears
- * DEADLINE_EXCEEDED and retries elsewhere, and an answer that comes later is dropped; when the stream breaks (the pod
+ * DEADLINE_EXCEEDED and retries elsewhere, and an answer that comes later is dropped; the deadline goes with the call,
+ * so that the pod skips a call still queued past it, as it skips a unary call whose deadline passed; when the stream breaks (the pod
  * died, the connection reset, the pod ended it) every call in flight on it fails with UNAVAILABLE at once, so that
  * the dispatcher retries them on another replica, and the next call opens a new stream. A pod that is draining
  * answers each call UNAVAILABLE, as the unary call would, and the router ends the stream
@@ -48,13 +49,23 @@ final class ExpertCallStream {
     void send(ExpertBatchRequest request, StreamObserver<ExpertBatchResponse> caller, long timeoutNanos, ScheduledExecutorService timers) {
         Open o;
         long id;
+        boolean endedAtOpen;
         Pending p = new Pending(caller);
         synchronized (this) {
             if (open == null || open.ended) open = new Open();
             o = open;
             id = ++nextId;
             o.inFlight.put(id, p);
-            o.requests.onNext(ExpertStreamRequest.newBuilder().setCallId(id).setRequest(request).build());
+            o.requests.onNext(ExpertStreamRequest.newBuilder().setCallId(id).setRequest(request)
+                    .setTimeoutMicros(TimeUnit.NANOSECONDS.toMicros(timeoutNanos)).build());
+            endedAtOpen = o.ended;
+        }
+        if (endedAtOpen) {
+            // The stream failed while it opened: with the channel in TRANSIENT_FAILURE (the pod is gone) gRPC fails the
+            // call inside its start, on this thread, before this call was in the map for end() to fail it. Failing it
+            // here (outside the lock: the caller retries on another replica's stream) spares it its whole deadline.
+            o.fail(id, o.endStatus);
+            return;
         }
         p.timer = timers.schedule(() -> o.fail(id, Status.DEADLINE_EXCEEDED.withDescription("no answer on the call stream within "
                 + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms")), timeoutNanos, TimeUnit.NANOSECONDS);
@@ -88,6 +99,8 @@ final class ExpertCallStream {
         final StreamObserver<ExpertStreamRequest> requests;
         /** Set under the outer lock once the stream broke or ended: nothing more is put in {@link #inFlight}. */
         volatile boolean ended;
+        /** Why it ended, for the calls that find it so; written before {@link #ended}. */
+        volatile Status endStatus = Status.UNAVAILABLE;
 
         Open() {
             requests = stub.computeExpertsStream(this);
@@ -129,6 +142,7 @@ final class ExpertCallStream {
 
         private void end(Status status) {
             synchronized (ExpertCallStream.this) {
+                endStatus = status;
                 ended = true;
                 if (open == this) open = null;
             }

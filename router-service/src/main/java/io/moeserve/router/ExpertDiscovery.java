@@ -194,6 +194,9 @@ final class ExpertDiscovery implements AutoCloseable {
             default -> ExpertReplica.Health.PROBING;
         };
         if (r.health == ExpertReplica.Health.READY) r.avoidUntilNanos = System.nanoTime();
+        // A draining pod waits for its open streams before it stops, and once a probe has seen it draining no call
+        // goes there to hear so (the case ExpertReplica.recordFailure handles): end our stream now.
+        if (r.health == ExpertReplica.Health.DRAINING) r.stream.close();
         if (was != r.health) LOG.infof("expert group %s: pod %s is %s", g.name, r, r.health.name().toLowerCase());
     }
 

@@ -114,9 +114,10 @@ public interface RouterSettings {
 
         /**
          * How expert calls travel: {@code stream}, one long-lived bidirectional stream per pod carrying every call as a
-         * message with an id, or {@code unary}, one gRPC call per (step, layer, pod) (BENCHMARKS.md compares them).
+         * message with an id, or {@code unary}, one gRPC call per (step, layer, pod). Stream by default: it was ahead in
+         * every serving row BENCHMARKS.md compares, and the system tests' fault cases pass with it.
          */
-        @WithDefault("unary")
+        @WithDefault("stream")
         Transport transport();
 
         /** How long a replica that failed a call is avoided before it is tried again. */

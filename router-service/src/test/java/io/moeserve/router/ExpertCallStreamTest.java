@@ -33,7 +33,8 @@ import org.junit.jupiter.api.Timeout;
  * The call stream against an in-process pod: every answer reaches the call it belongs to, also with many calls in
  * flight from several threads; a call past its deadline fails once and its late answer is dropped; a pod that dies
  * fails every call in flight with UNAVAILABLE (which the dispatcher retries elsewhere) and the next call opens a new
- * stream; a draining pod's UNAVAILABLE reaches the caller as it would from a unary call.
+ * stream; calls to a pod that is gone fail at once; a draining pod's UNAVAILABLE reaches the caller as it would from a
+ * unary call.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class ExpertCallStreamTest {
@@ -207,6 +208,39 @@ class ExpertCallStreamTest {
         assertEquals(Status.Code.OK, after.status().getCode());
         assertArrayEquals(unary(r).getOutputs().toByteArray(), after.result.get().getOutputs().toByteArray());
         stream.close();
+    }
+
+    @Test
+    void eachCallTellsThePodItsDeadline() throws Exception {
+        // The pod skips a call still queued past it, as it skips a unary call whose deadline passed.
+        ExpertCallStream stream = new ExpertCallStream(stub, "pod");
+        Outcome o = new Outcome();
+        stream.send(request(50, 1), o, 7 * SECOND, timers);
+        assertEquals(Status.Code.OK, o.status().getCode());
+        assertEquals(7_000_000, pod.lastStreamTimeoutMicros);
+        stream.close();
+    }
+
+    @Test
+    void callsToAPodThatIsGoneFailAtOnceNotAtTheirDeadline() throws Exception {
+        // Once the channel is in TRANSIENT_FAILURE, gRPC fails a new stream inside its start, on the sending thread:
+        // the calls sent on it must hear so then, as a unary call would, not 30 s later from their timers.
+        ManagedChannel nowhere = NettyChannelBuilder.forAddress("127.0.0.1", RemoteExperts.freePort()).usePlaintext().directExecutor()
+                .disableRetry().build();
+        try {
+            ExpertCallStream stream = new ExpertCallStream(ExpertServiceGrpc.newStub(nowhere), "gone");
+            for (int i = 0; i < 5; i++) {
+                Outcome o = new Outcome();
+                long t0 = System.nanoTime();
+                stream.send(request(40 + i, 1), o, 30 * SECOND, timers);
+                assertEquals(Status.Code.UNAVAILABLE, o.status().getCode(), "call " + i);
+                assertTrue(System.nanoTime() - t0 < 5 * SECOND, "call " + i + " failed only at its deadline");
+                assertEquals(1, o.endings.get());
+                assertEquals(0, stream.inFlight());
+            }
+        } finally {
+            nowhere.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
     }
 
     @Test

@@ -52,6 +52,10 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     final AtomicInteger repeatedStepLayers = new AtomicInteger();
     /** Calls being handled now (a stalled one included). */
     final AtomicInteger active = new AtomicInteger();
+    /** The deadline the last call on a stream came with, microseconds. */
+    volatile long lastStreamTimeoutMicros;
+    /** ComputeExpertsStreams open now: opened by a router, not yet ended by it. */
+    final AtomicInteger openStreams = new AtomicInteger();
     private final java.util.Set<Long> stepLayers = java.util.concurrent.ConcurrentHashMap.newKeySet();
     volatile int failNext;
     volatile long stallMillis;
@@ -144,10 +148,12 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
     /** Each message of the stream is one call, handled as {@link #computeExperts} handles it, answered with its id. */
     @Override
     public StreamObserver<ExpertStreamRequest> computeExpertsStream(StreamObserver<ExpertStreamResponse> out) {
+        openStreams.incrementAndGet();
         return new StreamObserver<>() {
             @Override
             public void onNext(ExpertStreamRequest m) {
                 streamCalls.incrementAndGet();
+                lastStreamTimeoutMicros = m.getTimeoutMicros();
                 computeExperts(m.getRequest(), new StreamObserver<>() {
                     @Override
                     public void onNext(ExpertBatchResponse r) {
@@ -171,10 +177,12 @@ final class InProcessExpertPod extends ExpertServiceGrpc.ExpertServiceImplBase i
             @Override
             public void onError(Throwable t) {
                 // the router went away
+                openStreams.decrementAndGet();
             }
 
             @Override
             public void onCompleted() {
+                openStreams.decrementAndGet();
                 out.onCompleted();
             }
         };

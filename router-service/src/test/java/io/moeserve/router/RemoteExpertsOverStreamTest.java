@@ -4,10 +4,14 @@ import static io.restassured.RestAssured.given;
 import static org.hamcrest.Matchers.containsString;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.RouterServiceGrpc;
 import io.quarkus.test.common.QuarkusTestResource;
@@ -26,7 +30,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The router's expert calls on one long-lived stream per pod ({@code moe.router.experts.transport=stream}): the
  * output is the in-process output, every call travels on the streams, and a replica that fails calls, stalls past
- * the deadline, drains or dies is retried around as with unary calls (RemoteExpertsTest has those cases unary).
+ * the deadline, drains or dies is retried around as with unary calls (RemoteExpertsTest has those cases unary), and the
+ * stream to a pod a probe finds draining is ended, so that the pod's shutdown need not wait for it.
  */
 @QuarkusTest
 @QuarkusTestResource(value = RemoteExperts.class, restrictToAnnotatedClass = true, initArgs = @ResourceArg(name = "transport", value = "stream"))
@@ -112,6 +117,36 @@ class RemoteExpertsOverStreamTest {
         int before = RemoteExperts.g0a.calls.get();
         assertArrayEquals(TinyRouterModel.reference(PROMPT, 6), generate(PROMPT, 6));
         assertTrue(RemoteExperts.g0a.calls.get() - before <= 1, "at most the call that found it draining");
+    }
+
+    @Test
+    void theStreamToAReplicaAProbeSeesDrainingIsEnded() throws InterruptedException {
+        for (int i = 0; i < 20 && RemoteExperts.g0a.openStreams.get() == 0; i++) generate(PROMPT, 4);
+        assertTrue(RemoteExperts.g0a.openStreams.get() > 0, "some calls went to g0a on a stream");
+        RemoteExperts.g0a.draining = true;
+        // The router is idle and g0b is ready, so no call goes to g0a to hear that it drains: only the probe can tell
+        // the router to end the stream, which a real pod's shutdown waits for.
+        for (int i = 0; i < 100 && RemoteExperts.g0a.openStreams.get() > 0; i++) Thread.sleep(50);
+        assertEquals(0, RemoteExperts.g0a.openStreams.get(), "the router ended its stream to the draining pod");
+    }
+
+    @Test
+    void whenTheOnlyPodOfAGroupIsGoneTheRequestEndsWithAClearErrorAtOnce() throws Exception {
+        RemoteExperts.g1.kill();
+        try {
+            long t0 = System.nanoTime();
+            StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> generate(PROMPT, 8));
+            assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
+            String why = e.getStatus().getDescription();
+            assertTrue(why.contains("expert group g1 (*:4-7)"), why);
+            // Every attempt found the pod gone when its stream opened and heard so then: none waited for its deadline.
+            assertFalse(why.contains("DEADLINE_EXCEEDED"), why);
+            assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(10), "it fails fast, it does not hang");
+        } finally {
+            RemoteExperts.g1.start();
+        }
+        healthyPods();
+        assertArrayEquals(TinyRouterModel.reference(PROMPT, 4), generate(PROMPT, 4), "serves again once the pod is back");
     }
 
     @Test

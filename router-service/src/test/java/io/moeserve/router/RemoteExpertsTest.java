@@ -14,6 +14,7 @@ import io.grpc.StatusRuntimeException;
 import io.moeserve.proto.router.v1.GenerateResponse;
 import io.moeserve.proto.router.v1.RouterServiceGrpc;
 import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.common.ResourceArg;
 import io.quarkus.test.junit.QuarkusTest;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -25,11 +26,13 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The router with its experts in pods: the output is the in-process output, and pods that fail, stall, drain or
- * vanish are retried around or reported, never waited on forever.
+ * The router with its experts in pods over unary calls ({@code moe.router.experts.transport=unary}, named so that the
+ * cases stay unary whichever transport is the default; RemoteExpertsOverStreamTest has them over the stream): the
+ * output is the in-process output, and pods that fail, stall, drain or vanish are retried around or reported, never
+ * waited on forever.
  */
 @QuarkusTest
-@QuarkusTestResource(value = RemoteExperts.class, restrictToAnnotatedClass = true)
+@QuarkusTestResource(value = RemoteExperts.class, restrictToAnnotatedClass = true, initArgs = @ResourceArg(name = "transport", value = "unary"))
 class RemoteExpertsTest {
     private static final int[] PROMPT = RouterServiceTest.PROMPT;
     private static ManagedChannel channel;
@@ -78,6 +81,9 @@ class RemoteExpertsTest {
         assertArrayEquals(TinyRouterModel.reference(PROMPT, 12), generate(PROMPT, 12));
         assertTrue(RemoteExperts.g1.calls.get() > 0);
         assertTrue(RemoteExperts.g0a.calls.get() + RemoteExperts.g0b.calls.get() > 0);
+        for (InProcessExpertPod p : new InProcessExpertPod[] {RemoteExperts.g0a, RemoteExperts.g0b, RemoteExperts.g1}) {
+            assertEquals(0, p.streamCalls.get(), "unary, as the class asks, whatever the default");
+        }
     }
 
     @Test
