@@ -13,7 +13,7 @@ if [ $# -lt 3 ]; then
   echo "usage: LLAMA_BIN=DIR $0 THREADS ROUNDS OURS_DIR=GGUF [OURS_DIR=GGUF ...]" >&2
   exit 2
 fi
-: "${LLAMA_BIN:?set LLAMA_BIN to llama.cpp's build/bin}"
+: "${LLAMA_BIN:?set LLAMA_BIN to the build/bin folder of llama.cpp}"
 threads=$1; rounds=$2; shift 2
 moe="${MOE:-$(dirname "$0")/../bin/moe}"
 results=$(mktemp)
