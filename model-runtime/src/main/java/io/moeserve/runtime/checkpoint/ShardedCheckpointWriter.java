@@ -3,6 +3,7 @@ package io.moeserve.runtime.checkpoint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -28,6 +29,23 @@ public final class ShardedCheckpointWriter {
             "model\\.safetensors|model\\.safetensors\\.index\\.json|model-\\d{5}-of-\\d{5}\\.safetensors");
 
     private ShardedCheckpointWriter() {}
+
+    /**
+     * Copies what a rewritten checkpoint (quantized, pruned, merged) keeps as it is: every regular file of
+     * {@code source} but its weights, their index and config.json (tokenizer, chat template, generation config).
+     */
+    public static void copyOtherFiles(Path source, Path target) throws IOException {
+        try (Stream<Path> files = Files.list(source)) {
+            for (Path f : files.toList()) {
+                String n = f.getFileName().toString();
+                if (!Files.isRegularFile(f) || n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
+                        || n.equals("config.json")) {
+                    continue;
+                }
+                Files.copy(f, target.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
 
     /** Writes {@code tensors} into {@code directory}, sharding only when they exceed {@code maxShardBytes}. */
     public static List<Path> write(Path directory, List<TensorSpec> tensors, long maxShardBytes) {

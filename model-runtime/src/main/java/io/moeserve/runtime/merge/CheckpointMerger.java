@@ -20,13 +20,11 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.TreeSet;
 import java.util.stream.IntStream;
-import java.util.stream.Stream;
 
 /**
  * Writes a checkpoint whose routed experts are merged in groups ({@code moe merge}), as M-SMoE describes
@@ -195,7 +193,7 @@ public final class CheckpointMerger {
             }
             Files.createDirectories(target);
             ShardedCheckpointWriter.write(target, specs, SHARD_BYTES);
-            copyOtherFiles(source, target);
+            ShardedCheckpointWriter.copyOtherFiles(source, target);
             ObjectNode out = readConfig(source).deepCopy();
             ArrayNode table = out.putArray("expert_alias");
             for (int l = 0; l < config.numLayers(); l++) {
@@ -326,19 +324,6 @@ public final class CheckpointMerger {
             return MAPPER.readTree(dir.resolve("config.json").toFile());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
-        }
-    }
-
-    private static void copyOtherFiles(Path source, Path target) throws IOException {
-        try (Stream<Path> files = Files.list(source)) {
-            for (Path f : files.toList()) {
-                String n = f.getFileName().toString();
-                if (!Files.isRegularFile(f) || n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
-                        || n.equals("config.json")) {
-                    continue;
-                }
-                Files.copy(f, target.resolve(n), StandardCopyOption.REPLACE_EXISTING);
-            }
         }
     }
 }

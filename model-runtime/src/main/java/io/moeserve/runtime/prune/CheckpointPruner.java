@@ -18,14 +18,12 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.stream.Stream;
 
 /**
  * Writes a checkpoint without some routed experts ({@code moe prune}): frequency-based expert pruning as EEP's
@@ -155,7 +153,7 @@ public final class CheckpointPruner {
             }
             Files.createDirectories(target);
             ShardedCheckpointWriter.write(target, specs, SHARD_BYTES);
-            copyOtherFiles(source, target);
+            ShardedCheckpointWriter.copyOtherFiles(source, target);
             ObjectNode out = json.deepCopy();
             for (String key : COUNT_KEYS) if (out.has(key)) out.put(key, experts - Math.max(count, 0));
             MAPPER.writeValue(target.resolve("config.json").toFile(), out);
@@ -226,19 +224,6 @@ public final class CheckpointPruner {
             return MAPPER.readTree(dir.resolve("config.json").toFile());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
-        }
-    }
-
-    private static void copyOtherFiles(Path source, Path target) throws IOException {
-        try (Stream<Path> files = Files.list(source)) {
-            for (Path f : files.toList()) {
-                String n = f.getFileName().toString();
-                if (!Files.isRegularFile(f) || n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
-                        || n.equals("config.json")) {
-                    continue;
-                }
-                Files.copy(f, target.resolve(n), StandardCopyOption.REPLACE_EXISTING);
-            }
         }
     }
 }

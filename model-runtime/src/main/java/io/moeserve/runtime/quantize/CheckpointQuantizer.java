@@ -31,7 +31,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.stream.Stream;
 
 /**
  * Writes a quantized copy of a float checkpoint ({@code moe quantize}): routed experts and, optionally, the other
@@ -139,7 +138,7 @@ public final class CheckpointQuantizer {
             }
             Files.createDirectories(target);
             ShardedCheckpointWriter.write(target, specs, SHARD_BYTES);
-            copyOtherFiles(source, target);
+            ShardedCheckpointWriter.copyOtherFiles(source, target);
             writeConfig(source, target, experts, dense, options);
         } catch (IOException e) {
             throw new CheckpointException("cannot write " + target + ": " + e, e);
@@ -319,19 +318,6 @@ public final class CheckpointQuantizer {
             target.set(TensorAccess.I32_LE, 0, rows);
             target.set(TensorAccess.I32_LE, 4, cols);
         }));
-    }
-
-    private static void copyOtherFiles(Path source, Path target) throws IOException {
-        try (Stream<Path> files = Files.list(source)) {
-            for (Path f : files.toList()) {
-                String n = f.getFileName().toString();
-                if (!Files.isRegularFile(f) || n.endsWith(".safetensors") || n.equals("model.safetensors.index.json")
-                        || n.equals("config.json")) {
-                    continue;
-                }
-                Files.copy(f, target.resolve(n), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            }
-        }
     }
 
     private static void writeConfig(Path source, Path target, Set<String> experts, Set<String> dense, Options o)

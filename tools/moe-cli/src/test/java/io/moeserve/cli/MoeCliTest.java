@@ -110,13 +110,7 @@ class MoeCliTest {
         JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
         int experts = config.get("num_experts").asInt();
         int layers = config.get("num_hidden_layers").asInt();
-        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
-        for (int l = 0; l < layers; l++) {
-            tokens.append(l == 0 ? "[" : ",[");
-            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
-            tokens.append(']');
-        }
-        Path stats = Files.writeString(tmp.resolve("stats.json"), tokens.append("]}").toString());
+        Path stats = rareExpertStats(tmp.resolve("stats.json"), layers, experts);
         Path pruned = tmp.resolve("olmoe-pruned");
         double keep = (experts - 2) / (double) experts;
         Run r = run("prune", dir.toString(), "--out", pruned.toString(), "--keep-fraction", Double.toString(keep), "--stats", stats.toString());
@@ -145,13 +139,7 @@ class MoeCliTest {
         JsonNode config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
         int experts = config.get("num_local_experts").asInt();
         int layers = config.get("num_hidden_layers").asInt();
-        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
-        for (int l = 0; l < layers; l++) {
-            tokens.append(l == 0 ? "[" : ",[");
-            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
-            tokens.append(']');
-        }
-        Path stats = Files.writeString(tmp.resolve("merge-stats.json"), tokens.append("]}").toString());
+        Path stats = rareExpertStats(tmp.resolve("merge-stats.json"), layers, experts);
         Path merged = tmp.resolve("mixtral-merged");
         Run r = run("merge", dir.toString(), "--out", merged.toString(), "--experts-per-layer", Integer.toString(experts - 2),
                 "--stats", stats.toString());
@@ -263,5 +251,16 @@ class MoeCliTest {
         Run badTemp = run("generate", dir.toString(), "--prompt-ids", "1", "--temperature", "-1");
         assertEquals(1, badTemp.exit());
         assertTrue(badTemp.err().contains("temperature"), badTemp.err());
+    }
+
+    /** Routing statistics in which experts 2 and 5 of every layer are routed once and every other expert 100+ times. */
+    private static Path rareExpertStats(Path file, int layers, int experts) throws Exception {
+        StringBuilder tokens = new StringBuilder("{\"tokens\":[");
+        for (int l = 0; l < layers; l++) {
+            tokens.append(l == 0 ? "[" : ",[");
+            for (int e = 0; e < experts; e++) tokens.append(e == 0 ? "" : ",").append(e == 2 || e == 5 ? 1 : 100 + e);
+            tokens.append(']');
+        }
+        return Files.writeString(file, tokens.append("]}").toString());
     }
 }
