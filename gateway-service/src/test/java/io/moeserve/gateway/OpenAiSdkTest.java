@@ -17,6 +17,7 @@ import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.completions.CompletionUsage;
 import com.openai.models.models.Model;
 import io.quarkus.test.common.WithTestResource;
 import io.quarkus.test.junit.QuarkusTest;
@@ -80,6 +81,34 @@ class OpenAiSdkTest {
         assertTrue(last.choices().isEmpty());
         assertTrue(last.usage().orElseThrow().totalTokens() > 0);
         assertTrue(chunks.stream().anyMatch(c -> !c.choices().isEmpty() && c.choices().getFirst().finishReason().isPresent()));
+    }
+
+    /** usage.prompt_tokens_details.cached_tokens is the router's count of prompt tokens its prefix cache served. */
+    @Test
+    void usageCountsThePromptTokensTheRoutersPrefixCacheServed() {
+        OpenAIClient client = client(FakeRouterResource.API_KEY);
+        String prompt = "A long enough system prompt, said twice, for two cache blocks or more: " + "lorem ipsum ".repeat(6)
+                + "FAKE{\"reply\":\"cached\",\"prefix_cache\":true}";
+        ChatCompletion first = client.chat().completions().create(params(prompt).build());
+        ChatCompletion second = client.chat().completions().create(params(prompt).build());
+        CompletionUsage cold = first.usage().orElseThrow();
+        CompletionUsage warm = second.usage().orElseThrow();
+        assertEquals(0, cold.promptTokensDetails().orElseThrow().cachedTokens().orElseThrow());
+        long cached = warm.promptTokensDetails().orElseThrow().cachedTokens().orElseThrow();
+        assertTrue(cached > 0 && cached < warm.promptTokens() && cached % 16 == 0, "cached " + cached + " of " + warm.promptTokens());
+        List<ChatCompletionChunk> chunks = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params(prompt)
+                .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build())) {
+            stream.stream().forEach(chunks::add);
+        }
+        assertEquals(cached, chunks.getLast().usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens().orElseThrow(),
+                "the streamed usage chunk carries it too");
+        String text = "Completions count them as well: " + "dolor sit amet ".repeat(8) + "FAKE{\"reply\":\" ok\",\"prefix_cache\":true}";
+        CompletionCreateParams completion = CompletionCreateParams.builder().model("tiny-moe").prompt(text).maxTokens(10).build();
+        assertEquals(0, client.completions().create(completion).usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens()
+                .orElseThrow());
+        assertTrue(client.completions().create(completion).usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens()
+                .orElseThrow() > 0);
     }
 
     @Test

@@ -90,7 +90,7 @@ final class NonStreamingRun extends GenerationRun {
     }
 
     @Override
-    void finished(int completionTokens) {
+    void finished(int completionTokens, int cachedPromptTokens) {
         List<CompletionResponseWriter.ChoiceResult> results = new ArrayList<>(choices.length);
         for (Choice c : choices) {
             Output out = outputs[c.index];
@@ -99,7 +99,7 @@ final class NonStreamingRun extends GenerationRun {
             results.add(new CompletionResponseWriter.ChoiceResult(c.index, out.text.toString(), out.logprobs,
                     c.finishReason, c.completionTokens, reasoning, List.copyOf(out.toolCalls)));
         }
-        body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), results, texts);
+        body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), cachedPromptTokens, results, texts);
     }
 
     @Override

@@ -128,8 +128,8 @@ final class StreamingRun extends GenerationRun {
     }
 
     @Override
-    void finished(int completionTokens) {
-        if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens));
+    void finished(int completionTokens, int cachedPromptTokens) {
+        if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens, cachedPromptTokens));
         long masked = maskedExpertPairs();
         if (masked > 0) {
             // The header went out with the first chunk and counts only what was masked by then; an SSE comment,
