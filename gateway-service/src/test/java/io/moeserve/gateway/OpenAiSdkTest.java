@@ -111,6 +111,34 @@ class OpenAiSdkTest {
                 .orElseThrow() > 0);
     }
 
+    /** echo: each choice's text begins with its prompt; streamed, the prompt is the choice's first chunk. */
+    @Test
+    void echoPrependsThePromptToEachChoice() {
+        OpenAIClient client = client(FakeRouterResource.API_KEY);
+        String prompt = "Echo me FAKE{\"reply\":\" and the reply\",\"per_message\":3}";
+        Completion whole = client.completions().create(CompletionCreateParams.builder().model("tiny-moe").prompt(prompt).echo(true)
+                .n(2).maxTokens(20).build());
+        assertEquals(2, whole.choices().size());
+        for (var choice : whole.choices()) assertEquals(prompt + " and the reply", choice.text());
+        List<String> texts = new ArrayList<>();
+        // Without response validation here: the SDK's Completion requires a finish_reason, which a legacy completion's
+        // chunks carry as null until the last (as OpenAI's own stream does), so a validating client rejects any stream.
+        OpenAIClient lenient = client.withOptions(o -> o.responseValidation(false));
+        try (StreamResponse<Completion> stream = lenient.completions().createStreaming(CompletionCreateParams.builder().model("tiny-moe")
+                .prompt(prompt).echo(true).maxTokens(20).build())) {
+            stream.stream().forEach(c -> c.choices().forEach(choice -> texts.add(choice.text())));
+        }
+        assertEquals(prompt, texts.getFirst(), "the first chunk is the prompt");
+        assertEquals(prompt + " and the reply", String.join("", texts));
+        // Token-id prompts echo their decoded text; without echo nothing is prepended.
+        List<Long> ids = "Hi FAKE{\"reply\":\"!\"}".chars().mapToObj(c -> (long) c).toList();
+        Completion byIds = client.completions().create(CompletionCreateParams.builder().model("tiny-moe")
+                .prompt(CompletionCreateParams.Prompt.ofArrayOfTokens(ids)).echo(true).maxTokens(5).build());
+        assertEquals("Hi FAKE{\"reply\":\"!\"}!", byIds.choices().getFirst().text());
+        assertEquals(" and the reply", client.completions().create(CompletionCreateParams.builder().model("tiny-moe").prompt(prompt)
+                .maxTokens(20).build()).choices().getFirst().text());
+    }
+
     @Test
     void legacyCompletion() {
         Completion c = client(FakeRouterResource.API_KEY).completions().create(CompletionCreateParams.builder()

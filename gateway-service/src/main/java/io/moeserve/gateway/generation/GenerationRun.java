@@ -79,6 +79,9 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
     private boolean ended;
     private boolean cancelled;
 
+    /** Completions' echo: per prompt, the text each of its choices begins with; null when not asked for. */
+    private List<String> echo;
+
     GenerationRun(GenerationPlan plan, ServedModel model, RouterClient router, GatewayMetrics metrics) {
         this.plan = plan;
         this.router = router;
@@ -97,10 +100,25 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
     /** The HTTP response of a new run, streamed or whole as the request asks; the run starts on subscription. */
     public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
                                             GatewayMetrics metrics) {
+        return respond(plan, model, router, metrics, null);
+    }
+
+    /**
+     * {@link #respond(GenerationPlan, ServedModel, RouterClient, GatewayMetrics)} with completions' {@code echo}: each
+     * choice's text begins with its prompt's text, {@code echo.get(prompt)} (streamed: its first chunk carries it).
+     */
+    public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
+                                            GatewayMetrics metrics, List<String> echo) {
         GenerationRun run = plan.options().stream()
                 ? new StreamingRun(plan, model, router, metrics)
                 : new NonStreamingRun(plan, model, router, metrics);
+        run.echo = echo;
         return run.response();
+    }
+
+    /** The prompt text that begins choice {@code c}'s text (completions' echo); null for none. */
+    final String echoOf(int c) {
+        return echo == null ? null : echo.get(c / plan.options().n());
     }
 
     // ---- what the two kinds of response do differently ----

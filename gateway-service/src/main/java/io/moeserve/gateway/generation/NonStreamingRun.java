@@ -75,6 +75,7 @@ final class NonStreamingRun extends GenerationRun {
     @Override
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         Output out = outputs[choice.index];
+        if (first && echoOf(choice.index) != null) out.text.append(echoOf(choice.index));
         out.text.append(step.text());
         out.reasoning.append(step.reasoning());
         for (ToolCallDelta piece : step.toolCalls()) {
