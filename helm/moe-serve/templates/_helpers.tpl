@@ -259,6 +259,9 @@ moe.router.experts.micro-batch-min-tokens={{ .Values.router.microBatchMinTokens 
 {{- if not .Values.router.prefixCaching }}
 moe.router.prefix-caching.enabled=false
 {{- end }}
+{{- if ne .Values.router.kvCacheDtype "f32" }}
+moe.router.batching.kv-cache-dtype={{ .Values.router.kvCacheDtype }}
+{{- end }}
 {{- if ne (int .Values.router.spinWaitMicros) 0 }}
 moe.router.experts.spin-wait-micros={{ .Values.router.spinWaitMicros }}
 {{- end }}

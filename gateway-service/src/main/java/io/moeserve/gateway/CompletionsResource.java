@@ -44,6 +44,18 @@ public class CompletionsResource {
             params.add(request.prompts().size() == 1 ? "prompt" : "prompt[" + i + "]");
         }
         GenerationPlan plan = planner.plan(GenerationOptions.Endpoint.COMPLETION, prompts, params, request.options());
-        return GenerationRun.respond(plan, model, router, metrics);
+        return GenerationRun.respond(plan, model, router, metrics, request.echo() ? echo(request) : null);
+    }
+
+    /**
+     * echo's texts: a text prompt as the client sent it, token ids decoded without special tokens (vLLM's default
+     * skip_special_tokens), so the BOS a text prompt is encoded with is not echoed.
+     */
+    private List<String> echo(CompletionRequest request) {
+        List<String> texts = new ArrayList<>(request.prompts().size());
+        for (CompletionRequest.Prompt p : request.prompts()) {
+            texts.add(p.text() != null ? p.text() : model.tokenizer().decode(p.tokenIds(), true));
+        }
+        return texts;
     }
 }

@@ -38,6 +38,13 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
  * saturated router is, and OpenAI's SDKs retry it. One body alone is always let in, so the heap must hold one body at
  * the cap (LargeBodyBurstIT: 4 MiB bodies in a 256 MiB heap). Smaller bodies (a chat turn is a few KiB) are never
  * refused for memory: their total is bounded by the connections.
+ *
+ * <p>HTTP/2: RESTEasy pauses the request when it takes it over, and Vert.x refuses to pause an HTTP/2 request whose
+ * stream has ended ("Request has already been read"; HTTP/1.1 lets it), which gave h2c clients a 500. So an HTTP/2
+ * body is handed over as its last byte arrives, before the stream's end is delivered: the request is paused first,
+ * which holds the end in Vert.x's inbound buffer, and RESTEasy then reads the body from the routing context as
+ * always. The last byte is known by Content-Length, which HTTP/2 clients send for a body of known size; a body
+ * without one is refused with 411 in OpenAI's format, since its end cannot be seen before it is delivered.
  */
 @Singleton
 public class RequestBodyReader implements Handler<RoutingContext> {
@@ -112,8 +119,19 @@ public class RequestBodyReader implements Handler<RoutingContext> {
             }
             reserved[0] = declared;
         }
+        boolean http2 = request.version() == HttpVersion.HTTP_2;
+        if (http2 && declared < 0) {
+            refuse(ctx, 411, new OpenAiError("An HTTP/2 request body needs a Content-Length header on this server.",
+                    OpenAiError.INVALID_REQUEST, null, "length_required"), declared);
+            return;
+        }
         Buffer body = Buffer.buffer((int) Math.max(64, Math.min(declared, limit)));
         boolean[] rejected = {false};
+        long expected = declared;
+        if (http2 && declared == 0) {
+            handOver(ctx, body);
+            return;
+        }
         request.handler(chunk -> {
             if (rejected[0]) return;
             long size = (long) body.length() + chunk.length();
@@ -131,22 +149,39 @@ public class RequestBodyReader implements Handler<RoutingContext> {
                 reserved[0] = size;
             }
             body.appendBuffer(chunk);
+            if (http2 && body.length() == expected) handOver(ctx, body);
         });
         request.endHandler(v -> {
             if (rejected[0]) return;
-            String type = request.getHeader("Content-Type");
-            if (type != null && !isJson(type)) {
-                String message = "Unsupported content type: '" + type + "'. This endpoint accepts only 'application/json'"
-                        + " request bodies; send the header 'Content-Type: application/json'.";
-                ctx.response().setStatusCode(400).putHeader("Content-Type", "application/json").end(Buffer.buffer(
-                        new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "unsupported_content_type").toJson()));
+            if (http2) {
+                // Fewer bytes than Content-Length said (more were refused above): Vert.x resets such a stream.
                 return;
             }
-            ctx.setBody(body);
-            ctx.next();
+            handOver(ctx, body);
         });
         String expect = request.getHeader("Expect");
         if (expect != null && expect.equalsIgnoreCase("100-continue")) ctx.response().writeContinue();
+    }
+
+    /** The whole body is read: checks its type and passes it on in the routing context. */
+    private static void handOver(RoutingContext ctx, Buffer body) {
+        HttpServerRequest request = ctx.request();
+        if (request.version() == HttpVersion.HTTP_2) {
+            // Before the stream's end is delivered (see the class comment): paused, it waits in Vert.x's buffer.
+            request.pause();
+            request.handler(null);
+            request.endHandler(null);
+        }
+        String type = request.getHeader("Content-Type");
+        if (type != null && !isJson(type)) {
+            String message = "Unsupported content type: '" + type + "'. This endpoint accepts only 'application/json'"
+                    + " request bodies; send the header 'Content-Type: application/json'.";
+            ctx.response().setStatusCode(400).putHeader("Content-Type", "application/json").end(Buffer.buffer(
+                    new OpenAiError(message, OpenAiError.INVALID_REQUEST, null, "unsupported_content_type").toJson()));
+            return;
+        }
+        ctx.setBody(body);
+        ctx.next();
     }
 
     /** Whether a Content-Type header names JSON: {@code application/json}, in any case, with any parameters. */

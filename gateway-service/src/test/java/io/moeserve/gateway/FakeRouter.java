@@ -30,6 +30,7 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -56,6 +57,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code error}: {@code {"code": "RESOURCE_EXHAUSTED", "message": ..., "retry_after_ms": 2500, "after": 0}}:
  *       fail with that status after that many messages</li>
  *   <li>{@code echo_prompt}: true: the reply is the decoded prompt (to check chat templates)</li>
+ *   <li>{@code prefix_cache}: true: usage.cached_prompt_tokens as the router's prefix cache would report it: 0 the
+ *       first time these prompt ids are seen, then the whole 16-token blocks before the prompt's last token</li>
  *   <li>{@code masked_per_message}: degraded mode: each message adds this many masked (token, expert) pairs to the
  *       running count it carries in masked_expert_pairs</li>
  * </ul>
@@ -90,6 +93,8 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         return t;
     });
     private final Map<String, Call> calls = new ConcurrentHashMap<>();
+    /** The prompts seen by scripts with prefix_cache, as the router's prefix cache would hold them. */
+    private final Set<List<Integer>> cachedPrompts = ConcurrentHashMap.newKeySet();
 
     /** What the fake saw of one Generate call. */
     public static final class Call {
@@ -219,7 +224,11 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             fail(call, out, Status.INTERNAL.withDescription("bad FAKE script: " + e.getMessage()), null);
             return;
         }
-        new Stream(call, out, script, promptIds.length).next(script.firstDelayMs);
+        Stream stream = new Stream(call, out, script, promptIds.length);
+        if (script.prefixCache && !cachedPrompts.add(request.getPromptTokenIdsList())) {
+            stream.cachedPromptTokens = (promptIds.length - 1) / 16 * 16;
+        }
+        stream.next(script.firstDelayMs);
     }
 
     private void fail(Call call, ServerCallStreamObserver<GenerateResponse> out, Status status, Metadata trailers) {
@@ -237,6 +246,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         final FinishReason finish;
         int position;
         int messages;
+        int cachedPromptTokens;
 
         Stream(Call call, ServerCallStreamObserver<GenerateResponse> out, Script script, int promptTokens) {
             this.call = call;
@@ -323,7 +333,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             boolean last = position == tokens.length && finish != FinishReason.FINISH_REASON_UNSPECIFIED;
             if (last) {
                 message.setFinishReason(finish).setUsage(Usage.newBuilder().setPromptTokens(promptTokens)
-                        .setCompletionTokens(tokens.length));
+                        .setCompletionTokens(tokens.length).setCachedPromptTokens(cachedPromptTokens));
             }
             out.onNext(message.build());
             messages++;
@@ -357,6 +367,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
         int errorAfter;
         boolean echoPrompt;
         int maskedPerMessage;
+        boolean prefixCache;
 
         static Script parse(String prompt, ByteLevelVocabulary vocab) throws IOException {
             Script s = new Script();
@@ -389,6 +400,7 @@ public final class FakeRouter implements RouterServiceGrpc.AsyncService, AutoClo
             s.finish = d.path("finish").asText("stop");
             s.echoPrompt = d.path("echo_prompt").asBoolean(false);
             s.maskedPerMessage = d.path("masked_per_message").asInt(0);
+            s.prefixCache = d.path("prefix_cache").asBoolean(false);
             JsonNode error = d.get("error");
             if (error != null) {
                 s.errorCode = error.path("code").asText("INTERNAL");

@@ -49,26 +49,6 @@ class ModelsAndKeysTest {
     }
 
     @Test
-    void clientsThatOfferHttp2AreAnsweredOverHttp1() throws Exception {
-        // java.net.http asks for an h2c upgrade by default (on requests without a body, then keeps the connection);
-        // a POST on an upgraded connection once made the body reader fail with a 500.
-        java.net.http.HttpClient h2 = java.net.http.HttpClient.newHttpClient();
-        assertEquals(200, h2.send(java.net.http.HttpRequest.newBuilder(Http.uri("/q/health/live")).build(),
-                HttpResponse.BodyHandlers.ofString()).statusCode());
-        HttpResponse<String> r = h2.send(java.net.http.HttpRequest.newBuilder(Http.uri("/v1/chat/completions"))
-                .header("Content-Type", "application/json").header("Authorization", "Bearer " + FakeRouterResource.API_KEY)
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(
-                        "{\"model\":\"tiny-moe\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"))
-                .build(), HttpResponse.BodyHandlers.ofString());
-        assertEquals(200, r.statusCode(), r.body());
-        assertEquals(java.net.http.HttpClient.Version.HTTP_1_1, r.version());
-        HttpResponse<String> bad = h2.send(java.net.http.HttpRequest.newBuilder(Http.uri("/v1/chat/completions"))
-                .header("Content-Type", "application/json").header("Authorization", "Bearer " + FakeRouterResource.API_KEY)
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{not json")).build(), HttpResponse.BodyHandlers.ofString());
-        assertEquals(400, bad.statusCode(), bad.body());
-    }
-
-    @Test
     void healthAndMetricsNeedNoKey() {
         HttpResponse<byte[]> ready = Http.get("/q/health/ready", null);
         assertEquals(200, ready.statusCode(), Http.text(ready));

@@ -17,6 +17,7 @@ import com.openai.models.chat.completions.ChatCompletionCreateParams;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.completions.CompletionUsage;
 import com.openai.models.models.Model;
 import io.quarkus.test.common.WithTestResource;
 import io.quarkus.test.junit.QuarkusTest;
@@ -80,6 +81,62 @@ class OpenAiSdkTest {
         assertTrue(last.choices().isEmpty());
         assertTrue(last.usage().orElseThrow().totalTokens() > 0);
         assertTrue(chunks.stream().anyMatch(c -> !c.choices().isEmpty() && c.choices().getFirst().finishReason().isPresent()));
+    }
+
+    /** usage.prompt_tokens_details.cached_tokens is the router's count of prompt tokens its prefix cache served. */
+    @Test
+    void usageCountsThePromptTokensTheRoutersPrefixCacheServed() {
+        OpenAIClient client = client(FakeRouterResource.API_KEY);
+        String prompt = "A long enough system prompt, said twice, for two cache blocks or more: " + "lorem ipsum ".repeat(6)
+                + "FAKE{\"reply\":\"cached\",\"prefix_cache\":true}";
+        ChatCompletion first = client.chat().completions().create(params(prompt).build());
+        ChatCompletion second = client.chat().completions().create(params(prompt).build());
+        CompletionUsage cold = first.usage().orElseThrow();
+        CompletionUsage warm = second.usage().orElseThrow();
+        assertEquals(0, cold.promptTokensDetails().orElseThrow().cachedTokens().orElseThrow());
+        long cached = warm.promptTokensDetails().orElseThrow().cachedTokens().orElseThrow();
+        assertTrue(cached > 0 && cached < warm.promptTokens() && cached % 16 == 0, "cached " + cached + " of " + warm.promptTokens());
+        List<ChatCompletionChunk> chunks = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params(prompt)
+                .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build())) {
+            stream.stream().forEach(chunks::add);
+        }
+        assertEquals(cached, chunks.getLast().usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens().orElseThrow(),
+                "the streamed usage chunk carries it too");
+        String text = "Completions count them as well: " + "dolor sit amet ".repeat(8) + "FAKE{\"reply\":\" ok\",\"prefix_cache\":true}";
+        CompletionCreateParams completion = CompletionCreateParams.builder().model("tiny-moe").prompt(text).maxTokens(10).build();
+        assertEquals(0, client.completions().create(completion).usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens()
+                .orElseThrow());
+        assertTrue(client.completions().create(completion).usage().orElseThrow().promptTokensDetails().orElseThrow().cachedTokens()
+                .orElseThrow() > 0);
+    }
+
+    /** echo: each choice's text begins with its prompt; streamed, the prompt is the choice's first chunk. */
+    @Test
+    void echoPrependsThePromptToEachChoice() {
+        OpenAIClient client = client(FakeRouterResource.API_KEY);
+        String prompt = "Echo me FAKE{\"reply\":\" and the reply\",\"per_message\":3}";
+        Completion whole = client.completions().create(CompletionCreateParams.builder().model("tiny-moe").prompt(prompt).echo(true)
+                .n(2).maxTokens(20).build());
+        assertEquals(2, whole.choices().size());
+        for (var choice : whole.choices()) assertEquals(prompt + " and the reply", choice.text());
+        List<String> texts = new ArrayList<>();
+        // Without response validation here: the SDK's Completion requires a finish_reason, which a legacy completion's
+        // chunks carry as null until the last (as OpenAI's own stream does), so a validating client rejects any stream.
+        OpenAIClient lenient = client.withOptions(o -> o.responseValidation(false));
+        try (StreamResponse<Completion> stream = lenient.completions().createStreaming(CompletionCreateParams.builder().model("tiny-moe")
+                .prompt(prompt).echo(true).maxTokens(20).build())) {
+            stream.stream().forEach(c -> c.choices().forEach(choice -> texts.add(choice.text())));
+        }
+        assertEquals(prompt, texts.getFirst(), "the first chunk is the prompt");
+        assertEquals(prompt + " and the reply", String.join("", texts));
+        // Token-id prompts echo their decoded text; without echo nothing is prepended.
+        List<Long> ids = "Hi FAKE{\"reply\":\"!\"}".chars().mapToObj(c -> (long) c).toList();
+        Completion byIds = client.completions().create(CompletionCreateParams.builder().model("tiny-moe")
+                .prompt(CompletionCreateParams.Prompt.ofArrayOfTokens(ids)).echo(true).maxTokens(5).build());
+        assertEquals("Hi FAKE{\"reply\":\"!\"}!", byIds.choices().getFirst().text());
+        assertEquals(" and the reply", client.completions().create(CompletionCreateParams.builder().model("tiny-moe").prompt(prompt)
+                .maxTokens(20).build()).choices().getFirst().text());
     }
 
     @Test

@@ -144,6 +144,22 @@ class ChartRenderTest {
         assertTrue(set.contains("moe.router.experts.transport=" + other + "\n"), set);
     }
 
+    /** The KV cache dtype reaches the router's properties only when it is not the router's default, f32. */
+    @Test
+    void theKvCacheDtypeReachesTheRouterOnlyWhenBf16() throws Exception {
+        Path source = Charts.helmDir().getParent().resolve("router-service/src/main/java/io/moeserve/router/RouterSettings.java");
+        assertTrue(Pattern.compile("@WithDefault\\(\"f32\"\\)\\s+String kvCacheDtype\\(\\)").matcher(Files.readString(source)).find(),
+                "RouterSettings.Batching.kvCacheDtype() defaults to f32");
+        JsonNode router = Charts.YAML.readTree(Charts.chart().resolve("values.yaml").toFile()).path("router");
+        assertEquals("f32", router.path("kvCacheDtype").asText());
+        String byDefault = named(Charts.renderDocs(null), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties")
+                .asText();
+        assertFalse(byDefault.contains("kv-cache-dtype"), byDefault);
+        Path values = Files.writeString(work.resolve("kv.yaml"), "router:\n  kvCacheDtype: bf16\n");
+        String set = named(Charts.renderDocs(values), "ConfigMap", "moe-moe-serve-expert-map").path("data").path("application.properties").asText();
+        assertTrue(set.contains("moe.router.batching.kv-cache-dtype=bf16\n"), set);
+    }
+
     /** Expert skipping is off unless set: the router's properties name it only then. */
     @Test
     void expertSkippingReachesTheRouterOnlyWhenSet() throws Exception {

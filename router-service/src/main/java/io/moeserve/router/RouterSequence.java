@@ -61,7 +61,9 @@ final class RouterSequence extends Sequence {
         out.setFinishReason(finish == FinishReason.STOP
                         ? io.moeserve.proto.router.v1.FinishReason.FINISH_REASON_STOP
                         : io.moeserve.proto.router.v1.FinishReason.FINISH_REASON_LENGTH)
-                .setUsage(Usage.newBuilder().setPromptTokens(prompt().length).setCompletionTokens(generatedCount()));
+                .setUsage(Usage.newBuilder().setPromptTokens(prompt().length).setCompletionTokens(generatedCount())
+                        // After a preemption the blocks found again count too: at most the prompt, as OpenAI's field is.
+                        .setCachedPromptTokens(Math.min(cachedPromptTokens(), prompt().length)));
         emitter.emit(out.build());
         emitter.complete();
     }

@@ -41,6 +41,14 @@ public interface RouterSettings {
         MemorySize kvCacheMemory();
 
         /**
+         * How the KV cache stores keys and values: {@code f32} (exact) or {@code bf16} (rounded to nearest even as torch
+         * casts, half the bytes: the same {@link #kvCacheMemory} holds twice the positions, so admits about twice the
+         * sequences). F32 by default, since BF16 changes the logits (BENCHMARKS.md, "KV cache in BF16").
+         */
+        @WithDefault("f32")
+        String kvCacheDtype();
+
+        /**
          * Fraction of the KV cache's blocks admission keeps free: a sequence is admitted when its prompt's blocks fit
          * with this much left (vLLM's watermark, 1% by default), so the running sequences' next blocks rarely force a
          * preemption right after an admission. In [0, 1).

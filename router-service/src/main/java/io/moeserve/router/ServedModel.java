@@ -14,6 +14,7 @@ import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.model.ExpertSkipping;
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.PrunedExperts;
@@ -72,7 +73,8 @@ public class ServedModel {
         RouterSettings.ExpertSkipping skip = settings.expertSkipping();
         ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skip.threshold(), skip.protectFraction()))
-                .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")));
+                .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")))
+                .withKvCacheDtype(kvCacheDtype(b));
         List<String> names = new ArrayList<>();
         List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {
@@ -117,8 +119,7 @@ public class ServedModel {
             throw new IllegalStateException("moe.router.batching.kv-cache-memory=" + kvBytes / 1048576 + "M does not fit the Java heap ("
                     + heap / 1048576 + "M max, the cache may use 70% of it): lower it or raise -Xmx");
         }
-        long budget = kvBytes / KvCache.bytesPerToken(moe.config());
-        cache = moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), b.maxSequences());
+        cache = newKvCache(moe, kvBytes, b.maxSequences());
         if (settings.prefixCaching().enabled()) cache.enablePrefixCaching();
         stats = new RoutingStatistics(moe.config(), registry);
         requests = new GenerateRequests(model.resolvedId(), moe.config().vocabSize(), moe.maxContext(), moe.config().eosTokenIds(),
@@ -134,14 +135,31 @@ public class ServedModel {
         }
         if (discovery != null) discovery.start();
         engine.start();
-        LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB, prefix caching %s),"
+        LOG.infof("serving %s as '%s' (%s): experts %s, %d-token steps, %d sequences, KV cache %d tokens (%.0f MiB of %s, prefix caching %s),"
                         + " context %d, loaded in %.1f s",
                 model.path(), model.resolvedId(), moe.config().architecture().hfClassName(),
                 x.mode() == RouterSettings.Mode.local ? "in this process" : "in groups " + names,
                 stepTokens, b.maxSequences(), (long) cache.totalBlocks() * cache.blockSize(),
-                cache.totalBlocks() * (double) cache.blockSize() * KvCache.bytesPerToken(moe.config()) / 1048576,
-                cache.prefixCaching() ? "on" : "off", moe.maxContext(),
+                cache.bytes() / 1048576.0, cache.dtype(), cache.prefixCaching() ? "on" : "off", moe.maxContext(),
                 (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * A KV cache of as many positions as {@code kvBytes} holds in the model's KV cache dtype: a BF16 position takes half
+     * an F32 one's bytes, so the same memory setting gives twice the blocks, and admission, which counts blocks, admits
+     * about twice the sequences.
+     */
+    static KvCache newKvCache(MoeModel moe, long kvBytes, int maxSequences) {
+        long budget = kvBytes / KvCache.bytesPerToken(moe.config(), moe.options().kvCacheDtype());
+        return moe.newKvCache((int) Math.min(Integer.MAX_VALUE, budget), maxSequences);
+    }
+
+    private static KvCacheDtype kvCacheDtype(RouterSettings.Batching b) {
+        try {
+            return KvCacheDtype.parse(b.kvCacheDtype());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("moe.router.batching.kv-cache-dtype: " + e.getMessage(), e);
+        }
     }
 
     void onShutdown(@Observes ShutdownEvent event) {

@@ -20,6 +20,7 @@ import io.moeserve.runtime.generate.SamplingParams;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
 import io.smallrye.mutiny.Multi;
@@ -59,13 +60,17 @@ class GenerationEngineTest {
 
     /** An engine over a cache of {@code tokens} positions, its thread not started. */
     private KvCache engine(int tokens) {
-        KvCache cache = model.newKvCache(tokens, 8);
+        return engine(model, model.newKvCache(tokens, 8), 8);
+    }
+
+    /** An engine of {@code model} over {@code cache}, running at most {@code maxSequences}, its thread not started. */
+    private KvCache engine(MoeModel model, KvCache cache, int maxSequences) {
         metrics = new RouterMetrics(registry, List.of(), () -> engine.runningCount(), () -> engine.waitingCount(),
                 () -> engine.freeKvTokens(), () -> engine.usedKvBlocks(), () -> engine.freeKvBlocks());
         int vocab = model.config().vocabSize();
         requests = new GenerateRequests(TinyRouterModel.MODEL_ID, vocab, model.maxContext(), model.config().eosTokenIds(),
                 cache.blockSize(), cache.totalBlocks(), new TokenStream(metrics, vocab), new GrammarCache(TinyRouterModel.dir(), vocab));
-        engine = new GenerationEngine(model, cache, 8, 16, Duration.ofSeconds(1), 0.01,
+        engine = new GenerationEngine(model, cache, maxSequences, 16, Duration.ofSeconds(1), 0.01,
                 new RoutingStatistics(model.config(), registry), metrics);
         return cache;
     }
@@ -88,6 +93,10 @@ class GenerationEngineTest {
 
     /** The same request run alone, to completion, on a cache that never runs out. */
     private int[] alone(GenerateRequest r) {
+        return alone(model, r);
+    }
+
+    private static int[] alone(MoeModel model, GenerateRequest r) {
         SamplingParameters s = r.getSampling();
         SamplingParams sampling = new SamplingParams(s.getTemperature(), 0, s.hasTopP() ? s.getTopP() : 1f, 0f,
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1f, s.getFrequencyPenalty(), 0f, s.hasSeed() ? s.getSeed() : null);
@@ -157,6 +166,40 @@ class GenerationEngineTest {
         assertEquals(cache.totalBlocks(), engine.freeKvBlocks());
         assertEquals((long) cache.totalBlocks() * cache.blockSize(), engine.freeKvTokens());
         assertEquals(0, registry.get("moe.router.kv.cache.blocks").tag("state", "used").gauge().value());
+    }
+
+    @Test
+    void aBf16CacheOfTheSameMemoryAdmitsTwiceTheSequences() {
+        // The router sizes its cache from moe.router.batching.kv-cache-memory in the dtype's bytes: 64 float32 positions'
+        // worth is 4 blocks in F32 and 8 in BF16, and twelve one-block prompts are admitted by blocks, 4 and 8 of them.
+        long bytes = 64 * KvCache.bytesPerToken(model.config());
+        Parallel p = Parallel.shared();
+        try (MoeModel bf16 = MoeModel.load(TinyRouterModel.dir(), new ModelOptions(16, CONTEXT, new CpuMatmulKernels(p), p,
+                ExpertSelection.ALL, null).withKvCacheDtype(KvCacheDtype.BF16))) {
+            int[] admitted = new int[2];
+            MoeModel[] models = {model, bf16};
+            for (int d = 0; d < 2; d++) {
+                KvCache cache = engine(models[d], ServedModel.newKvCache(models[d], bytes, 16), 16);
+                assertEquals(d == 0 ? KvCacheDtype.F32 : KvCacheDtype.BF16, cache.dtype());
+                assertEquals(4 << d, cache.totalBlocks());
+                List<GenerateRequest> chats = new ArrayList<>();
+                List<AssertSubscriber<GenerateResponse>> subs = new ArrayList<>();
+                for (int i = 0; i < 12; i++) {
+                    GenerateRequest r = request(prompt(10, i), 4, false, 0);
+                    chats.add(r);
+                    subs.add(submit(requests.open(r, null)));
+                }
+                engine.cycle();
+                admitted[d] = engine.runningCount();
+                for (int steps = 0; engine.cycle(); steps++) assertTrue(steps < 20_000, "the engine makes progress");
+                for (int i = 0; i < 12; i++) {
+                    assertNull(subs.get(i).getFailure(), "sequence " + i + " failed");
+                    assertArrayEquals(alone(models[d], chats.get(i)), tokens(subs.get(i)), models[d].options().kvCacheDtype() + " sequence " + i);
+                }
+            }
+            assertEquals(4, admitted[0]);
+            assertEquals(8, admitted[1], "the same memory holds twice the BF16 blocks");
+        }
     }
 
     @Test

@@ -293,8 +293,12 @@ class RouterServiceTest {
         // Read from this app's engine: a meter of an app started earlier in this JVM (another test class) keeps its name
         // in Micrometer's global registry, and with it that app's engine.
         long before = served.engine().prefixHitTokens();
-        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))));
-        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(collect(greedy(prompt, 6))), "the cache hit's output");
+        List<GenerateResponse> cold = collect(greedy(prompt, 6));
+        List<GenerateResponse> warm = collect(greedy(prompt, 6));
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(cold));
+        assertArrayEquals(TinyRouterModel.reference(prompt, 6), tokens(warm), "the cache hit's output");
+        assertEquals(0, cold.getLast().getUsage().getCachedPromptTokens(), "nothing was cached before the first request");
+        assertEquals(32, warm.getLast().getUsage().getCachedPromptTokens(), "the second request's usage counts its two cached blocks");
         long hits = before;
         for (int i = 0; i < 200 && hits - before < 32; i++) {
             Thread.sleep(10);

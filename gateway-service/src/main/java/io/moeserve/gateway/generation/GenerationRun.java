@@ -79,6 +79,9 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
     private boolean ended;
     private boolean cancelled;
 
+    /** Completions' echo: per prompt, the text each of its choices begins with; null when not asked for. */
+    private List<String> echo;
+
     GenerationRun(GenerationPlan plan, ServedModel model, RouterClient router, GatewayMetrics metrics) {
         this.plan = plan;
         this.router = router;
@@ -97,10 +100,25 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
     /** The HTTP response of a new run, streamed or whole as the request asks; the run starts on subscription. */
     public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
                                             GatewayMetrics metrics) {
+        return respond(plan, model, router, metrics, null);
+    }
+
+    /**
+     * {@link #respond(GenerationPlan, ServedModel, RouterClient, GatewayMetrics)} with completions' {@code echo}: each
+     * choice's text begins with its prompt's text, {@code echo.get(prompt)} (streamed: its first chunk carries it).
+     */
+    public static RestMulti<byte[]> respond(GenerationPlan plan, ServedModel model, RouterClient router,
+                                            GatewayMetrics metrics, List<String> echo) {
         GenerationRun run = plan.options().stream()
                 ? new StreamingRun(plan, model, router, metrics)
                 : new NonStreamingRun(plan, model, router, metrics);
+        run.echo = echo;
         return run.response();
+    }
+
+    /** The prompt text that begins choice {@code c}'s text (completions' echo); null for none. */
+    final String echoOf(int c) {
+        return echo == null ? null : echo.get(c / plan.options().n());
     }
 
     // ---- what the two kinds of response do differently ----
@@ -120,8 +138,12 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
      */
     abstract void accepted(Choice choice, ChoiceDecoder.Step step, boolean first);
 
-    /** Under the lock: every choice has finished, having generated {@code completionTokens} in all. */
-    abstract void finished(int completionTokens);
+    /**
+     * Under the lock: every choice has finished, having generated {@code completionTokens} in all; the routers took
+     * {@code cachedPromptTokens} of the prompts from their prefix caches (each prompt's first choice's figure: a prompt
+     * counts once, as in prompt_tokens).
+     */
+    abstract void finished(int completionTokens, int cachedPromptTokens);
 
     /** Under the lock: the run has failed (once, and it has ended). */
     abstract void failed(OpenAiException e);
@@ -317,6 +339,7 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
             // After a migration, the router counts only what it generated itself.
             choice.completionTokens = routerCount ? message.getUsage().getCompletionTokens() + choice.resumed
                     : choice.decoder.tokens();
+            if (message.hasUsage()) choice.cachedPromptTokens = message.getUsage().getCachedPromptTokens();
         }
         accepted(choice, step, first);
         if (step.finishReason() != null && --running == 0) finish();
@@ -363,7 +386,11 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         int completionTokens = 0;
         for (Choice c : choices) completionTokens += c.completionTokens;
         metrics.runFinished(plan.promptTokens(), completionTokens);
-        finished(completionTokens);
+        // Each prompt once, as prompt_tokens counts it: its first choice's figure (a later choice of the same prompt
+        // finds the blocks the first one computed, which says nothing about the request's own prompt).
+        int cached = 0;
+        for (int c = 0; c < choices.length; c += plan.options().n()) cached += Math.min(choices[c].cachedPromptTokens, plan.promptOf(c).length);
+        finished(completionTokens, cached);
     }
 
     /** Under the lock: the run fails; how the client learns of it is the subclass's to say. */
@@ -434,6 +461,8 @@ public abstract sealed class GenerationRun permits StreamingRun, NonStreamingRun
         boolean begun;
         String finishReason;
         int completionTokens;
+        /** Prompt tokens the (last) router took from its prefix cache, from its final usage. */
+        int cachedPromptTokens;
         /** Degraded mode: the router's running count of this choice's masked (token, expert) pairs. */
         long maskedExpertPairs;
 

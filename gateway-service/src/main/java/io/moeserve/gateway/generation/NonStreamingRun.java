@@ -75,6 +75,7 @@ final class NonStreamingRun extends GenerationRun {
     @Override
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         Output out = outputs[choice.index];
+        if (first && echoOf(choice.index) != null) out.text.append(echoOf(choice.index));
         out.text.append(step.text());
         out.reasoning.append(step.reasoning());
         for (ToolCallDelta piece : step.toolCalls()) {
@@ -90,7 +91,7 @@ final class NonStreamingRun extends GenerationRun {
     }
 
     @Override
-    void finished(int completionTokens) {
+    void finished(int completionTokens, int cachedPromptTokens) {
         List<CompletionResponseWriter.ChoiceResult> results = new ArrayList<>(choices.length);
         for (Choice c : choices) {
             Output out = outputs[c.index];
@@ -99,7 +100,7 @@ final class NonStreamingRun extends GenerationRun {
             results.add(new CompletionResponseWriter.ChoiceResult(c.index, out.text.toString(), out.logprobs,
                     c.finishReason, c.completionTokens, reasoning, List.copyOf(out.toolCalls)));
         }
-        body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), results, texts);
+        body = CompletionResponseWriter.write(plan.identity(), plan.promptTokens(), cachedPromptTokens, results, texts);
     }
 
     @Override

@@ -109,6 +109,8 @@ final class StreamingRun extends GenerationRun {
     @Override
     void accepted(Choice choice, ChoiceDecoder.Step step, boolean first) {
         if (first && plan.identity().chat()) outbox.add(sse.role(choice.index));
+        // Completions' echo: the prompt's text is the choice's first chunk.
+        if (first && echoOf(choice.index) != null) outbox.add(sse.content(choice.index, echoOf(choice.index), null));
         List<LogprobEntry> logprobs = plan.options().logprobs() >= 0 ? step.logprobs() : null;
         if (plan.output() != null) {
             // Parsed output: reasoning and tool call pieces go out with the content in one delta.
@@ -128,8 +130,8 @@ final class StreamingRun extends GenerationRun {
     }
 
     @Override
-    void finished(int completionTokens) {
-        if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens));
+    void finished(int completionTokens, int cachedPromptTokens) {
+        if (plan.options().includeUsage()) outbox.add(sse.usage(plan.promptTokens(), completionTokens, cachedPromptTokens));
         long masked = maskedExpertPairs();
         if (masked > 0) {
             // The header went out with the first chunk and counts only what was masked by then; an SSE comment,

@@ -11,8 +11,9 @@ import java.util.List;
  *
  * @param prompts one entry per prompt (a string, an array of strings, an array of token ids or an array of such
  *                arrays); each gets n choices
+ * @param echo    each choice's text begins with its prompt's text (OpenAI's and vLLM's echo)
  */
-public record CompletionRequest(String model, List<Prompt> prompts, GenerationOptions options) {
+public record CompletionRequest(String model, List<Prompt> prompts, GenerationOptions options, boolean echo) {
 
     /** One prompt: text to encode, or token ids to use as they are. */
     public record Prompt(String text, int[] tokenIds) {}
@@ -31,7 +32,14 @@ public record CompletionRequest(String model, List<Prompt> prompts, GenerationOp
             throw OpenAiException.invalid("prompt", "Too many completions: " + prompts.size() + " prompts × n="
                     + options.n() + " exceeds " + GenerationOptions.MAX_N + " choices per request.");
         }
-        return new CompletionRequest(model, prompts, options);
+        boolean echo = f.bool("echo", false);
+        if (echo && options.logprobs() >= 0) {
+            // OpenAI and vLLM then return the prompt tokens' logprobs too, which would take the router a pass of the
+            // prompt's logits it does not make; refusing beats answering with logprobs for part of the text.
+            throw OpenAiException.invalid("echo", "'echo' together with 'logprobs' is not supported by this server: it does not "
+                    + "compute the prompt tokens' logprobs. Leave out one of them.");
+        }
+        return new CompletionRequest(model, prompts, options, echo);
     }
 
     private static List<Prompt> prompts(JsonFields f) {

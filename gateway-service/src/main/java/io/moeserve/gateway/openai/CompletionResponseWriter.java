@@ -26,8 +26,12 @@ public final class CompletionResponseWriter {
 
     private CompletionResponseWriter() {}
 
-    /** @param promptTokens for usage: each prompt once, however many choices it has */
-    public static byte[] write(CompletionIdentity identity, int promptTokens, List<ChoiceResult> choices, TokenTexts texts) {
+    /**
+     * @param promptTokens       for usage: each prompt once, however many choices it has
+     * @param cachedPromptTokens of those, the ones the router took from its prefix cache
+     */
+    public static byte[] write(CompletionIdentity identity, int promptTokens, int cachedPromptTokens, List<ChoiceResult> choices,
+                               TokenTexts texts) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(512);
         int completionTokens = 0;
         try (JsonGenerator g = JsonOutput.FACTORY.createGenerator(out)) {
@@ -71,7 +75,7 @@ public final class CompletionResponseWriter {
             }
             g.writeEndArray();
             g.writeFieldName("usage");
-            writeUsage(g, promptTokens, completionTokens);
+            writeUsage(g, promptTokens, completionTokens, cachedPromptTokens);
             g.writeEndObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -79,11 +83,15 @@ public final class CompletionResponseWriter {
         return out.toByteArray();
     }
 
-    static void writeUsage(JsonGenerator g, int promptTokens, int completionTokens) throws IOException {
+    /** OpenAI's usage object; prompt_tokens_details.cached_tokens is what the router's prefix cache served. */
+    static void writeUsage(JsonGenerator g, int promptTokens, int completionTokens, int cachedPromptTokens) throws IOException {
         g.writeStartObject();
         g.writeNumberField("prompt_tokens", promptTokens);
         g.writeNumberField("completion_tokens", completionTokens);
         g.writeNumberField("total_tokens", promptTokens + completionTokens);
+        g.writeObjectFieldStart("prompt_tokens_details");
+        g.writeNumberField("cached_tokens", cachedPromptTokens);
+        g.writeEndObject();
         g.writeEndObject();
     }
 }

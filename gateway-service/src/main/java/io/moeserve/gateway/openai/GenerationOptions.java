@@ -203,9 +203,6 @@ public record GenerationOptions(double temperature, double topP, int topK, doubl
         }
         vllmExtras(f, endpoint);
         if (endpoint == Endpoint.COMPLETION) {
-            if (f.bool("echo", false)) {
-                throw OpenAiException.invalid("echo", "'echo' is not supported by this server.");
-            }
             Optional<String> suffix = f.string("suffix");
             if (suffix.isPresent() && !suffix.get().isEmpty()) {
                 throw OpenAiException.invalid("suffix", "'suffix' is not supported by this server.");

@@ -141,12 +141,12 @@ public final class SseChunkWriter {
     }
 
     /** stream_options.include_usage: the last chunk, with no choices and the whole request's usage. */
-    public byte[] usage(int promptTokens, int completionTokens) {
+    public byte[] usage(int promptTokens, int completionTokens, int cachedPromptTokens) {
         try {
             begin();
             g.writeEndArray();
             g.writeFieldName("usage");
-            CompletionResponseWriter.writeUsage(g, promptTokens, completionTokens);
+            CompletionResponseWriter.writeUsage(g, promptTokens, completionTokens, cachedPromptTokens);
             g.writeEndObject();
             g.flush();
             buffer.write(END);

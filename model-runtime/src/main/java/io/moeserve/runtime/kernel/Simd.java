@@ -1,7 +1,10 @@
 package io.moeserve.runtime.kernel;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -27,7 +30,7 @@ public final class Simd {
     static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, FLOATS.vectorShape());
 
     /** Short lanes, as many as {@link #FLOATS} has: one load of 16-bit weights fills one float vector. */
-    static final VectorSpecies<Short> HALVES =
+    public static final VectorSpecies<Short> HALVES =
             VectorSpecies.of(short.class, VectorShape.forBitSize(FLOATS.vectorBitSize() / 2));
 
     /** Floats per vector. */
@@ -48,6 +51,21 @@ public final class Simd {
     private static final VectorMask<Float> UPPER = VectorMask.fromLong(FLOATS, ((1L << LANES) - 1) & ~((1L << (LANES / 2)) - 1));
 
     private Simd() {}
+
+    /**
+     * LANES bfloat16 values from {@code a[offset ..]} widened to float32 exactly, as {@link WeightVectors#bf16} widens
+     * mapped weights: sign-extend to ints, shift left 16, reinterpret (the KV cache's BF16 keys and values).
+     */
+    public static FloatVector bf16(short[] a, int offset) {
+        return ((IntVector) ShortVector.fromArray(HALVES, a, offset).convertShape(VectorOperators.S2I, INTS, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /** {@link #bf16(short[], int)} of the lanes of {@code m} (a mask of {@link #HALVES}), zeros in the others. */
+    public static FloatVector bf16(short[] a, int offset, VectorMask<Short> m) {
+        return ((IntVector) ShortVector.fromArray(HALVES, a, offset, m).convertShape(VectorOperators.S2I, INTS, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
 
     /**
      * The sum of the lanes, always added in the same order.

@@ -35,9 +35,14 @@ import jdk.incubator.vector.VectorSpecies;
  * </ul>
  * The order of every addition depends only on the head's own positions, so a token's output does not depend on its
  * batch. Head widths that are not a whole number of vectors end in a masked, zero-padded vector.
+ *
+ * <p>A BF16 cache ({@link KvCacheDtype}) has its own copy of each pass, the same loops but loading keys and values
+ * through {@link Simd#bf16} (a sign-extending lane conversion and a shift: the exact float32 of the stored half), so
+ * the F32 passes stay as they were and neither pays a branch per position. Scores and sums are float32 either way.
  */
 final class AttentionCore implements RangeTask {
     private static final VectorSpecies<Float> S = Simd.FLOATS;
+    private static final VectorSpecies<Short> H = Simd.HALVES;
     private static final int LANES = Simd.LANES;
 
     private final Parallel parallel;
@@ -117,6 +122,9 @@ final class AttentionCore implements RangeTask {
         float[] s = sc.scores;
         float[] keys = cache.keys(layer);
         float[] values = cache.values(layer);
+        short[] keyHalves = cache.keyHalves(layer);
+        short[] valueHalves = cache.valueHalves(layer);
+        boolean halves = keys == null;
         int blockSize = cache.blockSize();
         int stride = sc.stride;
         int perToken = numHeads / together;
@@ -129,7 +137,10 @@ final class AttentionCore implements RangeTask {
             int start = window > 0 ? Math.max(0, pos - window + 1) : 0;
             int count = pos - start + 1;
             int qOff = (t * numHeads + h0) * qkDim;
-            if (together == TOGETHER) {
+            if (halves) {
+                if (together == TOGETHER) scoresTogetherBf16(sc, keyHalves, slot, start, count, blockSize, qOff, kvHead * qkDim);
+                else scoresBf16(sc, keyHalves, slot, start, count, blockSize, qOff, kvHead * qkDim);
+            } else if (together == TOGETHER) {
                 scoresTogether(sc, keys, slot, start, count, blockSize, qOff, kvHead * qkDim);
             } else {
                 scores(sc, keys, slot, start, count, blockSize, qOff, kvHead * qkDim);
@@ -147,7 +158,10 @@ final class AttentionCore implements RangeTask {
                 sc.inverse[g] = 1f / sum;
             }
             int oOff = (t * numHeads + h0) * vDim;
-            if (together == TOGETHER) {
+            if (halves) {
+                if (together == TOGETHER) weightedValuesTogetherBf16(sc, valueHalves, slot, start, count, blockSize, kvHead * vDim, oOff);
+                else weightedValuesBf16(s, valueHalves, slot, start, count, blockSize, kvHead * vDim, oOff, sc.inverse[0]);
+            } else if (together == TOGETHER) {
                 weightedValuesTogether(sc, values, slot, start, count, blockSize, kvHead * vDim, oOff);
             } else {
                 weightedValues(s, values, slot, start, count, blockSize, kvHead * vDim, oOff, sc.inverse[0]);
@@ -316,6 +330,138 @@ final class AttentionCore implements RangeTask {
                 } else {
                     for (int end = j + run; j < end; j++, v += valueWidth) {
                         acc = FloatVector.fromArray(S, values, v, m).fma(FloatVector.broadcast(S, s[j]), acc);
+                    }
+                }
+            }
+            acc = acc.mul(inv);
+            if (whole) acc.intoArray(out, oOff + c);
+            else acc.intoArray(out, oOff + c, m);
+        }
+    }
+
+    /** {@link #scores} over BF16 keys, widened as they are loaded. */
+    private void scoresBf16(Scratch sc, short[] keys, int slot, int start, int count, int blockSize, int qOff, int kOff) {
+        float[] s = sc.scores;
+        float[] lanes = sc.lanes;
+        int upper = qkDim - qkDim % LANES;
+        VectorMask<Float> tail = S.indexInRange(upper, qkDim);
+        VectorMask<Short> halfTail = H.indexInRange(upper, qkDim);
+        int pending = 0;
+        for (int j = 0; j < count; ) {
+            int pos = start + j;
+            int run = Math.min(count - j, blockSize - pos % blockSize);
+            int k = cache.keyOffset(slot, pos) + kOff;
+            for (int end = j + run; j < end; j++, k += keyWidth) {
+                FloatVector acc = FloatVector.zero(S);
+                for (int i = 0; i < upper; i += LANES) {
+                    acc = FloatVector.fromArray(S, q, qOff + i).fma(Simd.bf16(keys, k + i), acc);
+                }
+                if (upper < qkDim) {
+                    acc = FloatVector.fromArray(S, q, qOff + upper, tail).fma(Simd.bf16(keys, k + upper, halfTail), acc);
+                }
+                acc.intoArray(lanes, pending * LANES);
+                if (++pending == LANES) {
+                    Simd.sumEach(lanes, 0, LANES, s, j + 1 - LANES);
+                    pending = 0;
+                }
+            }
+        }
+        if (pending > 0) Simd.sumEach(lanes, 0, pending, s, count - pending);
+    }
+
+    /** {@link #scoresTogether} over BF16 keys, widened as they are loaded. */
+    private void scoresTogetherBf16(Scratch sc, short[] keys, int slot, int start, int count, int blockSize, int qOff, int kOff) {
+        float[] s = sc.scores;
+        float[] lanes = sc.lanes;
+        int stride = sc.stride;
+        int upper = qkDim - qkDim % LANES;
+        VectorMask<Float> tail = S.indexInRange(upper, qkDim);
+        VectorMask<Short> halfTail = H.indexInRange(upper, qkDim);
+        int q1 = qOff + qkDim, q2 = qOff + 2 * qkDim, q3 = qOff + 3 * qkDim;
+        int group = LANES * LANES;
+        int pending = 0;
+        for (int j = 0; j < count; ) {
+            int pos = start + j;
+            int run = Math.min(count - j, blockSize - pos % blockSize);
+            int k = cache.keyOffset(slot, pos) + kOff;
+            for (int end = j + run; j < end; j++, k += keyWidth) {
+                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+                for (int i = 0; i < upper; i += LANES) {
+                    FloatVector key = Simd.bf16(keys, k + i);
+                    a0 = FloatVector.fromArray(S, q, qOff + i).fma(key, a0);
+                    a1 = FloatVector.fromArray(S, q, q1 + i).fma(key, a1);
+                    a2 = FloatVector.fromArray(S, q, q2 + i).fma(key, a2);
+                    a3 = FloatVector.fromArray(S, q, q3 + i).fma(key, a3);
+                }
+                if (upper < qkDim) {
+                    FloatVector key = Simd.bf16(keys, k + upper, halfTail);
+                    a0 = FloatVector.fromArray(S, q, qOff + upper, tail).fma(key, a0);
+                    a1 = FloatVector.fromArray(S, q, q1 + upper, tail).fma(key, a1);
+                    a2 = FloatVector.fromArray(S, q, q2 + upper, tail).fma(key, a2);
+                    a3 = FloatVector.fromArray(S, q, q3 + upper, tail).fma(key, a3);
+                }
+                a0.intoArray(lanes, pending * LANES);
+                a1.intoArray(lanes, group + pending * LANES);
+                a2.intoArray(lanes, 2 * group + pending * LANES);
+                a3.intoArray(lanes, 3 * group + pending * LANES);
+                if (++pending == LANES) {
+                    for (int g = 0; g < TOGETHER; g++) Simd.sumEach(lanes, g * group, LANES, s, g * stride + j + 1 - LANES);
+                    pending = 0;
+                }
+            }
+        }
+        if (pending > 0) {
+            for (int g = 0; g < TOGETHER; g++) Simd.sumEach(lanes, g * group, pending, s, g * stride + count - pending);
+        }
+    }
+
+    /** {@link #weightedValuesTogether} over BF16 values, widened as they are loaded. */
+    private void weightedValuesTogetherBf16(Scratch sc, short[] values, int slot, int start, int count, int blockSize,
+                                            int vHeadOff, int oOff) {
+        float[] s = sc.scores;
+        int r1 = sc.stride, r2 = 2 * sc.stride, r3 = 3 * sc.stride;
+        for (int c = 0; c < vDim; c += LANES) {
+            VectorMask<Float> m = S.indexInRange(c, vDim);
+            VectorMask<Short> hm = H.indexInRange(c, vDim);
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < count; ) {
+                int pos = start + j;
+                int run = Math.min(count - j, blockSize - pos % blockSize);
+                int v = cache.valueOffset(slot, pos) + vHeadOff + c;
+                for (int end = j + run; j < end; j++, v += valueWidth) {
+                    FloatVector x = Simd.bf16(values, v, hm);
+                    a0 = x.fma(FloatVector.broadcast(S, s[j]), a0);
+                    a1 = x.fma(FloatVector.broadcast(S, s[r1 + j]), a1);
+                    a2 = x.fma(FloatVector.broadcast(S, s[r2 + j]), a2);
+                    a3 = x.fma(FloatVector.broadcast(S, s[r3 + j]), a3);
+                }
+            }
+            a0.mul(sc.inverse[0]).intoArray(out, oOff + c, m);
+            a1.mul(sc.inverse[1]).intoArray(out, oOff + vDim + c, m);
+            a2.mul(sc.inverse[2]).intoArray(out, oOff + 2 * vDim + c, m);
+            a3.mul(sc.inverse[3]).intoArray(out, oOff + 3 * vDim + c, m);
+        }
+    }
+
+    /** {@link #weightedValues} over BF16 values, widened as they are loaded. */
+    private void weightedValuesBf16(float[] s, short[] values, int slot, int start, int count, int blockSize, int vHeadOff,
+                                    int oOff, float inv) {
+        for (int c = 0; c < vDim; c += LANES) {
+            VectorMask<Float> m = S.indexInRange(c, vDim);
+            VectorMask<Short> hm = H.indexInRange(c, vDim);
+            boolean whole = c + LANES <= vDim;
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < count; ) {
+                int pos = start + j;
+                int run = Math.min(count - j, blockSize - pos % blockSize);
+                int v = cache.valueOffset(slot, pos) + vHeadOff + c;
+                if (whole) {
+                    for (int end = j + run; j < end; j++, v += valueWidth) {
+                        acc = Simd.bf16(values, v).fma(FloatVector.broadcast(S, s[j]), acc);
+                    }
+                } else {
+                    for (int end = j + run; j < end; j++, v += valueWidth) {
+                        acc = Simd.bf16(values, v, hm).fma(FloatVector.broadcast(S, s[j]), acc);
                     }
                 }
             }

@@ -84,8 +84,8 @@ final class GroupedQueryAttention implements Attention {
             for (int h = 0; h < a.numHeads(); h++) c.rope().apply(b.q, t * qW + h * hd, pos);
             for (int h = 0; h < a.numKvHeads(); h++) c.rope().apply(b.k, t * kvW + h * hd, pos);
             int slot = batch.slots[t];
-            System.arraycopy(b.k, t * kvW, cache.keys(layer), cache.keyOffset(slot, pos), kvW);
-            System.arraycopy(b.v, t * kvW, cache.values(layer), cache.valueOffset(slot, pos), kvW);
+            cache.writeKeys(layer, b.k, t * kvW, cache.keyOffset(slot, pos), kvW);
+            cache.writeValues(layer, b.v, t * kvW, cache.valueOffset(slot, pos), kvW);
         }
         c.attention().run(batch, cache, layer, b.q, b.attnOut, a, window, sinks);
         c.kernels().matmul(wo, b.attnOut, 0, b.projected, 0, n);

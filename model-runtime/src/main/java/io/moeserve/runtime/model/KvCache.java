@@ -1,6 +1,7 @@
 package io.moeserve.runtime.model;
 
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.tensor.TensorAccess;
 import java.util.Arrays;
 
 /**
@@ -11,6 +12,12 @@ import java.util.Arrays;
  * that admission control works against. Storage is one float array per layer for keys and one for values,
  * indexed by (block · blockSize + offset) · width. Everything is allocated up front; growing a sequence by a token
  * pops at most one int from the free list.
+ *
+ * <p>The elements are float32 ({@link KvCacheDtype#F32}, exact) or bfloat16 ({@link KvCacheDtype#BF16}, half the
+ * memory): then the arrays are shorts holding each float's top half, rounded to nearest even when the attention
+ * layers write them ({@link #writeKeys}), and {@link AttentionCore} widens them as it reads, which is exact. Block
+ * accounting is in positions either way; only the bytes a position takes differ ({@link #bytesPerToken}), so the
+ * same memory budget gives BF16 twice the blocks.
  *
  * <p>With prefix caching on ({@link #enablePrefixCaching}), full blocks are shared read-only between sequences
  * with the same token prefix and outlive them, unreferenced, until the pool needs them ({@link PrefixCache} says
@@ -27,8 +34,13 @@ public final class KvCache {
     private final int valueWidth;
     private final int maxSequences;
     private final int maxBlocksPerSequence;
+    private final KvCacheDtype dtype;
+    /** Float32 keys and values per layer; null with BF16. */
     private final float[][] keys;
     private final float[][] values;
+    /** Bfloat16 keys and values per layer (a float's top 16 bits); null with F32. */
+    private final short[][] keyHalves;
+    private final short[][] valueHalves;
     private final int[][] blockTables;
     private final int[] blockCounts;
     private final int[] lengths;
@@ -42,6 +54,15 @@ public final class KvCache {
      * @param maxContext longest sequence (prompt + generated) any slot may hold
      */
     public KvCache(int numLayers, int keyWidth, int valueWidth, int blockSize, int numBlocks, int maxSequences, int maxContext) {
+        this(numLayers, keyWidth, valueWidth, blockSize, numBlocks, maxSequences, maxContext, KvCacheDtype.F32);
+    }
+
+    /**
+     * @param maxContext longest sequence (prompt + generated) any slot may hold
+     * @param dtype      how keys and values are stored
+     */
+    public KvCache(int numLayers, int keyWidth, int valueWidth, int blockSize, int numBlocks, int maxSequences, int maxContext,
+                   KvCacheDtype dtype) {
         if (blockSize <= 0 || numBlocks <= 0 || maxSequences <= 0 || maxContext <= 0) {
             throw new IllegalArgumentException("KV cache sizes must be positive");
         }
@@ -55,8 +76,12 @@ public final class KvCache {
         this.valueWidth = valueWidth;
         this.maxSequences = maxSequences;
         this.maxBlocksPerSequence = (maxContext + blockSize - 1) / blockSize;
-        this.keys = new float[numLayers][numBlocks * blockSize * keyWidth];
-        this.values = new float[numLayers][numBlocks * blockSize * valueWidth];
+        this.dtype = dtype;
+        boolean halves = dtype == KvCacheDtype.BF16;
+        this.keys = halves ? null : new float[numLayers][numBlocks * blockSize * keyWidth];
+        this.values = halves ? null : new float[numLayers][numBlocks * blockSize * valueWidth];
+        this.keyHalves = halves ? new short[numLayers][numBlocks * blockSize * keyWidth] : null;
+        this.valueHalves = halves ? new short[numLayers][numBlocks * blockSize * valueWidth] : null;
         this.blockTables = new int[maxSequences][maxBlocksPerSequence];
         this.blockCounts = new int[maxSequences];
         this.lengths = new int[maxSequences];
@@ -67,16 +92,30 @@ public final class KvCache {
     }
 
     /** A cache sized for a model: blocks enough for {@code budgetTokens} positions in total. */
-    public static KvCache forModel(ModelConfig config, int budgetTokens, int maxSequences, int maxContext) {
+    public static KvCache forModel(ModelConfig config, int budgetTokens, int maxSequences, int maxContext, KvCacheDtype dtype) {
         int blockSize = 16;
         int blocks = Math.max(1, (budgetTokens + blockSize - 1) / blockSize);
         return new KvCache(config.numLayers(), config.attention().keyWidth(), config.attention().valueWidth(), blockSize,
-                blocks, maxSequences, maxContext);
+                blocks, maxSequences, maxContext, dtype);
     }
 
-    /** Bytes of keys and values per position across all layers. */
+    /** Bytes of float32 keys and values per position across all layers. */
     public static long bytesPerToken(ModelConfig config) {
-        return 4L * config.numLayers() * (config.attention().keyWidth() + config.attention().valueWidth());
+        return bytesPerToken(config, KvCacheDtype.F32);
+    }
+
+    /** Bytes of keys and values per position across all layers, stored as {@code dtype}. */
+    public static long bytesPerToken(ModelConfig config, KvCacheDtype dtype) {
+        return (long) dtype.bytes() * config.numLayers() * (config.attention().keyWidth() + config.attention().valueWidth());
+    }
+
+    public KvCacheDtype dtype() {
+        return dtype;
+    }
+
+    /** Bytes the keys and values of all blocks take. */
+    public long bytes() {
+        return (long) dtype.bytes() * numLayers * numBlocks * blockSize * (keyWidth + valueWidth);
     }
 
     /** Claims a free sequence slot; -1 when all are in use. */
@@ -201,12 +240,46 @@ public final class KvCache {
         return (blockTables[slot][pos / blockSize] * blockSize + pos % blockSize) * valueWidth;
     }
 
+    /** A layer's float32 keys, indexed by {@link #keyOffset}; null with BF16 ({@link #keyHalves}). */
     public float[] keys(int layer) {
-        return keys[layer];
+        return keys == null ? null : keys[layer];
     }
 
     public float[] values(int layer) {
-        return values[layer];
+        return values == null ? null : values[layer];
+    }
+
+    /** A layer's bfloat16 keys, indexed by {@link #keyOffset}; null with F32 ({@link #keys}). */
+    short[] keyHalves(int layer) {
+        return keyHalves == null ? null : keyHalves[layer];
+    }
+
+    short[] valueHalves(int layer) {
+        return valueHalves == null ? null : valueHalves[layer];
+    }
+
+    /** Stores {@code count} keys from {@code src[srcOffset ..]} at {@code offset} of a layer, in the cache's dtype. */
+    public void writeKeys(int layer, float[] src, int srcOffset, int offset, int count) {
+        if (keys != null) System.arraycopy(src, srcOffset, keys[layer], offset, count);
+        else narrow(src, srcOffset, keyHalves[layer], offset, count);
+    }
+
+    public void writeValues(int layer, float[] src, int srcOffset, int offset, int count) {
+        if (values != null) System.arraycopy(src, srcOffset, values[layer], offset, count);
+        else narrow(src, srcOffset, valueHalves[layer], offset, count);
+    }
+
+    /** The key at {@code index} of a layer as attention reads it (widened from BF16): for tests and references. */
+    public float key(int layer, int index) {
+        return keys != null ? keys[layer][index] : TensorAccess.bf16ToFloat(keyHalves[layer][index]);
+    }
+
+    public float value(int layer, int index) {
+        return values != null ? values[layer][index] : TensorAccess.bf16ToFloat(valueHalves[layer][index]);
+    }
+
+    private static void narrow(float[] src, int srcOffset, short[] dst, int offset, int count) {
+        for (int i = 0; i < count; i++) dst[offset + i] = TensorAccess.floatToBf16(src[srcOffset + i]);
     }
 
     public int numLayers() {

@@ -70,15 +70,13 @@ final class LatentAttention implements Attention {
             int kRopeOff = t * kvaW + lora;
             c.rope().apply(b.latentKv, kRopeOff, pos);
             for (int h = 0; h < heads; h++) c.rope().apply(b.q, t * heads * qk + h * qk + nope, pos);
-            float[] keys = cache.keys(layer);
-            float[] values = cache.values(layer);
             int kBase = cache.keyOffset(slot, pos);
             int vBase = cache.valueOffset(slot, pos);
             for (int h = 0; h < heads; h++) {
                 int src = t * kvbW + h * (nope + vd);
-                System.arraycopy(b.expandedKv, src, keys, kBase + h * qk, nope);
-                System.arraycopy(b.latentKv, kRopeOff, keys, kBase + h * qk + nope, rope);
-                System.arraycopy(b.expandedKv, src + nope, values, vBase + h * vd, vd);
+                cache.writeKeys(layer, b.expandedKv, src, kBase + h * qk, nope);
+                cache.writeKeys(layer, b.latentKv, kRopeOff, kBase + h * qk + nope, rope);
+                cache.writeValues(layer, b.expandedKv, src + nope, vBase + h * vd, vd);
             }
         }
         c.attention().run(batch, cache, layer, b.q, b.attnOut, a, 0, null);

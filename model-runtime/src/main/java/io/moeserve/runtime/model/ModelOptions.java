@@ -22,49 +22,58 @@ import java.util.function.Function;
  *                       of several sequences is split into, so one's attention runs while another's experts are at
  *                       the pods (ping-pong); 1 for no split. At most the executor's lanes.
  * @param microBatchMinTokens steps of fewer tokens are not split
+ * @param kvCacheDtype   how the KV caches made by {@link MoeModel#newKvCache} store keys and values (F32: exact)
  */
 public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                            ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor,
-                           ExpertSkipping skipping, PrunedExperts prunedExperts, int microBatches, int microBatchMinTokens) {
+                           ExpertSkipping skipping, PrunedExperts prunedExperts, int microBatches, int microBatchMinTokens,
+                           KvCacheDtype kvCacheDtype) {
 
     public ModelOptions {
         if (microBatches < 1) throw new IllegalArgumentException("micro-batches must be at least 1, not " + microBatches);
+        if (kvCacheDtype == null) throw new IllegalArgumentException("a KV cache dtype is required");
     }
 
-    /** Options without expert skipping, pruning or micro-batching. */
+    /** Options without expert skipping, pruning or micro-batching, with an F32 KV cache. */
     public ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                         ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
-        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE, 1, 0);
+        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE, 1, 0,
+                KvCacheDtype.F32);
     }
 
     public ModelOptions withMaxStepTokens(int tokens) {
         return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, kvCacheDtype);
     }
 
     public ModelOptions withMaxContext(int context) {
         return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, kvCacheDtype);
     }
 
     public ModelOptions withExecutor(ExpertSelection hosted, Function<ExpertStore, ExpertExecutor> factory) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, kvCacheDtype);
     }
 
     public ModelOptions withSkipping(ExpertSkipping setting) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, setting, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, kvCacheDtype);
     }
 
     public ModelOptions withPrunedExperts(PrunedExperts pruned) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, pruned,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, kvCacheDtype);
     }
 
     /** Splits steps of at least {@code minTokens} tokens and two or more sequences into {@code count} micro-batches. */
     public ModelOptions withMicroBatches(int count, int minTokens) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                count, minTokens);
+                count, minTokens, kvCacheDtype);
+    }
+
+    public ModelOptions withKvCacheDtype(KvCacheDtype dtype) {
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
+                microBatches, microBatchMinTokens, dtype);
     }
 }

@@ -188,9 +188,12 @@ public final class MoeModel implements AutoCloseable {
         return Math.max(1, split.length);
     }
 
-    /** A KV cache for this model with room for {@code budgetTokens} positions across {@code maxSequences}. */
+    /**
+     * A KV cache for this model with room for {@code budgetTokens} positions across {@code maxSequences}, storing the
+     * options' dtype.
+     */
     public KvCache newKvCache(int budgetTokens, int maxSequences) {
-        return KvCache.forModel(config, budgetTokens, maxSequences, maxContext());
+        return KvCache.forModel(config, budgetTokens, maxSequences, maxContext(), options.kvCacheDtype());
     }
 
     /**

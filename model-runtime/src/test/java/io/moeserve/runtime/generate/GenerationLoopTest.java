@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.model.KvCacheFullException;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RoutingObserver;
@@ -99,6 +100,32 @@ class GenerationLoopTest {
                 assertTrue(all.getLast().preemptions() > 0, "the youngest is");
                 assertEquals(0, cache.activeSequences());
                 assertEquals(cache.totalBlocks(), cache.freeBlocks());
+            }
+        }
+    }
+
+    @Test
+    void preemptionKeepsTheOutputWithABf16Cache() {
+        // As above, with keys and values stored as BF16: a preempted sequence's recomputed positions round to the
+        // same halves, so it ends as it would alone.
+        try (MoeModel model = MoeModel.load(TinyModels.checkpoint(Architecture.MIXTRAL),
+                TinyModels.options(16).withKvCacheDtype(KvCacheDtype.BF16))) {
+            KvCache cache = model.newKvCache(128, 6);
+            assertEquals(KvCacheDtype.BF16, cache.dtype());
+            GenerationLoop loop = new GenerationLoop(model, cache, 6, RoutingObserver.NONE);
+            java.util.ArrayDeque<Sequence> waiting = new java.util.ArrayDeque<>();
+            List<Sequence> all = new java.util.ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                Sequence s = sequence(model, prompt(i), 40, SEEDED);
+                all.add(s);
+                waiting.add(s);
+            }
+            runAll(loop, waiting);
+            assertTrue(loop.preemptions() > 0, "the cache is too small for all six to grow");
+            for (int i = 0; i < 6; i++) {
+                Sequence s = all.get(i);
+                assertEquals(FinishReason.LENGTH, s.finishReason(), "sequence " + i + " did not fail");
+                assertArrayEquals(alone(model, prompt(i), 40, SEEDED), s.generated(), "sequence " + i + " (" + s.preemptions() + " preemptions)");
             }
         }
     }

@@ -2,11 +2,13 @@ package io.moeserve.runtime.generate;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.model.RoutingObserver;
 import io.moeserve.runtime.model.TinyModels;
@@ -78,6 +80,26 @@ class PrefixCachingTest {
                 assertSame(cold, first, arch + " first run");
                 assertSame(cold, hit, arch + " cache hit");
             }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void aHitGivesTheLogitsOfAColdRunBitForBitWithABf16Cache(Architecture arch) {
+        try (MoeModel exact = TinyModels.load(arch, 24);
+             MoeModel model = MoeModel.load(TinyModels.checkpoint(arch), TinyModels.options(24).withKvCacheDtype(KvCacheDtype.BF16))) {
+            KvCache coldCache = model.newKvCache(512, 1);
+            assertEquals(KvCacheDtype.BF16, coldCache.dtype());
+            Recorded cold = run(model, coldCache, PROMPT, 12, SEEDED);
+            KvCache cache = caching(model, 512, 1);
+            Recorded first = run(model, cache, PROMPT, 12, SEEDED);
+            Recorded hit = run(model, cache, PROMPT, 12, SEEDED);
+            assertEquals(32, cache.prefixHitTokens());
+            assertSame(cold, first, arch + " first run");
+            assertSame(cold, hit, arch + " cache hit");
+            Recorded f32 = run(exact, exact.newKvCache(512, 1), PROMPT, 12, SEEDED);
+            assertFalse(java.util.Arrays.equals(f32.logits.getFirst(), cold.logits.getFirst()),
+                    arch + ": the prompt's logits read rounded keys and values");
         }
     }
 

@@ -13,7 +13,9 @@ import org.junit.jupiter.api.Test;
  * attention computed in double precision straight from the positions: grouped-query heads, sequences of different
  * lengths in one step including several new tokens of one sequence (prefill), a sliding window, attention sinks,
  * head widths that leave a vector tail, groups of heads computed one by one and four at a time, and MLA's different
- * query/key and value widths.
+ * query/key and value widths; each with an F32 and a BF16 cache (whose reference reads the stored halves widened,
+ * so it checks the BF16 passes' loads and masks, not the rounding, which {@link KvCacheTest} checks). It runs at
+ * every vector width (model-runtime/pom.xml).
  */
 class AttentionCoreDifferentialTest {
 
@@ -26,10 +28,12 @@ class AttentionCoreDifferentialTest {
             for (int window : new int[] {0, 5}) {
                 for (int threads : new int[] {1, 2}) {
                     for (boolean sinks : new boolean[] {false, true}) {
-                        int dim = shape[2];
-                        check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, shape[0], shape[1], dim, false, false,
-                                AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(dim)), sinks),
-                                window, threads);
+                        for (KvCacheDtype dtype : KvCacheDtype.values()) {
+                            int dim = shape[2];
+                            check(new AttentionConfig(AttentionConfig.Kind.GROUPED_QUERY, shape[0], shape[1], dim, false, false,
+                                    AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {window}, null, (float) (1 / Math.sqrt(dim)), sinks),
+                                    window, threads, dtype);
+                        }
                     }
                 }
             }
@@ -39,15 +43,17 @@ class AttentionCoreDifferentialTest {
     @Test
     void latentAttentionWithDifferentKeyAndValueWidthsMatches() {
         var mla = new AttentionConfig.MlaDims(0, 16, 20, 12, 18, false);
-        check(new AttentionConfig(AttentionConfig.Kind.MULTI_HEAD_LATENT, 3, 3, 0, false, false,
-                AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {0}, mla, 0.17f, false), 0, 2);
+        for (KvCacheDtype dtype : KvCacheDtype.values()) {
+            check(new AttentionConfig(AttentionConfig.Kind.MULTI_HEAD_LATENT, 3, 3, 0, false, false,
+                    AttentionConfig.QkNorm.NONE, Float.NaN, new int[] {0}, mla, 0.17f, false), 0, 2, dtype);
+        }
     }
 
-    private static void check(AttentionConfig a, int window, int threads) {
+    private static void check(AttentionConfig a, int window, int threads, KvCacheDtype dtype) {
         Random random = new Random(5 + window + threads);
         int blockSize = 4;
         int maxContext = 40;
-        KvCache cache = new KvCache(2, a.keyWidth(), a.valueWidth(), blockSize, 32, 3, maxContext);
+        KvCache cache = new KvCache(2, a.keyWidth(), a.valueWidth(), blockSize, 32, 3, maxContext, dtype);
         int layer = 1;
         // Three sequences: 13 cached positions then 1 new token (decode), 0 cached then 9 new (prefill), 30 then 2.
         int[][] plan = {{13, 1}, {0, 9}, {30, 2}};
@@ -56,11 +62,13 @@ class AttentionCoreDifferentialTest {
             int slot = cache.allocateSequence();
             int total = p[0] + p[1];
             assertTrue(cache.reserve(slot, total));
+            float[] k = new float[a.keyWidth()];
+            float[] v = new float[a.valueWidth()];
             for (int pos = 0; pos < total; pos++) {
-                float[] k = cache.keys(layer);
-                float[] v = cache.values(layer);
-                for (int i = 0; i < a.keyWidth(); i++) k[cache.keyOffset(slot, pos) + i] = (float) random.nextGaussian();
-                for (int i = 0; i < a.valueWidth(); i++) v[cache.valueOffset(slot, pos) + i] = (float) random.nextGaussian();
+                for (int i = 0; i < k.length; i++) k[i] = (float) random.nextGaussian();
+                for (int i = 0; i < v.length; i++) v[i] = (float) random.nextGaussian();
+                cache.writeKeys(layer, k, 0, cache.keyOffset(slot, pos), k.length);
+                cache.writeValues(layer, v, 0, cache.valueOffset(slot, pos), v.length);
             }
             for (int pos = p[0]; pos < total; pos++) batch.add(0, slot, pos, false);
         }
@@ -90,7 +98,7 @@ class AttentionCoreDifferentialTest {
                 for (int j = start; j <= pos; j++) {
                     double s = 0;
                     for (int i = 0; i < qk; i++) {
-                        s += (double) q[(t * a.numHeads() + h) * qk + i] * cache.keys(layer)[cache.keyOffset(slot, j) + kvHead * qk + i];
+                        s += (double) q[(t * a.numHeads() + h) * qk + i] * cache.key(layer, cache.keyOffset(slot, j) + kvHead * qk + i);
                     }
                     scores[j - start] = s * a.softmaxScale();
                     max = Math.max(max, scores[j - start]);
@@ -101,12 +109,12 @@ class AttentionCoreDifferentialTest {
                 for (int i = 0; i < vd; i++) {
                     double expected = 0;
                     for (int j = start; j <= pos; j++) {
-                        expected += scores[j - start] / sum * cache.values(layer)[cache.valueOffset(slot, j) + kvHead * vd + i];
+                        expected += scores[j - start] / sum * cache.value(layer, cache.valueOffset(slot, j) + kvHead * vd + i);
                     }
                     float actual = out[(t * a.numHeads() + h) * vd + i];
                     if (!(Math.abs(expected - actual) <= 2e-5)) {
                         fail("token " + t + " (position " + pos + ") head " + h + " dim " + i + ": expected " + expected
-                                + " got " + actual + " (window " + window + ", threads " + threads + ")");
+                                + " got " + actual + " (window " + window + ", threads " + threads + ", " + dtype + ")");
                     }
                 }
             }

@@ -72,6 +72,9 @@ final class BenchCommand implements Callable<Integer> {
 
             KvCache cache = model.newKvCache(promptTokens + maxBatch * (context + decodeTokens + 64) + 64, Math.max(2, maxBatch));
             Generator generator = new Generator(model, cache);
+            long kvPerToken = KvCache.bytesPerToken(c, cache.dtype());
+            System.out.printf("kv cache %s: %.1f KiB per token, %.2f MiB per sequence at context %d%n", cache.dtype(), kvPerToken / 1024.0,
+                    kvPerToken * (double) Math.max(context, promptTokens) / 1048576, Math.max(context, promptTokens));
             int[] prompt = tokens(promptTokens, c.vocabSize(), 17);
             double bestPrefill = 0;
             for (int r = 0; r <= repeats; r++) {

@@ -11,6 +11,7 @@ import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.family.ExpectedTensor;
 import io.moeserve.runtime.family.TensorLayout;
 import io.moeserve.runtime.model.KvCache;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.tensor.DType;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,7 +73,8 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("one expert     %s (%s), %.2f MiB%n", one.matrices().getFirst().formatName(), one.down().formatName(),
                     one.byteSize() / (double) (1 << 20));
             System.out.printf("weights        %.2f GiB on disk (memory-mapped)%n", ck.totalBytes() / (double) (1L << 30));
-            System.out.printf("kv cache       %d KiB per token (float32)%n", KvCache.bytesPerToken(c) / 1024);
+            System.out.printf("kv cache       %d KiB per token (float32), %d KiB in bf16 (--kv-cache-dtype bf16)%n", KvCache.bytesPerToken(c) / 1024,
+                    KvCache.bytesPerToken(c, KvCacheDtype.BF16) / 1024);
             System.out.printf("eos token ids  %s%n", c.eosTokenIds());
             System.out.printf("tokenizer      %s%n", Files.isRegularFile(dir.resolve("tokenizer.json")) ? "tokenizer.json"
                     : "none (use --prompt-ids)");

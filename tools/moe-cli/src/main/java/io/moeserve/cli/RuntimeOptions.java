@@ -8,6 +8,7 @@ import io.moeserve.runtime.expert.OffloadingExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
 import io.moeserve.runtime.kernel.Parallel;
 import io.moeserve.runtime.model.ExpertSkipping;
+import io.moeserve.runtime.model.KvCacheDtype;
 import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.PrunedExperts;
 import java.nio.file.Path;
@@ -46,6 +47,10 @@ final class RuntimeOptions {
             description = "With --offload-budget: prefetch by pre-gating (default); --no-offload-prefetch leaves only LRU on demand.")
     boolean offloadPrefetch;
 
+    @Option(names = "--kv-cache-dtype", defaultValue = "f32", description = "How the KV cache stores keys and values: f32 (exact) "
+            + "or bf16 (half the memory, rounded to nearest even; attention reads them widened) (default: ${DEFAULT-VALUE}).")
+    String kvCacheDtype;
+
     /** The offloading executor's resident set, once a model was loaded with --offload-budget; else null. */
     ExpertResidency residency;
 
@@ -54,7 +59,8 @@ final class RuntimeOptions {
         Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
         CpuMatmulKernels kernels = new CpuMatmulKernels(parallel);
         ModelOptions options = new ModelOptions(stepTokens, maxContext, kernels, parallel, ExpertSelection.ALL, null)
-                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts));
+                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts))
+                .withKvCacheDtype(KvCacheDtype.parse(kvCacheDtype));
         if (offloadBudget == null) return options;
         long budget = bytes(offloadBudget);
         int topK = ConfigParser.load(dir).moe().topK();

@@ -104,6 +104,24 @@ class MoeCliTest {
     }
 
     @Test
+    void aBf16KvCacheRoundsTheLogitsAndABadDtypeIsRefused() throws Exception {
+        Path dir = tmp.resolve("mixtral-kv-bf16");
+        assertEquals(0, run("synth", "--arch", "mixtral", "--size", "tiny", "--dtype", "f32", "--out", dir.toString()).exit());
+        String[] base = {"generate", dir.toString(), "--prompt-ids", "3,14,15,92,65,35,89,79", "--max-new-tokens", "4", "--ignore-eos", "--json"};
+        Run exact = run(base);
+        Run f32 = run(concat(base, "--kv-cache-dtype", "F32"));
+        Run bf16 = run(concat(base, "--kv-cache-dtype", "bf16"));
+        assertEquals(0, bf16.exit(), bf16.err());
+        ObjectMapper json = new ObjectMapper();
+        assertEquals(json.readTree(exact.out()), json.readTree(f32.out()), "f32 is the default");
+        assertNotEquals(json.readTree(exact.out()).get("last_prompt_logits"), json.readTree(bf16.out()).get("last_prompt_logits"),
+                "the logits read rounded keys and values");
+        Run bad = run(concat(base, "--kv-cache-dtype", "f8"));
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("f32, bf16"), bad.err());
+    }
+
+    @Test
     void prunesByRoutingStatisticsOrCalibrationTextAndThePrunedModelRuns() throws Exception {
         Path dir = tmp.resolve("olmoe-prune");
         assertEquals(0, run("synth", "--arch", "olmoe", "--size", "tiny", "--dtype", "f32", "--out", dir.toString()).exit());
