@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
  * <p>Design. A unary call opens an HTTP/2 stream, sends headers, the message and a half-close, and gets headers, the
  * message and trailers back: three frames or more each way and a stream's bookkeeping on both sides, per layer. On an
  * open stream a call is one DATA frame each way. What the unary call gave for free is rebuilt here: each call has its
- * own deadline (a timer on the dispatcher's scheduler; the stream has none), after which the caller hears
+ * own deadline (a timer on the scheduler the dispatcher gives, the transport's event loop; the stream has none), after which the caller hears
  * DEADLINE_EXCEEDED and retries elsewhere, and an answer that comes later is dropped; the deadline goes with the call,
  * so that the pod skips a call still queued past it, as it skips a unary call whose deadline passed; when the stream breaks (the pod
  * died, the connection reset, the pod ended it) every call in flight on it fails with UNAVAILABLE at once, so that

@@ -6,6 +6,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import io.moeserve.proto.expert.v1.ExpertServiceGrpc;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.socket.nio.NioSocketChannel;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -34,6 +35,13 @@ final class ExpertReplica {
     final ExpertServiceGrpc.ExpertServiceStub stub;
     /** The calls on one long-lived stream, when {@code moe.router.experts.transport=stream}; opened by the first call. */
     final ExpertCallStream stream;
+    /**
+     * Where the stream's per-call deadlines are scheduled: the transport's event loop, which is awake anyway when a call
+     * is sent (to write it) and when it is answered (to read it, and cancel the deadline there, which takes it out of
+     * the loop's queue). On the dispatcher's scheduler each deadline cost a wake-up of its thread when it fell due
+     * two seconds later, cancelled or not: one per call (BENCHMARKS.md, issue 16).
+     */
+    final ScheduledExecutorService deadlines;
     final AtomicLong outstandingTokens = new AtomicLong();
     volatile int reportedQueuedTokens;
     volatile Health health = Health.PROBING;
@@ -59,6 +67,7 @@ final class ExpertReplica {
                 .build();
         this.stub = ExpertServiceGrpc.newStub(channel);
         this.stream = new ExpertCallStream(stub, address);
+        this.deadlines = transport.next();
     }
 
     /** Outstanding work as replica choice compares it. */

@@ -37,7 +37,10 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Waiting. The answers' completion is a countdown the transport thread brings to zero. The waiting thread first
  * spins on it for {@code spinNanos} (a busy poll: an answer that comes within it costs no wake-up, tens of
  * microseconds on our VMs), then parks until the last answer unparks it. Spinning burns a core the pods could use
- * when they share the machine, so it is a setting, off (0) by default.
+ * when they share the machine, so it is a setting, off (0) by default. The transport thread that delivers a lane's last
+ * answer first runs {@code onAnswered} (the router wakes its kernel workers there, which parked while the step waited,
+ * so that their wake-up overlaps the waiting thread's instead of following it at the layer's first product), then
+ * unparks the waiter.
  */
 final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final List<ExpertGroup> groups;
@@ -55,22 +58,25 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final ScheduledExecutorService retries;
     /** Calls go on each pod's long-lived stream (ExpertCallStream) rather than one unary call each. */
     private final boolean stream;
+    /** Run by the transport thread that brings a lane's last answer, before it unparks the waiting thread. */
+    private final Runnable onAnswered;
 
     GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
                          Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
                          ScheduledExecutorService retries, boolean stream) {
         this(groups, modelId, routingTableVersion, wire, hidden, callTimeout, perToken, maxAttempts, backoff, metrics, retries, stream, 1,
-                Duration.ZERO);
+                Duration.ZERO, () -> { });
     }
 
     /**
      * @param stream   whether calls go over one long-lived bidirectional stream per replica instead of a unary call each
      * @param lanes    layer calls that can be in flight at once (one per micro-batch)
      * @param spinWait how long a wait busy-polls for the answers before parking; zero parks at once
+     * @param onAnswered run on the transport thread that delivers a lane's last answer, just before the waiter is woken
      */
     GrpcExpertDispatcher(List<ExpertGroup> groups, String modelId, long routingTableVersion, WireDType wire, int hidden,
                          Duration callTimeout, Duration perToken, int maxAttempts, Duration backoff, RouterMetrics metrics,
-                         ScheduledExecutorService retries, boolean stream, int lanes, Duration spinWait) {
+                         ScheduledExecutorService retries, boolean stream, int lanes, Duration spinWait, Runnable onAnswered) {
         this.groups = groups;
         this.modelId = modelId;
         this.routingTableVersion = routingTableVersion;
@@ -84,6 +90,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
         this.retries = retries;
         this.stream = stream;
         this.spinNanos = spinWait.toNanos();
+        this.onAnswered = onAnswered;
         this.lanes = new Lane[Math.max(1, lanes)];
         for (int i = 0; i < this.lanes.length; i++) this.lanes[i] = new Lane();
     }
@@ -145,7 +152,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
                     for (GroupCall c : lane.calls) {
                         if (c.batch != null && !c.finished) c.failure = "no answer within " + bound / 1_000_000 + " ms";
                     }
-                    lane.done = new Completion(); // the late answers count down the old one, not the next call's
+                    lane.done = new Completion(onAnswered); // the late answers count down the old one, not the next call's
                 }
                 metrics.expertLayer(System.nanoTime() - lane.began);
             }
@@ -193,7 +200,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
     private final class Lane {
         final GroupCall[] calls = new GroupCall[groups.size()];
         final int[] sendOrder = new int[groups.size()];
-        Completion done = new Completion();
+        Completion done = new Completion(onAnswered);
         ExpertBatch[] batches;
         int layer;
         int active;
@@ -211,7 +218,12 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
      */
     static final class Completion {
         private final AtomicInteger remaining = new AtomicInteger();
+        private final Runnable onDone;
         private volatile Thread waiter;
+
+        Completion(Runnable onDone) {
+            this.onDone = onDone;
+        }
 
         void reset(int calls) {
             remaining.set(calls);
@@ -219,6 +231,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
 
         void countDown() {
             if (remaining.decrementAndGet() == 0) {
+                onDone.run();
                 Thread w = waiter;
                 if (w != null) LockSupport.unpark(w);
             }
@@ -325,7 +338,7 @@ final class GrpcExpertDispatcher implements ExpertBatchDispatcher {
             r.outstandingTokens.addAndGet(batch.size());
             metrics.wireBytesSent(request.getSerializedSize());
             if (stream) {
-                r.stream.send(request, this, timeoutNanos, retries);
+                r.stream.send(request, this, timeoutNanos, r.deadlines);
             } else {
                 r.stub.withDeadlineAfter(timeoutNanos, TimeUnit.NANOSECONDS).computeExperts(request, this);
             }

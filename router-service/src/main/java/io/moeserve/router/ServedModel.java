@@ -98,7 +98,7 @@ public class ServedModel {
             GrpcExpertDispatcher dispatcher = new GrpcExpertDispatcher(groups, model.resolvedId(), x.routingTableVersion(), wire,
                     config.hiddenSize(), x.callTimeout(), x.callTimeoutPerToken(), x.maxAttempts(), x.failureBackoff(),
                     metrics, retries, x.transport() == RouterSettings.Transport.stream, x.microBatches(),
-                    java.time.Duration.ofNanos(x.spinWaitMicros() * 1000L));
+                    java.time.Duration.ofNanos(x.spinWaitMicros() * 1000L), parallel::wake);
             // The engine exists by the first step, which is the first time the listener can be called.
             ExpertMaskListener masking = x.degradedMode() == RouterSettings.DegradedMode.fail ? null
                     : (layer, group, row, pairs) -> {

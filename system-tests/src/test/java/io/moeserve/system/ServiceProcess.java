@@ -21,6 +21,8 @@ import java.util.concurrent.TimeUnit;
  */
 final class ServiceProcess implements AutoCloseable {
     static final Path ROOT = Path.of(System.getProperty("moe.repo.root", "..")).toAbsolutePath().normalize();
+    /** The setting that runs another build of a service (see {@link #start(String, String, Map, int)}). */
+    static final String APP = "moe.bench.app";
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
     final String name;
@@ -42,9 +44,18 @@ final class ServiceProcess implements AutoCloseable {
         return start(name, module, config, freePort());
     }
 
-    /** As {@link #start(String, String, Map)}, with a given gRPC port (pods sharing a port on different addresses). */
+    /**
+     * As {@link #start(String, String, Map)}, with a given gRPC port (pods sharing a port on different addresses). A
+     * {@value #APP} entry in {@code config} names another build's {@code quarkus-app} directory to run instead of the
+     * module's own (a benchmark comparing two builds in the same rounds: copy one's {@code target/quarkus-app} aside).
+     */
     static ServiceProcess start(String name, String module, Map<String, String> config, int grpcPort) {
         Path jar = ROOT.resolve(module).resolve("target/quarkus-app/quarkus-run.jar");
+        if (config.containsKey(APP)) {
+            jar = Path.of(config.get(APP)).resolve("quarkus-run.jar");
+            config = new java.util.LinkedHashMap<>(config);
+            config.remove(APP);
+        }
         if (!Files.isRegularFile(jar)) {
             throw new IllegalStateException(jar + " is missing: package the services first (./mvnw package)");
         }

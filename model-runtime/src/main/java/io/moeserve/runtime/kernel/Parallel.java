@@ -21,7 +21,10 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Staying awake. Waking a parked thread costs tens to hundreds of microseconds on the VMs we run on, more than
  * many of a decode step's products take, and a step's serial parts (attention, the gate, the SwiGLU) leave gaps
  * longer than the spin. So while the caller says more calls are coming ({@link #stayAwake}, a forward step), idle
- * workers spin without a time limit; otherwise they park after {@code spinNanos}.
+ * workers spin without a time limit; otherwise they park after {@code spinNanos}. When the caller itself waits on
+ * another thread (a step waiting for its expert pods) the workers park meanwhile, and whoever ends that wait can
+ * {@link #wake} them as it wakes the caller, so the two wake-ups overlap instead of the workers' coming after the
+ * caller's, at the caller's first call (BENCHMARKS.md, issue 16).
  *
  * <p>Chunk {@code p} of {@code P = min(threads, n)} is {@code [n·p/P, n·(p+1)/P)}: contiguous, non-empty, and
  * the same for the same (n, threads), so callers that want one chunk per thread (per-thread scratch) can call
@@ -92,6 +95,28 @@ public final class Parallel implements AutoCloseable {
      */
     public void stayAwake(boolean on) {
         awake = on;
+    }
+
+    /**
+     * Unparks parked workers and keeps them spinning as {@link #stayAwake stayAwake(true)} does, so that the next call
+     * finds them running. For a thread other than the caller that knows a burst of calls is about to start (the
+     * transport thread that delivers a layer's last expert answer); cheap when no worker is parked.
+     */
+    public void wake() {
+        awake = true;
+        // Dekker with the worker: it writes parked, then reads awake; this writes awake, then reads parked.
+        for (Worker w : workers) {
+            if (w.parked) LockSupport.unpark(w);
+        }
+    }
+
+    /** Workers parked now (tests). */
+    int parkedWorkers() {
+        int n = 0;
+        for (Worker w : workers) {
+            if (w.parked) n++;
+        }
+        return n;
     }
 
     /** Participants in a call, the calling thread included. */
@@ -231,22 +256,25 @@ public final class Parallel implements AutoCloseable {
         }
 
         private int awaitTicket(int seen) {
-            long deadline = 0;
-            for (int spins = 0; ; spins++) {
-                int t = ticket;
-                if (t != seen) return t;
-                if ((spins & 63) == 0) {
-                    long now = System.nanoTime();
-                    if (deadline == 0 || awake) deadline = now + spinNanos;
-                    else if (now - deadline > 0) break;
+            while (true) {
+                long deadline = 0;
+                for (int spins = 0; ; spins++) {
+                    int t = ticket;
+                    if (t != seen) return t;
+                    if ((spins & 63) == 0) {
+                        long now = System.nanoTime();
+                        if (deadline == 0 || awake) deadline = now + spinNanos;
+                        else if (now - deadline > 0) break;
+                    }
+                    Thread.onSpinWait();
                 }
-                Thread.onSpinWait();
+                parked = true;
+                int t;
+                while ((t = ticket) == seen && !awake) LockSupport.park(this);
+                parked = false;
+                if (t != seen) return t;
+                // wake(): spin again, ready for the call that is coming
             }
-            parked = true;
-            int t;
-            while ((t = ticket) == seen) LockSupport.park(this);
-            parked = false;
-            return t;
         }
     }
 
