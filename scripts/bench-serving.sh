@@ -6,9 +6,10 @@
 #   MODEL_DIR   default models/bench, generated on first use (the ~1.2 B-parameter Mixtral-shaped benchmark model)
 #   POD_THREADS kernel threads per expert pod; 0 (default) for half the cores
 #   PLACEMENTS  comma-separated two-pod placements LOW/HIGH, default the halves (0-3/4-7 for 8 experts), each
-#               optionally with router settings: 0-3/4-7@moe.router.experts.transport-threads=2; empty for the default;
+#               optionally with settings: 0-3/4-7@moe.router.experts.transport-threads=2; moe.expert.* go to the
+#               pods, model=DIR serves another checkpoint in that setup (0-2/3-5@model=/tmp/merged-6), and
 #               moe.bench.app=DIR runs that setup's router from another build's quarkus-app directory (copy one aside
-#               to compare two builds in the same rounds)
+#               to compare two builds in the same rounds); empty for the default
 #   DELAYS      comma-separated one-way delays in µs between the router and its pods, each through a TCP relay
 #               (system-tests DelayRelay), "D+J" for up to J µs of jitter, "direct" for no relay; also from the
 #               environment, e.g. DELAYS=0,100,250; default direct. Every placement runs at every delay, and a model of

@@ -12,8 +12,11 @@ if [ ! -f "$MODEL/config.json" ]; then
   bin/moe synth --arch mixtral --size bench --dtype bf16 --out "$MODEL"
 fi
 CP_FILE="$(pwd)/system-tests/target/bench-classpath.txt"
-./mvnw -B -q -pl system-tests -am -DskipTests package dependency:build-classpath \
-  -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
+# MOE_SKIP_BUILD=1 runs what the last build packaged (bench-techniques.sh's runs after its first).
+if [ "${MOE_SKIP_BUILD:-0}" != 1 ] || [ ! -f "$CP_FILE" ]; then
+  ./mvnw -B -q -pl system-tests -am -DskipTests package dependency:build-classpath \
+    -Dmdep.includeScope=test -Dmdep.outputFile="$CP_FILE" >&2
+fi
 exec java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   -Dmoe.repo.root="$(pwd)" -cp "system-tests/target/test-classes:$(cat "$CP_FILE")" \
   "io.moeserve.system.$CLASS" "$MODEL" "$@" 2> >(grep -v "WARNING: Using incubator modules" >&2)

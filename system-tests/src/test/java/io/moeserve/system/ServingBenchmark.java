@@ -84,29 +84,39 @@ public final class ServingBenchmark {
             delayOf.add(new long[] {-1, 0});
             for (int pi = 0; pi < placements.size(); pi++) {
                 String setup = placements.get(pi);
-                // "LOW/HIGH" or "LOW/HIGH@key=value;key=value" with router settings for that setup.
+                // "LOW/HIGH" or "LOW/HIGH@key=value;key=value" with settings for that setup: moe.expert.* go to its
+                // pods, "model" serves another checkpoint (a pruned, merged or quantized variant of the first), the
+                // rest go to its router.
                 String placement = setup.contains("@") ? setup.substring(0, setup.indexOf('@')) : setup;
                 Map<String, String> routerSettings = new LinkedHashMap<>();
+                Map<String, String> pod = new LinkedHashMap<>(Map.of("moe.threads", Integer.toString(podThreads)));
+                Path setupModel = model;
                 if (setup.contains("@")) {
                     for (String kv : setup.substring(setup.indexOf('@') + 1).split(";")) {
-                        routerSettings.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
+                        String key = kv.substring(0, kv.indexOf('='));
+                        String value = kv.substring(kv.indexOf('=') + 1);
+                        if (key.equals("model")) setupModel = Path.of(value).toAbsolutePath();
+                        else (key.startsWith("moe.expert.") ? pod : routerSettings).put(key, value);
                     }
                 }
+                Map<String, String> described = new LinkedHashMap<>(routerSettings);
+                pod.forEach((key, value) -> {
+                    if (key.startsWith("moe.expert.")) described.put(key, value);
+                });
+                if (!setupModel.equals(model)) described.put("model", setupModel.getFileName().toString());
                 String[] halves = placement.split("/");
                 for (String delay : delays) {
                     long[] dj = delay.equals("direct") ? new long[] {-1, 0}
                             : Arrays.stream(delay.split("\\+")).mapToLong(Long::parseLong).toArray();
                     long oneWay = dj[0];
                     long jitter = dj.length > 1 ? dj[1] : 0;
-                    Deployment d = new Deployment(model, "bench", Deployment.BENCHMARK_THREADS);
+                    Deployment d = new Deployment(setupModel, "bench", Deployment.BENCHMARK_THREADS);
                     deployments.add(d);
-                    Map<String, String> pod = Map.of("moe.threads", Integer.toString(podThreads));
                     d.startExpert("low", "*:" + halves[0], pod);
                     d.startExpert("high", "*:" + halves[1], pod);
                     if (oneWay >= 0) d.delayPods(oneWay, jitter);
                     d.startRouter(routerSettings);
-                    setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (routerSettings.isEmpty() ? "" : ", " + routerSettings)
-                            + ")");
+                    setups.add("router + 2 expert pods (" + halves[0] + " / " + halves[1] + (described.isEmpty() ? "" : ", " + described) + ")");
                     placementOf.add(new int[] {pi});
                     delayOf.add(new long[] {oneWay, jitter});
                 }

@@ -16,6 +16,10 @@ import io.moeserve.runtime.tensor.WeightMatrix;
  * <p>Two callers. A whole model validates every expert's tensors (names and shapes), hosted or not, so that its
  * "every tensor used" check holds. An expert pod fetches only the experts it hosts: it maps the shards, but
  * touches and checks nothing else, so a pod with 8 of 256 experts per layer validates 8.
+ *
+ * <p>The store is sized to the routed FFN experts, the ids executors are called with: in a merged checkpoint the M
+ * merged experts, not the gate's N outputs (the alias table maps those to merged ids before any executor sees
+ * them), and never MoE++'s zero-computation experts, which run where the gate runs.
  */
 public final class ExpertLoader {
     private ExpertLoader() {}
@@ -43,7 +47,7 @@ public final class ExpertLoader {
         ExpertProjections names = family.expertProjections();
         for (int i = 0; i < config.numLayers(); i++) {
             if (!config.isSparse(i)) continue;
-            all[i] = new ExpertWeights[m.numExperts()];
+            all[i] = new ExpertWeights[ffn];
             boolean any = validateAll;
             for (int x = 0; x < ffn && !any; x++) any = hosted.hosts(i, x);
             if (!any) continue;
@@ -83,6 +87,6 @@ public final class ExpertLoader {
                 if (host) all[i][x] = new ExpertWeights(gate, up, down);
             }
         }
-        return new CheckpointExpertStore(all, m.numExperts(), h, w);
+        return new CheckpointExpertStore(all, ffn, h, w);
     }
 }

@@ -5,7 +5,10 @@ public interface ExpertStore {
     /** The weights of expert e of layer l, or null if this store does not host it. */
     ExpertWeights expert(int layer, int expert);
 
-    /** Number of gate outputs per layer (ids range over [0, numExperts)). */
+    /**
+     * Number of routed FFN experts per layer, the ids executors are called with ([0, numExperts)): a merged
+     * checkpoint's merged experts, fewer than the gate's outputs.
+     */
     int numExperts();
 
     int hiddenSize();

@@ -12,6 +12,9 @@ import io.moeserve.runtime.checkpoint.ShardedCheckpointWriter;
 import io.moeserve.runtime.checkpoint.TensorSpec;
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.expert.CheckpointExpertStore;
+import io.moeserve.runtime.expert.ExpertLoader;
+import io.moeserve.runtime.expert.ExpertSelection;
 import io.moeserve.runtime.family.Architecture;
 import io.moeserve.runtime.family.ExpertProjections;
 import io.moeserve.runtime.family.ModelFamily;
@@ -106,6 +109,12 @@ class CheckpointMergerTest {
             }
             assertEquals(m, stored.size(), "each merged expert is stored once: " + stored);
             assertEquals(m - 1, stored.last());
+            // What a pod or the model loads is sized to the merged experts: m ids per layer, m experts' bytes.
+            CheckpointExpertStore hosted = ExpertLoader.loadHosted(merged, ck, ExpertSelection.ALL);
+            CheckpointExpertStore full = ExpertLoader.loadHosted(config, original, ExpertSelection.ALL);
+            assertEquals(m, hosted.numExperts());
+            assertArrayEquals(identity(m), hosted.hostedExperts(first));
+            assertEquals(full.byteSize() / n * m, hosted.byteSize());
         }
 
         // Up to the first MoE layer both models compute the same hidden state, so its gate chooses the same original
