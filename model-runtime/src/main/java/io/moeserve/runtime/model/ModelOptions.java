@@ -22,10 +22,14 @@ import java.util.function.Function;
  *                       of several sequences is split into, so one's attention runs while another's experts are at
  *                       the pods (ping-pong); 1 for no split. At most the executor's lanes.
  * @param microBatchMinTokens steps of fewer tokens are not split
+ * @param int8Activations int8 and int4 matrices multiply with activations quantized to int8 per block of 32 columns
+ *                       (llama.cpp's Q8_0 numerics, {@code PanelKernel}) instead of dequantizing every weight exactly;
+ *                       off by default
  */
 public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                            ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor,
-                           ExpertSkipping skipping, PrunedExperts prunedExperts, int microBatches, int microBatchMinTokens) {
+                           ExpertSkipping skipping, PrunedExperts prunedExperts, int microBatches, int microBatchMinTokens,
+                           boolean int8Activations) {
 
     public ModelOptions {
         if (microBatches < 1) throw new IllegalArgumentException("micro-batches must be at least 1, not " + microBatches);
@@ -34,37 +38,44 @@ public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kern
     /** Options without expert skipping, pruning or micro-batching. */
     public ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kernels, Parallel parallel,
                         ExpertSelection hostedExperts, Function<ExpertStore, ExpertExecutor> executor) {
-        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE, 1, 0);
+        this(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, ExpertSkipping.OFF, PrunedExperts.NONE, 1, 0,
+                false);
     }
 
     public ModelOptions withMaxStepTokens(int tokens) {
         return new ModelOptions(tokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, int8Activations);
     }
 
     public ModelOptions withMaxContext(int context) {
         return new ModelOptions(maxStepTokens, context, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, int8Activations);
     }
 
     public ModelOptions withExecutor(ExpertSelection hosted, Function<ExpertStore, ExpertExecutor> factory) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hosted, factory, skipping, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, int8Activations);
     }
 
     public ModelOptions withSkipping(ExpertSkipping setting) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, setting, prunedExperts,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, int8Activations);
     }
 
     public ModelOptions withPrunedExperts(PrunedExperts pruned) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, pruned,
-                microBatches, microBatchMinTokens);
+                microBatches, microBatchMinTokens, int8Activations);
     }
 
     /** Splits steps of at least {@code minTokens} tokens and two or more sequences into {@code count} micro-batches. */
     public ModelOptions withMicroBatches(int count, int minTokens) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
-                count, minTokens);
+                count, minTokens, int8Activations);
+    }
+
+    /** With int8 activations on or off (see the component). */
+    public ModelOptions withInt8Activations(boolean on) {
+        return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,
+                microBatches, microBatchMinTokens, on);
     }
 }
