@@ -46,6 +46,12 @@ final class RuntimeOptions {
             description = "With --offload-budget: prefetch by pre-gating (default); --no-offload-prefetch leaves only LRU on demand.")
     boolean offloadPrefetch;
 
+    @Option(names = "--activations", defaultValue = "float", description = "float: quantized weights are dequantized exactly "
+            + "(the default; the dequantized model's bits); int8: int8 and int4 weights (symmetric, groups of a multiple of 32 "
+            + "columns) multiply with activations quantized to int8 per block of 32 columns, llama.cpp's Q8_0 numerics, faster "
+            + "but not the same bits. Other matrices keep the exact path.")
+    String activations;
+
     /** The offloading executor's resident set, once a model was loaded with --offload-budget; else null. */
     ExpertResidency residency;
 
@@ -54,8 +60,14 @@ final class RuntimeOptions {
         Parallel parallel = threads == null ? Parallel.shared() : new Parallel(threads);
         CpuMatmulKernels kernels = new CpuMatmulKernels(parallel);
         ModelOptions options = new ModelOptions(stepTokens, maxContext, kernels, parallel, ExpertSelection.ALL, null)
-                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts));
+                .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts))
+                .withInt8Activations(int8Activations(activations));
         if (offloadBudget == null) return options;
+        if (options.int8Activations()) {
+            // Panels are built in memory at load for every expert, which is what offloading exists to avoid.
+            throw new IllegalArgumentException("--activations int8 repacks every expert into memory at load; it cannot be combined"
+                    + " with --offload-budget");
+        }
         long budget = bytes(offloadBudget);
         int topK = ConfigParser.load(dir).moe().topK();
         return options.withExecutor(ExpertSelection.ALL, store -> {
@@ -69,6 +81,15 @@ final class RuntimeOptions {
     /** The offloading report line for stderr, or null when offloading is off. */
     String offloadReport() {
         return residency == null ? null : residency.report();
+    }
+
+    /** Whether {@code --activations} says int8 (true) or float (false). */
+    static boolean int8Activations(String value) {
+        return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "float" -> false;
+            case "int8" -> true;
+            default -> throw new IllegalArgumentException("--activations must be float or int8, not '" + value + "'");
+        };
     }
 
     /** Bytes from {@code 123}, {@code 64k}, {@code 512m} or {@code 1.5g}. */
