@@ -136,18 +136,139 @@ public final class PanelKernel {
         return bytes >= (2L << 20) ? HugePages.allocate(bytes) : Arena.ofAuto().allocate(Math.max(1, bytes), 64);
     }
 
+    /** Tokens per tile of the several-token product: each column of codes is loaded and unpacked once for them. */
+    static final int TILE = 4;
+
     /**
      * Rows [rowFrom, rowTo) of {@code y[yOffset + r] = W[r] · x} for tokens [tokenFrom, tokenTo) of x (rows of
-     * {@code W.cols} floats from xOffset, results in rows of W.rows floats from yOffset), each token's activations
-     * quantized into {@code a}. rowFrom is a multiple of {@link #HEIGHT}.
+     * {@code W.cols} floats from xOffset, results in rows of W.rows floats from yOffset). Tokens go in tiles of
+     * {@link #TILE}, each quantized into one of {@code tile}'s scratches, the rest one by one into {@code tile[0]};
+     * a tile does per token the operations of the one-token product, so each token gets the same bits.
+     * rowFrom is a multiple of {@link #HEIGHT}.
      */
     static void multiply(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo,
-                         int tokenFrom, int tokenTo, Int8Activations a) {
+                         int tokenFrom, int tokenTo, Int8Activations[] tile) {
         int cols = w.cols(), rows = w.rows();
-        for (int t = tokenFrom; t < tokenTo; t++) {
-            a.quantize(x, xOffset + t * cols, cols);
-            matvec(w, a, y, yOffset + t * rows, rowFrom, rowTo);
+        RowPanels p = w.panels();
+        int end = Math.min(rowTo, rows);
+        int t = tokenFrom;
+        for (; t + TILE <= tokenTo; t += TILE) {
+            for (int i = 0; i < TILE; i++) tile[i].quantize(x, xOffset + (t + i) * cols, cols);
+            for (int panel = rowFrom / HEIGHT; panel * HEIGHT < end; panel++) {
+                if (p.bits() == 4) int4Tile(p, tile, panel, y, yOffset + t * rows, rows, end);
+                else int8Tile(p, tile, panel, y, yOffset + t * rows, rows, end);
+            }
         }
+        for (; t < tokenTo; t++) {
+            tile[0].quantize(x, xOffset + t * cols, cols);
+            matvec(w, tile[0], y, yOffset + t * rows, rowFrom, rowTo);
+        }
+    }
+
+    /** {@link #int4Panel} for the TILE tokens of {@code tile}, whose rows of y are {@code rows} apart. */
+    private static void int4Tile(RowPanels p, Int8Activations[] tile, int panel, float[] y, int yOffset, int rows, int end) {
+        MemorySegment codes = p.codes();
+        short[] q0 = tile[0].codes, q1 = tile[1].codes, q2 = tile[2].codes, q3 = tile[3].codes;
+        int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
+        long blockBytes = p.blockBytes();
+        long base = (long) panel * blocks * blockBytes;
+        FloatVector t00 = FloatVector.zero(FLOATS), t01 = t00, t10 = t00, t11 = t00, t20 = t00, t21 = t00, t30 = t00, t31 = t00;
+        for (int g = 0; g < groups; g++) {
+            long scaleAt = ((long) panel * groups + g) * HEIGHT;
+            FloatVector s0 = scales(p, scaleAt, 0);
+            FloatVector s1 = scales(p, scaleAt, 1);
+            int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
+            for (int b = g * groupBlocks; b < bEnd; b++) {
+                long at = base + b * blockBytes;
+                int c = b * BLOCK;
+                ShortVector a0 = ShortVector.zero(SHORTS), a1 = a0, a2 = a0, a3 = a0;
+                for (int k = 0; k < BLOCK / 2; k++) {
+                    ShortVector s = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) k * HEIGHT, LE)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
+                    ShortVector lo = s.and((short) 15);
+                    ShortVector hi = s.lanewise(VectorOperators.ASHR, 4);
+                    int e = c + 2 * k;
+                    a0 = a0.add(lo.mul(q0[e])).add(hi.mul(q0[e + 1]));
+                    a1 = a1.add(lo.mul(q1[e])).add(hi.mul(q1[e + 1]));
+                    a2 = a2.add(lo.mul(q2[e])).add(hi.mul(q2[e + 1]));
+                    a3 = a3.add(lo.mul(q3[e])).add(hi.mul(q3[e + 1]));
+                }
+                a0 = a0.sub((short) (8 * tile[0].evenSums[b]));
+                a1 = a1.sub((short) (8 * tile[1].evenSums[b]));
+                a2 = a2.sub((short) (8 * tile[2].evenSums[b]));
+                a3 = a3.sub((short) (8 * tile[3].evenSums[b]));
+                float d0 = tile[0].scales[b], d1 = tile[1].scales[b], d2 = tile[2].scales[b], d3 = tile[3].scales[b];
+                t00 = toFloats(a0, 0).fma(s0.mul(d0), t00);
+                t01 = toFloats(a0, 1).fma(s1.mul(d0), t01);
+                t10 = toFloats(a1, 0).fma(s0.mul(d1), t10);
+                t11 = toFloats(a1, 1).fma(s1.mul(d1), t11);
+                t20 = toFloats(a2, 0).fma(s0.mul(d2), t20);
+                t21 = toFloats(a2, 1).fma(s1.mul(d2), t21);
+                t30 = toFloats(a3, 0).fma(s0.mul(d3), t30);
+                t31 = toFloats(a3, 1).fma(s1.mul(d3), t31);
+            }
+        }
+        store(t00, t01, panel, y, yOffset, end);
+        store(t10, t11, panel, y, yOffset + rows, end);
+        store(t20, t21, panel, y, yOffset + 2 * rows, end);
+        store(t30, t31, panel, y, yOffset + 3 * rows, end);
+    }
+
+    /** {@link #int8Panel} for the TILE tokens of {@code tile}, whose rows of y are {@code rows} apart. */
+    private static void int8Tile(RowPanels p, Int8Activations[] tile, int panel, float[] y, int yOffset, int rows, int end) {
+        MemorySegment codes = p.codes();
+        short[] q0 = tile[0].codes, q1 = tile[1].codes, q2 = tile[2].codes, q3 = tile[3].codes;
+        int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
+        long blockBytes = p.blockBytes();
+        long base = (long) panel * blocks * blockBytes;
+        FloatVector t00 = FloatVector.zero(FLOATS), t01 = t00, t10 = t00, t11 = t00, t20 = t00, t21 = t00, t30 = t00, t31 = t00;
+        for (int g = 0; g < groups; g++) {
+            long scaleAt = ((long) panel * groups + g) * HEIGHT;
+            FloatVector s0 = scales(p, scaleAt, 0);
+            FloatVector s1 = scales(p, scaleAt, 1);
+            int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
+            for (int b = g * groupBlocks; b < bEnd; b++) {
+                long at = base + b * blockBytes;
+                int c = b * BLOCK;
+                IntVector i00 = IntVector.zero(INTS), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;
+                for (int j = 0; j < BLOCK; j += 2) {
+                    ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) j * HEIGHT, LE)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
+                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) (j + 1) * HEIGHT, LE)
+                            .convertShape(VectorOperators.B2S, SHORTS, 0);
+                    int e = c + j;
+                    ShortVector p0 = w0.mul(q0[e]).add(w1.mul(q0[e + 1]));
+                    ShortVector p1 = w0.mul(q1[e]).add(w1.mul(q1[e + 1]));
+                    ShortVector p2 = w0.mul(q2[e]).add(w1.mul(q2[e + 1]));
+                    ShortVector p3 = w0.mul(q3[e]).add(w1.mul(q3[e + 1]));
+                    i00 = i00.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 0));
+                    i01 = i01.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 1));
+                    i10 = i10.add((IntVector) p1.convertShape(VectorOperators.S2I, INTS, 0));
+                    i11 = i11.add((IntVector) p1.convertShape(VectorOperators.S2I, INTS, 1));
+                    i20 = i20.add((IntVector) p2.convertShape(VectorOperators.S2I, INTS, 0));
+                    i21 = i21.add((IntVector) p2.convertShape(VectorOperators.S2I, INTS, 1));
+                    i30 = i30.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 0));
+                    i31 = i31.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 1));
+                }
+                float d0 = tile[0].scales[b], d1 = tile[1].scales[b], d2 = tile[2].scales[b], d3 = tile[3].scales[b];
+                t00 = toFloats(i00).fma(s0.mul(d0), t00);
+                t01 = toFloats(i01).fma(s1.mul(d0), t01);
+                t10 = toFloats(i10).fma(s0.mul(d1), t10);
+                t11 = toFloats(i11).fma(s1.mul(d1), t11);
+                t20 = toFloats(i20).fma(s0.mul(d2), t20);
+                t21 = toFloats(i21).fma(s1.mul(d2), t21);
+                t30 = toFloats(i30).fma(s0.mul(d3), t30);
+                t31 = toFloats(i31).fma(s1.mul(d3), t31);
+            }
+        }
+        store(t00, t01, panel, y, yOffset, end);
+        store(t10, t11, panel, y, yOffset + rows, end);
+        store(t20, t21, panel, y, yOffset + 2 * rows, end);
+        store(t30, t31, panel, y, yOffset + 3 * rows, end);
+    }
+
+    private static FloatVector toFloats(IntVector sums) {
+        return (FloatVector) sums.convert(VectorOperators.I2F, 0);
     }
 
     /** Rows [rowFrom, rowTo) of one token's product with activations {@code a}; rowFrom is a multiple of HEIGHT. */
@@ -226,8 +347,8 @@ public final class PanelKernel {
                     sum1 = sum1.add((IntVector) pair.convertShape(VectorOperators.S2I, INTS, 1));
                 }
                 float ad = d[b];
-                total0 = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(s0.mul(ad), total0);
-                total1 = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(s1.mul(ad), total1);
+                total0 = toFloats(sum0).fma(s0.mul(ad), total0);
+                total1 = toFloats(sum1).fma(s1.mul(ad), total1);
             }
         }
         store(total0, total1, panel, y, yOffset, end);

@@ -69,20 +69,23 @@ class PanelKernelTest {
     void aTokensResultDoesNotDependOnItsBatch(Scheme scheme) {
         Random random = new Random(17 + scheme.ordinal());
         try (Arena arena = Arena.ofShared()) {
-            int rows = 2 * H + 3, cols = 320;
-            WeightMatrix w = PanelKernel.repack(QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, rows, cols, 1, 64,
-                    false, random));
-            for (MatmulKernels kernels : new MatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
-                for (int n : new int[] {2, 3, 5, 9, 17}) {
-                    float[] x = activations(random, n * cols);
-                    float[] batch = new float[n * rows];
-                    kernels.matmul(w, x, 0, batch, 0, n);
-                    for (int t = 0; t < n; t++) {
-                        float[] one = new float[rows];
-                        kernels.matmul(w, x, t * cols, one, 0, 1);
-                        for (int r = 0; r < rows; r++) {
-                            assertEquals(Float.floatToRawIntBits(one[r]), Float.floatToRawIntBits(batch[t * rows + r]),
-                                    kernels.name() + " " + scheme + " n=" + n + " token " + t + " row " + r);
+            // One panel (two threads split the tokens) and three (they split the rows); tiles of 4 tokens and the rest.
+            for (int rows : new int[] {H - 1, 2 * H + 3}) {
+                int cols = 320;
+                WeightMatrix w = PanelKernel.repack(QuantizedKernelDifferentialTest.randomQuantized(arena, scheme, rows, cols, 1, 64,
+                        false, random));
+                for (MatmulKernels kernels : new MatmulKernels[] {new CpuMatmulKernels(new Parallel(1)), new CpuMatmulKernels(TWO_THREADS)}) {
+                    for (int n : new int[] {2, 3, 4, 5, 9, 17, 40}) {
+                        float[] x = activations(random, n * cols);
+                        float[] batch = new float[n * rows];
+                        kernels.matmul(w, x, 0, batch, 0, n);
+                        for (int t = 0; t < n; t++) {
+                            float[] one = new float[rows];
+                            kernels.matmul(w, x, t * cols, one, 0, 1);
+                            for (int r = 0; r < rows; r++) {
+                                assertEquals(Float.floatToRawIntBits(one[r]), Float.floatToRawIntBits(batch[t * rows + r]),
+                                        kernels.name() + " " + scheme + " " + rows + " rows n=" + n + " token " + t + " row " + r);
+                            }
                         }
                     }
                 }
