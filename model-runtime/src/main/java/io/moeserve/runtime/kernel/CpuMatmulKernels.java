@@ -182,7 +182,6 @@ public final class CpuMatmulKernels implements MatmulKernels {
         private final GemmKernel.Scratch[] scratch;
         private final float[][] smallBatchScratch;
         private final Int8Activations[] activations;
-        private final Int8Activations[][] tiles;
         private WeightMatrix weights;
         private int rows;
         private int cols;
@@ -204,7 +203,6 @@ public final class CpuMatmulKernels implements MatmulKernels {
             this.scratch = new GemmKernel.Scratch[slots];
             this.smallBatchScratch = new float[slots][];
             this.activations = new Int8Activations[slots];
-            this.tiles = new Int8Activations[slots][];
         }
 
         void execute(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n, boolean mayFork) {
@@ -279,13 +277,9 @@ public final class CpuMatmulKernels implements MatmulKernels {
                 return;
             }
             if (weights.panels() != null) {
-                Int8Activations[] tile = tiles[slot];
-                if (tile == null) {
-                    tiles[slot] = tile = new Int8Activations[PanelKernel.TILE];
-                    for (int i = 0; i < tile.length; i++) tile[i] = new Int8Activations();
-                }
-                PanelKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, tile);
-                for (Int8Activations a : tile) a.forget();
+                Int8Activations a = activations(activations, slot);
+                PanelKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, a);
+                a.forget();
                 return;
             }
             // Quantized layouts without a small-batch kernel go to the packed GEMM, which dequantizes each row once

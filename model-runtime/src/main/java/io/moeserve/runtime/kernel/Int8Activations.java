@@ -9,7 +9,7 @@ import io.moeserve.runtime.tensor.RowPanels;
  * {@link PanelKernel}'s short lanes, with each block's {@code d} and the sum of its codes at even columns (the int4
  * kernel's correction for codes stored with an offset of 8).
  *
- * <p>Scratch owned by one kernel slot and reused: it grows to the widest row seen and is never allocated per call. It
+ * <p>Scratch owned by one kernel slot and reused: it grows to the most tokens times columns seen, never per call. It
  * remembers which input it holds, so the gate and up projections of a fused SwiGLU (or a batch's products of one
  * hidden state) quantize their shared input once per call ({@link #forget} at the start of a call).
  */
@@ -23,19 +23,34 @@ final class Int8Activations {
     private int sourceOffset = -1;
     private int sourceCols;
 
-    /** Quantizes {@code x[offset .. offset + cols)} unless it is what this scratch holds since the last forget. */
+    /** Columns per token of what this scratch holds. */
+    int cols;
+
+    /** Quantizes one token, {@code x[offset .. offset + cols)}, unless it is what this scratch holds since the last forget. */
     void quantize(float[] x, int offset, int cols) {
         if (x == source && offset == sourceOffset && cols == sourceCols) return;
-        int blocks = cols / BLOCK;
-        if (codes.length < cols) codes = new short[cols];
-        if (scales.length < blocks) {
-            scales = new float[blocks];
-            evenSums = new short[blocks];
-        }
-        for (int b = 0; b < blocks; b++) quantizeBlock(x, offset + b * BLOCK, codes, b * BLOCK, scales, evenSums, b);
+        quantizeTokens(x, offset, cols, 1);
         source = x;
         sourceOffset = offset;
         sourceCols = cols;
+    }
+
+    /**
+     * Quantizes {@code count} tokens of {@code cols} columns from {@code x[offset]}: token t's codes from
+     * {@code codes[t · cols]}, its scales and even sums from {@code [t · cols / 32]}.
+     */
+    void quantizeTokens(float[] x, int offset, int cols, int count) {
+        int blocks = cols / BLOCK;
+        long need = (long) count * cols;
+        if (codes.length < need) codes = new short[Math.toIntExact(need)];
+        if (scales.length < count * blocks) {
+            scales = new float[count * blocks];
+            evenSums = new short[count * blocks];
+        }
+        for (int b = 0; b < count * blocks; b++) quantizeBlock(x, offset + b * BLOCK, codes, b * BLOCK, scales, evenSums, b);
+        this.cols = cols;
+        source = null;
+        sourceOffset = -1;
     }
 
     /** Drops the memory of the last input (its contents may change before the next call) and the reference to it. */

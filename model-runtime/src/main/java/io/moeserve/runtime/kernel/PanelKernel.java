@@ -141,34 +141,39 @@ public final class PanelKernel {
 
     /**
      * Rows [rowFrom, rowTo) of {@code y[yOffset + r] = W[r] · x} for tokens [tokenFrom, tokenTo) of x (rows of
-     * {@code W.cols} floats from xOffset, results in rows of W.rows floats from yOffset). Tokens go in tiles of
-     * {@link #TILE}, each quantized into one of {@code tile}'s scratches, the rest one by one into {@code tile[0]};
-     * a tile does per token the operations of the one-token product, so each token gets the same bits.
-     * rowFrom is a multiple of {@link #HEIGHT}.
+     * {@code W.cols} floats from xOffset, results in rows of W.rows floats from yOffset), all of them quantized first
+     * into {@code a}. Panel by panel (a panel's codes stay in cache while every token uses them), tokens in tiles of
+     * {@link #TILE}, the rest one by one; a tile does per token the operations of the one-token product, so each
+     * token gets the same bits. rowFrom is a multiple of {@link #HEIGHT}.
      */
     static void multiply(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo,
-                         int tokenFrom, int tokenTo, Int8Activations[] tile) {
+                         int tokenFrom, int tokenTo, Int8Activations a) {
         int cols = w.cols(), rows = w.rows();
         RowPanels p = w.panels();
         int end = Math.min(rowTo, rows);
-        int t = tokenFrom;
-        for (; t + TILE <= tokenTo; t += TILE) {
-            for (int i = 0; i < TILE; i++) tile[i].quantize(x, xOffset + (t + i) * cols, cols);
-            for (int panel = rowFrom / HEIGHT; panel * HEIGHT < end; panel++) {
-                if (p.bits() == 4) int4Tile(p, tile, panel, y, yOffset + t * rows, rows, end);
-                else int8Tile(p, tile, panel, y, yOffset + t * rows, rows, end);
+        int n = tokenTo - tokenFrom;
+        a.quantizeTokens(x, xOffset + tokenFrom * cols, cols, n);
+        int y0 = yOffset + tokenFrom * rows;
+        for (int panel = rowFrom / HEIGHT; panel * HEIGHT < end; panel++) {
+            int t = 0;
+            for (; t + TILE <= n; t += TILE) {
+                if (p.bits() == 4) int4Tile(p, a, t, panel, y, y0 + t * rows, rows, end);
+                else int8Tile(p, a, t, panel, y, y0 + t * rows, rows, end);
             }
-        }
-        for (; t < tokenTo; t++) {
-            tile[0].quantize(x, xOffset + t * cols, cols);
-            matvec(w, tile[0], y, yOffset + t * rows, rowFrom, rowTo);
+            for (; t < n; t++) {
+                if (p.bits() == 4) int4Panel(p, a, t, panel, y, y0 + t * rows, end);
+                else int8Panel(p, a, t, panel, y, y0 + t * rows, end);
+            }
         }
     }
 
-    /** {@link #int4Panel} for the TILE tokens of {@code tile}, whose rows of y are {@code rows} apart. */
-    private static void int4Tile(RowPanels p, Int8Activations[] tile, int panel, float[] y, int yOffset, int rows, int end) {
+    /** {@link #int4Panel} for tokens [token, token + TILE) of {@code a}, whose rows of y are {@code rows} apart. */
+    private static void int4Tile(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int rows, int end) {
         MemorySegment codes = p.codes();
-        short[] q0 = tile[0].codes, q1 = tile[1].codes, q2 = tile[2].codes, q3 = tile[3].codes;
+        short[] q = a.codes;
+        short[] even = a.evenSums;
+        float[] d = a.scales;
+        int cols = a.cols;
         int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
         long blockBytes = p.blockBytes();
         long base = (long) panel * blocks * blockBytes;
@@ -180,7 +185,7 @@ public final class PanelKernel {
             int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
             for (int b = g * groupBlocks; b < bEnd; b++) {
                 long at = base + b * blockBytes;
-                int c = b * BLOCK;
+                int c = token * cols + b * BLOCK;
                 ShortVector a0 = ShortVector.zero(SHORTS), a1 = a0, a2 = a0, a3 = a0;
                 for (int k = 0; k < BLOCK / 2; k++) {
                     ShortVector s = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) k * HEIGHT, LE)
@@ -188,16 +193,17 @@ public final class PanelKernel {
                     ShortVector lo = s.and((short) 15);
                     ShortVector hi = s.lanewise(VectorOperators.ASHR, 4);
                     int e = c + 2 * k;
-                    a0 = a0.add(lo.mul(q0[e])).add(hi.mul(q0[e + 1]));
-                    a1 = a1.add(lo.mul(q1[e])).add(hi.mul(q1[e + 1]));
-                    a2 = a2.add(lo.mul(q2[e])).add(hi.mul(q2[e + 1]));
-                    a3 = a3.add(lo.mul(q3[e])).add(hi.mul(q3[e + 1]));
+                    a0 = a0.add(lo.mul(q[e])).add(hi.mul(q[e + 1]));
+                    a1 = a1.add(lo.mul(q[e + cols])).add(hi.mul(q[e + cols + 1]));
+                    a2 = a2.add(lo.mul(q[e + 2 * cols])).add(hi.mul(q[e + 2 * cols + 1]));
+                    a3 = a3.add(lo.mul(q[e + 3 * cols])).add(hi.mul(q[e + 3 * cols + 1]));
                 }
-                a0 = a0.sub((short) (8 * tile[0].evenSums[b]));
-                a1 = a1.sub((short) (8 * tile[1].evenSums[b]));
-                a2 = a2.sub((short) (8 * tile[2].evenSums[b]));
-                a3 = a3.sub((short) (8 * tile[3].evenSums[b]));
-                float d0 = tile[0].scales[b], d1 = tile[1].scales[b], d2 = tile[2].scales[b], d3 = tile[3].scales[b];
+                int at0 = token * blocks + b;
+                a0 = a0.sub((short) (8 * even[at0]));
+                a1 = a1.sub((short) (8 * even[at0 + blocks]));
+                a2 = a2.sub((short) (8 * even[at0 + 2 * blocks]));
+                a3 = a3.sub((short) (8 * even[at0 + 3 * blocks]));
+                float d0 = d[at0], d1 = d[at0 + blocks], d2 = d[at0 + 2 * blocks], d3 = d[at0 + 3 * blocks];
                 t00 = toFloats(a0, 0).fma(s0.mul(d0), t00);
                 t01 = toFloats(a0, 1).fma(s1.mul(d0), t01);
                 t10 = toFloats(a1, 0).fma(s0.mul(d1), t10);
@@ -214,10 +220,12 @@ public final class PanelKernel {
         store(t30, t31, panel, y, yOffset + 3 * rows, end);
     }
 
-    /** {@link #int8Panel} for the TILE tokens of {@code tile}, whose rows of y are {@code rows} apart. */
-    private static void int8Tile(RowPanels p, Int8Activations[] tile, int panel, float[] y, int yOffset, int rows, int end) {
+    /** {@link #int8Panel} for tokens [token, token + TILE) of {@code a}, whose rows of y are {@code rows} apart. */
+    private static void int8Tile(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int rows, int end) {
         MemorySegment codes = p.codes();
-        short[] q0 = tile[0].codes, q1 = tile[1].codes, q2 = tile[2].codes, q3 = tile[3].codes;
+        short[] q = a.codes;
+        float[] d = a.scales;
+        int cols = a.cols;
         int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
         long blockBytes = p.blockBytes();
         long base = (long) panel * blocks * blockBytes;
@@ -229,7 +237,7 @@ public final class PanelKernel {
             int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
             for (int b = g * groupBlocks; b < bEnd; b++) {
                 long at = base + b * blockBytes;
-                int c = b * BLOCK;
+                int c = token * cols + b * BLOCK;
                 IntVector i00 = IntVector.zero(INTS), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;
                 for (int j = 0; j < BLOCK; j += 2) {
                     ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) j * HEIGHT, LE)
@@ -237,10 +245,10 @@ public final class PanelKernel {
                     ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) (j + 1) * HEIGHT, LE)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
                     int e = c + j;
-                    ShortVector p0 = w0.mul(q0[e]).add(w1.mul(q0[e + 1]));
-                    ShortVector p1 = w0.mul(q1[e]).add(w1.mul(q1[e + 1]));
-                    ShortVector p2 = w0.mul(q2[e]).add(w1.mul(q2[e + 1]));
-                    ShortVector p3 = w0.mul(q3[e]).add(w1.mul(q3[e + 1]));
+                    ShortVector p0 = w0.mul(q[e]).add(w1.mul(q[e + 1]));
+                    ShortVector p1 = w0.mul(q[e + cols]).add(w1.mul(q[e + cols + 1]));
+                    ShortVector p2 = w0.mul(q[e + 2 * cols]).add(w1.mul(q[e + 2 * cols + 1]));
+                    ShortVector p3 = w0.mul(q[e + 3 * cols]).add(w1.mul(q[e + 3 * cols + 1]));
                     i00 = i00.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 0));
                     i01 = i01.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 1));
                     i10 = i10.add((IntVector) p1.convertShape(VectorOperators.S2I, INTS, 0));
@@ -250,7 +258,8 @@ public final class PanelKernel {
                     i30 = i30.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 0));
                     i31 = i31.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 1));
                 }
-                float d0 = tile[0].scales[b], d1 = tile[1].scales[b], d2 = tile[2].scales[b], d3 = tile[3].scales[b];
+                int at0 = token * blocks + b;
+                float d0 = d[at0], d1 = d[at0 + blocks], d2 = d[at0 + 2 * blocks], d3 = d[at0 + 3 * blocks];
                 t00 = toFloats(i00).fma(s0.mul(d0), t00);
                 t01 = toFloats(i01).fma(s1.mul(d0), t01);
                 t10 = toFloats(i10).fma(s0.mul(d1), t10);
@@ -277,14 +286,15 @@ public final class PanelKernel {
         if (rowFrom % HEIGHT != 0) throw new IllegalArgumentException("rows from " + rowFrom + " cut a panel of " + HEIGHT);
         int end = Math.min(rowTo, w.rows());
         for (int panel = rowFrom / HEIGHT; panel * HEIGHT < end; panel++) {
-            if (p.bits() == 4) int4Panel(p, a, panel, y, yOffset, end);
-            else int8Panel(p, a, panel, y, yOffset, end);
+            if (p.bits() == 4) int4Panel(p, a, 0, panel, y, yOffset, end);
+            else int8Panel(p, a, 0, panel, y, yOffset, end);
         }
     }
 
-    /** One int4 panel: HEIGHT rows' totals into y (rows before {@code end} only). */
-    private static void int4Panel(RowPanels p, Int8Activations a, int panel, float[] y, int yOffset, int end) {
+    /** One int4 panel for token {@code token} of {@code a}: HEIGHT rows' totals into y (rows before {@code end} only). */
+    private static void int4Panel(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int end) {
         MemorySegment codes = p.codes();
+        int cols = a.cols;
         short[] q = a.codes;
         float[] d = a.scales;
         short[] even = a.evenSums;
@@ -300,7 +310,7 @@ public final class PanelKernel {
             int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
             for (int b = g * groupBlocks; b < bEnd; b++) {
                 long at = base + b * blockBytes;
-                int c = b * BLOCK;
+                int c = token * cols + b * BLOCK;
                 ShortVector acc = ShortVector.zero(SHORTS);
                 for (int k = 0; k < BLOCK / 2; k++) {
                     ShortVector s = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) k * HEIGHT, LE)
@@ -308,8 +318,8 @@ public final class PanelKernel {
                     acc = acc.add(s.and((short) 15).mul(q[c + 2 * k]))
                             .add(s.lanewise(VectorOperators.ASHR, 4).mul(q[c + 2 * k + 1]));
                 }
-                acc = acc.sub((short) (8 * even[b]));
-                float ad = d[b];
+                acc = acc.sub((short) (8 * even[token * blocks + b]));
+                float ad = d[token * blocks + b];
                 total0 = toFloats(acc, 0).fma(s0.mul(ad), total0);
                 total1 = toFloats(acc, 1).fma(s1.mul(ad), total1);
             }
@@ -318,8 +328,9 @@ public final class PanelKernel {
     }
 
     /** One int8 panel, as {@link #int4Panel}. */
-    private static void int8Panel(RowPanels p, Int8Activations a, int panel, float[] y, int yOffset, int end) {
+    private static void int8Panel(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int end) {
         MemorySegment codes = p.codes();
+        int cols = a.cols;
         short[] q = a.codes;
         float[] d = a.scales;
         int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
@@ -334,7 +345,7 @@ public final class PanelKernel {
             int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
             for (int b = g * groupBlocks; b < bEnd; b++) {
                 long at = base + b * blockBytes;
-                int c = b * BLOCK;
+                int c = token * cols + b * BLOCK;
                 IntVector sum0 = IntVector.zero(INTS);
                 IntVector sum1 = sum0;
                 for (int j = 0; j < BLOCK; j += 2) {
@@ -346,7 +357,7 @@ public final class PanelKernel {
                     sum0 = sum0.add((IntVector) pair.convertShape(VectorOperators.S2I, INTS, 0));
                     sum1 = sum1.add((IntVector) pair.convertShape(VectorOperators.S2I, INTS, 1));
                 }
-                float ad = d[b];
+                float ad = d[token * blocks + b];
                 total0 = toFloats(sum0).fma(s0.mul(ad), total0);
                 total1 = toFloats(sum1).fma(s1.mul(ad), total1);
             }
