@@ -136,15 +136,14 @@ public final class PanelKernel {
         return bytes >= (2L << 20) ? HugePages.allocate(bytes) : Arena.ofAuto().allocate(Math.max(1, bytes), 64);
     }
 
-    /** Tokens per tile of the several-token product: each column of codes is loaded and unpacked once for them. */
-    static final int TILE = 4;
-
     /**
      * Rows [rowFrom, rowTo) of {@code y[yOffset + r] = W[r] · x} for tokens [tokenFrom, tokenTo) of x (rows of
      * {@code W.cols} floats from xOffset, results in rows of W.rows floats from yOffset), all of them quantized first
-     * into {@code a}. Panel by panel (a panel's codes stay in cache while every token uses them), tokens in tiles of
-     * {@link #TILE}, the rest one by one; a tile does per token the operations of the one-token product, so each
-     * token gets the same bits. rowFrom is a multiple of {@link #HEIGHT}.
+     * into {@code a}. Panel by panel, so that a panel's codes stay in cache while every token uses them, each token
+     * by the one-token loop, so each token gets the one-token product's bits. (A tile of 4 tokens sharing each
+     * unpacked column, 8 float and 4 short accumulators, measured 3x slower for int4 and 11x for int8 than these
+     * one-token passes on JDK 25, 2816x1024, 64 tokens: C2 compiled it badly.) rowFrom is a multiple of
+     * {@link #HEIGHT}.
      */
     static void multiply(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo,
                          int tokenFrom, int tokenTo, Int8Activations a) {
@@ -155,125 +154,11 @@ public final class PanelKernel {
         a.quantizeTokens(x, xOffset + tokenFrom * cols, cols, n);
         int y0 = yOffset + tokenFrom * rows;
         for (int panel = rowFrom / HEIGHT; panel * HEIGHT < end; panel++) {
-            int t = 0;
-            for (; t + TILE <= n; t += TILE) {
-                if (p.bits() == 4) int4Tile(p, a, t, panel, y, y0 + t * rows, rows, end);
-                else int8Tile(p, a, t, panel, y, y0 + t * rows, rows, end);
-            }
-            for (; t < n; t++) {
+            for (int t = 0; t < n; t++) {
                 if (p.bits() == 4) int4Panel(p, a, t, panel, y, y0 + t * rows, end);
                 else int8Panel(p, a, t, panel, y, y0 + t * rows, end);
             }
         }
-    }
-
-    /** {@link #int4Panel} for tokens [token, token + TILE) of {@code a}, whose rows of y are {@code rows} apart. */
-    private static void int4Tile(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int rows, int end) {
-        MemorySegment codes = p.codes();
-        short[] q = a.codes;
-        short[] even = a.evenSums;
-        float[] d = a.scales;
-        int cols = a.cols;
-        int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
-        long blockBytes = p.blockBytes();
-        long base = (long) panel * blocks * blockBytes;
-        FloatVector t00 = FloatVector.zero(FLOATS), t01 = t00, t10 = t00, t11 = t00, t20 = t00, t21 = t00, t30 = t00, t31 = t00;
-        for (int g = 0; g < groups; g++) {
-            long scaleAt = ((long) panel * groups + g) * HEIGHT;
-            FloatVector s0 = scales(p, scaleAt, 0);
-            FloatVector s1 = scales(p, scaleAt, 1);
-            int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
-            for (int b = g * groupBlocks; b < bEnd; b++) {
-                long at = base + b * blockBytes;
-                int c = token * cols + b * BLOCK;
-                ShortVector a0 = ShortVector.zero(SHORTS), a1 = a0, a2 = a0, a3 = a0;
-                for (int k = 0; k < BLOCK / 2; k++) {
-                    ShortVector s = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) k * HEIGHT, LE)
-                            .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector lo = s.and((short) 15);
-                    ShortVector hi = s.lanewise(VectorOperators.ASHR, 4);
-                    int e = c + 2 * k;
-                    a0 = a0.add(lo.mul(q[e])).add(hi.mul(q[e + 1]));
-                    a1 = a1.add(lo.mul(q[e + cols])).add(hi.mul(q[e + cols + 1]));
-                    a2 = a2.add(lo.mul(q[e + 2 * cols])).add(hi.mul(q[e + 2 * cols + 1]));
-                    a3 = a3.add(lo.mul(q[e + 3 * cols])).add(hi.mul(q[e + 3 * cols + 1]));
-                }
-                int at0 = token * blocks + b;
-                a0 = a0.sub((short) (8 * even[at0]));
-                a1 = a1.sub((short) (8 * even[at0 + blocks]));
-                a2 = a2.sub((short) (8 * even[at0 + 2 * blocks]));
-                a3 = a3.sub((short) (8 * even[at0 + 3 * blocks]));
-                float d0 = d[at0], d1 = d[at0 + blocks], d2 = d[at0 + 2 * blocks], d3 = d[at0 + 3 * blocks];
-                t00 = toFloats(a0, 0).fma(s0.mul(d0), t00);
-                t01 = toFloats(a0, 1).fma(s1.mul(d0), t01);
-                t10 = toFloats(a1, 0).fma(s0.mul(d1), t10);
-                t11 = toFloats(a1, 1).fma(s1.mul(d1), t11);
-                t20 = toFloats(a2, 0).fma(s0.mul(d2), t20);
-                t21 = toFloats(a2, 1).fma(s1.mul(d2), t21);
-                t30 = toFloats(a3, 0).fma(s0.mul(d3), t30);
-                t31 = toFloats(a3, 1).fma(s1.mul(d3), t31);
-            }
-        }
-        store(t00, t01, panel, y, yOffset, end);
-        store(t10, t11, panel, y, yOffset + rows, end);
-        store(t20, t21, panel, y, yOffset + 2 * rows, end);
-        store(t30, t31, panel, y, yOffset + 3 * rows, end);
-    }
-
-    /** {@link #int8Panel} for tokens [token, token + TILE) of {@code a}, whose rows of y are {@code rows} apart. */
-    private static void int8Tile(RowPanels p, Int8Activations a, int token, int panel, float[] y, int yOffset, int rows, int end) {
-        MemorySegment codes = p.codes();
-        short[] q = a.codes;
-        float[] d = a.scales;
-        int cols = a.cols;
-        int blocks = p.blocks(), groupBlocks = p.groupBlocks(), groups = p.groups();
-        long blockBytes = p.blockBytes();
-        long base = (long) panel * blocks * blockBytes;
-        FloatVector t00 = FloatVector.zero(FLOATS), t01 = t00, t10 = t00, t11 = t00, t20 = t00, t21 = t00, t30 = t00, t31 = t00;
-        for (int g = 0; g < groups; g++) {
-            long scaleAt = ((long) panel * groups + g) * HEIGHT;
-            FloatVector s0 = scales(p, scaleAt, 0);
-            FloatVector s1 = scales(p, scaleAt, 1);
-            int bEnd = Math.min(blocks, (g + 1) * groupBlocks);
-            for (int b = g * groupBlocks; b < bEnd; b++) {
-                long at = base + b * blockBytes;
-                int c = token * cols + b * BLOCK;
-                IntVector i00 = IntVector.zero(INTS), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;
-                for (int j = 0; j < BLOCK; j += 2) {
-                    ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) j * HEIGHT, LE)
-                            .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) (j + 1) * HEIGHT, LE)
-                            .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    int e = c + j;
-                    ShortVector p0 = w0.mul(q[e]).add(w1.mul(q[e + 1]));
-                    ShortVector p1 = w0.mul(q[e + cols]).add(w1.mul(q[e + cols + 1]));
-                    ShortVector p2 = w0.mul(q[e + 2 * cols]).add(w1.mul(q[e + 2 * cols + 1]));
-                    ShortVector p3 = w0.mul(q[e + 3 * cols]).add(w1.mul(q[e + 3 * cols + 1]));
-                    i00 = i00.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 0));
-                    i01 = i01.add((IntVector) p0.convertShape(VectorOperators.S2I, INTS, 1));
-                    i10 = i10.add((IntVector) p1.convertShape(VectorOperators.S2I, INTS, 0));
-                    i11 = i11.add((IntVector) p1.convertShape(VectorOperators.S2I, INTS, 1));
-                    i20 = i20.add((IntVector) p2.convertShape(VectorOperators.S2I, INTS, 0));
-                    i21 = i21.add((IntVector) p2.convertShape(VectorOperators.S2I, INTS, 1));
-                    i30 = i30.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 0));
-                    i31 = i31.add((IntVector) p3.convertShape(VectorOperators.S2I, INTS, 1));
-                }
-                int at0 = token * blocks + b;
-                float d0 = d[at0], d1 = d[at0 + blocks], d2 = d[at0 + 2 * blocks], d3 = d[at0 + 3 * blocks];
-                t00 = toFloats(i00).fma(s0.mul(d0), t00);
-                t01 = toFloats(i01).fma(s1.mul(d0), t01);
-                t10 = toFloats(i10).fma(s0.mul(d1), t10);
-                t11 = toFloats(i11).fma(s1.mul(d1), t11);
-                t20 = toFloats(i20).fma(s0.mul(d2), t20);
-                t21 = toFloats(i21).fma(s1.mul(d2), t21);
-                t30 = toFloats(i30).fma(s0.mul(d3), t30);
-                t31 = toFloats(i31).fma(s1.mul(d3), t31);
-            }
-        }
-        store(t00, t01, panel, y, yOffset, end);
-        store(t10, t11, panel, y, yOffset + rows, end);
-        store(t20, t21, panel, y, yOffset + 2 * rows, end);
-        store(t30, t31, panel, y, yOffset + 3 * rows, end);
     }
 
     private static FloatVector toFloats(IntVector sums) {
