@@ -72,7 +72,8 @@ public class ServedModel {
         RouterSettings.ExpertSkipping skip = settings.expertSkipping();
         ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skip.threshold(), skip.protectFraction()))
-                .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")));
+                .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")))
+                .withInt8Activations(ModelOptions.int8Activations("moe.router.activations", settings.activations()));
         List<String> names = new ArrayList<>();
         List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {

@@ -73,6 +73,19 @@ public record ModelOptions(int maxStepTokens, int maxContext, MatmulKernels kern
                 count, minTokens, int8Activations);
     }
 
+    /**
+     * Whether an activations setting says int8 (true) or float (false, the default: exact), as the CLI's
+     * {@code --activations}, the router's {@code moe.router.activations} and expert pods' {@code moe.expert.activations}
+     * spell it; anything else is an error naming {@code setting}.
+     */
+    public static boolean int8Activations(String setting, String value) {
+        return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "float" -> false;
+            case "int8" -> true;
+            default -> throw new IllegalArgumentException(setting + " must be float or int8, not '" + value + "'");
+        };
+    }
+
     /** With int8 activations on or off (see the component). */
     public ModelOptions withInt8Activations(boolean on) {
         return new ModelOptions(maxStepTokens, maxContext, kernels, parallel, hostedExperts, executor, skipping, prunedExperts,

@@ -61,7 +61,7 @@ final class RuntimeOptions {
         CpuMatmulKernels kernels = new CpuMatmulKernels(parallel);
         ModelOptions options = new ModelOptions(stepTokens, maxContext, kernels, parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts))
-                .withInt8Activations(int8Activations(activations));
+                .withInt8Activations(ModelOptions.int8Activations("--activations", activations));
         if (offloadBudget == null) return options;
         if (options.int8Activations()) {
             // Panels are built in memory at load for every expert, which is what offloading exists to avoid.
@@ -81,15 +81,6 @@ final class RuntimeOptions {
     /** The offloading report line for stderr, or null when offloading is off. */
     String offloadReport() {
         return residency == null ? null : residency.report();
-    }
-
-    /** Whether {@code --activations} says int8 (true) or float (false). */
-    static boolean int8Activations(String value) {
-        return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "float" -> false;
-            case "int8" -> true;
-            default -> throw new IllegalArgumentException("--activations must be float or int8, not '" + value + "'");
-        };
     }
 
     /** Bytes from {@code 123}, {@code 64k}, {@code 512m} or {@code 1.5g}. */
