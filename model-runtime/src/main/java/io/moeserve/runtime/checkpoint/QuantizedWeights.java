@@ -121,7 +121,7 @@ final class QuantizedWeights {
         } catch (IllegalArgumentException e) {
             throw new CheckpointException(module + " in " + data.file() + ": " + e.getMessage(), e);
         }
-        return ck.int8Activations() ? repack(matrix) : matrix;
+        return ck.int8Activations() || scheme.int8Activations() ? repack(matrix) : matrix;
     }
 
     /**
