@@ -13,7 +13,9 @@ import io.moeserve.runtime.expert.ExpertWeights;
 import io.moeserve.runtime.expert.LocalExpertExecutor;
 import io.moeserve.runtime.expert.OffloadingExpertExecutor;
 import io.moeserve.runtime.kernel.CpuMatmulKernels;
+import io.moeserve.runtime.kernel.PanelKernel;
 import io.moeserve.runtime.kernel.Parallel;
+import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.quantize.TargetFormat;
 import io.moeserve.runtime.quantize.WeightQuantizer;
 import io.moeserve.runtime.tensor.WeightMatrix;
@@ -70,13 +72,22 @@ public class ExpertPod {
             }
             ModelConfig config = ConfigParser.load(model.path());
             ExpertSet hosts = ExpertSet.parse(settings.hosts()).validate(config);
+            boolean int8 = ModelOptions.int8Activations("moe.expert.activations", settings.activations());
+            if (int8 && settings.offloadBudgetBytes() >= 0) {
+                throw new IllegalStateException("moe.expert.activations=int8 repacks every hosted expert into memory at start;"
+                        + " it cannot be combined with moe.expert.offload-budget-bytes");
+            }
             Checkpoint checkpoint = Checkpoint.open(model.path());
+            checkpoint.useInt8Activations(int8);
             CheckpointExpertStore store = ExpertLoader.loadHosted(config, checkpoint, hosts);
             if (settings.quantize() != ExpertPodSettings.Quantize.none && !checkpoint.quantization().isQuantized()) {
                 TargetFormat format = TargetFormat.parse(settings.quantize().name());
                 // Lives as long as the pod: the quantized experts are its weights from now on.
                 Arena arena = Arena.ofShared();
-                store = store.map(w -> WeightQuantizer.quantize(w, format, settings.quantizeGroupSize(), arena));
+                store = store.map(w -> {
+                    WeightMatrix q = WeightQuantizer.quantize(w, format, settings.quantizeGroupSize(), arena);
+                    return int8 ? PanelKernel.repack(q) : q;
+                });
             }
             boolean offload = settings.offloadBudgetBytes() >= 0;
             boolean prefault = settings.prefault() && !offload;

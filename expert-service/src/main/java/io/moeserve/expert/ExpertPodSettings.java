@@ -47,6 +47,16 @@ public interface ExpertPodSettings {
     @WithDefault("-1")
     long offloadBudgetBytes();
 
+    /**
+     * {@code float} (the default): quantized experts are dequantized exactly, the dequantized model's bits; {@code int8}:
+     * int8 and int4 experts are repacked into row panels at start and multiply with activations quantized to int8 per
+     * block of 32 columns (llama.cpp's numerics, {@code PanelKernel}), faster but not the same bits. The router must
+     * say the same ({@code moe.router.activations}) for the model to compute what one process computes. Not with
+     * {@link #offloadBudgetBytes()}: the panels put every hosted expert in memory.
+     */
+    @WithDefault("float")
+    String activations();
+
     /** At most this long is spent running the kernels on dummy tokens before readiness, so the JIT has compiled them. */
     @WithDefault("3s")
     Duration warmup();

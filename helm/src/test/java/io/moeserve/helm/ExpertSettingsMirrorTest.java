@@ -33,11 +33,12 @@ class ExpertSettingsMirrorTest {
         while (m.find()) pod.add("MOE_EXPERT_" + m.group(1).replaceAll("([a-z0-9])([A-Z])", "$1_$2").toUpperCase());
         assertTrue(pod.contains("MOE_EXPERT_QUANTIZE_GROUP_SIZE") && pod.contains("MOE_EXPERT_BACKEND"), pod.toString());
         List<JsonNode> docs = Charts.documents(Charts.render(null, Map.of("expertDefaults.quantize", "int8",
-                "expertDefaults.offloadBudgetBytes", "4294967296")));
+                "expertDefaults.offloadBudgetBytes", "4294967296", "activations", "int8")));
         JsonNode c = named(docs, "Deployment", "moe-moe-serve-expert-all").path("spec").path("template").path("spec").path("containers").get(0);
         List<String> rendered = new ArrayList<>();
         for (JsonNode e : c.path("env")) if (e.path("name").asText().startsWith("MOE_EXPERT_")) rendered.add(e.path("name").asText());
-        assertTrue(rendered.containsAll(List.of("MOE_EXPERT_QUANTIZE", "MOE_EXPERT_QUANTIZE_GROUP_SIZE", "MOE_EXPERT_OFFLOAD_BUDGET_BYTES")),
+        assertTrue(rendered.containsAll(List.of("MOE_EXPERT_QUANTIZE", "MOE_EXPERT_QUANTIZE_GROUP_SIZE", "MOE_EXPERT_OFFLOAD_BUDGET_BYTES",
+                        "MOE_EXPERT_ACTIVATIONS")),
                 rendered.toString());
         for (JsonNode e : c.path("env")) {
             if (e.path("name").asText().equals("MOE_EXPERT_OFFLOAD_BUDGET_BYTES")) assertEquals("4294967296", e.path("value").asText());

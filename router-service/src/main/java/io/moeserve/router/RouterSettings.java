@@ -26,6 +26,14 @@ public interface RouterSettings {
      */
     Optional<String> prunedExperts();
 
+    /**
+     * {@code float} (the default): quantized weights are dequantized exactly; {@code int8}: int8 and int4 matrices
+     * multiply with activations quantized to int8 per block of 32 columns (llama.cpp's numerics, the runtime's
+     * {@code PanelKernel}), faster but not the same bits. Expert pods say the same with {@code moe.expert.activations}.
+     */
+    @WithDefault("float")
+    String activations();
+
     /** Continuous batching, the KV-cache budget and admission control. */
     interface Batching {
         /** Most tokens in one forward step: decode tokens of every running sequence plus prefill chunks. */

@@ -74,7 +74,8 @@ public class ServedModel {
         ModelOptions options = new ModelOptions(stepTokens, maxContext, new CpuMatmulKernels(parallel), parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skip.threshold(), skip.protectFraction()))
                 .withPrunedExperts(PrunedExperts.parse(settings.prunedExperts().orElse("")))
-                .withKvCacheDtype(kvCacheDtype(b));
+                .withKvCacheDtype(kvCacheDtype(b))
+                .withInt8Activations(ModelOptions.int8Activations("moe.router.activations", settings.activations()));
         List<String> names = new ArrayList<>();
         List<ExpertSet> sets = new ArrayList<>();
         if (x.mode() == RouterSettings.Mode.remote) {

@@ -46,6 +46,7 @@ public final class Checkpoint implements AutoCloseable {
     private final Map<String, SafetensorsFile> byName;
     private final Set<String> consumed = ConcurrentHashMap.newKeySet();
     private final QuantizationConfig quantization;
+    private volatile boolean int8Activations;
 
     private Checkpoint(Path directory, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName,
                        QuantizationConfig quantization) {
@@ -192,6 +193,20 @@ public final class Checkpoint implements AutoCloseable {
         }
         consumed.add(name);
         return t;
+    }
+
+    /**
+     * From now on, int8 and int4 matrices that {@link #matrix} reads are repacked for products with int8 activations
+     * ({@code PanelKernel}: llama.cpp's numerics, not the dequantized weights' bits), where their layout allows.
+     * Off by default.
+     */
+    public void useInt8Activations(boolean on) {
+        this.int8Activations = on;
+    }
+
+    /** Whether {@link #useInt8Activations} is on. */
+    public boolean int8Activations() {
+        return int8Activations;
     }
 
     /** What config.json's quantization_config says ({@link QuantizationConfig#NONE} without one). */

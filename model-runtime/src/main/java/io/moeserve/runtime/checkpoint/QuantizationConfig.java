@@ -66,9 +66,18 @@ public final class QuantizationConfig {
 
     /**
      * One scheme: the storage format, bits per weight, symmetric or with zero points, and the scale block shape
-     * ({@code blockRows}/{@code blockCols} of 0 mean "all rows"/"all columns": a channel or whole-tensor scale).
+     * ({@code blockRows}/{@code blockCols} of 0 mean "all rows"/"all columns": a channel or whole-tensor scale);
+     * {@code int8Activations} when the group declares dynamic symmetric int8 input activations (compressed-tensors'
+     * {@code input_activations}), which the runtime honours as {@code Checkpoint.useInt8Activations} does, for
+     * these matrices.
      */
-    public record Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description) {
+    public record Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description,
+                         boolean int8Activations) {
+        /** A weights-only scheme (activations stay float32). */
+        public Scheme(Format format, int bits, boolean symmetric, int blockRows, int blockCols, String description) {
+            this(format, bits, symmetric, blockRows, blockCols, description, false);
+        }
+
         /** How the codes of this scheme are stored in memory, as the kernels read them. */
         public Quantization.Scheme codes() {
             return switch (format) {
@@ -217,11 +226,36 @@ public final class QuantizationConfig {
             if (weights == null || weights.isNull()) continue; // activation-only group: weights stay in float
             String format = text(g, "format", at);
             if (format == null) format = globalFormat;
-            groups.add(new Group(targets, ctScheme(weights, format, at)));
+            Scheme scheme = ctScheme(weights, format, at);
+            if (int8Activations(g.get("input_activations"), at + ".input_activations")) {
+                scheme = new Scheme(scheme.format(), scheme.bits(), scheme.symmetric(), scheme.blockRows(), scheme.blockCols(),
+                        scheme.description() + ", int8 activations", true);
+            }
+            groups.add(new Group(targets, scheme));
         }
         List<String> ignore = strings(qc, "ignore", where);
         checkPatterns(ignore, where + ".ignore");
         return new QuantizationConfig("compressed-tensors", List.copyOf(groups), ignore);
+    }
+
+    /**
+     * Whether a group's {@code input_activations} asks for what {@code PanelKernel} computes: int, 8 bits, symmetric,
+     * dynamic (each token's scales computed when it is multiplied; ours per block of 32 columns, as llama.cpp's
+     * Q8_0, whatever strategy the group names). Float activations (FP8 W8A8) and static int8 ones (calibrated
+     * {@code input_scale}) are not applied: activations stay float32, the weights-only path these checkpoints have
+     * always taken here. Other integer activations are refused, naming the group.
+     */
+    private static boolean int8Activations(JsonNode a, String at) {
+        if (a == null || a.isNull()) return false;
+        String type = a.has("type") ? a.get("type").asText() : "int";
+        if (!type.equals("int")) return false;
+        int bits = a.has("num_bits") ? a.get("num_bits").asInt() : 8;
+        boolean symmetric = !a.has("symmetric") || a.get("symmetric").asBoolean();
+        if (bits != 8 || !symmetric) {
+            throw new CheckpointException(at + ": int" + bits + (symmetric ? "" : " asymmetric") + " activations are not supported"
+                    + " (supported: int8, symmetric, dynamic, computed per block of 32 columns as llama.cpp's Q8_0; or float)");
+        }
+        return a.has("dynamic") && a.get("dynamic").asBoolean();
     }
 
     private static Scheme ctScheme(JsonNode w, String format, String where) {

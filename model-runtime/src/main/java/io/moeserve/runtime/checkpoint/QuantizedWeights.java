@@ -1,6 +1,7 @@
 package io.moeserve.runtime.checkpoint;
 
 import io.moeserve.runtime.checkpoint.QuantizationConfig.Scheme;
+import io.moeserve.runtime.kernel.PanelKernel;
 import io.moeserve.runtime.tensor.DType;
 import io.moeserve.runtime.tensor.Quantization;
 import io.moeserve.runtime.tensor.Tensor;
@@ -113,12 +114,27 @@ final class QuantizedWeights {
         // Static activation scales belong to a w8a8 engine; weights-only dequantization does not read them.
         ck.find(module + ".input_scale");
         ck.find(module + ".input_zero_point");
+        WeightMatrix matrix;
         try {
-            return new WeightMatrix(name, data.data(), codes.storage(), r, c,
+            matrix = new WeightMatrix(name, data.data(), codes.storage(), r, c,
                     new Quantization(codes, scale.data(), scale.dtype(), br, bc, zeroPoints));
         } catch (IllegalArgumentException e) {
             throw new CheckpointException(module + " in " + data.file() + ": " + e.getMessage(), e);
         }
+        return ck.int8Activations() || scheme.int8Activations() ? repack(matrix) : matrix;
+    }
+
+    /**
+     * The matrix with panels for int8 activations, where its layout allows. The panels hold the same information as
+     * the codes and scales, so the mapped pages are dropped from this process's resident set ({@code unload}): the
+     * products no longer read them (the page cache keeps them; a later read faults them back in).
+     */
+    private static WeightMatrix repack(WeightMatrix matrix) {
+        WeightMatrix panels = PanelKernel.repack(matrix);
+        if (panels == matrix) return matrix;
+        if (matrix.data().isMapped()) matrix.data().unload();
+        if (matrix.quantization().scales().isMapped()) matrix.quantization().scales().unload();
+        return panels;
     }
 
     /** See {@link Checkpoint#mxfp4Matrix}. */

@@ -43,9 +43,13 @@ public record ExpertWeights(WeightMatrix gate, WeightMatrix up, WeightMatrix gat
                 : clamped(f.apply(gateUp), f.apply(down), clamped);
     }
 
-    /** Pages the matrices (codes, scales, zero points) into memory when they are mapped from a file (a no-op for heap or native memory). */
+    /**
+     * Pages the matrices (codes, scales, zero points) into memory when they are mapped from a file (a no-op for heap or
+     * native memory, and for matrices with panels, whose products never read the mapped codes).
+     */
     public void prefault() {
         for (WeightMatrix m : matrices()) {
+            if (m.panels() != null) continue;
             if (m.data().isMapped()) m.data().load();
             if (m.isQuantized()) {
                 if (m.quantization().scales().isMapped()) m.quantization().scales().load();

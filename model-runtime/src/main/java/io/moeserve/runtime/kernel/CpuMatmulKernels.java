@@ -136,6 +136,32 @@ public final class CpuMatmulKernels implements MatmulKernels {
         }
     }
 
+    /**
+     * One token's rows [rowFrom, rowTo) by the panel kernel when the matrix has panels (its input quantized into
+     * {@code a} unless a already holds it), else by {@link #matvec}.
+     */
+    private static void product(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo,
+                                Int8Activations a) {
+        if (w.panels() == null) {
+            matvec(w, x, xOffset, y, yOffset, rowFrom, rowTo);
+            return;
+        }
+        a.quantize(x, xOffset, w.cols());
+        PanelKernel.matvec(w, a, y, yOffset, rowFrom, rowTo);
+    }
+
+    /** Rows per unit of a row split: whole panels when either matrix has them (up may be null). */
+    private static int unitRows(WeightMatrix w, WeightMatrix up) {
+        return w.panels() != null || (up != null && up.panels() != null) ? PanelKernel.HEIGHT : GemmKernel.ROWS;
+    }
+
+    private static Int8Activations activations(Int8Activations[] perSlot, int slot) {
+        Int8Activations a = perSlot[slot];
+        if (a == null) perSlot[slot] = a = new Int8Activations();
+        a.forget();
+        return a;
+    }
+
     /** Whether pool threads may read the matrix: its codes, and its scales and zero points if it has them. */
     private static boolean shareable(WeightMatrix w) {
         if (!w.data().isAccessibleBy(FOREIGN_THREAD)) return false;
@@ -155,6 +181,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
     private final class Call implements RangeTask {
         private final GemmKernel.Scratch[] scratch;
         private final float[][] smallBatchScratch;
+        private final Int8Activations[] activations;
         private WeightMatrix weights;
         private int rows;
         private int cols;
@@ -166,6 +193,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
         private boolean splitRows;
         private int units;
         private int slots;
+        private int unitRows;
         // The fused SwiGLU's up projection and its output, or null for a plain product.
         private WeightMatrix up;
         private float[] upY;
@@ -174,6 +202,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
         Call(int slots) {
             this.scratch = new GemmKernel.Scratch[slots];
             this.smallBatchScratch = new float[slots][];
+            this.activations = new Int8Activations[slots];
         }
 
         void execute(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int n, boolean mayFork) {
@@ -185,7 +214,8 @@ public final class CpuMatmulKernels implements MatmulKernels {
             this.y = y;
             this.yOffset = yOffset;
             this.n = n;
-            int rowGroups = (rows + GemmKernel.ROWS - 1) / GemmKernel.ROWS;
+            unitRows = unitRows(w, up);
+            int rowGroups = (rows + unitRows - 1) / unitRows;
             int tokenGroups = (n + GemmKernel.TOKENS - 1) / GemmKernel.TOKENS;
             boolean big = n == 1
                     ? w.byteSize() >= PARALLEL_MIN_BYTES
@@ -229,19 +259,27 @@ public final class CpuMatmulKernels implements MatmulKernels {
             int end = (int) ((long) units * (slot + 1) / slots);
             int rowFrom = 0, rowTo = rows, tokenFrom = 0, tokenTo = n;
             if (splitRows) {
-                rowFrom = first * GemmKernel.ROWS;
-                rowTo = Math.min(rows, end * GemmKernel.ROWS);
+                rowFrom = first * unitRows;
+                rowTo = Math.min(rows, end * unitRows);
             } else {
                 tokenFrom = first * GemmKernel.TOKENS;
                 tokenTo = Math.min(n, end * GemmKernel.TOKENS);
             }
             if (rowFrom >= rowTo || tokenFrom >= tokenTo) return;
             if (n == 1) {
-                CpuMatmulKernels.matvec(weights, x, xOffset, y, yOffset, rowFrom, rowTo);
+                Int8Activations a = activations(activations, slot);
+                product(weights, x, xOffset, y, yOffset, rowFrom, rowTo, a);
                 if (up != null) {
-                    CpuMatmulKernels.matvec(up, x, xOffset, upY, upYOffset, rowFrom, rowTo);
+                    product(up, x, xOffset, upY, upYOffset, rowFrom, rowTo, a);
                     VectorOps.swiglu(y, yOffset + rowFrom, upY, upYOffset + rowFrom, rowTo - rowFrom);
                 }
+                a.forget();
+                return;
+            }
+            if (weights.panels() != null) {
+                Int8Activations a = activations(activations, slot);
+                PanelKernel.multiply(weights, x, xOffset, y, yOffset, rowFrom, rowTo, tokenFrom, tokenTo, a);
+                a.forget();
                 return;
             }
             // Quantized layouts without a small-batch kernel go to the packed GEMM, which dequantizes each row once
@@ -268,6 +306,8 @@ public final class CpuMatmulKernels implements MatmulKernels {
 
     /** A {@link MatvecBatch} in flight. */
     private final class BatchCall implements RangeTask {
+        // Grown to the slots of the first call that needs them, then kept.
+        private Int8Activations[] activations = new Int8Activations[0];
         private MatvecBatch batch;
         private int slots;
 
@@ -280,6 +320,7 @@ public final class CpuMatmulKernels implements MatmulKernels {
             }
             this.batch = b;
             this.slots = bytes >= PARALLEL_MIN_BYTES && shareable ? parallel.threads() : 1;
+            if (activations.length < slots) activations = new Int8Activations[slots];
             try {
                 if (slots == 1) runSlot(0);
                 else parallel.forRange(slots, this);
@@ -295,17 +336,22 @@ public final class CpuMatmulKernels implements MatmulKernels {
 
         private void runSlot(int slot) {
             MatvecBatch b = batch;
+            // Products of one input (a token's experts) quantize it once.
+            Int8Activations a = activations(activations, slot);
             for (int i = 0; i < b.size; i++) {
                 WeightMatrix w = b.weights[i];
-                int rowFrom = (int) ((long) w.rows() * slot / slots);
-                int rowTo = (int) ((long) w.rows() * (slot + 1) / slots);
-                if (rowFrom >= rowTo) continue;
-                matvec(w, b.xs[i], b.xOffsets[i], b.ys[i], b.yOffsets[i], rowFrom, rowTo);
                 WeightMatrix up = b.ups[i];
+                int unit = unitRows(w, up);
+                int units = (w.rows() + unit - 1) / unit;
+                int rowFrom = (int) ((long) units * slot / slots) * unit;
+                int rowTo = Math.min(w.rows(), (int) ((long) units * (slot + 1) / slots) * unit);
+                if (rowFrom >= rowTo) continue;
+                product(w, b.xs[i], b.xOffsets[i], b.ys[i], b.yOffsets[i], rowFrom, rowTo, a);
                 if (up == null) continue;
-                matvec(up, b.xs[i], b.xOffsets[i], b.scratches[i], b.scratchOffsets[i], rowFrom, rowTo);
+                product(up, b.xs[i], b.xOffsets[i], b.scratches[i], b.scratchOffsets[i], rowFrom, rowTo, a);
                 VectorOps.swiglu(b.ys[i], b.yOffsets[i] + rowFrom, b.scratches[i], b.scratchOffsets[i] + rowFrom, rowTo - rowFrom);
             }
+            a.forget();
         }
     }
 }

@@ -149,6 +149,7 @@ public final class MoeModel implements AutoCloseable {
     public static MoeModel load(Path dir, ModelOptions options) {
         ModelConfig config = ConfigParser.load(dir);
         Checkpoint checkpoint = Checkpoint.open(dir);
+        checkpoint.useInt8Activations(options.int8Activations());
         try {
             return new MoeModel(config, checkpoint, options);
         } catch (RuntimeException e) {

@@ -25,6 +25,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -380,6 +381,36 @@ public final class CheckpointQuantizer {
         if (o.lmHead() == TargetFormat.KEEP) q.putArray("ignore").add("lm_head");
         else q.putArray("ignore");
         return q;
+    }
+
+    /**
+     * Declares int8 activations in the compressed-tensors {@code quantization_config} of the checkpoint in {@code dir}
+     * (as {@code moe quantize --input-activations int8} writes it): every config group of integer weights gets
+     * {@code input_activations} of 8 bits, int, symmetric, dynamic, in groups of 32 columns, which the runtime reads
+     * as int8 activations for the matrices the group targets. Returns how many groups it marked.
+     */
+    public static int declareInt8Activations(Path dir) throws IOException {
+        Path file = dir.resolve("config.json");
+        ObjectNode config = (ObjectNode) MAPPER.readTree(file.toFile());
+        JsonNode q = config.get("quantization_config");
+        if (q == null || !"compressed-tensors".equals(q.path("quant_method").asText())) {
+            throw new IllegalArgumentException(file + " has no compressed-tensors quantization_config to declare int8 activations in");
+        }
+        int marked = 0;
+        for (Iterator<Map.Entry<String, JsonNode>> it = q.path("config_groups").fields(); it.hasNext(); ) {
+            ObjectNode g = (ObjectNode) it.next().getValue();
+            if (!"int".equals(g.path("weights").path("type").asText())) continue;
+            ObjectNode a = g.putObject("input_activations");
+            a.put("num_bits", 8);
+            a.put("type", "int");
+            a.put("symmetric", true);
+            a.put("dynamic", true);
+            a.put("strategy", "group");
+            a.put("group_size", 32);
+            marked++;
+        }
+        MAPPER.writeValue(file.toFile(), config);
+        return marked;
     }
 
     /** A config group's weight arguments and format for {@code f}. */

@@ -9,11 +9,15 @@ import java.lang.foreign.MemorySegment;
  * storage dtype).
  *
  * @param quantization how to turn the stored codes into weights, or null for a float dtype
+ * @param panels       the codes repacked for products with int8 activations ({@link RowPanels}), or null: then the
+ *                     kernels dequantize every weight exactly. Set only when a model is loaded with int8 activations
  */
-public record WeightMatrix(String name, MemorySegment data, DType dtype, int rows, int cols, Quantization quantization) {
+public record WeightMatrix(String name, MemorySegment data, DType dtype, int rows, int cols, Quantization quantization,
+                           RowPanels panels) {
 
     public WeightMatrix {
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException(name + ": empty matrix " + rows + "x" + cols);
+        if (panels != null && quantization == null) throw new IllegalArgumentException(name + ": float weights have no panels");
         if (quantization == null) {
             if (!dtype.isFloat()) throw new IllegalArgumentException(name + ": " + dtype + " weights need scales");
             if (data.byteSize() != (long) rows * cols * dtype.byteSize()) {
@@ -49,7 +53,18 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
 
     /** A matrix of a float dtype. */
     public WeightMatrix(String name, MemorySegment data, DType dtype, int rows, int cols) {
-        this(name, data, dtype, rows, cols, null);
+        this(name, data, dtype, rows, cols, null, null);
+    }
+
+    /** A matrix without panels: products dequantize its weights exactly. */
+    public WeightMatrix(String name, MemorySegment data, DType dtype, int rows, int cols, Quantization quantization) {
+        this(name, data, dtype, rows, cols, quantization, null);
+    }
+
+    /** This matrix with its codes also repacked as {@code rowPanels} (products then use int8 activations). */
+    public WeightMatrix withPanels(RowPanels rowPanels) {
+        if (quantization == null) throw new IllegalArgumentException(name + ": float weights have no panels");
+        return new WeightMatrix(name, data, dtype, rows, cols, quantization, rowPanels);
     }
 
     /** Whether the weights are quantized codes (as opposed to a float dtype read directly). */
@@ -85,7 +100,7 @@ public record WeightMatrix(String name, MemorySegment data, DType dtype, int row
     /**
      * Rows [from, from + count) as a matrix of their own (a view, no copy). A quantized matrix can be cut only at a
      * boundary of its scale blocks (and of its packed zero points), where the slice's blocks are whole blocks of
-     * the original.
+     * the original. The slice has no panels: its products dequantize exactly.
      */
     public WeightMatrix rowSlice(String sliceName, int from, int count) {
         long rowBytes = rowBytes();

@@ -34,9 +34,10 @@ class PartitionedExpertExecutorTest {
         final List<Checkpoint> checkpoints = new ArrayList<>();
         int calls;
 
-        InProcessGroups(Path dir, ModelConfig config, List<ExpertSet> sets, int maxTokens) {
+        InProcessGroups(Path dir, ModelConfig config, List<ExpertSet> sets, int maxTokens, boolean int8Activations) {
             for (ExpertSet s : sets) {
                 Checkpoint ck = Checkpoint.open(dir);
+                ck.useInt8Activations(int8Activations);
                 checkpoints.add(ck);
                 CheckpointExpertStore store = ExpertLoader.loadHosted(config, ck, s);
                 groups.add(new LocalExpertExecutor(store, new CpuMatmulKernels(Parallel.shared()), maxTokens, config.moe().topK()));
@@ -94,6 +95,16 @@ class PartitionedExpertExecutorTest {
         compareSplitWithOneProcess(Architecture.MIXTRAL, dir, false);
     }
 
+    /** With int8 activations on in the router and in each group: the groups' panels compute the local panels' bits. */
+    @org.junit.jupiter.api.Test
+    void int8ActivationsSplitOverTwoGroupsComputeWhatOneProcessComputes(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        Path dir = tmp.resolve("int4");
+        io.moeserve.runtime.quantize.CheckpointQuantizer.quantize(TinyModels.bf16Checkpoint(Architecture.MIXTRAL), dir,
+                new io.moeserve.runtime.quantize.CheckpointQuantizer.Options(io.moeserve.runtime.quantize.TargetFormat.INT4,
+                        io.moeserve.runtime.quantize.TargetFormat.INT8, 32, false));
+        compareSplitWithOneProcess(Architecture.MIXTRAL, dir, false, true);
+    }
+
     @org.junit.jupiter.api.Test
     void mxfp4ExpertsSplitOverTwoGroupsComputeWhatOneProcessComputes() {
         compareSplitWithOneProcess(Architecture.GPT_OSS, TinyModels.mxfp4Checkpoint(), false);
@@ -122,17 +133,22 @@ class PartitionedExpertExecutorTest {
     }
 
     private void compareSplitWithOneProcess(Architecture arch, Path dir, boolean shared) {
+        compareSplitWithOneProcess(arch, dir, shared, false);
+    }
+
+    private void compareSplitWithOneProcess(Architecture arch, Path dir, boolean shared, boolean int8Activations) {
         int[] expected = new int[10];
         int[] actual = new int[10];
         float[] expectedLogits;
-        try (MoeModel local = MoeModel.load(dir, TinyModels.options(64))) {
+        try (MoeModel local = MoeModel.load(dir, TinyModels.options(64).withInt8Activations(int8Activations))) {
+            if (int8Activations) assertTrue(local.experts().expert(0, 0).gate().panels() != null, "no panels");
             expectedLogits = run(local, expected);
         }
         ModelConfig config = ConfigParser.load(dir);
         InProcessGroups[] holder = new InProcessGroups[1];
-        ModelOptions options = TinyModels.options(64).withExecutor(ExpertSelection.NONE, store -> {
+        ModelOptions options = TinyModels.options(64).withInt8Activations(int8Activations).withExecutor(ExpertSelection.NONE, store -> {
             List<ExpertSet> sets = shared ? overlapping(config) : halves(config);
-            holder[0] = new InProcessGroups(dir, config, sets, 64);
+            holder[0] = new InProcessGroups(dir, config, sets, 64, int8Activations);
             return new PartitionedExpertExecutor(config, sets, List.of("a", "b"), holder[0], 64);
         });
         float[] actualLogits;
@@ -201,7 +217,7 @@ class PartitionedExpertExecutorTest {
             all.computeExperts(0, 0, n, k, x, keptExperts, keptWeights, expected);
         }
         java.util.Arrays.fill(expected, 2 * h, 3 * h, 0f); // every expert of token 2 masked: zero routed output
-        InProcessGroups groups = new InProcessGroups(dir, config, sets, 16);
+        InProcessGroups groups = new InProcessGroups(dir, config, sets, 16, false);
         try {
             PartitionedExpertExecutor p = new PartitionedExpertExecutor(config, sets, List.of("a", "b"), groupBDown(groups), 16,
                     (layer, group, row, pairs) -> masked.add(new int[] {layer, group, row, pairs}));
@@ -240,7 +256,7 @@ class PartitionedExpertExecutorTest {
         Path dir = TinyModels.checkpoint(Architecture.MIXTRAL);
         ModelConfig config = ConfigParser.load(dir);
         List<ExpertSet> sets = List.of(ExpertSet.parse("*"), ExpertSet.parse("*"));
-        InProcessGroups groups = new InProcessGroups(dir, config, sets, 64);
+        InProcessGroups groups = new InProcessGroups(dir, config, sets, 64, false);
         int[] perGroupPairs = new int[2];
         List<String> split = new ArrayList<>();
         ExpertBatchDispatcher counting = (step, layer, batches) -> {

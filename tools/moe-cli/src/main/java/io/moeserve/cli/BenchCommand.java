@@ -65,6 +65,10 @@ final class BenchCommand implements Callable<Integer> {
             ModelConfig c = model.config();
             int threads = model.options().parallel().threads();
             System.out.printf("model %s (%s), %d threads, %s%n", dir, c.architecture().hfClassName(), threads, cpuName());
+            // With --activations int8 the panels are anonymous memory and the checkpoint's codes are unloaded.
+            System.out.printf("activations %s; resident after load %.2f GiB (anonymous %.2f GiB, checkpoint pages %.2f GiB)%n",
+                    model.options().int8Activations() ? "int8" : "float", statusBytes("VmRSS:") / (double) (1L << 30),
+                    statusBytes("RssAnon:") / (double) (1L << 30), mappedPages(dir)[0] / (double) (1L << 30));
             double bandwidth = MemoryBandwidth.measureReadBandwidth(model.options().parallel(), 1L << 30) * 1e9;
             long bytesPerToken = activeWeightBytes(model);
             System.out.printf("read bandwidth %.1f GB/s; weights read per decoded token (batch 1) %.1f MB -> ceiling %.1f tokens/s%n",
@@ -189,9 +193,14 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     static long peakRssBytes() {
+        return statusBytes("VmHWM:");
+    }
+
+    /** A size line of /proc/self/status ({@code VmRSS:}, {@code RssAnon:}...) in bytes; -1 where there is none. */
+    static long statusBytes(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
             }
         } catch (IOException | NumberFormatException e) {
             return -1;

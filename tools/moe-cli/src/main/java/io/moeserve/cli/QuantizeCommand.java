@@ -2,6 +2,7 @@ package io.moeserve.cli;
 
 import io.moeserve.runtime.config.ConfigParser;
 import io.moeserve.runtime.config.ModelConfig;
+import io.moeserve.runtime.model.ModelOptions;
 import io.moeserve.runtime.model.MoeModel;
 import io.moeserve.runtime.quantize.CheckpointQuantizer;
 import io.moeserve.runtime.quantize.MixedPrecision;
@@ -31,6 +32,11 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--experts", required = true, description = "routed experts: int2, int3, int4, int8, fp8, mxfp4 (gpt-oss, as the hub"
             + " ships it), keep, or mixed (a width per expert from its importance, under --average-bits)")
     String experts;
+
+    @Option(names = "--input-activations", defaultValue = "float", description = "int8: declare dynamic symmetric int8 input activations"
+            + " (compressed-tensors input_activations, groups of 32) for every integer weight group, so the checkpoint runs with"
+            + " int8 activations (llama.cpp's numerics) wherever it is loaded; float (default): weights only.")
+    String inputActivations;
 
     @Option(names = "--average-bits", description = "mixed: bits per expert weight in each MoE layer, as --budget counts them")
     Double averageBits;
@@ -83,7 +89,7 @@ final class QuantizeCommand implements Callable<Integer> {
     Path out;
 
     @Override
-    public Integer call() {
+    public Integer call() throws java.io.IOException {
         if (!format.equals("compressed-tensors") && !format.equals("fp8")) {
             throw new IllegalArgumentException("unknown format '" + format + "' (expected compressed-tensors or fp8)");
         }
@@ -106,7 +112,12 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             options = new CheckpointQuantizer.Options(e, d, h, groupSize, format.equals("fp8"));
         }
+        boolean int8 = ModelOptions.int8Activations("--input-activations", inputActivations);
+        if (int8 && (format.equals("fp8") || e == TargetFormat.MXFP4)) {
+            throw new IllegalArgumentException("--input-activations int8 is declared in compressed-tensors' config groups of integer weights");
+        }
         List<CheckpointQuantizer.Report> reports = CheckpointQuantizer.quantize(dir, out, options);
+        if (int8) System.out.printf("int8 activations declared for %d config groups%n", CheckpointQuantizer.declareInt8Activations(out));
         System.out.println("tensor\tformat\trelative RMS error\tworst row\tits relative RMS error");
         double worst = 0;
         for (CheckpointQuantizer.Report r : reports) {

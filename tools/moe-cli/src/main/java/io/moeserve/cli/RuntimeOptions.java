@@ -51,6 +51,12 @@ final class RuntimeOptions {
             + "or bf16 (half the memory, rounded to nearest even; attention reads them widened) (default: ${DEFAULT-VALUE}).")
     String kvCacheDtype;
 
+    @Option(names = "--activations", defaultValue = "float", description = "float: quantized weights are dequantized exactly "
+            + "(the default; the dequantized model's bits); int8: int8 and int4 weights (symmetric, groups of a multiple of 32 "
+            + "columns) multiply with activations quantized to int8 per block of 32 columns, llama.cpp's Q8_0 numerics, faster "
+            + "but not the same bits. Other matrices keep the exact path.")
+    String activations;
+
     /** The offloading executor's resident set, once a model was loaded with --offload-budget; else null. */
     ExpertResidency residency;
 
@@ -60,8 +66,14 @@ final class RuntimeOptions {
         CpuMatmulKernels kernels = new CpuMatmulKernels(parallel);
         ModelOptions options = new ModelOptions(stepTokens, maxContext, kernels, parallel, ExpertSelection.ALL, null)
                 .withSkipping(new ExpertSkipping(skipThreshold, skipProtectFraction)).withPrunedExperts(PrunedExperts.parse(pruneExperts))
-                .withKvCacheDtype(KvCacheDtype.parse(kvCacheDtype));
+                .withKvCacheDtype(KvCacheDtype.parse(kvCacheDtype))
+                .withInt8Activations(ModelOptions.int8Activations("--activations", activations));
         if (offloadBudget == null) return options;
+        if (options.int8Activations()) {
+            // Panels are built in memory at load for every expert, which is what offloading exists to avoid.
+            throw new IllegalArgumentException("--activations int8 repacks every expert into memory at load; it cannot be combined"
+                    + " with --offload-budget");
+        }
         long budget = bytes(offloadBudget);
         int topK = ConfigParser.load(dir).moe().topK();
         return options.withExecutor(ExpertSelection.ALL, store -> {
