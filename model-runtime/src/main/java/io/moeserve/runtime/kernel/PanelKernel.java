@@ -57,6 +57,13 @@ import jdk.incubator.vector.VectorSpecies;
  * kernel agrees with it bit for bit at every vector width, and a token's result does not depend on its batch: several
  * tokens are one-token products, one after another, over the same panels.
  *
+ * <p>Lane order. A panel's rows are not in lane order: row r &lt; H/2 is in short lane 2r, row H/2 + r in lane 2r + 1
+ * ({@link #laneOf}). Then the same bits seen as int lanes hold row i in the low half of lane i and row H/2 + i in its
+ * high half, and two shifts (low) and one (high) widen a vector of short sums into the two float halves of the panel,
+ * rows in order. The obvious widening, {@code convertShape(S2I, part)}, is what this replaces: its part 1 (the upper
+ * half) is not compiled to a vector instruction by JDK 25 at 512 bits, and with it in the int8 loop a decode step ran
+ * at 10.5 tokens/s instead of the float path's 50 (one thread, the benchmark model).
+ *
  * <p>Scales keep their dtype: BF16 and F32 as stored, F16 widened to F32 (exactly) at repacking, converted to float
  * lanes once per scale group. Matrices that cannot take panels (zero points, scale blocks of more than one row, groups
  * that are not multiples of 32 columns, columns that are not a multiple of 32, other schemes) keep the exact path.
@@ -106,7 +113,7 @@ public final class PanelKernel {
         long rowBytes = w.rowBytes();
         boolean signedBytes = q.scheme() == Scheme.INT8;
         for (int r = 0; r < rows; r++) {
-            int p = r / HEIGHT, lane = r % HEIGHT;
+            int p = r / HEIGHT, lane = laneOf(r % HEIGHT);
             long row = r * rowBytes;
             for (int b = 0; b < blocks; b++) {
                 long block = (p * (long) blocks + b) * blockBytes + lane;
@@ -122,10 +129,12 @@ public final class PanelKernel {
             for (int g = 0; g < groups; g++) {
                 long at = ((long) p * groups + g) * HEIGHT + lane;
                 if (scaleType == DType.BF16) {
-                    // The stored bits, copied: BF16 scales are kept as they are.
+                    // The stored bits, copied: BF16 scales are kept as they are, in the codes' lane order.
                     scales.set(TensorAccess.I16_LE, 2 * at, q.scales().get(TensorAccess.I16_LE, 2 * ((long) r * sc + g)));
                 } else {
-                    scales.set(TensorAccess.F32_LE, 4 * at, q.scale(r, g, sc));
+                    // F32 scales are read as two float vectors of LANES rows each: row order.
+                    long rowAt = ((long) p * groups + g) * HEIGHT + r % HEIGHT;
+                    scales.set(TensorAccess.F32_LE, 4 * rowAt, q.scale(r, g, sc));
                 }
             }
         }
@@ -203,10 +212,10 @@ public final class PanelKernel {
                     acc = acc.add(s.and((short) 15).mul(q[c + 2 * k]))
                             .add(s.lanewise(VectorOperators.ASHR, 4).mul(q[c + 2 * k + 1]));
                 }
-                acc = acc.sub((short) (8 * even[token * blocks + b]));
+                IntVector sums = acc.sub((short) (8 * even[token * blocks + b])).reinterpretAsInts();
                 float ad = d[token * blocks + b];
-                total0 = toFloats(acc, 0).fma(s0.mul(ad), total0);
-                total1 = toFloats(acc, 1).fma(s1.mul(ad), total1);
+                total0 = toFloats(low(sums)).fma(s0.mul(ad), total0);
+                total1 = toFloats(high(sums)).fma(s1.mul(ad), total1);
             }
         }
         store(total0, total1, panel, y, yOffset, end);
@@ -238,9 +247,9 @@ public final class PanelKernel {
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
                     ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(COLUMN, codes, at + (long) (j + 1) * HEIGHT, LE)
                             .convertShape(VectorOperators.B2S, SHORTS, 0);
-                    ShortVector pair = w0.mul(q[c + j]).add(w1.mul(q[c + j + 1]));
-                    sum0 = sum0.add((IntVector) pair.convertShape(VectorOperators.S2I, INTS, 0));
-                    sum1 = sum1.add((IntVector) pair.convertShape(VectorOperators.S2I, INTS, 1));
+                    IntVector pair = w0.mul(q[c + j]).add(w1.mul(q[c + j + 1])).reinterpretAsInts();
+                    sum0 = sum0.add(low(pair));
+                    sum1 = sum1.add(high(pair));
                 }
                 float ad = d[token * blocks + b];
                 total0 = toFloats(sum0).fma(s0.mul(ad), total0);
@@ -250,19 +259,36 @@ public final class PanelKernel {
         store(total0, total1, panel, y, yOffset, end);
     }
 
-    /** Half {@code part} (0: rows 0..LANES−1 of the panel, 1: the rest) of a block's short sums, as floats. */
-    private static FloatVector toFloats(ShortVector acc, int part) {
-        return (FloatVector) acc.convertShape(VectorOperators.S2I, INTS, part).convert(VectorOperators.I2F, 0);
+    /**
+     * The short lane that holds row {@code r} of a panel: rows 0..H/2−1 in the even lanes, the others in the odd ones,
+     * so that int lane i of the same bits holds row i in its low half and row H/2 + i in its high half.
+     */
+    static int laneOf(int r) {
+        return r < HEIGHT / 2 ? 2 * r : 2 * (r - HEIGHT / 2) + 1;
     }
 
-    /** Half {@code part} of a panel's scales for one group, as floats (BF16 widened by a shift, which is exact). */
+    /** Rows 0..H/2−1 of short lanes seen as ints (see {@link #laneOf}): each low half, sign-extended. */
+    private static IntVector low(IntVector pairs) {
+        return pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16);
+    }
+
+    /** Rows H/2..H−1 of short lanes seen as ints: each high half, sign-extended. */
+    private static IntVector high(IntVector pairs) {
+        return pairs.lanewise(VectorOperators.ASHR, 16);
+    }
+
+    /**
+     * Half {@code part} (0: rows 0..LANES−1 of the panel, 1: the rest) of a panel's scales for one group, as floats.
+     * BF16 scales are stored in the codes' lane order and widened by shifting or masking their halves into place
+     * (exact); F32 scales in row order.
+     */
     private static FloatVector scales(RowPanels p, long at, int part) {
         if (p.scaleType() == DType.F32) {
             return FloatVector.fromMemorySegment(FLOATS, p.scales(), 4 * (at + (long) part * LANES), LE);
         }
-        ShortVector bits = ShortVector.fromMemorySegment(SCALE_SHORTS, p.scales(), 2 * at, LE);
-        return ((IntVector) bits.convertShape(VectorOperators.S2I, INTS, part)).lanewise(VectorOperators.LSHL, 16)
-                .reinterpretAsFloats();
+        IntVector bits = ShortVector.fromMemorySegment(SCALE_SHORTS, p.scales(), 2 * at, LE).reinterpretAsInts();
+        IntVector floatBits = part == 0 ? bits.lanewise(VectorOperators.LSHL, 16) : bits.and(0xffff0000);
+        return floatBits.reinterpretAsFloats();
     }
 
     private static void store(FloatVector total0, FloatVector total1, int panel, float[] y, int yOffset, int end) {
