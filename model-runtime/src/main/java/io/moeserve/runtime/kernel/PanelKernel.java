@@ -151,8 +151,9 @@ public final class PanelKernel {
      * into {@code a}. Panel by panel, so that a panel's codes stay in cache while every token uses them, each token
      * by the one-token loop, so each token gets the one-token product's bits. (A tile of 4 tokens sharing each
      * unpacked column, 8 float and 4 short accumulators, measured 3x slower for int4 and 11x for int8 than these
-     * one-token passes on JDK 25, 2816x1024, 64 tokens: C2 compiled it badly.) rowFrom is a multiple of
-     * {@link #HEIGHT}.
+     * one-token passes on JDK 25, 2816x1024, 64 tokens: C2 compiled it badly. With the lane order above, the
+     * int4 tile still prefilled 512 tokens of the benchmark model at 62–78 tokens/s against these passes' 114–116,
+     * three interleaved rounds on a quiet VM, 2026-12-08.) rowFrom is a multiple of {@link #HEIGHT}.
      */
     static void multiply(WeightMatrix w, float[] x, int xOffset, float[] y, int yOffset, int rowFrom, int rowTo,
                          int tokenFrom, int tokenTo, Int8Activations a) {
