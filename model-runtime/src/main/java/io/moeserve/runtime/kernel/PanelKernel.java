@@ -76,7 +76,6 @@ public final class PanelKernel {
     public static final int HEIGHT = SHORTS.length();
     /** One column of a panel: HEIGHT bytes. */
     private static final VectorSpecies<Byte> COLUMN = VectorSpecies.of(byte.class, VectorShape.forBitSize(HEIGHT * 8));
-    private static final VectorSpecies<Short> SCALE_SHORTS = SHORTS;
     private static final int BLOCK = RowPanels.BLOCK;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
@@ -287,7 +286,7 @@ public final class PanelKernel {
         if (p.scaleType() == DType.F32) {
             return FloatVector.fromMemorySegment(FLOATS, p.scales(), 4 * (at + (long) part * LANES), LE);
         }
-        IntVector bits = ShortVector.fromMemorySegment(SCALE_SHORTS, p.scales(), 2 * at, LE).reinterpretAsInts();
+        IntVector bits = ShortVector.fromMemorySegment(SHORTS, p.scales(), 2 * at, LE).reinterpretAsInts();
         IntVector floatBits = part == 0 ? bits.lanewise(VectorOperators.LSHL, 16) : bits.and(0xffff0000);
         return floatBits.reinterpretAsFloats();
     }

@@ -57,14 +57,16 @@ public final class Simd {
      * mapped weights: sign-extend to ints, shift left 16, reinterpret (the KV cache's BF16 keys and values).
      */
     public static FloatVector bf16(short[] a, int offset) {
-        return ((IntVector) ShortVector.fromArray(HALVES, a, offset).convertShape(VectorOperators.S2I, INTS, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+        return widen(ShortVector.fromArray(HALVES, a, offset));
     }
 
     /** {@link #bf16(short[], int)} of the lanes of {@code m} (a mask of {@link #HALVES}), zeros in the others. */
     public static FloatVector bf16(short[] a, int offset, VectorMask<Short> m) {
-        return ((IntVector) ShortVector.fromArray(HALVES, a, offset, m).convertShape(VectorOperators.S2I, INTS, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+        return widen(ShortVector.fromArray(HALVES, a, offset, m));
+    }
+
+    private static FloatVector widen(ShortVector bf16) {
+        return ((IntVector) bf16.convertShape(VectorOperators.S2I, INTS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     /**
